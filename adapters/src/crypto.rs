@@ -1,0 +1,164 @@
+//! Password hashing (argon2id) and secrets at rest (AES-256-GCM).
+
+use aes_gcm::aead::{Aead, KeyInit, OsRng};
+use aes_gcm::{AeadCore, Aes256Gcm, Key, Nonce};
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use domain::security::{PasswordHasher, SecretBox};
+use domain::{DomainError, DomainResult};
+use rand::Rng as _;
+use rand::distributions::Alphanumeric;
+use secrecy::{ExposeSecret, SecretSlice};
+use sha2::{Digest, Sha256};
+
+/// argon2id with the crate's recommended parameters.
+pub struct Argon2Hasher {
+    dummy_hash: String,
+}
+
+impl Argon2Hasher {
+    /// # Errors
+    /// When the hasher cannot hash (it can always, but the API says it may fail).
+    pub fn new() -> anyhow::Result<Self> {
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy_hash = Argon2::default()
+            .hash_password(b"linkyard-dummy-password", &salt)
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
+            .to_string();
+        Ok(Self { dummy_hash })
+    }
+}
+
+impl PasswordHasher for Argon2Hasher {
+    fn hash(&self, password: &str) -> DomainResult<String> {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| DomainError::Unknown(anyhow::anyhow!("argon2: {e}")))
+    }
+
+    fn verify(&self, password: &str, hash: &str) -> bool {
+        PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    }
+
+    fn verify_dummy(&self, password: &str) {
+        let _ = self.verify(password, &self.dummy_hash);
+    }
+}
+
+/// The version tag in front of every sealed value, so the scheme can change later.
+const SEALED_PREFIX: &str = "v1:";
+
+/// AES-256-GCM with a random 96-bit nonce per value: `v1:` + base64(nonce || ciphertext).
+pub struct AesGcmSecretBox {
+    key: SecretSlice<u8>,
+}
+
+impl AesGcmSecretBox {
+    /// # Errors
+    /// When the key is not 32 bytes.
+    pub fn new(key: Vec<u8>) -> anyhow::Result<Self> {
+        anyhow::ensure!(key.len() == 32, "LINKYARD_SECRET_KEY must be 32 bytes (base64 or hex)");
+        Ok(Self { key: key.into() })
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.key.expose_secret()))
+    }
+}
+
+impl SecretBox for AesGcmSecretBox {
+    fn seal(&self, plaintext: &[u8]) -> DomainResult<String> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ct = self
+            .cipher()
+            .encrypt(&nonce, plaintext)
+            .map_err(|_| DomainError::Unknown(anyhow::anyhow!("encryption failed")))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&ct);
+        Ok(format!("{SEALED_PREFIX}{}", STANDARD.encode(out)))
+    }
+
+    fn open(&self, sealed: &str) -> DomainResult<Vec<u8>> {
+        let corrupt = || DomainError::Unknown(anyhow::anyhow!("sealed secret is corrupt or under another key"));
+        let raw = sealed.strip_prefix(SEALED_PREFIX).ok_or_else(corrupt)?;
+        let bytes = STANDARD.decode(raw).map_err(|_| corrupt())?;
+        if bytes.len() < 12 {
+            return Err(corrupt());
+        }
+        let (nonce, ct) = bytes.split_at(12);
+        self.cipher().decrypt(Nonce::from_slice(nonce), ct).map_err(|_| corrupt())
+    }
+
+    fn random_secret(&self, len: usize) -> String {
+        OsRng.sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    }
+
+    fn digest(&self, key: &str) -> String {
+        hex::encode(Sha256::digest(key.as_bytes()))
+    }
+}
+
+/// Reads a 32-byte key written as base64 or hex.
+///
+/// # Errors
+/// When the text is neither, or not 32 bytes.
+pub fn parse_key(text: &str) -> anyhow::Result<Vec<u8>> {
+    let text = text.trim();
+    let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        hex::decode(text)?
+    } else {
+        STANDARD.decode(text).map_err(|_| anyhow::anyhow!("key is neither base64 nor hex"))?
+    };
+    anyhow::ensure!(bytes.len() == 32, "key must be 32 bytes, got {}", bytes.len());
+    Ok(bytes)
+}
+
+/// A fresh random 32-byte key, base64.
+pub fn generate_key() -> String {
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill(&mut key);
+    STANDARD.encode(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_round_trips_and_differs_each_time() {
+        let b = AesGcmSecretBox::new(parse_key(&generate_key()).expect("key")).expect("box");
+        let a1 = b.seal(b"top secret").expect("seal");
+        let a2 = b.seal(b"top secret").expect("seal");
+        assert_ne!(a1, a2);
+        assert!(!a1.contains("top secret"));
+        assert_eq!(b.open(&a1).expect("open"), b"top secret");
+    }
+
+    #[test]
+    fn another_key_cannot_open() {
+        let b1 = AesGcmSecretBox::new(parse_key(&generate_key()).expect("key")).expect("box");
+        let b2 = AesGcmSecretBox::new(parse_key(&generate_key()).expect("key")).expect("box");
+        let sealed = b1.seal(b"x").expect("seal");
+        assert!(b2.open(&sealed).is_err());
+        assert!(b1.open("v1:AAAA").is_err());
+    }
+
+    #[test]
+    fn passwords_verify() {
+        let h = Argon2Hasher::new().expect("hasher");
+        let hash = h.hash("correct horse battery").expect("hash");
+        assert!(h.verify("correct horse battery", &hash));
+        assert!(!h.verify("wrong horse battery", &hash));
+        assert!(!h.verify("x", "not a hash"));
+    }
+
+    #[test]
+    fn keys_parse_from_hex_or_base64() {
+        assert_eq!(parse_key(&"ab".repeat(32)).map(|k| k.len()).ok(), Some(32));
+        assert!(parse_key("short").is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Database access: connection, migrations, and the repositories implementing domain ports.
+//! Entities are private to this module; repositories return domain types.
+
+mod entities;
+mod page;
+pub mod repos;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use std::time::Duration;
+
+pub use sea_orm::DatabaseConnection as Db;
+
+/// Connects to `url` (SQLite or PostgreSQL). For a SQLite file the parent directory is
+/// created first.
+///
+/// # Errors
+/// When the directory cannot be created or the database cannot be reached.
+pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let dir = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()).filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(if url.starts_with("sqlite") { 8 } else { 20 })
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    Database::connect(opts).await.context("connecting to the database")
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Applies every pending migration.
+///
+/// # Errors
+/// When a migration fails.
+pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
+    Migrator::up(db, None).await.context("applying migrations")
+}
+
+/// Checks that the database answers.
+///
+/// # Errors
+/// When it does not.
+pub async fn ping(db: &DatabaseConnection) -> Result<(), DbErr> {
+    db.execute_unprepared("SELECT 1").await.map(|_| ())
+}
+
+/// Maps a storage error: unique violations become `Duplicate(what)`, the rest `Unknown`.
+pub(crate) fn map_err(what: &str) -> impl Fn(DbErr) -> domain::DomainError + '_ {
+    move |e| match e.sql_err() {
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => domain::DomainError::Duplicate(what.to_owned()),
+        _ => domain::DomainError::Unknown(anyhow::Error::new(e)),
+    }
+}
+
+/// Wraps any storage error as `Unknown`.
+pub(crate) fn unknown(e: DbErr) -> domain::DomainError {
+    domain::DomainError::Unknown(anyhow::Error::new(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn finds_sqlite_file_paths() {
+        assert_eq!(sqlite_path("sqlite://./data/linkyard.db?mode=rwc"), Some("./data/linkyard.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://localhost/x"), None);
+    }
+}

@@ -1,0 +1,243 @@
+use crate::db::entities::{devices as d, readings as r};
+use crate::db::page::{fetch_page, try_map};
+use crate::db::{map_err, unknown};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceRepo, DeviceStatus, NewReading, Reading, UpsertDevice};
+use domain::ids::{DeviceId, HomeId, IntegrationId, ReadingId, RoomId, TenantId};
+use domain::{DomainError, DomainResult, Page, PageRequest};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    TransactionTrait,
+};
+use serde_json::{Map, Value, json};
+
+/// Devices and readings in SQL.
+#[derive(Clone)]
+pub struct SqlDeviceRepo {
+    db: DatabaseConnection,
+}
+
+impl SqlDeviceRepo {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    async fn row(&self, tenant: TenantId, id: DeviceId) -> DomainResult<d::Model> {
+        scoped(tenant)
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .ok_or(DomainError::NotFound("device"))
+    }
+}
+
+fn scoped(tenant: TenantId) -> Select<d::Entity> {
+    d::Entity::find().filter(d::Column::TenantId.eq(tenant.as_uuid()))
+}
+
+fn search_text(name: &str, external_id: &str) -> String {
+    let mut s = format!("{} {}", name.to_lowercase(), external_id.to_lowercase());
+    s.truncate(s.char_indices().nth(400).map_or(s.len(), |(i, _)| i));
+    s
+}
+
+fn to_domain(m: d::Model) -> DomainResult<Device> {
+    Ok(Device {
+        id: DeviceId::from_uuid(m.id),
+        tenant_id: TenantId::from_uuid(m.tenant_id),
+        integration_id: IntegrationId::from_uuid(m.integration_id),
+        external_id: m.external_id,
+        kind: DeviceKind::parse(&m.kind).map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored kind: {e}")))?,
+        name: m.name,
+        home_id: m.home_id.map(HomeId::from_uuid),
+        room_id: m.room_id.map(RoomId::from_uuid),
+        online: m.online,
+        online_changed_at: m.online_changed_at,
+        battery: m.battery,
+        signal: m.signal,
+        last_seen_at: m.last_seen_at,
+        attributes: m.attributes,
+        latest: m.latest,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+#[async_trait]
+impl DeviceRepo for SqlDeviceRepo {
+    async fn upsert(&self, tenant: TenantId, input: UpsertDevice) -> DomainResult<(Device, bool)> {
+        let now = Utc::now();
+        let existing = scoped(tenant)
+            .filter(d::Column::IntegrationId.eq(input.integration_id.as_uuid()))
+            .filter(d::Column::ExternalId.eq(input.external_id.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?;
+        if let Some(row) = existing {
+            let mut am: d::ActiveModel = row.into();
+            am.kind = Set(input.kind.as_str().to_owned());
+            am.search_text = Set(search_text(&input.name, input.external_id.as_str()));
+            am.name = Set(input.name);
+            am.home_id = Set(input.home_id.map(|h| h.as_uuid()));
+            am.room_id = Set(input.room_id.map(|r| r.as_uuid()));
+            am.attributes = Set(input.attributes);
+            am.updated_at = Set(now);
+            return Ok((to_domain(am.update(&self.db).await.map_err(unknown)?)?, false));
+        }
+        let row = d::ActiveModel {
+            id: Set(DeviceId::new().as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            integration_id: Set(input.integration_id.as_uuid()),
+            external_id: Set(input.external_id.as_str().to_owned()),
+            kind: Set(input.kind.as_str().to_owned()),
+            search_text: Set(search_text(&input.name, input.external_id.as_str())),
+            name: Set(input.name.clone()),
+            home_id: Set(input.home_id.map(|h| h.as_uuid())),
+            room_id: Set(input.room_id.map(|r| r.as_uuid())),
+            online: Set(None),
+            online_changed_at: Set(None),
+            battery: Set(None),
+            signal: Set(None),
+            last_seen_at: Set(None),
+            attributes: Set(input.attributes.clone()),
+            latest: Set(json!({})),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        match row.insert(&self.db).await {
+            Ok(m) => Ok((to_domain(m)?, true)),
+            // Created concurrently by another request: update that one instead.
+            Err(e) if is_unique_violation(&e) => Box::pin(self.upsert(tenant, input)).await,
+            Err(e) => Err(map_err("device")(e)),
+        }
+    }
+
+    async fn get(&self, tenant: TenantId, id: DeviceId) -> DomainResult<Option<Device>> {
+        scoped(tenant).filter(d::Column::Id.eq(id.as_uuid())).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+    }
+
+    async fn find_by_external(&self, tenant: TenantId, integration: IntegrationId, external_id: &str) -> DomainResult<Option<Device>> {
+        scoped(tenant)
+            .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
+            .filter(d::Column::ExternalId.eq(external_id))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn list(&self, tenant: TenantId, f: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>> {
+        let mut q = scoped(tenant);
+        if let Some(k) = f.kind {
+            q = q.filter(d::Column::Kind.eq(k.as_str()));
+        }
+        if let Some(i) = f.integration_id {
+            q = q.filter(d::Column::IntegrationId.eq(i.as_uuid()));
+        }
+        if let Some(h) = f.home_id {
+            q = q.filter(d::Column::HomeId.eq(h.as_uuid()));
+        }
+        if let Some(o) = f.online {
+            q = q.filter(d::Column::Online.eq(o));
+        }
+        if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            q = q.filter(d::Column::SearchText.contains(s.to_lowercase()));
+        }
+        try_map(fetch_page(&self.db, q, d::Column::Id, page).await.map_err(unknown)?, to_domain)
+    }
+
+    async fn set_status(&self, tenant: TenantId, id: DeviceId, s: DeviceStatus) -> DomainResult<Device> {
+        let row = self.row(tenant, id).await?;
+        let now = Utc::now();
+        let seen = s.seen_at.unwrap_or(now);
+        let flipped = s.online.is_some_and(|o| row.online != Some(o));
+        let mut am: d::ActiveModel = row.into();
+        if let Some(o) = s.online {
+            am.online = Set(Some(o));
+            if flipped {
+                am.online_changed_at = Set(Some(seen));
+            }
+        }
+        if let Some(b) = s.battery {
+            am.battery = Set(Some(b));
+        }
+        if let Some(sig) = s.signal {
+            am.signal = Set(Some(sig));
+        }
+        am.last_seen_at = Set(Some(seen));
+        am.updated_at = Set(now);
+        to_domain(am.update(&self.db).await.map_err(unknown)?)
+    }
+
+    async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device> {
+        let txn = self.db.begin().await.map_err(unknown)?;
+        let row = scoped(tenant)
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .one(&txn)
+            .await
+            .map_err(unknown)?
+            .ok_or(DomainError::NotFound("device"))?;
+        let mut latest: Map<String, Value> = match &row.latest {
+            Value::Object(m) => m.clone(),
+            _ => Map::new(),
+        };
+        let mut last_seen = row.last_seen_at;
+        if !readings.is_empty() {
+            let rows = readings.iter().map(|nr| r::ActiveModel {
+                id: Set(ReadingId::new().as_uuid()),
+                tenant_id: Set(tenant.as_uuid()),
+                device_id: Set(id.as_uuid()),
+                metric: Set(nr.metric.clone()),
+                value: Set(nr.value.clone()),
+                ts: Set(nr.ts),
+            });
+            r::Entity::insert_many(rows).exec(&txn).await.map_err(unknown)?;
+        }
+        for nr in &readings {
+            let newer = latest
+                .get(&nr.metric)
+                .and_then(|v| v.get("ts"))
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_none_or(|t| t <= nr.ts);
+            if newer {
+                latest.insert(nr.metric.clone(), json!({"value": nr.value, "ts": nr.ts.to_rfc3339()}));
+            }
+            last_seen = Some(last_seen.map_or(nr.ts, |l| l.max(nr.ts)));
+        }
+        let mut am: d::ActiveModel = row.into();
+        am.latest = Set(Value::Object(latest));
+        am.last_seen_at = Set(last_seen);
+        am.updated_at = Set(Utc::now());
+        let updated = am.update(&txn).await.map_err(unknown)?;
+        txn.commit().await.map_err(unknown)?;
+        to_domain(updated)
+    }
+
+    async fn readings(&self, tenant: TenantId, id: DeviceId, metric: Option<&str>, last: u64) -> DomainResult<Vec<Reading>> {
+        let mut q = r::Entity::find()
+            .filter(r::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(r::Column::DeviceId.eq(id.as_uuid()));
+        if let Some(m) = metric {
+            q = q.filter(r::Column::Metric.eq(m));
+        }
+        let rows = q.order_by_desc(r::Column::Ts).limit(last).all(&self.db).await.map_err(unknown)?;
+        Ok(rows
+            .into_iter()
+            .map(|m| Reading {
+                id: ReadingId::from_uuid(m.id),
+                device_id: DeviceId::from_uuid(m.device_id),
+                metric: m.metric,
+                value: m.value,
+                ts: m.ts,
+            })
+            .collect())
+    }
+}

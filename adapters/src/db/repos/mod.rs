@@ -1,0 +1,22 @@
+//! Repositories: each implements one domain port. Tenant-owned tables are only ever read
+//! through a `scoped(tenant)` builder that filters on the tenant first.
+
+mod alarms;
+mod api_keys;
+mod audit;
+mod devices;
+mod events;
+mod homes;
+mod integrations;
+mod tenants;
+mod users;
+
+pub use alarms::SqlAlarmRepo;
+pub use api_keys::SqlApiKeyRepo;
+pub use audit::SqlAuditRepo;
+pub use devices::SqlDeviceRepo;
+pub use events::SqlInboundEventRepo;
+pub use homes::SqlHomeRepo;
+pub use integrations::SqlIntegrationRepo;
+pub use tenants::SqlTenantRepo;
+pub use users::SqlUserRepo;

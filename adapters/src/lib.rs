@@ -1,0 +1,9 @@
+//! Linkyard adapters: implementations of the domain ports (sea-orm repositories, crypto,
+//! throttles, Redis) and, later, one module per vendor client.
+#![forbid(unsafe_code)]
+
+pub mod bus;
+pub mod crypto;
+pub mod db;
+pub mod redis_store;
+pub mod throttle;

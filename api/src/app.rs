@@ -1,0 +1,262 @@
+//! Application state, router composition and the server lifecycle (graceful shutdown).
+
+use crate::auth::{Caller, Jwt};
+use crate::config::Config;
+use crate::error::ensure_codes;
+use crate::graphql::{self, AppSchema};
+use crate::ops;
+use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
+use adapters::bus::Bus;
+use adapters::db::repos::{
+    SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo, SqlIntegrationRepo,
+    SqlTenantRepo, SqlUserRepo,
+};
+use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
+use anyhow::Context as _;
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use domain::alarms::AlarmService;
+use domain::audit::AuditService;
+use domain::devices::DeviceService;
+use domain::events::InboundEventService;
+use domain::homes::HomeService;
+use domain::integrations::IntegrationService;
+use domain::security::{LoginThrottle, PasswordHasher};
+use domain::tenants::TenantService;
+use domain::users::{AuthService, UserService};
+use secrecy::ExposeSecret;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+/// Largest request body accepted; larger ones are answered 413.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: adapters::db::Db,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    pub tenants: TenantService,
+    pub users: UserService,
+    pub auth: AuthService,
+    pub integrations: IntegrationService,
+    pub devices: DeviceService,
+    pub homes: HomeService,
+    pub alarms: AlarmService,
+    pub events: InboundEventService,
+    pub audit: AuditService,
+    pub bus: Bus,
+    pub jwt: Arc<Jwt>,
+    pub schema: AppSchema,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Connects the database (applying migrations) and Redis, wires the services, and
+    /// creates the configured platform admin if missing.
+    ///
+    /// # Errors
+    /// When a store is unreachable or a migration fails.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let db = adapters::db::connect(&config.database_url).await?;
+        adapters::db::migrate(&db).await?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(adapters::redis_store::connect(url).await?),
+            None => None,
+        };
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new()?);
+        let secrets = Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
+        let throttle: Arc<dyn LoginThrottle> = match &redis {
+            Some(conn) => Arc::new(RedisLoginThrottle::new(conn.clone())),
+            None => Arc::new(MemoryLoginThrottle::default()),
+        };
+        let tenant_repo = Arc::new(SqlTenantRepo::new(db.clone()));
+        let user_repo = Arc::new(SqlUserRepo::new(db.clone()));
+        let integration_repo = Arc::new(SqlIntegrationRepo::new(db.clone()));
+        let key_repo = Arc::new(SqlApiKeyRepo::new(db.clone()));
+        let home_repo = Arc::new(SqlHomeRepo::new(db.clone()));
+        let device_repo = Arc::new(SqlDeviceRepo::new(db.clone()));
+        let bus = match (&config.redis_url, &redis) {
+            (Some(url), Some(conn)) => Bus::redis(url, conn.clone(), shutdown.clone())?,
+            _ => Bus::local(),
+        };
+        let bus_port: Arc<dyn domain::bus::EventBus> = Arc::new(bus.clone());
+        let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
+        let state = Self {
+            tenants: TenantService::new(tenant_repo.clone()),
+            auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),
+            integrations: IntegrationService::new(integration_repo.clone(), key_repo, secrets),
+            devices: DeviceService::new(device_repo.clone(), integration_repo.clone(), home_repo.clone(), bus_port.clone()),
+            homes: HomeService::new(home_repo, integration_repo),
+            alarms: AlarmService::new(Arc::new(SqlAlarmRepo::new(db.clone())), device_repo, bus_port),
+            events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),
+            audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
+            bus,
+            users,
+            jwt: Arc::new(Jwt::new(config.jwt_secret.expose_secret().as_bytes())),
+            schema: graphql::schema(),
+            metrics: ops::metrics_handle()?,
+            config: Arc::new(config),
+            db,
+            redis,
+            shutdown,
+        };
+        if let Some((email, password)) = &state.config.admin {
+            let (admin, created) = state
+                .users
+                .ensure_platform_admin(email, password.expose_secret())
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the platform admin from LINKYARD_ADMIN_EMAIL: {e}"))?;
+            tracing::info!(user_id = %admin.id, created, "platform admin ready");
+        }
+        Ok(state)
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let api = Router::new()
+        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/graphql/ws", get(graphql_ws))
+        .merge(ops::router())
+        .route_layer(middleware::from_fn(ops::track_metrics));
+    api.fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &Request<_>| {
+                            let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                            // The path only: query strings can carry vendor secrets.
+                            tracing::info_span!("request", request_id = %rid, method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(CatchPanicLayer::new())
+                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+        )
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "not found"})))
+}
+
+async fn graphiql() -> impl IntoResponse {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+async fn graphql_handler(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    req: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
+) -> Response {
+    let req = match req {
+        Ok(r) => r.into_inner(),
+        Err(rejection) => {
+            let body = serde_json::json!({"errors": [{
+                "message": format!("malformed GraphQL request: {}", rejection.0),
+                "extensions": {"code": crate::error::code::BAD_USER_INPUT},
+            }]});
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = Caller::from_header(&st.jwt, auth);
+    let schema = st.schema.clone();
+    let mut resp = schema.execute(req.data(st).data(caller)).await;
+    ensure_codes(&mut resp);
+    GraphQLResponse::from(resp).into_response()
+}
+
+/// graphql-transport-ws; the access token comes in the `connection_init` payload as
+/// `Authorization: "Bearer ..."` (or `token`).
+async fn graphql_ws(State(st): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
+    let schema = st.schema.clone();
+    upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
+        let jwt = st.jwt.clone();
+        GraphQLWebSocket::new(socket, schema, protocol)
+            .on_connection_init(move |payload| async move {
+                let header = payload
+                    .get("Authorization")
+                    .or_else(|| payload.get("authorization"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(|t| format!("Bearer {t}")));
+                let caller = Caller::from_header(&jwt, header.as_deref());
+                let mut data = async_graphql::Data::default();
+                data.insert(st);
+                data.insert(caller);
+                Ok(data)
+            })
+            .serve()
+            .await;
+    })
+}
+
+/// A running server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Builds the state, binds `config.addr` and serves until `shutdown` is cancelled; then
+/// stops accepting and lets in-flight requests finish.
+///
+/// # Errors
+/// When the state cannot be built or the address cannot be bound.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    let listener =
+        tokio::net::TcpListener::bind(&config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let state = AppState::build(config, shutdown.clone()).await?;
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("serving HTTP")
+    });
+    tracing::info!(%addr, "linkyard listening");
+    Ok(Running { addr, state, task })
+}
+
+/// Resolves when SIGTERM or Ctrl-C arrives.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

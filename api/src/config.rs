@@ -1,0 +1,179 @@
+//! Settings: defaults -> `.env` (read by `main`) -> environment, validated at start.
+//! Secrets that are not given are generated once and kept under the data directory.
+
+use anyhow::Context;
+use clap::Args;
+use domain::security::ThrottlePolicy;
+use secrecy::{ExposeSecret, SecretString};
+use std::path::{Path, PathBuf};
+
+/// The settings of `CONTRACT.md`, read from the environment (or flags).
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Listen address.
+    #[arg(long, env = "LINKYARD_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Base URL for webhook URLs shown to tenants; default `http://{LINKYARD_ADDR}`.
+    #[arg(long, env = "LINKYARD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Database URL; default an SQLite file under the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL: when set, queues, pub/sub, throttles and token caches use Redis.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Signing key for access tokens; generated once under the data directory when unset.
+    #[arg(long, env = "LINKYARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// 32-byte key (base64 or hex) encrypting vendor credentials; generated once when unset.
+    #[arg(long, env = "LINKYARD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// With `LINKYARD_ADMIN_PASSWORD`: the platform admin created at start if missing.
+    #[arg(long, env = "LINKYARD_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+    #[arg(long, env = "LINKYARD_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// Where the SQLite file, generated keys and uploaded files live.
+    #[arg(long, env = "LINKYARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}
+
+/// Validated configuration the application runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: String,
+    pub public_url: String,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub jwt_secret: SecretString,
+    pub secret_key: SecretString,
+    pub admin: Option<(String, SecretString)>,
+    pub data_dir: PathBuf,
+    pub login_throttle: ThrottlePolicy,
+}
+
+impl Config {
+    /// Resolves defaults, creating the data directory and generated secrets as needed.
+    ///
+    /// # Errors
+    /// When the data directory or a key file cannot be written, or a setting is invalid.
+    pub fn resolve(s: Settings) -> anyhow::Result<Self> {
+        let needs_dir = s.database_url.is_none() || s.jwt_secret.is_none() || s.secret_key.is_none();
+        if needs_dir {
+            std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;
+        }
+        let database_url = s
+            .database_url
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", s.data_dir.join("linkyard.db").display()));
+        let jwt_secret = match s.jwt_secret.filter(|v| !v.is_empty()) {
+            Some(v) => v,
+            None => read_or_generate(&s.data_dir.join("jwt_secret"))?,
+        };
+        anyhow::ensure!(jwt_secret.len() >= 32, "LINKYARD_JWT_SECRET must be at least 32 characters");
+        let secret_key = match s.secret_key.filter(|v| !v.is_empty()) {
+            Some(v) => v,
+            None => read_or_generate(&s.data_dir.join("secret_key"))?,
+        };
+        adapters::crypto::parse_key(&secret_key).context("LINKYARD_SECRET_KEY")?;
+        let public_url = s
+            .public_url
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| format!("http://{}", s.addr))
+            .trim_end_matches('/')
+            .to_owned();
+        anyhow::ensure!(
+            public_url.starts_with("http://") || public_url.starts_with("https://"),
+            "LINKYARD_PUBLIC_URL must start with http:// or https://"
+        );
+        let admin = match (s.admin_email, s.admin_password) {
+            (Some(e), Some(p)) if !e.is_empty() && !p.is_empty() => Some((e, SecretString::from(p))),
+            _ => None,
+        };
+        Ok(Self {
+            addr: s.addr,
+            public_url,
+            database_url,
+            redis_url: s.redis_url.filter(|u| !u.trim().is_empty()),
+            jwt_secret: SecretString::from(jwt_secret),
+            secret_key: SecretString::from(secret_key),
+            admin,
+            data_dir: s.data_dir,
+            login_throttle: ThrottlePolicy::default(),
+        })
+    }
+
+    /// The decoded 32-byte credentials key.
+    ///
+    /// # Errors
+    /// When the key is malformed (checked already in `resolve`).
+    pub fn secret_key_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        adapters::crypto::parse_key(self.secret_key.expose_secret())
+    }
+}
+
+/// Reads a key file, or writes a fresh key there (mode 0600) the first time.
+fn read_or_generate(path: &Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim().to_owned();
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+    }
+    let key = adapters::crypto::generate_key();
+    write_private(path, &key).with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(content.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
+    std::fs::write(path, content)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(dir: &Path) -> Settings {
+        Settings {
+            addr: "127.0.0.1:9999".into(),
+            public_url: None,
+            database_url: None,
+            redis_url: None,
+            jwt_secret: None,
+            secret_key: None,
+            admin_email: None,
+            admin_password: None,
+            data_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn defaults_generate_keys_once() {
+        let dir = std::env::temp_dir().join(format!("linkyard-cfg-{}", uuid::Uuid::new_v4()));
+        let c1 = Config::resolve(settings(&dir)).expect("config");
+        let c2 = Config::resolve(settings(&dir)).expect("config");
+        assert_eq!(c1.jwt_secret.expose_secret(), c2.jwt_secret.expose_secret());
+        assert_eq!(c1.secret_key.expose_secret(), c2.secret_key.expose_secret());
+        assert_eq!(c1.public_url, "http://127.0.0.1:9999");
+        assert!(c1.database_url.starts_with("sqlite://") && c1.database_url.ends_with("linkyard.db?mode=rwc"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_secret_key_is_refused() {
+        let dir = std::env::temp_dir().join(format!("linkyard-cfg-{}", uuid::Uuid::new_v4()));
+        let mut s = settings(&dir);
+        s.secret_key = Some("nope".into());
+        assert!(Config::resolve(s).is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

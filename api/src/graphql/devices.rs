@@ -1,0 +1,185 @@
+//! Devices, their readings and their alarms.
+
+use super::alarms::AlarmGql;
+use super::connection::{Conn, page_request, to_connection};
+use super::enums::{AlarmStateGql, DeviceKindGql};
+use super::{actor, parse_id, state};
+use crate::error::GqlResultExt;
+use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::alarms::AlarmFilter;
+use domain::devices::{Device, DeviceFilter, Reading, UpsertDeviceInput};
+use domain::ids::{DeviceId, HomeId, IntegrationId, RoomId};
+
+/// A device of any kind.
+#[derive(SimpleObject)]
+#[graphql(name = "Device", complex)]
+pub struct DeviceGql {
+    pub id: ID,
+    pub integration_id: ID,
+    pub external_id: String,
+    pub kind: DeviceKindGql,
+    pub name: String,
+    pub home_id: Option<ID>,
+    pub room_id: Option<ID>,
+    pub online: Option<bool>,
+    pub online_changed_at: Option<DateTime<Utc>>,
+    pub battery: Option<i32>,
+    pub signal: Option<i32>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Vendor specifics.
+    pub attributes: Json<serde_json::Value>,
+    /// The latest reading per metric: `{metric: {value, ts}}`.
+    pub latest: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub device_id: DeviceId,
+}
+
+impl From<Device> for DeviceGql {
+    fn from(d: Device) -> Self {
+        Self {
+            id: ID(d.id.to_string()),
+            integration_id: ID(d.integration_id.to_string()),
+            external_id: d.external_id,
+            kind: d.kind.into(),
+            name: d.name,
+            home_id: d.home_id.map(|h| ID(h.to_string())),
+            room_id: d.room_id.map(|r| ID(r.to_string())),
+            online: d.online,
+            online_changed_at: d.online_changed_at,
+            battery: d.battery,
+            signal: d.signal,
+            last_seen_at: d.last_seen_at,
+            attributes: Json(d.attributes),
+            latest: Json(d.latest),
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            device_id: d.id,
+        }
+    }
+}
+
+/// One value of one metric at one time.
+#[derive(SimpleObject)]
+#[graphql(name = "Reading")]
+pub struct ReadingGql {
+    pub id: ID,
+    pub metric: String,
+    pub value: Json<serde_json::Value>,
+    pub ts: DateTime<Utc>,
+}
+
+impl From<Reading> for ReadingGql {
+    fn from(r: Reading) -> Self {
+        Self { id: ID(r.id.to_string()), metric: r.metric, value: Json(r.value), ts: r.ts }
+    }
+}
+
+#[ComplexObject]
+impl DeviceGql {
+    /// The newest readings (of one metric when given), newest first; at most 1000.
+    async fn readings(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] last: i32,
+        metric: Option<String>,
+    ) -> async_graphql::Result<Vec<ReadingGql>> {
+        let actor = actor(ctx)?;
+        let last = u64::try_from(last).map_err(|_| crate::error::bad_input("last", "must not be negative"))?;
+        let rows = state(ctx).devices.readings(&actor, self.device_id, metric.as_deref(), last).await.gql()?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// The device's alarms, newest first.
+    async fn alarms(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "state")] state_filter: Option<AlarmStateGql>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<AlarmGql>> {
+        let actor = actor(ctx)?;
+        let filter = AlarmFilter { device_id: Some(self.device_id), state: state_filter.map(Into::into), ..Default::default() };
+        let page = state(ctx).alarms.list(&actor, &filter, page_request(first, after)?).await.gql()?;
+        Ok(to_connection(page, |a| a.id.as_uuid(), AlarmGql::from))
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct DeviceFilterInput {
+    pub kind: Option<DeviceKindGql>,
+    pub integration_id: Option<ID>,
+    pub home_id: Option<ID>,
+    pub online: Option<bool>,
+    /// Case-insensitive part of the name or external id.
+    pub search: Option<String>,
+}
+
+#[derive(InputObject)]
+#[graphql(name = "UpsertDeviceInput")]
+pub struct UpsertDeviceInputGql {
+    pub integration_id: ID,
+    /// The device's id at its vendor; unique per integration.
+    pub external_id: String,
+    pub kind: DeviceKindGql,
+    pub name: String,
+    pub home_id: Option<ID>,
+    pub room_id: Option<ID>,
+    pub attributes: Option<Json<serde_json::Value>>,
+}
+
+#[derive(Default)]
+pub struct DeviceQuery;
+
+#[Object]
+impl DeviceQuery {
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DeviceFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<DeviceGql>> {
+        let actor = actor(ctx)?;
+        let f = filter.unwrap_or_default();
+        let filter = DeviceFilter {
+            kind: f.kind.map(Into::into),
+            integration_id: f.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("filter.integrationId", i)).transpose()?,
+            home_id: f.home_id.as_ref().map(|h| parse_id::<HomeId>("filter.homeId", h)).transpose()?,
+            online: f.online,
+            search: f.search,
+        };
+        let page = state(ctx).devices.list(&actor, &filter, page_request(first, after)?).await.gql()?;
+        Ok(to_connection(page, |d| d.id.as_uuid(), DeviceGql::from))
+    }
+
+    async fn device(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeviceGql> {
+        let actor = actor(ctx)?;
+        let id: DeviceId = parse_id("id", &id)?;
+        state(ctx).devices.get(&actor, id).await.gql().map(Into::into)
+    }
+}
+
+#[derive(Default)]
+pub struct DeviceMutation;
+
+#[Object]
+impl DeviceMutation {
+    /// Creates the device, or updates the one with the same (integration, externalId).
+    async fn upsert_device(&self, ctx: &Context<'_>, input: UpsertDeviceInputGql) -> async_graphql::Result<DeviceGql> {
+        let actor = actor(ctx)?;
+        let input = UpsertDeviceInput {
+            integration_id: parse_id("integrationId", &input.integration_id)?,
+            external_id: input.external_id,
+            kind: input.kind.into(),
+            name: input.name,
+            home_id: input.home_id.as_ref().map(|h| parse_id::<HomeId>("homeId", h)).transpose()?,
+            room_id: input.room_id.as_ref().map(|r| parse_id::<RoomId>("roomId", r)).transpose()?,
+            attributes: input.attributes.map(|j| j.0),
+        };
+        let (device, _) = state(ctx).devices.upsert(&actor, input).await.gql()?;
+        Ok(device.into())
+    }
+}

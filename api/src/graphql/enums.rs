@@ -1,0 +1,61 @@
+//! GraphQL mirrors of domain enums: same value names, conversions both ways.
+
+use async_graphql::Enum;
+
+macro_rules! mirror_enum {
+    ($(#[$m:meta])* $gql:ident as $name:literal <=> $dom:path { $($v:ident),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+        #[graphql(name = $name)]
+        pub enum $gql { $($v),* }
+
+        impl From<$dom> for $gql {
+            fn from(v: $dom) -> Self {
+                use $dom as D;
+                match v { $(D::$v => Self::$v),* }
+            }
+        }
+
+        impl From<$gql> for $dom {
+            fn from(v: $gql) -> Self {
+                use $dom as D;
+                match v { $($gql::$v => D::$v),* }
+            }
+        }
+    };
+}
+
+mirror_enum!(
+    /// Every device kind the integrations map into.
+    DeviceKindGql as "DeviceKind" <=> domain::devices::DeviceKind {
+        Elevator, Escalator, GantryComputer, GantryCabinet, Lock, Gateway, ElectricityMeter, Collector, WaterMeter,
+        WaterGateway, GasMeter,
+    }
+);
+
+mirror_enum!(
+    /// How bad an alarm is.
+    SeverityGql as "AlarmSeverity" <=> domain::alarms::AlarmSeverity { Critical, Major, Minor, Warning, Info }
+);
+
+mirror_enum!(
+    /// RAISED -> ACKNOWLEDGED -> CLEARED (a clear can come straight from RAISED).
+    AlarmStateGql as "AlarmState" <=> domain::alarms::AlarmState { Raised, Acknowledged, Cleared }
+);
+
+mirror_enum!(
+    /// What an alarm timeline entry records.
+    TimelineKindGql as "AlarmTimelineKind" <=> domain::alarms::TimelineKind {
+        Raised, Repeated, SeverityChanged, Acknowledged, Cleared, Comment,
+    }
+);
+
+mirror_enum!(
+    /// The step an alarm took, as published on `alarmChanged`.
+    AlarmActionGql as "AlarmAction" <=> domain::bus::AlarmAction { Raised, Repeated, Acknowledged, Cleared, Commented }
+);
+
+mirror_enum!(
+    /// Processing state of a raw inbound event.
+    EventStateGql as "InboundEventState" <=> domain::events::EventState { Received, Processed, Failed, Ignored }
+);

@@ -1,0 +1,195 @@
+//! Integrations: settings visible, credentials write-only, secrets and API keys shown once.
+
+use super::connection::{Conn, page_request, to_connection};
+use super::{actor, parse_id, state};
+use crate::error::GqlResultExt;
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::ids::IntegrationId;
+use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind};
+
+/// The five protocol families.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "IntegrationKind")]
+pub enum IntegrationKindGql {
+    Dingding,
+    Goldcard,
+    HuzhouElevator,
+    EtcGantry,
+    Hazchem,
+}
+
+impl From<IntegrationKind> for IntegrationKindGql {
+    fn from(k: IntegrationKind) -> Self {
+        match k {
+            IntegrationKind::Dingding => Self::Dingding,
+            IntegrationKind::Goldcard => Self::Goldcard,
+            IntegrationKind::HuzhouElevator => Self::HuzhouElevator,
+            IntegrationKind::EtcGantry => Self::EtcGantry,
+            IntegrationKind::Hazchem => Self::Hazchem,
+        }
+    }
+}
+
+impl From<IntegrationKindGql> for IntegrationKind {
+    fn from(k: IntegrationKindGql) -> Self {
+        match k {
+            IntegrationKindGql::Dingding => Self::Dingding,
+            IntegrationKindGql::Goldcard => Self::Goldcard,
+            IntegrationKindGql::HuzhouElevator => Self::HuzhouElevator,
+            IntegrationKindGql::EtcGantry => Self::EtcGantry,
+            IntegrationKindGql::Hazchem => Self::Hazchem,
+        }
+    }
+}
+
+/// A tenant's connection to one vendor. Credentials are never returned: only the names
+/// of those that are set.
+#[derive(SimpleObject)]
+#[graphql(name = "Integration")]
+pub struct IntegrationGql {
+    pub id: ID,
+    pub kind: IntegrationKindGql,
+    pub name: String,
+    pub settings: Json<serde_json::Value>,
+    /// Where the vendor calls Linkyard (none for kinds that only call out).
+    pub hook_url: Option<String>,
+    /// Where the tenant's own devices post readings (`X-Api-Key`).
+    pub telemetry_url: String,
+    pub credential_names: Vec<String>,
+    pub secret_rotated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl IntegrationGql {
+    fn new(i: Integration, public_url: &str) -> Self {
+        let base = format!("{public_url}/hooks/{}", i.id);
+        Self {
+            id: ID(i.id.to_string()),
+            kind: i.kind.into(),
+            name: i.name,
+            settings: Json(i.settings),
+            hook_url: i.kind.hook_path().map(|p| format!("{base}/{p}")),
+            telemetry_url: format!("{base}/telemetry"),
+            credential_names: i.credential_names,
+            secret_rotated_at: i.secret_rotated_at,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+#[derive(InputObject)]
+pub struct ConfigureIntegrationInput {
+    /// Reconfigure this integration; omit to create one.
+    pub id: Option<ID>,
+    pub kind: IntegrationKindGql,
+    pub name: String,
+    /// Per kind, see the contract; unknown keys are refused.
+    pub settings: Option<Json<serde_json::Value>>,
+    /// Write-only. Required on create; on update, replaces the stored credentials.
+    pub credentials: Option<Json<serde_json::Value>>,
+}
+
+/// A freshly rotated inbound secret, shown this once.
+#[derive(SimpleObject)]
+pub struct RotatedIntegrationSecret {
+    pub integration: IntegrationGql,
+    /// The credential it replaced (`inboundAppSecret`, `authCode` or `hookSecret`).
+    pub field: String,
+    pub secret: String,
+}
+
+/// A new API key, shown this once; Linkyard keeps only its digest.
+#[derive(SimpleObject)]
+pub struct CreatedApiKey {
+    pub id: ID,
+    pub integration_id: ID,
+    pub prefix: String,
+    pub key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Default)]
+pub struct IntegrationQuery;
+
+#[Object]
+impl IntegrationQuery {
+    async fn integrations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<IntegrationGql>> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        let page = st.integrations.list(&actor, page_request(first, after)?).await.gql()?;
+        Ok(to_connection(page, |i| i.id.as_uuid(), |i| IntegrationGql::new(i, &st.config.public_url)))
+    }
+
+    async fn integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<IntegrationGql> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        let id: IntegrationId = parse_id("id", &id)?;
+        let i = st.integrations.get(&actor, id).await.gql()?;
+        Ok(IntegrationGql::new(i, &st.config.public_url))
+    }
+}
+
+#[derive(Default)]
+pub struct IntegrationMutation;
+
+#[Object]
+impl IntegrationMutation {
+    /// Creates or reconfigures an integration (tenant admins).
+    async fn configure_integration(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] input: ConfigureIntegrationInput,
+    ) -> async_graphql::Result<IntegrationGql> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        let id = input.id.as_ref().map(|id| parse_id::<IntegrationId>("input.id", id)).transpose()?;
+        let cmd = ConfigureIntegration {
+            id,
+            kind: IntegrationKind::from(input.kind).as_str().to_owned(),
+            name: input.name,
+            settings: input.settings.map_or(serde_json::Value::Null, |j| j.0),
+            credentials: input.credentials.map(|j| j.0),
+        };
+        let i = st.integrations.configure(&actor, cmd).await.gql()?;
+        Ok(IntegrationGql::new(i, &st.config.public_url))
+    }
+
+    /// Replaces the integration's Linkyard-issued inbound secret; the new one is shown once.
+    async fn rotate_integration_secret(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<RotatedIntegrationSecret> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        let id: IntegrationId = parse_id("id", &id)?;
+        let r = st.integrations.rotate_secret(&actor, id).await.gql()?;
+        Ok(RotatedIntegrationSecret {
+            integration: IntegrationGql::new(r.integration, &st.config.public_url),
+            field: r.field.to_owned(),
+            secret: r.secret,
+        })
+    }
+
+    /// Issues an API key for the integration's telemetry hook; the key is shown once.
+    async fn create_api_key(&self, ctx: &Context<'_>, integration_id: ID) -> async_graphql::Result<CreatedApiKey> {
+        let actor = actor(ctx)?;
+        let id: IntegrationId = parse_id("integrationId", &integration_id)?;
+        let created = state(ctx).integrations.create_api_key(&actor, id).await.gql()?;
+        Ok(CreatedApiKey {
+            id: ID(created.api_key.id.to_string()),
+            integration_id: ID(created.api_key.integration_id.to_string()),
+            prefix: created.api_key.prefix,
+            key: created.key,
+            created_at: created.api_key.created_at,
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! The GraphQL schema: one file per area, merged here. Limits on depth and complexity
+//! refuse abusive queries before they run; every mutation is audited.
+
+mod alarms;
+mod audit;
+mod connection;
+mod devices;
+mod enums;
+mod events;
+mod homes;
+mod integrations;
+mod subscriptions;
+mod tenants;
+mod users;
+
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::GqlResultExt;
+use async_graphql::{Context, ID, MergedObject, Schema};
+use domain::Actor;
+
+pub use connection::Conn;
+
+/// Deepest query accepted (a depth-50 query is refused before it runs).
+pub const MAX_DEPTH: usize = 15;
+/// Largest query complexity accepted.
+pub const MAX_COMPLEXITY: usize = 5_000;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(
+    users::UserQuery,
+    tenants::TenantQuery,
+    integrations::IntegrationQuery,
+    devices::DeviceQuery,
+    homes::HomeQuery,
+    alarms::AlarmQuery,
+    events::EventQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(
+    users::UserMutation,
+    tenants::TenantMutation,
+    integrations::IntegrationMutation,
+    devices::DeviceMutation,
+    homes::HomeMutation,
+    alarms::AlarmMutation,
+);
+
+pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;
+
+/// The schema without runtime data (requests carry the `AppState` and the `Caller`).
+pub fn schema() -> AppSchema {
+    Schema::build(QueryRoot::default(), MutationRoot::default(), subscriptions::SubscriptionRoot)
+        .extension(audit::Audit)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(256)
+        .finish()
+}
+
+/// The SDL that `linkyard schema` prints and `schema.graphql` keeps.
+pub fn sdl() -> String {
+    schema().sdl()
+}
+
+/// The application state of this request.
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+/// The authenticated actor of this request.
+pub(crate) fn actor(ctx: &Context<'_>) -> async_graphql::Result<Actor> {
+    ctx.data_opt::<Caller>().copied().unwrap_or(Caller::Anonymous).actor().gql()
+}
+
+/// Parses an `ID` argument as an entity id.
+pub(crate) fn parse_id<T: std::str::FromStr>(field: &str, id: &ID) -> async_graphql::Result<T> {
+    id.parse::<T>().map_err(|_| crate::error::bad_input(field, "not a valid id"))
+}

@@ -1,0 +1,12 @@
+//! Alarms: raised by vendors, devices or users; de-duplicated while open; moved through
+//! RAISED -> ACKNOWLEDGED -> CLEARED with a timeline of every step.
+
+mod models;
+mod ports;
+mod service;
+
+pub use models::{
+    Alarm, AlarmFilter, AlarmKind, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry, TimelineKind,
+};
+pub use ports::AlarmRepo;
+pub use service::{AlarmService, ReportAlarmInput};

@@ -1,0 +1,53 @@
+use super::{Alarm, AlarmFilter, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry};
+use crate::ids::{AlarmId, TenantId, UserId};
+use crate::{DomainResult, Page, PageRequest};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Alarms of a tenant with their timelines.
+#[async_trait]
+pub trait AlarmRepo: Send + Sync {
+    /// Opens an alarm, or — when one with the same `open_key` is open — counts another
+    /// occurrence on it (and records a severity change). Atomic: two concurrent raises
+    /// never open two alarms.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn raise(&self, tenant: TenantId, input: RaiseAlarm) -> DomainResult<(Alarm, RaiseOutcome)>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get(&self, tenant: TenantId, id: AlarmId) -> DomainResult<Option<Alarm>>;
+    /// The open alarm with this key, if any.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn find_open(&self, tenant: TenantId, open_key: &str) -> DomainResult<Option<Alarm>>;
+    /// Newest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn list(&self, tenant: TenantId, filter: &AlarmFilter, page: PageRequest) -> DomainResult<Page<Alarm>>;
+    /// Moves the alarm from `from` to `to` if it is still in `from` (compare-and-set) and
+    /// records the step in the timeline.
+    ///
+    /// # Errors
+    /// `NotFound("alarm")`; `InvalidTransition` when the alarm is no longer in `from`.
+    async fn transition(
+        &self,
+        tenant: TenantId,
+        id: AlarmId,
+        from: AlarmState,
+        to: AlarmState,
+        actor: Option<UserId>,
+        note: Option<String>,
+        at: DateTime<Utc>,
+    ) -> DomainResult<Alarm>;
+    /// # Errors
+    /// `NotFound("alarm")`.
+    async fn comment(&self, tenant: TenantId, id: AlarmId, actor: UserId, text: String) -> DomainResult<TimelineEntry>;
+    /// Oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn timeline(&self, tenant: TenantId, id: AlarmId) -> DomainResult<Vec<TimelineEntry>>;
+}

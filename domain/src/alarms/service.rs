@@ -1,0 +1,190 @@
+use super::{
+    Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry,
+};
+use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
+use crate::devices::DeviceRepo;
+use crate::ids::{AlarmId, DeviceId, TenantId, TicketId};
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Input of `reportAlarm`, as received.
+#[derive(Debug, Clone)]
+pub struct ReportAlarmInput {
+    pub device_id: Option<DeviceId>,
+    pub ticket_id: Option<TicketId>,
+    pub kind: String,
+    pub severity: AlarmSeverity,
+    pub message: String,
+    pub raised_at: Option<DateTime<Utc>>,
+    pub attributes: Option<Value>,
+}
+
+/// Raising, acknowledging, clearing and commenting alarms; every step is published.
+#[derive(Clone)]
+pub struct AlarmService {
+    repo: Arc<dyn AlarmRepo>,
+    devices: Arc<dyn DeviceRepo>,
+    bus: Arc<dyn EventBus>,
+}
+
+impl AlarmService {
+    pub fn new(repo: Arc<dyn AlarmRepo>, devices: Arc<dyn DeviceRepo>, bus: Arc<dyn EventBus>) -> Self {
+        Self { repo, devices, bus }
+    }
+
+    /// An alarm reported by a user or an outside system.
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `Invalid` on kind, message or attributes; `NotFound` for a
+    /// device of another tenant.
+    pub async fn report(&self, actor: &Actor, input: ReportAlarmInput) -> DomainResult<(Alarm, RaiseOutcome)> {
+        let tenant = actor.require_operator()?;
+        let mut integration_id = None;
+        if let Some(d) = input.device_id {
+            let device = self.devices.get(tenant, d).await?.ok_or(DomainError::NotFound("device"))?;
+            integration_id = Some(device.integration_id);
+        }
+        let message = input.message.trim().to_owned();
+        if message.chars().count() > 2000 {
+            return Err(DomainError::invalid("message", "at most 2000 characters"));
+        }
+        let attributes = match input.attributes {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(DomainError::invalid("attributes", "must be a JSON object")),
+        };
+        let raise = RaiseAlarm {
+            device_id: input.device_id,
+            integration_id,
+            ticket_id: input.ticket_id,
+            kind: AlarmKind::parse(&input.kind)?,
+            severity: input.severity,
+            message,
+            vendor_code: None,
+            vendor_text: None,
+            inbound_event_id: None,
+            raised_at: input.raised_at.unwrap_or_else(Utc::now),
+            attributes,
+        };
+        self.raise_in(tenant, raise).await
+    }
+
+    /// An alarm raised by the system for a tenant (hooks, adapters, jobs).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn raise_in(&self, tenant: TenantId, raise: RaiseAlarm) -> DomainResult<(Alarm, RaiseOutcome)> {
+        let (alarm, outcome) = self.repo.raise(tenant, raise).await?;
+        let action = match outcome {
+            RaiseOutcome::Opened => AlarmAction::Raised,
+            RaiseOutcome::Repeated => AlarmAction::Repeated,
+        };
+        self.publish(&alarm, action);
+        Ok((alarm, outcome))
+    }
+
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound`; `InvalidTransition` unless RAISED.
+    pub async fn acknowledge(&self, actor: &Actor, id: AlarmId) -> DomainResult<Alarm> {
+        let tenant = actor.require_operator()?;
+        self.move_to(tenant, id, AlarmState::Acknowledged, Some(actor), None).await
+    }
+
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound`; `InvalidTransition` when already cleared.
+    pub async fn clear(&self, actor: &Actor, id: AlarmId, note: Option<String>) -> DomainResult<Alarm> {
+        let tenant = actor.require_operator()?;
+        self.move_to(tenant, id, AlarmState::Cleared, Some(actor), note).await
+    }
+
+    /// Clears the open alarm with this raise's key (a source's own recovery), if any.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn clear_open(&self, tenant: TenantId, key_of: &RaiseAlarm, note: &str) -> DomainResult<Option<Alarm>> {
+        let Some(open) = self.repo.find_open(tenant, &key_of.open_key()).await? else {
+            return Ok(None);
+        };
+        match self.move_to(tenant, open.id, AlarmState::Cleared, None, Some(note.to_owned())).await {
+            Ok(a) => Ok(Some(a)),
+            // Cleared meanwhile by someone else: nothing left to do.
+            Err(DomainError::InvalidTransition(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn move_to(
+        &self,
+        tenant: TenantId,
+        id: AlarmId,
+        to: AlarmState,
+        actor: Option<&Actor>,
+        note: Option<String>,
+    ) -> DomainResult<Alarm> {
+        if let Some(n) = &note {
+            if n.chars().count() > 2000 {
+                return Err(DomainError::invalid("note", "at most 2000 characters"));
+            }
+        }
+        let current = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("alarm"))?;
+        if !current.state.can_move_to(to) {
+            return Err(DomainError::InvalidTransition(format!(
+                "{} -> {}",
+                current.state.as_str(),
+                to.as_str()
+            )));
+        }
+        let alarm =
+            self.repo.transition(tenant, id, current.state, to, actor.map(|a| a.user_id), note, Utc::now()).await?;
+        let action = if to == AlarmState::Cleared { AlarmAction::Cleared } else { AlarmAction::Acknowledged };
+        self.publish(&alarm, action);
+        Ok(alarm)
+    }
+
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound`; `Invalid { field: "text" }` when empty or too long.
+    pub async fn comment(&self, actor: &Actor, id: AlarmId, text: &str) -> DomainResult<TimelineEntry> {
+        let tenant = actor.require_operator()?;
+        let text = text.trim();
+        if text.is_empty() || text.chars().count() > 2000 {
+            return Err(DomainError::invalid("text", "1-2000 characters"));
+        }
+        let entry = self.repo.comment(tenant, id, actor.user_id, text.to_owned()).await?;
+        if let Some(alarm) = self.repo.get(tenant, id).await? {
+            self.publish(&alarm, AlarmAction::Commented);
+        }
+        Ok(entry)
+    }
+
+    /// # Errors
+    /// `NotFound` when absent or in another tenant.
+    pub async fn get(&self, actor: &Actor, id: AlarmId) -> DomainResult<Alarm> {
+        self.repo.get(actor.require_reader()?, id).await?.ok_or(DomainError::NotFound("alarm"))
+    }
+
+    /// Loads an alarm for a tenant (subscriptions reload what the bus announced).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn get_in(&self, tenant: TenantId, id: AlarmId) -> DomainResult<Option<Alarm>> {
+        self.repo.get(tenant, id).await
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn list(&self, actor: &Actor, filter: &AlarmFilter, page: PageRequest) -> DomainResult<Page<Alarm>> {
+        self.repo.list(actor.require_reader()?, filter, page).await
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn timeline(&self, actor: &Actor, id: AlarmId) -> DomainResult<Vec<TimelineEntry>> {
+        self.repo.timeline(actor.require_reader()?, id).await
+    }
+
+    fn publish(&self, alarm: &Alarm, action: AlarmAction) {
+        self.bus.publish(BusEvent { tenant_id: alarm.tenant_id, change: Change::AlarmChanged { alarm_id: alarm.id, action } });
+    }
+}

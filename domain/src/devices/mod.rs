@@ -1,0 +1,10 @@
+//! Devices of every kind the five protocols bring, their live state, latest readings and
+//! reading history.
+
+mod models;
+mod ports;
+mod service;
+
+pub use models::{Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Reading, UpsertDevice};
+pub use ports::DeviceRepo;
+pub use service::{DeviceService, MAX_READINGS, UpsertDeviceInput};

@@ -1,0 +1,148 @@
+use crate::ids::{DeviceId, HomeId, IntegrationId, ReadingId, RoomId, TenantId};
+use crate::{DomainError, DomainResult};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::enums::string_enum;
+
+string_enum!(
+    /// Every device kind the integrations map into.
+    DeviceKind, "kind" {
+        /// Elevator (Huzhou: lift_type 1).
+        Elevator = "ELEVATOR",
+        /// Escalator (Huzhou: lift_type 2).
+        Escalator = "ESCALATOR",
+        /// ETC gantry industrial PC.
+        GantryComputer = "GANTRY_COMPUTER",
+        /// ETC gantry smart cabinet.
+        GantryCabinet = "GANTRY_CABINET",
+        /// Dingding smart lock.
+        Lock = "LOCK",
+        /// Dingding gateway (center).
+        Gateway = "GATEWAY",
+        /// Dingding electricity meter.
+        ElectricityMeter = "ELECTRICITY_METER",
+        /// Dingding electricity collector.
+        Collector = "COLLECTOR",
+        /// Dingding water meter.
+        WaterMeter = "WATER_METER",
+        /// Dingding water gateway.
+        WaterGateway = "WATER_GATEWAY",
+        /// IoT gas meter (CIS/DAS).
+        GasMeter = "GAS_METER",
+    }
+);
+
+/// A device's id at its vendor: 1-128 printable characters without surrounding spaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    /// # Errors
+    /// `Invalid { field: "externalId" }`.
+    pub fn parse(s: &str) -> DomainResult<Self> {
+        let t = s.trim();
+        if t.is_empty() || t.chars().count() > 128 || t.chars().any(char::is_control) {
+            return Err(DomainError::invalid("externalId", "1-128 printable characters"));
+        }
+        Ok(Self(t.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stored device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Device {
+    pub id: DeviceId,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub external_id: String,
+    pub kind: DeviceKind,
+    pub name: String,
+    pub home_id: Option<HomeId>,
+    pub room_id: Option<RoomId>,
+    pub online: Option<bool>,
+    pub online_changed_at: Option<DateTime<Utc>>,
+    pub battery: Option<i32>,
+    pub signal: Option<i32>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    /// Vendor specifics.
+    pub attributes: Value,
+    /// The latest reading per metric: `{metric: {"value": .., "ts": ..}}`.
+    pub latest: Value,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Input to create or update a device, keyed by (integration, external id).
+#[derive(Debug, Clone)]
+pub struct UpsertDevice {
+    pub integration_id: IntegrationId,
+    pub external_id: ExternalId,
+    pub kind: DeviceKind,
+    pub name: String,
+    pub home_id: Option<HomeId>,
+    pub room_id: Option<RoomId>,
+    pub attributes: Value,
+}
+
+/// Live-state changes reported by a vendor; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeviceStatus {
+    pub online: Option<bool>,
+    pub battery: Option<i32>,
+    pub signal: Option<i32>,
+    pub seen_at: Option<DateTime<Utc>>,
+}
+
+/// One value of one metric at one time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReading {
+    pub metric: String,
+    pub value: Value,
+    pub ts: DateTime<Utc>,
+}
+
+/// A stored reading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub id: ReadingId,
+    pub device_id: DeviceId,
+    pub metric: String,
+    pub value: Value,
+    pub ts: DateTime<Utc>,
+}
+
+/// Filters of `devices`; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    pub kind: Option<DeviceKind>,
+    pub integration_id: Option<IntegrationId>,
+    pub home_id: Option<HomeId>,
+    pub online: Option<bool>,
+    /// Case-insensitive substring of the name or external id.
+    pub search: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in DeviceKind::ALL {
+            assert_eq!(DeviceKind::parse(k.as_str()).ok(), Some(*k));
+        }
+        assert!(DeviceKind::parse("TOASTER").is_err());
+        assert_eq!(DeviceKind::ALL.len(), 11);
+    }
+
+    #[test]
+    fn external_ids_are_trimmed_and_bounded() {
+        assert_eq!(ExternalId::parse(" 204150 ").map(|e| e.0).ok(), Some("204150".into()));
+        assert!(ExternalId::parse("  ").is_err());
+        assert!(ExternalId::parse(&"x".repeat(129)).is_err());
+    }
+}

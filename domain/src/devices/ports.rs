@@ -1,0 +1,39 @@
+use super::{Device, DeviceFilter, DeviceStatus, NewReading, Reading, UpsertDevice};
+use crate::ids::{DeviceId, IntegrationId, TenantId};
+use crate::{DomainResult, Page, PageRequest};
+use async_trait::async_trait;
+
+/// Devices of a tenant, their live state and readings.
+#[async_trait]
+pub trait DeviceRepo: Send + Sync {
+    /// Creates the device or updates the one with the same (integration, external id);
+    /// the bool tells whether it was created.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn upsert(&self, tenant: TenantId, input: UpsertDevice) -> DomainResult<(Device, bool)>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get(&self, tenant: TenantId, id: DeviceId) -> DomainResult<Option<Device>>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn find_by_external(&self, tenant: TenantId, integration: IntegrationId, external_id: &str) -> DomainResult<Option<Device>>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn list(&self, tenant: TenantId, filter: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>>;
+    /// Applies live-state changes; `online_changed_at` moves only when `online` flips.
+    ///
+    /// # Errors
+    /// `NotFound("device")` when absent or in another tenant.
+    async fn set_status(&self, tenant: TenantId, id: DeviceId, status: DeviceStatus) -> DomainResult<Device>;
+    /// Appends readings to the history and keeps the newest value per metric on the device.
+    ///
+    /// # Errors
+    /// `NotFound("device")` when absent or in another tenant.
+    async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device>;
+    /// The newest `last` readings (of one metric when given), newest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn readings(&self, tenant: TenantId, id: DeviceId, metric: Option<&str>, last: u64) -> DomainResult<Vec<Reading>>;
+}

@@ -1,0 +1,144 @@
+use super::{Device, DeviceFilter, DeviceKind, DeviceRepo, DeviceStatus, ExternalId, NewReading, Reading, UpsertDevice};
+use crate::bus::{BusEvent, Change, EventBus};
+use crate::homes::HomeRepo;
+use crate::ids::{DeviceId, HomeId, IntegrationId, RoomId, TenantId};
+use crate::integrations::IntegrationRepo;
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Largest number of readings one `readings(last:)` answer holds.
+pub const MAX_READINGS: u64 = 1000;
+
+/// Input of `upsertDevice`, as received.
+#[derive(Debug, Clone)]
+pub struct UpsertDeviceInput {
+    pub integration_id: IntegrationId,
+    pub external_id: String,
+    pub kind: DeviceKind,
+    pub name: String,
+    pub home_id: Option<HomeId>,
+    pub room_id: Option<RoomId>,
+    pub attributes: Option<Value>,
+}
+
+/// Registering devices and recording what they report.
+#[derive(Clone)]
+pub struct DeviceService {
+    repo: Arc<dyn DeviceRepo>,
+    integrations: Arc<dyn IntegrationRepo>,
+    homes: Arc<dyn HomeRepo>,
+    bus: Arc<dyn EventBus>,
+}
+
+impl DeviceService {
+    pub fn new(
+        repo: Arc<dyn DeviceRepo>,
+        integrations: Arc<dyn IntegrationRepo>,
+        homes: Arc<dyn HomeRepo>,
+        bus: Arc<dyn EventBus>,
+    ) -> Self {
+        Self { repo, integrations, homes, bus }
+    }
+
+    /// # Errors
+    /// `Forbidden` for viewers; `Invalid` on a bad field; `NotFound` for an integration,
+    /// home or room that is not the tenant's, or a room of another home.
+    pub async fn upsert(&self, actor: &Actor, input: UpsertDeviceInput) -> DomainResult<(Device, bool)> {
+        let tenant = actor.require_operator()?;
+        self.upsert_in(tenant, input).await
+    }
+
+    /// The same, for adapters acting for a tenant (vendor sync, hooks).
+    ///
+    /// # Errors
+    /// As `upsert`.
+    pub async fn upsert_in(&self, tenant: TenantId, input: UpsertDeviceInput) -> DomainResult<(Device, bool)> {
+        let external_id = ExternalId::parse(&input.external_id)?;
+        let name = input.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(DomainError::invalid("name", "1-200 characters"));
+        }
+        let attributes = match input.attributes {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => return Err(DomainError::invalid("attributes", "must be a JSON object")),
+        };
+        self.integrations.get(tenant, input.integration_id).await?.ok_or(DomainError::NotFound("integration"))?;
+        let mut home_id = input.home_id;
+        if let Some(room_id) = input.room_id {
+            let room = self.homes.get_room(tenant, room_id).await?.ok_or(DomainError::NotFound("room"))?;
+            if home_id.is_some_and(|h| h != room.home_id) {
+                return Err(DomainError::invalid("roomId", "the room belongs to another home"));
+            }
+            home_id = Some(room.home_id);
+        }
+        if let Some(h) = home_id {
+            self.homes.get_home(tenant, h).await?.ok_or(DomainError::NotFound("home"))?;
+        }
+        let up = UpsertDevice {
+            integration_id: input.integration_id,
+            external_id,
+            kind: input.kind,
+            name,
+            home_id,
+            room_id: input.room_id,
+            attributes,
+        };
+        let (device, created) = self.repo.upsert(tenant, up).await?;
+        self.changed(&device);
+        Ok((device, created))
+    }
+
+    /// # Errors
+    /// `NotFound` when absent or in another tenant.
+    pub async fn get(&self, actor: &Actor, id: DeviceId) -> DomainResult<Device> {
+        self.repo.get(actor.require_reader()?, id).await?.ok_or(DomainError::NotFound("device"))
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn list(&self, actor: &Actor, filter: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>> {
+        self.repo.list(actor.require_reader()?, filter, page).await
+    }
+
+    /// # Errors
+    /// `NotFound` when the device is not the actor's; `Invalid { field: "last" }` above 1000.
+    pub async fn readings(&self, actor: &Actor, id: DeviceId, metric: Option<&str>, last: u64) -> DomainResult<Vec<Reading>> {
+        let tenant = actor.require_reader()?;
+        if last > MAX_READINGS {
+            return Err(DomainError::invalid("last", format!("at most {MAX_READINGS}")));
+        }
+        self.repo.readings(tenant, id, metric, last).await
+    }
+
+    /// Records readings for a tenant's device (adapters and hooks).
+    ///
+    /// # Errors
+    /// `NotFound("device")`.
+    pub async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device> {
+        let device = self.repo.record_readings(tenant, id, readings).await?;
+        self.changed(&device);
+        Ok(device)
+    }
+
+    /// Applies live-state changes for a tenant's device (adapters and hooks).
+    ///
+    /// # Errors
+    /// `NotFound("device")`.
+    pub async fn set_status(&self, tenant: TenantId, id: DeviceId, status: DeviceStatus) -> DomainResult<Device> {
+        let device = self.repo.set_status(tenant, id, status).await?;
+        self.changed(&device);
+        Ok(device)
+    }
+
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn find_by_external(&self, tenant: TenantId, integration: IntegrationId, external_id: &str) -> DomainResult<Option<Device>> {
+        self.repo.find_by_external(tenant, integration, external_id).await
+    }
+
+    fn changed(&self, d: &Device) {
+        self.bus.publish(BusEvent { tenant_id: d.tenant_id, change: Change::DeviceChanged { device_id: d.id } });
+    }
+}

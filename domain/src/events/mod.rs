@@ -1,0 +1,123 @@
+//! Inbound events: every hook request stored raw before it is processed, with a dedup key
+//! so that a vendor's retry is recognised and processed once.
+
+use crate::enums::string_enum;
+use crate::ids::{InboundEventId, IntegrationId, TenantId};
+use crate::{Actor, DomainResult, Page, PageRequest};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::sync::Arc;
+
+string_enum!(
+    /// Where an inbound event is in its processing.
+    EventState, "state" {
+        /// Stored, not yet processed.
+        Received = "RECEIVED",
+        /// Processed successfully.
+        Processed = "PROCESSED",
+        /// Processing failed; `error` says why.
+        Failed = "FAILED",
+        /// Stored only: a kind this version does not process.
+        Ignored = "IGNORED",
+    }
+);
+
+/// A raw hook request about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewInboundEvent {
+    pub integration_id: IntegrationId,
+    /// `DINGDING`, `GOLDCARD`, `HUZHOU_ELEVATOR`, `ETC_GANTRY`, `TELEMETRY` ...
+    pub protocol: String,
+    /// The vendor's event or service name.
+    pub kind: String,
+    /// Unique per integration: the vendor's retry of the same message has the same key.
+    pub dedup_key: String,
+    /// The headers that matter to the protocol (never credentials).
+    pub headers: Value,
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored inbound event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundEvent {
+    pub id: InboundEventId,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub protocol: String,
+    pub kind: String,
+    pub dedup_key: String,
+    pub headers: Value,
+    pub body: String,
+    pub received_at: DateTime<Utc>,
+    pub state: EventState,
+    pub error: Option<String>,
+    pub processed_at: Option<DateTime<Utc>>,
+}
+
+/// The answer to storing an event: the stored row and whether it was already there.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub event: InboundEvent,
+    pub duplicate: bool,
+}
+
+/// Filters of `inboundEvents`.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub integration_id: Option<IntegrationId>,
+    pub state: Option<EventState>,
+    pub kind: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Raw inbound events of a tenant.
+#[async_trait]
+pub trait InboundEventRepo: Send + Sync {
+    /// Stores the event unless one with the same (integration, dedup key) exists; then
+    /// returns that one with `duplicate = true`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn record(&self, tenant: TenantId, input: NewInboundEvent) -> DomainResult<Recorded>;
+    /// # Errors
+    /// `NotFound("inbound event")`.
+    async fn finish(&self, tenant: TenantId, id: InboundEventId, state: EventState, error: Option<String>) -> DomainResult<()>;
+    /// Newest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn list(&self, tenant: TenantId, filter: &EventFilter, page: PageRequest) -> DomainResult<Page<InboundEvent>>;
+}
+
+/// Reading the inbound events (tenant admins) and recording them (hooks).
+#[derive(Clone)]
+pub struct InboundEventService {
+    repo: Arc<dyn InboundEventRepo>,
+}
+
+impl InboundEventService {
+    pub fn new(repo: Arc<dyn InboundEventRepo>) -> Self {
+        Self { repo }
+    }
+
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn record(&self, tenant: TenantId, input: NewInboundEvent) -> DomainResult<Recorded> {
+        self.repo.record(tenant, input).await
+    }
+
+    /// # Errors
+    /// `NotFound`.
+    pub async fn finish(&self, tenant: TenantId, id: InboundEventId, state: EventState, error: Option<String>) -> DomainResult<()> {
+        self.repo.finish(tenant, id, state, error).await
+    }
+
+    /// # Errors
+    /// `Forbidden` unless tenant admin.
+    pub async fn list(&self, actor: &Actor, filter: &EventFilter, page: PageRequest) -> DomainResult<Page<InboundEvent>> {
+        self.repo.list(actor.require_tenant_admin()?, filter, page).await
+    }
+}

@@ -1,0 +1,140 @@
+//! Homes (a building, flat or site) and their rooms; devices and alarms hang off them.
+
+use crate::ids::{HomeId, IntegrationId, RoomId, TenantId};
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A stored home.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Home {
+    pub id: HomeId,
+    pub tenant_id: TenantId,
+    /// The integration it mirrors (e.g. a Dingding home), if any.
+    pub integration_id: Option<IntegrationId>,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub address: Option<String>,
+    pub attributes: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Room {
+    pub id: RoomId,
+    pub tenant_id: TenantId,
+    pub home_id: HomeId,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Input to create a home.
+#[derive(Debug, Clone)]
+pub struct NewHome {
+    pub integration_id: Option<IntegrationId>,
+    pub external_id: Option<String>,
+    pub name: String,
+    pub address: Option<String>,
+    pub attributes: Value,
+}
+
+/// Input to create a room.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub home_id: HomeId,
+    pub external_id: Option<String>,
+    pub name: String,
+}
+
+/// Homes and rooms of a tenant.
+#[async_trait]
+pub trait HomeRepo: Send + Sync {
+    /// # Errors
+    /// `Duplicate` when the integration already has a home with that external id.
+    async fn create_home(&self, tenant: TenantId, input: NewHome) -> DomainResult<Home>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_home(&self, tenant: TenantId, id: HomeId) -> DomainResult<Option<Home>>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn list_homes(&self, tenant: TenantId, page: PageRequest) -> DomainResult<Page<Home>>;
+    /// # Errors
+    /// `Duplicate` when the home already has a room of that name.
+    async fn create_room(&self, tenant: TenantId, input: NewRoom) -> DomainResult<Room>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_room(&self, tenant: TenantId, id: RoomId) -> DomainResult<Option<Room>>;
+    /// Rooms of one home, in creation order.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn rooms(&self, tenant: TenantId, home: HomeId) -> DomainResult<Vec<Room>>;
+}
+
+fn check_name(field: &str, name: &str) -> DomainResult<String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 200 {
+        return Err(DomainError::invalid(field, "1-200 characters"));
+    }
+    Ok(n.to_owned())
+}
+
+/// Managing homes and rooms.
+#[derive(Clone)]
+pub struct HomeService {
+    repo: Arc<dyn HomeRepo>,
+    integrations: Arc<dyn crate::integrations::IntegrationRepo>,
+}
+
+impl HomeService {
+    pub fn new(repo: Arc<dyn HomeRepo>, integrations: Arc<dyn crate::integrations::IntegrationRepo>) -> Self {
+        Self { repo, integrations }
+    }
+
+    /// # Errors
+    /// `Forbidden` for viewers; `Invalid` on the name or attributes; `NotFound` for a foreign integration.
+    pub async fn add_home(&self, actor: &Actor, mut input: NewHome) -> DomainResult<Home> {
+        let tenant = actor.require_operator()?;
+        input.name = check_name("name", &input.name)?;
+        if input.attributes.is_null() {
+            input.attributes = Value::Object(Default::default());
+        } else if !input.attributes.is_object() {
+            return Err(DomainError::invalid("attributes", "must be a JSON object"));
+        }
+        if let Some(i) = input.integration_id {
+            self.integrations.get(tenant, i).await?.ok_or(DomainError::NotFound("integration"))?;
+        }
+        self.repo.create_home(tenant, input).await
+    }
+
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` for a home of another tenant; `Duplicate` on a taken name.
+    pub async fn add_room(&self, actor: &Actor, mut input: NewRoom) -> DomainResult<Room> {
+        let tenant = actor.require_operator()?;
+        input.name = check_name("name", &input.name)?;
+        self.repo.get_home(tenant, input.home_id).await?.ok_or(DomainError::NotFound("home"))?;
+        self.repo.create_room(tenant, input).await
+    }
+
+    /// # Errors
+    /// `NotFound` when absent or in another tenant.
+    pub async fn get(&self, actor: &Actor, id: HomeId) -> DomainResult<Home> {
+        self.repo.get_home(actor.require_reader()?, id).await?.ok_or(DomainError::NotFound("home"))
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn list(&self, actor: &Actor, page: PageRequest) -> DomainResult<Page<Home>> {
+        self.repo.list_homes(actor.require_reader()?, page).await
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn rooms(&self, actor: &Actor, home: HomeId) -> DomainResult<Vec<Room>> {
+        self.repo.rooms(actor.require_reader()?, home).await
+    }
+}

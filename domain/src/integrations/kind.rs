@@ -1,0 +1,259 @@
+//! The five protocol families of `PROTOCOLS.md` and the settings/credentials each needs
+//! (the table in `CONTRACT.md`, "Integration settings and credentials, by kind").
+
+use crate::{DomainError, DomainResult};
+use serde_json::{Map, Value};
+
+/// Which vendor protocol an integration speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IntegrationKind {
+    /// Dingding (Yunding) smart-device open API: locks, gateways, meters.
+    Dingding,
+    /// IoT gas meters, CIS <-> DAS standard.
+    Goldcard,
+    /// Huzhou special-equipment data center: elevators.
+    HuzhouElevator,
+    /// ETC highway gantry PCs and cabinets.
+    EtcGantry,
+    /// Hazardous-chemical special work uploads to the regulator.
+    Hazchem,
+}
+
+/// The shape a setting's value must have.
+#[derive(Debug, Clone, Copy)]
+enum SettingType {
+    /// An absolute `http://` or `https://` URL.
+    Url,
+    /// A non-empty string.
+    Text,
+    /// An object mapping ids to `host:port`.
+    HostMap,
+    /// A positive integer.
+    PositiveInt,
+}
+
+struct SettingSpec {
+    name: &'static str,
+    ty: SettingType,
+    default: Option<fn() -> Value>,
+}
+
+const fn req(name: &'static str, ty: SettingType) -> SettingSpec {
+    SettingSpec { name, ty, default: None }
+}
+
+fn empty_map() -> Value {
+    Value::Object(Map::new())
+}
+
+fn skew_default() -> Value {
+    Value::from(300)
+}
+
+impl IntegrationKind {
+    pub const ALL: [Self; 5] = [Self::Dingding, Self::Goldcard, Self::HuzhouElevator, Self::EtcGantry, Self::Hazchem];
+
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Dingding => "DINGDING",
+            Self::Goldcard => "GOLDCARD",
+            Self::HuzhouElevator => "HUZHOU_ELEVATOR",
+            Self::EtcGantry => "ETC_GANTRY",
+            Self::Hazchem => "HAZCHEM",
+        }
+    }
+
+    /// # Errors
+    /// `Invalid { field: "kind" }` on an unknown name.
+    pub fn parse(s: &str) -> DomainResult<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| DomainError::invalid("kind", format!("unknown integration kind {s:?}")))
+    }
+
+    /// The path under `/hooks/{integration_id}/` where this kind's vendor calls us, if it does.
+    pub const fn hook_path(&self) -> Option<&'static str> {
+        match self {
+            Self::Dingding => Some("dingding"),
+            Self::Goldcard => Some("goldcard"),
+            Self::HuzhouElevator => Some("huzhou/elev_api"),
+            Self::EtcGantry => Some("etc/monitor.do"),
+            Self::Hazchem => None,
+        }
+    }
+
+    /// The credential that Linkyard issues for inbound calls, replaced by a secret rotation.
+    pub const fn inbound_secret_field(&self) -> &'static str {
+        match self {
+            Self::HuzhouElevator => "inboundAppSecret",
+            Self::EtcGantry => "authCode",
+            Self::Dingding | Self::Goldcard | Self::Hazchem => "hookSecret",
+        }
+    }
+
+    fn settings_spec(&self) -> Vec<SettingSpec> {
+        use SettingType::*;
+        match self {
+            Self::Dingding => vec![req("baseUrl", Url)],
+            Self::Goldcard => vec![req("baseUrl", Url), req("companyCode", Text), req("factorNo", Text)],
+            Self::HuzhouElevator => vec![req("baseUrl", Url), req("dcBaseUrl", Url)],
+            Self::EtcGantry => vec![
+                SettingSpec { name: "deviceHosts", ty: HostMap, default: Some(empty_map) },
+                SettingSpec { name: "maxClockSkewSeconds", ty: PositiveInt, default: Some(skew_default) },
+            ],
+            Self::Hazchem => vec![req("baseUrl", Url), req("systemName", Text), req("areaCode", Text)],
+        }
+    }
+
+    /// The credential names this kind requires (all strings).
+    pub fn credential_names(&self) -> &'static [&'static str] {
+        match self {
+            Self::Dingding => &["clientId", "clientSecret"],
+            Self::Goldcard => &["appCode", "appSecret"],
+            Self::HuzhouElevator => &["appKey", "appSecret", "inboundAppKey", "inboundAppSecret"],
+            Self::EtcGantry => &["authCode"],
+            Self::Hazchem => &["username", "password"],
+        }
+    }
+
+    /// Validates settings against this kind's table and fills defaults.
+    ///
+    /// # Errors
+    /// `Invalid { field: "settings.<name>" }` for a missing, mistyped or unknown setting.
+    pub fn validate_settings(&self, settings: &Value) -> DomainResult<Value> {
+        let empty = Map::new();
+        let given = match settings {
+            Value::Object(m) => m,
+            Value::Null => &empty,
+            _ => return Err(DomainError::invalid("settings", "must be a JSON object")),
+        };
+        let spec = self.settings_spec();
+        if let Some(unknown) = given.keys().find(|k| !spec.iter().any(|s| s.name == k.as_str())) {
+            return Err(DomainError::invalid(
+                format!("settings.{unknown}"),
+                format!("unknown setting for {}", self.as_str()),
+            ));
+        }
+        let mut out = Map::new();
+        for s in spec {
+            let field = format!("settings.{}", s.name);
+            let value = match (given.get(s.name), s.default) {
+                (Some(v), _) if !v.is_null() => v.clone(),
+                (_, Some(default)) => default(),
+                _ => return Err(DomainError::invalid(field, "is required")),
+            };
+            check_type(&field, s.ty, &value)?;
+            out.insert(s.name.to_owned(), value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// Validates credentials: every required name present as a non-empty string, no
+    /// unknown names. Error messages name fields, never values.
+    ///
+    /// # Errors
+    /// `Invalid { field: "credentials.<name>" }`.
+    pub fn validate_credentials(&self, credentials: &Value) -> DomainResult<Map<String, Value>> {
+        let Value::Object(given) = credentials else {
+            return Err(DomainError::invalid("credentials", "must be a JSON object of strings"));
+        };
+        let names = self.credential_names();
+        let extra = self.inbound_secret_field();
+        if let Some(unknown) = given.keys().find(|k| !names.contains(&k.as_str()) && k.as_str() != extra) {
+            return Err(DomainError::invalid(
+                format!("credentials.{unknown}"),
+                format!("unknown credential for {}", self.as_str()),
+            ));
+        }
+        for name in names {
+            match given.get(*name) {
+                Some(Value::String(s)) if !s.trim().is_empty() => {}
+                Some(_) => {
+                    return Err(DomainError::invalid(format!("credentials.{name}"), "must be a non-empty string"));
+                }
+                None => return Err(DomainError::invalid(format!("credentials.{name}"), "is required")),
+            }
+        }
+        if given.get(extra).is_some_and(|v| v.as_str().is_none_or(str::is_empty)) {
+            return Err(DomainError::invalid(format!("credentials.{extra}"), "must be a non-empty string"));
+        }
+        Ok(given.clone())
+    }
+}
+
+fn check_type(field: &str, ty: SettingType, v: &Value) -> DomainResult<()> {
+    let ok = match ty {
+        SettingType::Url => v.as_str().is_some_and(is_http_url),
+        SettingType::Text => v.as_str().is_some_and(|s| !s.trim().is_empty()),
+        SettingType::PositiveInt => v.as_u64().is_some_and(|n| n > 0),
+        SettingType::HostMap => v.as_object().is_some_and(|m| m.values().all(|h| h.as_str().is_some_and(is_host_port))),
+    };
+    if ok {
+        return Ok(());
+    }
+    let what = match ty {
+        SettingType::Url => "must be an absolute http(s) URL",
+        SettingType::Text => "must be a non-empty string",
+        SettingType::PositiveInt => "must be a positive integer",
+        SettingType::HostMap => "must map gantry ids to \"host:port\"",
+    };
+    Err(DomainError::invalid(field, what))
+}
+
+fn is_http_url(s: &str) -> bool {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.is_empty() && !r.chars().any(char::is_whitespace)
+    })
+}
+
+fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_are_checked_per_kind() {
+        let k = IntegrationKind::HuzhouElevator;
+        assert!(k.validate_settings(&json!({"baseUrl": "https://a.example", "dcBaseUrl": "http://b:8080/x"})).is_ok());
+        let err = k.validate_settings(&json!({"baseUrl": "https://a.example"})).err();
+        assert!(matches!(err, Some(DomainError::Invalid { field, .. }) if field == "settings.dcBaseUrl"));
+        let err = k.validate_settings(&json!({"baseUrl": "ftp://x", "dcBaseUrl": "http://b"})).err();
+        assert!(matches!(err, Some(DomainError::Invalid { field, .. }) if field == "settings.baseUrl"));
+        let err = k.validate_settings(&json!({"baseUrl": "http://a", "dcBaseUrl": "http://b", "x": 1})).err();
+        assert!(matches!(err, Some(DomainError::Invalid { field, .. }) if field == "settings.x"));
+    }
+
+    #[test]
+    fn etc_defaults_are_filled() {
+        let v = IntegrationKind::EtcGantry.validate_settings(&json!({})).expect("defaults");
+        assert_eq!(v, json!({"deviceHosts": {}, "maxClockSkewSeconds": 300}));
+        assert!(IntegrationKind::EtcGantry.validate_settings(&json!({"deviceHosts": {"G1": "10.0.0.1"}})).is_err());
+        assert!(IntegrationKind::EtcGantry.validate_settings(&json!({"deviceHosts": {"G1": "10.0.0.1:3699"}})).is_ok());
+    }
+
+    #[test]
+    fn credential_errors_never_echo_values() {
+        let err = IntegrationKind::Dingding
+            .validate_credentials(&json!({"clientId": "id", "clientSecret": 12345987}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("credentials.clientSecret"));
+        assert!(!err.contains("12345987"));
+        assert!(IntegrationKind::Dingding.validate_credentials(&json!({"clientId": "id"})).is_err());
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in IntegrationKind::ALL {
+            assert_eq!(IntegrationKind::parse(k.as_str()).ok(), Some(k));
+        }
+    }
+}

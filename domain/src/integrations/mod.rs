@@ -1,0 +1,13 @@
+//! Integrations: a tenant's configured connection to one vendor or regulator, with its
+//! settings (visible) and credentials (write-only, sealed at rest), and API keys for a
+//! tenant's own devices.
+
+mod kind;
+mod models;
+mod ports;
+mod service;
+
+pub use kind::IntegrationKind;
+pub use models::{ApiKey, ConfigureIntegration, CreatedApiKey, Integration, NewIntegration, RotatedSecret};
+pub use ports::{ApiKeyRepo, IntegrationRepo};
+pub use service::IntegrationService;

@@ -1,0 +1,66 @@
+use super::IntegrationKind;
+use crate::ids::{ApiKeyId, IntegrationId, TenantId};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// A stored integration as tenants see it: credentials are never part of it, only the
+/// names of those that are set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub tenant_id: TenantId,
+    pub kind: IntegrationKind,
+    pub name: String,
+    pub settings: Value,
+    pub credential_names: Vec<String>,
+    pub secret_rotated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a tenant admin submits to create or reconfigure an integration.
+#[derive(Debug, Clone)]
+pub struct ConfigureIntegration {
+    /// Reconfigure this integration; create a new one when absent.
+    pub id: Option<IntegrationId>,
+    pub kind: String,
+    pub name: String,
+    pub settings: Value,
+    /// Required on create; on update, replaces the stored credentials when given.
+    pub credentials: Option<Value>,
+}
+
+/// A validated integration ready to store; credentials already sealed.
+#[derive(Debug, Clone)]
+pub struct NewIntegration {
+    pub kind: IntegrationKind,
+    pub name: String,
+    pub settings: Value,
+    pub credentials_sealed: Option<String>,
+    pub credential_names: Vec<String>,
+}
+
+/// The answer to a secret rotation: the new secret is shown this once.
+#[derive(Debug, Clone)]
+pub struct RotatedSecret {
+    pub integration: Integration,
+    pub field: &'static str,
+    pub secret: String,
+}
+
+/// A stored API key (its digest only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The answer to creating an API key: the key is shown this once.
+#[derive(Debug, Clone)]
+pub struct CreatedApiKey {
+    pub api_key: ApiKey,
+    pub key: String,
+}

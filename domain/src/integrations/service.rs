@@ -1,0 +1,112 @@
+use super::{
+    ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind, IntegrationRepo, NewIntegration,
+    RotatedSecret,
+};
+use crate::ids::IntegrationId;
+use crate::security::SecretBox;
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Configuring integrations, rotating their inbound secret and issuing API keys.
+#[derive(Clone)]
+pub struct IntegrationService {
+    repo: Arc<dyn IntegrationRepo>,
+    keys: Arc<dyn ApiKeyRepo>,
+    secrets: Arc<dyn SecretBox>,
+}
+
+/// Length of generated secrets and API keys (URL-safe characters).
+const SECRET_LEN: usize = 40;
+
+impl IntegrationService {
+    pub fn new(repo: Arc<dyn IntegrationRepo>, keys: Arc<dyn ApiKeyRepo>, secrets: Arc<dyn SecretBox>) -> Self {
+        Self { repo, keys, secrets }
+    }
+
+    /// Creates an integration, or reconfigures the one named by `input.id`.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `Invalid` naming the bad field; `Duplicate` on a
+    /// taken name; `NotFound` for an unknown id; `Invalid { field: "kind" }` when an update
+    /// tries to change the kind.
+    pub async fn configure(&self, actor: &Actor, input: ConfigureIntegration) -> DomainResult<Integration> {
+        let tenant = actor.require_tenant_admin()?;
+        let kind = IntegrationKind::parse(&input.kind)?;
+        let name = input.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(DomainError::invalid("name", "1-100 characters"));
+        }
+        let settings = kind.validate_settings(&input.settings)?;
+        let existing = match input.id {
+            Some(id) => Some(self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?),
+            None => None,
+        };
+        if existing.as_ref().is_some_and(|e| e.kind != kind) {
+            return Err(DomainError::invalid("kind", "an integration's kind cannot change"));
+        }
+        let (credentials_sealed, credential_names) = match (&input.credentials, &existing) {
+            (Some(c), _) => {
+                let map = kind.validate_credentials(c)?;
+                (Some(self.seal(&map)?), map.keys().cloned().collect())
+            }
+            (None, Some(e)) => (None, e.credential_names.clone()),
+            (None, None) => return Err(DomainError::invalid("credentials", "is required")),
+        };
+        let new = NewIntegration { kind, name, settings, credentials_sealed, credential_names };
+        match existing {
+            Some(e) => self.repo.update(tenant, e.id, new).await,
+            None => self.repo.create(tenant, new).await,
+        }
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn list(&self, actor: &Actor, page: PageRequest) -> DomainResult<Page<Integration>> {
+        self.repo.list(actor.require_reader()?, page).await
+    }
+
+    /// # Errors
+    /// `NotFound` when absent or in another tenant.
+    pub async fn get(&self, actor: &Actor, id: IntegrationId) -> DomainResult<Integration> {
+        self.repo.get(actor.require_reader()?, id).await?.ok_or(DomainError::NotFound("integration"))
+    }
+
+    /// Replaces the Linkyard-issued inbound secret of the integration (the kind's
+    /// `inbound_secret_field`) with a fresh one, shown once.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` when absent or in another tenant.
+    pub async fn rotate_secret(&self, actor: &Actor, id: IntegrationId) -> DomainResult<RotatedSecret> {
+        let tenant = actor.require_tenant_admin()?;
+        let integration = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        let sealed = self.repo.sealed_credentials(tenant, id).await?;
+        let mut map: Map<String, Value> = serde_json::from_slice(&self.secrets.open(&sealed)?)
+            .map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored credentials are not JSON: {e}")))?;
+        let field = integration.kind.inbound_secret_field();
+        let secret = self.secrets.random_secret(SECRET_LEN);
+        map.insert(field.to_owned(), Value::String(secret.clone()));
+        let names = map.keys().cloned().collect();
+        let integration =
+            self.repo.store_rotated_credentials(tenant, id, self.seal(&map)?, names, chrono::Utc::now()).await?;
+        Ok(RotatedSecret { integration, field, secret })
+    }
+
+    /// Issues an API key for the integration's telemetry hook; stored as a digest, shown once.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` when absent or in another tenant.
+    pub async fn create_api_key(&self, actor: &Actor, id: IntegrationId) -> DomainResult<CreatedApiKey> {
+        let tenant = actor.require_tenant_admin()?;
+        self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        let key = format!("lk_{}", self.secrets.random_secret(SECRET_LEN));
+        let prefix: String = key.chars().take(10).collect();
+        let api_key = self.keys.create(tenant, id, prefix, self.secrets.digest(&key)).await?;
+        Ok(CreatedApiKey { api_key, key })
+    }
+
+    fn seal(&self, map: &Map<String, Value>) -> DomainResult<String> {
+        let bytes = serde_json::to_vec(map).map_err(|e| DomainError::Unknown(e.into()))?;
+        self.secrets.seal(&bytes)
+    }
+}

@@ -1,0 +1,3 @@
+//! Tariffs and meter accounts.
+
+pub mod rules;

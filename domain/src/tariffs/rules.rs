@@ -1,0 +1,1 @@
+//! Tariff rules (being written).

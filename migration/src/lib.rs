@@ -1,0 +1,17 @@
+//! Linkyard schema migrations: one timestamped, reversible file per change. The same
+//! migrations run on SQLite and PostgreSQL.
+#![forbid(unsafe_code)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_core;
+mod m20261125_000002_domain;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_core::Migration), Box::new(m20261125_000002_domain::Migration)]
+    }
+}

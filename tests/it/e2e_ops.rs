@@ -1,0 +1,139 @@
+//! Operations surface: health, readiness, metrics, request ids, body limit, query limits,
+//! GraphiQL and the subscription endpoint.
+
+use crate::utils::spawn_app;
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("x-request-id").is_some_and(|v| !v.is_empty()));
+    let r = app.http.get(app.url("/readyz")).send().await.expect("readyz");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["database"], "ok");
+    let want_redis = if std::env::var("TEST_REDIS_URL").is_ok_and(|u| !u.is_empty()) { "ok" } else { "not configured" };
+    assert_eq!(body["redis"], want_redis);
+
+    app.gql(None, "{ __typename }", json!({})).await;
+    let text = app.http.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(text.contains("http_requests_total{"), "{text}");
+    assert!(text.contains("route=\"/graphql\""), "{text}");
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "{text}");
+}
+
+#[tokio::test]
+async fn a_request_id_given_by_the_client_is_kept() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/healthz")).header("x-request-id", "client-chosen-id").send().await.expect("healthz");
+    assert_eq!(r.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("client-chosen-id"));
+}
+
+#[tokio::test]
+async fn bodies_over_one_mebibyte_are_refused_with_413() {
+    let app = spawn_app().await;
+    let big = format!("{{\"query\":\"{{ __typename }}\",\"pad\":\"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let r = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 413);
+    // The server still answers afterwards.
+    let ok = app.gql(None, "{ __typename }", json!({})).await;
+    assert_eq!(ok.data()["__typename"], "QueryRoot");
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_a_graphql_error_not_a_500() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    let r = app.gql(None, "{ nonsense", json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    let r = app.gql(None, "{ noSuchField }", json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn a_depth_50_query_is_refused_before_it_runs() {
+    let app = spawn_app().await;
+    // A login nested in fifty selections would change state if it ran.
+    let mut q = String::from("__typename");
+    for _ in 0..50 {
+        q = format!("me {{ {q} }}");
+    }
+    let r = app.gql(None, &format!("{{ {q} }}"), json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(r.body["data"].is_null(), "{}", r.raw);
+    let msg = r.body["errors"][0]["message"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        msg.contains("nested")
+            || msg.contains("depth")
+            || msg.contains("subselection")
+            || msg.contains("unknown field"),
+        "{msg}"
+    );
+
+    // tenants + 24 x (edges, node) + id: fifty levels of valid fields.
+    let mut nested = String::from("id");
+    for _ in 0..24 {
+        nested = format!("edges {{ node {{ {nested} }} }}");
+    }
+    let r = app.gql(None, &format!("{{ tenants {{ {nested} }} }}"), json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.raw);
+    assert!(r.body["errors"][0]["message"].as_str().unwrap_or_default().contains("nested too deep"), "{}", r.raw);
+}
+
+#[tokio::test]
+async fn graphiql_is_served_and_the_websocket_speaks_graphql_transport_ws() {
+    let app = spawn_app().await;
+    let page = app.http.get(app.url("/graphql")).send().await.expect("graphiql");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").to_lowercase().contains("graphiql"));
+
+    let token = app.admin_token().await;
+    let ws_url = app.url("/graphql/ws").replacen("http://", "ws://", 1);
+    let mut req = ws_url.into_client_request().expect("request");
+    req.headers_mut().insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse().expect("header"));
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.expect("websocket");
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+        Some("graphql-transport-ws")
+    );
+    ws.send(Message::Text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}}).to_string().into(),
+    ))
+    .await
+    .expect("init");
+    let ack = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next()).await.expect("ack in time");
+    let ack: serde_json::Value = match ack {
+        Some(Ok(Message::Text(t))) => serde_json::from_str(&t).expect("json"),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(ack["type"], "connection_ack");
+}
+
+#[tokio::test]
+async fn unknown_routes_answer_404_json() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/nope")).send().await.expect("get");
+    assert_eq!(r.status(), 404);
+}

@@ -1,0 +1,281 @@
+//! Tenant isolation for every query and mutation, and roles.
+
+use crate::utils::{USER_PASSWORD, spawn_app, tenant_with_admin, unique};
+use serde_json::json;
+
+fn dingding(name: &str) -> serde_json::Value {
+    json!({"kind": "DINGDING", "name": name, "settings": {"baseUrl": "https://openapi.example.com"},
+           "credentials": {"clientId": format!("cid-{name}"), "clientSecret": format!("csecret-{name}")}})
+}
+
+#[tokio::test]
+async fn platform_admin_onboards_two_tenants_that_cannot_see_each_other() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let a = tenant_with_admin(&app, &root).await;
+    let b = tenant_with_admin(&app, &root).await;
+
+    let ia = app.configure_integration(&a.admin_token, dingding("a")).await;
+    let ia = ia.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+    let ib = app.configure_integration(&b.admin_token, dingding("b")).await;
+    let ib = ib.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+
+    // Platform admin sees both tenants.
+    let all = app.gql(Some(&root), "{ tenants(first: 100) { totalCount edges { node { id } } } }", json!({})).await;
+    let ids: Vec<_> =
+        all.data()["tenants"]["edges"].as_array().expect("edges").iter().map(|e| e["node"]["id"].clone()).collect();
+    assert!(ids.contains(&json!(a.id)) && ids.contains(&json!(b.id)));
+
+    for (me, other, mine, theirs) in [(&a, &b, &ia, &ib), (&b, &a, &ib, &ia)] {
+        let t = Some(me.admin_token.as_str());
+        // tenants: only its own.
+        let r = app.gql(t, "{ tenants { totalCount edges { node { id } } } }", json!({})).await;
+        assert_eq!(r.data()["tenants"]["totalCount"], 1);
+        assert_eq!(r.data()["tenants"]["edges"][0]["node"]["id"], json!(me.id));
+        // tenant(id)
+        assert_eq!(
+            app.gql(t, "query($id:ID!){ tenant(id:$id){ id } }", json!({"id": other.id})).await.code(),
+            "NOT_FOUND"
+        );
+        assert_eq!(
+            app.gql(t, "query($id:ID!){ tenant(id:$id){ id } }", json!({"id": me.id})).await.data()["tenant"]["id"],
+            json!(me.id)
+        );
+        // users / user(id)
+        let r = app.gql(t, "{ users { totalCount edges { node { id email } } } }", json!({})).await;
+        assert_eq!(r.data()["users"]["totalCount"], 1);
+        assert_eq!(r.data()["users"]["edges"][0]["node"]["email"], json!(me.admin_email));
+        assert_eq!(
+            app.gql(t, "query($id:ID!){ user(id:$id){ id } }", json!({"id": other.admin_id})).await.code(),
+            "NOT_FOUND"
+        );
+        // me
+        assert_eq!(app.gql(t, "{ me { id tenantId role } }", json!({})).await.data()["me"]["tenantId"], json!(me.id));
+        // integrations / integration(id)
+        let r = app.gql(t, "{ integrations { totalCount edges { node { id } } } }", json!({})).await;
+        assert_eq!(r.data()["integrations"]["totalCount"], 1);
+        assert_eq!(r.data()["integrations"]["edges"][0]["node"]["id"], json!(mine));
+        assert_eq!(
+            app.gql(t, "query($id:ID!){ integration(id:$id){ id } }", json!({"id": theirs})).await.code(),
+            "NOT_FOUND"
+        );
+        // Mutations aimed at the other tenant's rows.
+        let mut reconf = dingding("hijack");
+        reconf["id"] = json!(theirs);
+        assert_eq!(app.configure_integration(&me.admin_token, reconf).await.code(), "NOT_FOUND");
+        let r =
+            app.gql(t, "mutation($id:ID!){ rotateIntegrationSecret(id:$id){ secret } }", json!({"id": theirs})).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let r = app.gql(t, "mutation($id:ID!){ createApiKey(integrationId:$id){ key } }", json!({"id": theirs})).await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let r = app
+            .gql(
+                t,
+                "mutation($i:CreateUserInput!){ createUser(input:$i){ id } }",
+                json!({"i": {"tenantId": other.id, "email": format!("x{}@e.com", unique()), "password": USER_PASSWORD, "role": "OPERATOR"}}),
+            )
+            .await;
+        assert_eq!(r.code(), "NOT_FOUND");
+        let r = app.gql(t, "mutation{ createTenant(input:{slug:\"sneaky\", name:\"x\"}){ id } }", json!({})).await;
+        assert_eq!(r.code(), "FORBIDDEN");
+    }
+
+    // The other tenant's integration is untouched by the attempts above.
+    let r = app.gql(Some(&b.admin_token), "query($id:ID!){ integration(id:$id){ name } }", json!({"id": ib})).await;
+    assert_eq!(r.data()["integration"]["name"], "b");
+}
+
+/// Every mutation of the schema (but `login`) must be refused to a VIEWER; this list is
+/// checked against the schema so a new mutation cannot slip by untested.
+#[tokio::test]
+async fn viewer_gets_forbidden_on_every_mutation() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let t = tenant_with_admin(&app, &root).await;
+    let integ = app.configure_integration(&t.admin_token, dingding("v")).await.data()["configureIntegration"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let viewer_email = format!("viewer@{}.example.com", t.slug);
+    app.create_user(&t.admin_token, &t.id, &viewer_email, USER_PASSWORD, "VIEWER").await;
+    let viewer = app.login(&viewer_email, USER_PASSWORD).await;
+    let operator_email = format!("op@{}.example.com", t.slug);
+    app.create_user(&t.admin_token, &t.id, &operator_email, USER_PASSWORD, "OPERATOR").await;
+    let operator = app.login(&operator_email, USER_PASSWORD).await;
+
+    // An operator makes the rows the viewer's attempts aim at.
+    let op = Some(operator.as_str());
+    let dev = app
+        .gql(
+            op,
+            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
+            json!({"i": {"integrationId": integ, "externalId": "v-1", "kind": "LOCK", "name": "door"}}),
+        )
+        .await;
+    let device = dev.data()["upsertDevice"]["id"].as_str().expect("device").to_owned();
+    let home = app.gql(op, "mutation{ addHome(input:{name:\"h\"}){ id } }", json!({})).await;
+    let home = home.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let alarm = app
+        .gql(
+            op,
+            "mutation($d:ID!){ reportAlarm(input:{deviceId:$d, kind:\"LOCK_LOW_BATTERY\", severity:MINOR}){ id } }",
+            json!({"d": device}),
+        )
+        .await;
+    let alarm = alarm.data()["reportAlarm"]["id"].as_str().expect("alarm").to_owned();
+
+    // (name, query, variables, tenant admins only)
+    let cases: Vec<(&str, String, serde_json::Value, bool)> = vec![
+        ("createTenant", "mutation{ createTenant(input:{slug:\"viewer-t\", name:\"x\"}){ id } }".into(), json!({}), true),
+        (
+            "createUser",
+            "mutation($i:CreateUserInput!){ createUser(input:$i){ id } }".into(),
+            json!({"i": {"tenantId": t.id, "email": "new@e.com", "password": USER_PASSWORD, "role": "VIEWER"}}),
+            true,
+        ),
+        (
+            "configureIntegration",
+            "mutation($i:ConfigureIntegrationInput!){ configureIntegration(input:$i){ id } }".into(),
+            json!({"i": dingding("viewer")}),
+            true,
+        ),
+        (
+            "rotateIntegrationSecret",
+            "mutation($id:ID!){ rotateIntegrationSecret(id:$id){ secret } }".into(),
+            json!({"id": integ}),
+            true,
+        ),
+        (
+            "createApiKey",
+            "mutation($id:ID!){ createApiKey(integrationId:$id){ key } }".into(),
+            json!({"id": integ}),
+            true,
+        ),
+        (
+            "upsertDevice",
+            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }".into(),
+            json!({"i": {"integrationId": integ, "externalId": "v-2", "kind": "GATEWAY", "name": "gw"}}),
+            false,
+        ),
+        ("addHome", "mutation{ addHome(input:{name:\"h2\"}){ id } }".into(), json!({}), false),
+        (
+            "addRoom",
+            "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r\"}){ id } }".into(),
+            json!({"h": home}),
+            false,
+        ),
+        (
+            "reportAlarm",
+            "mutation($d:ID!){ reportAlarm(input:{deviceId:$d, kind:\"LOCK_TAMPER\", severity:MAJOR}){ id } }"
+                .into(),
+            json!({"d": device}),
+            false,
+        ),
+        (
+            "commentAlarm",
+            "mutation($id:ID!){ commentAlarm(id:$id, text:\"seen\"){ id } }".into(),
+            json!({"id": alarm}),
+            false,
+        ),
+        ("acknowledgeAlarm", "mutation($id:ID!){ acknowledgeAlarm(id:$id){ id } }".into(), json!({"id": alarm}), false),
+        ("clearAlarm", "mutation($id:ID!){ clearAlarm(id:$id, note:\"ok\"){ id } }".into(), json!({"id": alarm}), false),
+    ];
+    let schema = app.gql(None, "{ __schema { mutationType { fields { name } } } }", json!({})).await;
+    let mut names: Vec<String> = schema.data()["__schema"]["mutationType"]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .filter_map(|f| f["name"].as_str().map(str::to_owned))
+        .filter(|n| n != "login")
+        .collect();
+    names.sort();
+    let mut covered: Vec<String> = cases.iter().map(|(n, ..)| (*n).to_owned()).collect();
+    covered.sort();
+    assert_eq!(names, covered, "every mutation needs a VIEWER case");
+
+    for (name, q, vars, _) in &cases {
+        let r = app.gql(Some(&viewer), q, vars.clone()).await;
+        assert_eq!(r.code(), "FORBIDDEN", "{name}: {}", r.raw);
+    }
+    // Operators are not tenant admins: no users, integrations or keys; but they run the floor.
+    for (name, q, vars, admin_only) in &cases {
+        let r = app.gql(Some(&operator), q, vars.clone()).await;
+        if *admin_only {
+            assert_eq!(r.code(), "FORBIDDEN", "operator {name}: {}", r.raw);
+        } else {
+            assert!(r.body.get("errors").is_none(), "operator {name}: {}", r.raw);
+        }
+    }
+    // Viewers read.
+    let r = app.gql(Some(&viewer), "{ integrations { totalCount } me { role } }", json!({})).await;
+    assert_eq!(r.data()["integrations"]["totalCount"], 1);
+    assert_eq!(r.data()["me"]["role"], "VIEWER");
+}
+
+#[tokio::test]
+async fn uniqueness_rules_answer_conflict() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let a = tenant_with_admin(&app, &root).await;
+    let b = tenant_with_admin(&app, &root).await;
+    let r = app
+        .gql(
+            Some(&root),
+            "mutation($s:String!){ createTenant(input:{slug:$s, name:\"again\"}){ id } }",
+            json!({"s": a.slug}),
+        )
+        .await;
+    assert_eq!(r.code(), "CONFLICT");
+    let r =
+        app.gql(Some(&root), "mutation{ createTenant(input:{slug:\"Bad Slug\", name:\"x\"}){ id } }", json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert_eq!(r.body["errors"][0]["extensions"]["field"], "slug");
+
+    let dup = json!({"i": {"tenantId": a.id, "email": a.admin_email.to_uppercase(), "password": USER_PASSWORD, "role": "OPERATOR"}});
+    let r = app.gql(Some(&root), "mutation($i:CreateUserInput!){ createUser(input:$i){ id } }", dup).await;
+    assert_eq!(r.code(), "CONFLICT");
+    // The same email in another tenant is a different account.
+    app.create_user(&root, &b.id, &a.admin_email, "other-tenant-password", "VIEWER").await;
+    // Platform admins belong to no tenant.
+    let r = app
+        .gql(
+            Some(&root),
+            "mutation($i:CreateUserInput!){ createUser(input:$i){ id } }",
+            json!({"i": {"tenantId": a.id, "email": "p@e.com", "password": USER_PASSWORD, "role": "PLATFORM_ADMIN"}}),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    // Duplicate integration name in one tenant.
+    app.configure_integration(&a.admin_token, dingding("same")).await.data();
+    assert_eq!(app.configure_integration(&a.admin_token, dingding("same")).await.code(), "CONFLICT");
+    app.configure_integration(&b.admin_token, dingding("same")).await.data();
+}
+
+#[tokio::test]
+async fn lists_are_relay_connections() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    for _ in 0..3 {
+        app.create_tenant(&root, &format!("p-{}", unique())).await;
+    }
+    let q = "query($a:String){ tenants(first:2, after:$a){ totalCount pageInfo{ hasNextPage hasPreviousPage endCursor } edges{ cursor node{ id } } } }";
+    let p1 = app.gql(Some(&root), q, json!({"a": null})).await;
+    let c = &p1.data()["tenants"];
+    assert_eq!(c["totalCount"], 3);
+    assert_eq!(c["edges"].as_array().map(Vec::len), Some(2));
+    assert_eq!(c["pageInfo"]["hasNextPage"], true);
+    let p2 = app.gql(Some(&root), q, json!({"a": c["pageInfo"]["endCursor"]})).await;
+    let c2 = &p2.data()["tenants"];
+    assert_eq!(c2["edges"].as_array().map(Vec::len), Some(1));
+    assert_eq!(c2["pageInfo"]["hasNextPage"], false);
+    assert_eq!(c2["pageInfo"]["hasPreviousPage"], true);
+    assert_ne!(c2["edges"][0]["node"]["id"], c["edges"][0]["node"]["id"]);
+    assert_eq!(
+        app.gql(Some(&root), "{ tenants(first: 1000){ totalCount } }", json!({})).await.code(),
+        "BAD_USER_INPUT"
+    );
+    assert_eq!(
+        app.gql(Some(&root), "{ tenants(after: \"nope\"){ totalCount } }", json!({})).await.code(),
+        "BAD_USER_INPUT"
+    );
+}
