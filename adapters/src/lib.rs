@@ -6,4 +6,5 @@ pub mod bus;
 pub mod crypto;
 pub mod db;
 pub mod redis_store;
+pub mod storage;
 pub mod throttle;

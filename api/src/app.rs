@@ -5,17 +5,17 @@ use crate::config::Config;
 use crate::error::ensure_codes;
 use crate::graphql::{self, AppSchema};
 use crate::ops;
-use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
 use adapters::bus::Bus;
+use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
 use adapters::db::repos::{
     SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo, SqlIntegrationRepo,
-    SqlTenantRepo, SqlUserRepo,
+    SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
 };
 use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
 use anyhow::Context as _;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{State, WebSocketUpgrade};
+use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -27,7 +27,9 @@ use domain::events::InboundEventService;
 use domain::homes::HomeService;
 use domain::integrations::IntegrationService;
 use domain::security::{LoginThrottle, PasswordHasher};
+use domain::tariffs::TariffService;
 use domain::tenants::TenantService;
+use domain::tickets::TicketService;
 use domain::users::{AuthService, UserService};
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -35,13 +37,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// Largest request body accepted; larger ones are answered 413.
 pub const BODY_LIMIT: usize = 1024 * 1024;
+/// Largest GraphQL multipart request (a file upload): the largest file plus room for the form.
+pub const UPLOAD_LIMIT: usize = domain::tickets::MAX_FILE_BYTES + 64 * 1024;
 
 /// Everything a request handler needs; cheap to clone.
 #[derive(Clone)]
@@ -56,6 +59,8 @@ pub struct AppState {
     pub devices: DeviceService,
     pub homes: HomeService,
     pub alarms: AlarmService,
+    pub tariffs: TariffService,
+    pub tickets: TicketService,
     pub events: InboundEventService,
     pub audit: AuditService,
     pub bus: Bus,
@@ -95,12 +100,33 @@ impl AppState {
             _ => Bus::local(),
         };
         let bus_port: Arc<dyn domain::bus::EventBus> = Arc::new(bus.clone());
+        let tariff_repo = Arc::new(SqlTariffRepo::new(db.clone()));
+        let files: Arc<dyn domain::tickets::FileStore> =
+            Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files")));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),
             integrations: IntegrationService::new(integration_repo.clone(), key_repo, secrets),
-            devices: DeviceService::new(device_repo.clone(), integration_repo.clone(), home_repo.clone(), bus_port.clone()),
+            devices: DeviceService::new(
+                device_repo.clone(),
+                integration_repo.clone(),
+                home_repo.clone(),
+                bus_port.clone(),
+            ),
+            tariffs: TariffService::new(
+                tariff_repo.clone(),
+                tariff_repo,
+                device_repo.clone(),
+                integration_repo.clone(),
+            ),
+            tickets: TicketService::new(
+                Arc::new(SqlTicketRepo::new(db.clone())),
+                files,
+                device_repo.clone(),
+                home_repo.clone(),
+                integration_repo.clone(),
+            ),
             homes: HomeService::new(home_repo, integration_repo),
             alarms: AlarmService::new(Arc::new(SqlAlarmRepo::new(db.clone())), device_repo, bus_port),
             events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),
@@ -133,6 +159,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/graphql/ws", get(graphql_ws))
+        .route("/files/tickets/{ticket}/{file}", get(ticket_file))
         .merge(ops::router())
         .route_layer(middleware::from_fn(ops::track_metrics));
     api.fallback(not_found)
@@ -150,9 +177,78 @@ pub fn router(state: AppState) -> Router {
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(CatchPanicLayer::new())
-                .layer(RequestBodyLimitLayer::new(BODY_LIMIT)),
+                .layer(middleware::from_fn(body_limit)),
         )
         .with_state(state)
+}
+
+/// 413 for bodies over `BODY_LIMIT`, or `UPLOAD_LIMIT` for GraphQL multipart uploads: by
+/// the declared length up front, and by counting while a body without one streams in.
+async fn body_limit(req: Request<axum::body::Body>, next: middleware::Next) -> Response {
+    let upload = req.uri().path() == "/graphql"
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.starts_with("multipart/form-data"));
+    let limit = if upload { UPLOAD_LIMIT } else { BODY_LIMIT };
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return (StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({"error": "request body too large"})))
+            .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Downloads a ticket's file; the bearer token of a user of the ticket's tenant is needed.
+async fn ticket_file(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path((ticket, file)): Path<(String, String)>,
+) -> Response {
+    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let error = |status: StatusCode, msg: &str| (status, Json(serde_json::json!({"error": msg}))).into_response();
+    let Ok(actor) = Caller::from_header(&st.jwt, auth).actor() else {
+        return error(StatusCode::UNAUTHORIZED, "authentication required");
+    };
+    let (Ok(ticket), Ok(file)) = (ticket.parse(), file.parse()) else {
+        return error(StatusCode::NOT_FOUND, "file not found");
+    };
+    match st.tickets.read_file(&actor, ticket, file).await {
+        Ok((meta, bytes)) => {
+            let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(&meta.filename));
+            let mut resp = bytes.into_response();
+            let h = resp.headers_mut();
+            if let Ok(v) = meta.content_type.parse() {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            if let Ok(v) = disposition.parse() {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+            resp
+        }
+        Err(domain::DomainError::NotFound(_)) => error(StatusCode::NOT_FOUND, "file not found"),
+        Err(domain::DomainError::Forbidden | domain::DomainError::Unauthenticated) => {
+            error(StatusCode::FORBIDDEN, "not allowed")
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, "reading a ticket file");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
+}
+
+/// RFC 5987 encoding of a header parameter value.
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 async fn not_found() -> impl IntoResponse {

@@ -11,7 +11,13 @@ fn fk(name: &str, from: (&'static str, &'static str), to: &'static str) -> Forei
     ForeignKey::create().name(name).from(from.0, from.1).to(to, "id").on_delete(ForeignKeyAction::Cascade).to_owned()
 }
 
-async fn index(m: &SchemaManager<'_>, table: &'static str, name: &str, cols: &[&'static str], unique: bool) -> Result<(), DbErr> {
+async fn index(
+    m: &SchemaManager<'_>,
+    table: &'static str,
+    name: &str,
+    cols: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
     let mut i = Index::create();
     i.name(name).table(table);
     for c in cols {
@@ -298,7 +304,11 @@ impl MigrationTrait for Migration {
                 .col(string_len("state", 16))
                 .col(text_null("error"))
                 .col(timestamp_with_time_zone_null("processed_at"))
-                .foreign_key(&mut fk("fk_inbound_events_integration", ("inbound_events", "integration_id"), "integrations"))
+                .foreign_key(&mut fk(
+                    "fk_inbound_events_integration",
+                    ("inbound_events", "integration_id"),
+                    "integrations",
+                ))
                 .to_owned(),
         )
         .await?;

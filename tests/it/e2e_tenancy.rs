@@ -126,7 +126,12 @@ async fn viewer_gets_forbidden_on_every_mutation() {
 
     // (name, query, variables, tenant admins only)
     let cases: Vec<(&str, String, serde_json::Value, bool)> = vec![
-        ("createTenant", "mutation{ createTenant(input:{slug:\"viewer-t\", name:\"x\"}){ id } }".into(), json!({}), true),
+        (
+            "createTenant",
+            "mutation{ createTenant(input:{slug:\"viewer-t\", name:\"x\"}){ id } }".into(),
+            json!({}),
+            true,
+        ),
         (
             "createUser",
             "mutation($i:CreateUserInput!){ createUser(input:$i){ id } }".into(),
@@ -166,8 +171,7 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         ),
         (
             "reportAlarm",
-            "mutation($d:ID!){ reportAlarm(input:{deviceId:$d, kind:\"LOCK_TAMPER\", severity:MAJOR}){ id } }"
-                .into(),
+            "mutation($d:ID!){ reportAlarm(input:{deviceId:$d, kind:\"LOCK_TAMPER\", severity:MAJOR}){ id } }".into(),
             json!({"d": device}),
             false,
         ),
@@ -178,7 +182,12 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             false,
         ),
         ("acknowledgeAlarm", "mutation($id:ID!){ acknowledgeAlarm(id:$id){ id } }".into(), json!({"id": alarm}), false),
-        ("clearAlarm", "mutation($id:ID!){ clearAlarm(id:$id, note:\"ok\"){ id } }".into(), json!({"id": alarm}), false),
+        (
+            "clearAlarm",
+            "mutation($id:ID!){ clearAlarm(id:$id, note:\"ok\"){ id } }".into(),
+            json!({"id": alarm}),
+            false,
+        ),
     ];
     let schema = app.gql(None, "{ __schema { mutationType { fields { name } } } }", json!({})).await;
     let mut names: Vec<String> = schema.data()["__schema"]["mutationType"]["fields"]

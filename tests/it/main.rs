@@ -2,7 +2,11 @@
 
 mod e2e_auth;
 mod e2e_cli;
+mod e2e_domain;
 mod e2e_integrations;
 mod e2e_ops;
+mod e2e_subscriptions;
+mod e2e_tariffs;
 mod e2e_tenancy;
+mod e2e_tickets;
 mod utils;

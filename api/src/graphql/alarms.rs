@@ -90,7 +90,13 @@ pub struct TimelineEntryGql {
 
 impl From<TimelineEntry> for TimelineEntryGql {
     fn from(e: TimelineEntry) -> Self {
-        Self { id: ID(e.id.to_string()), at: e.at, actor_id: e.actor.map(|u| ID(u.to_string())), kind: e.kind.into(), text: e.text }
+        Self {
+            id: ID(e.id.to_string()),
+            at: e.at,
+            actor_id: e.actor.map(|u| ID(u.to_string())),
+            kind: e.kind.into(),
+            text: e.text,
+        }
     }
 }
 
@@ -159,7 +165,11 @@ impl AlarmQuery {
             severity: f.severity.map(Into::into),
             device_id: f.device_id.as_ref().map(|d| parse_id::<DeviceId>("filter.deviceId", d)).transpose()?,
             home_id: f.home_id.as_ref().map(|h| parse_id::<HomeId>("filter.homeId", h)).transpose()?,
-            integration_id: f.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("filter.integrationId", i)).transpose()?,
+            integration_id: f
+                .integration_id
+                .as_ref()
+                .map(|i| parse_id::<IntegrationId>("filter.integrationId", i))
+                .transpose()?,
             kind: f.kind,
             from: f.from,
             to: f.to,

@@ -22,7 +22,12 @@ struct AuditExtension;
 
 #[async_trait::async_trait]
 impl Extension for AuditExtension {
-    async fn resolve(&self, ctx: &ExtensionContext<'_>, info: ResolveInfo<'_>, next: NextResolve<'_>) -> ServerResult<Option<Value>> {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
         let audited = info.parent_type == "MutationRoot" && info.path_node.parent.is_none() && info.name != "login";
         if !audited {
             return next.run(ctx, info).await;
@@ -40,7 +45,9 @@ impl Extension for AuditExtension {
                     .unwrap_or_else(|| "ERROR".to_owned()),
             };
             let target = match &result {
-                Ok(Some(Value::Object(m))) => m.get("id").and_then(|v| if let Value::String(s) = v { Some(s.clone()) } else { None }),
+                Ok(Some(Value::Object(m))) => {
+                    m.get("id").and_then(|v| if let Value::String(s) = v { Some(s.clone()) } else { None })
+                }
                 _ => None,
             };
             let entry = AuditEntry {

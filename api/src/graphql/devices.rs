@@ -101,7 +101,8 @@ impl DeviceGql {
         after: Option<String>,
     ) -> async_graphql::Result<Conn<AlarmGql>> {
         let actor = actor(ctx)?;
-        let filter = AlarmFilter { device_id: Some(self.device_id), state: state_filter.map(Into::into), ..Default::default() };
+        let filter =
+            AlarmFilter { device_id: Some(self.device_id), state: state_filter.map(Into::into), ..Default::default() };
         let page = state(ctx).alarms.list(&actor, &filter, page_request(first, after)?).await.gql()?;
         Ok(to_connection(page, |a| a.id.as_uuid(), AlarmGql::from))
     }
@@ -146,7 +147,11 @@ impl DeviceQuery {
         let f = filter.unwrap_or_default();
         let filter = DeviceFilter {
             kind: f.kind.map(Into::into),
-            integration_id: f.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("filter.integrationId", i)).transpose()?,
+            integration_id: f
+                .integration_id
+                .as_ref()
+                .map(|i| parse_id::<IntegrationId>("filter.integrationId", i))
+                .transpose()?,
             home_id: f.home_id.as_ref().map(|h| parse_id::<HomeId>("filter.homeId", h)).transpose()?,
             online: f.online,
             search: f.search,

@@ -59,3 +59,23 @@ mirror_enum!(
     /// Processing state of a raw inbound event.
     EventStateGql as "InboundEventState" <=> domain::events::EventState { Received, Processed, Failed, Ignored }
 );
+
+mirror_enum!(
+    /// What a tariff prices.
+    UtilityGql as "Utility" <=> domain::tariffs::Utility { Gas, Electricity, Water }
+);
+
+mirror_enum!(
+    /// PREPAID: paid before use, the valve closes when the balance runs out; POSTPAID: billed after.
+    PayModelGql as "PayModel" <=> domain::tariffs::PayModel { Prepaid, Postpaid }
+);
+
+mirror_enum!(
+    /// METER_SIDE: the meter computes charges and the account mirrors it; CENTRE: Linkyard charges.
+    BillingModelGql as "BillingModel" <=> domain::tariffs::BillingModel { MeterSide, Centre }
+);
+
+mirror_enum!(
+    /// What a ledger entry records.
+    LedgerKindGql as "LedgerKind" <=> domain::tariffs::LedgerKind { Recharge, Charge, Adjustment }
+);

@@ -101,7 +101,11 @@ impl EventQuery {
         let actor = actor(ctx)?;
         let f = filter.unwrap_or_default();
         let filter = EventFilter {
-            integration_id: f.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("filter.integrationId", i)).transpose()?,
+            integration_id: f
+                .integration_id
+                .as_ref()
+                .map(|i| parse_id::<IntegrationId>("filter.integrationId", i))
+                .transpose()?,
             state: f.state.map(Into::into),
             kind: f.kind,
             from: f.from,
@@ -112,7 +116,12 @@ impl EventQuery {
     }
 
     /// Every mutation made in the tenant, newest first (tenant admins).
-    async fn audit_log(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> async_graphql::Result<Conn<AuditEntryGql>> {
+    async fn audit_log(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<AuditEntryGql>> {
         let actor = actor(ctx)?;
         let page = state(ctx).audit.list(&actor, page_request(first, after)?).await.gql()?;
         Ok(to_connection(page, |e| e.id.as_uuid(), AuditEntryGql::from))

@@ -49,7 +49,12 @@ impl HomeGql {
         Ok(state(ctx).homes.rooms(&actor, self.home_id).await.gql()?.into_iter().map(Into::into).collect())
     }
 
-    async fn devices(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> async_graphql::Result<Conn<DeviceGql>> {
+    async fn devices(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<DeviceGql>> {
         let actor = actor(ctx)?;
         let filter = DeviceFilter { home_id: Some(self.home_id), ..Default::default() };
         let page = state(ctx).devices.list(&actor, &filter, page_request(first, after)?).await.gql()?;
@@ -57,7 +62,12 @@ impl HomeGql {
     }
 
     /// The open alarms of the home's devices, newest first.
-    async fn alarms(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> async_graphql::Result<Conn<AlarmGql>> {
+    async fn alarms(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<AlarmGql>> {
         let actor = actor(ctx)?;
         let filter = AlarmFilter { home_id: Some(self.home_id), open: true, ..Default::default() };
         let page = state(ctx).alarms.list(&actor, &filter, page_request(first, after)?).await.gql()?;
@@ -110,7 +120,12 @@ pub struct HomeQuery;
 
 #[Object]
 impl HomeQuery {
-    async fn homes(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> async_graphql::Result<Conn<HomeGql>> {
+    async fn homes(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<HomeGql>> {
         let actor = actor(ctx)?;
         let page = state(ctx).homes.list(&actor, page_request(first, after)?).await.gql()?;
         Ok(to_connection(page, |h| h.id.as_uuid(), HomeGql::from))
@@ -130,7 +145,8 @@ pub struct HomeMutation;
 impl HomeMutation {
     async fn add_home(&self, ctx: &Context<'_>, input: AddHomeInput) -> async_graphql::Result<HomeGql> {
         let actor = actor(ctx)?;
-        let integration_id = input.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("integrationId", i)).transpose()?;
+        let integration_id =
+            input.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("integrationId", i)).transpose()?;
         let new = NewHome {
             integration_id,
             external_id: input.external_id,

@@ -10,7 +10,9 @@ mod events;
 mod homes;
 mod integrations;
 mod subscriptions;
+mod tariffs;
 mod tenants;
+mod tickets;
 mod users;
 
 use crate::app::AppState;
@@ -35,6 +37,8 @@ pub struct QueryRoot(
     homes::HomeQuery,
     alarms::AlarmQuery,
     events::EventQuery,
+    tickets::TicketQuery,
+    tariffs::TariffQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -45,6 +49,8 @@ pub struct MutationRoot(
     devices::DeviceMutation,
     homes::HomeMutation,
     alarms::AlarmMutation,
+    tickets::TicketMutation,
+    tariffs::TariffMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

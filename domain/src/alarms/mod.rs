@@ -6,7 +6,8 @@ mod ports;
 mod service;
 
 pub use models::{
-    Alarm, AlarmFilter, AlarmKind, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry, TimelineKind,
+    Alarm, AlarmFilter, AlarmKind, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
+    TimelineKind,
 };
 pub use ports::AlarmRepo;
 pub use service::{AlarmService, ReportAlarmInput};

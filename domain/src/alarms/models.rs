@@ -206,3 +206,14 @@ mod tests {
         assert!(r.open_key().ends_with(":ELEVATOR_FAULT"));
     }
 }
+
+/// One move of the alarm state machine, as a repository records it.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub from: AlarmState,
+    pub to: AlarmState,
+    /// Who moved it; `None` for the system (a source's own recovery).
+    pub actor: Option<crate::ids::UserId>,
+    pub note: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}

@@ -1,8 +1,7 @@
-use super::{Alarm, AlarmFilter, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry};
+use super::{Alarm, AlarmFilter, RaiseAlarm, RaiseOutcome, Step, TimelineEntry};
 use crate::ids::{AlarmId, TenantId, UserId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 /// Alarms of a tenant with their timelines.
 #[async_trait]
@@ -27,21 +26,12 @@ pub trait AlarmRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &AlarmFilter, page: PageRequest) -> DomainResult<Page<Alarm>>;
-    /// Moves the alarm from `from` to `to` if it is still in `from` (compare-and-set) and
-    /// records the step in the timeline.
+    /// Moves the alarm from `step.from` to `step.to` if it is still in `step.from`
+    /// (compare-and-set) and records the step in the timeline.
     ///
     /// # Errors
     /// `NotFound("alarm")`; `InvalidTransition` when the alarm is no longer in `from`.
-    async fn transition(
-        &self,
-        tenant: TenantId,
-        id: AlarmId,
-        from: AlarmState,
-        to: AlarmState,
-        actor: Option<UserId>,
-        note: Option<String>,
-        at: DateTime<Utc>,
-    ) -> DomainResult<Alarm>;
+    async fn transition(&self, tenant: TenantId, id: AlarmId, step: Step) -> DomainResult<Alarm>;
     /// # Errors
     /// `NotFound("alarm")`.
     async fn comment(&self, tenant: TenantId, id: AlarmId, actor: UserId, text: String) -> DomainResult<TimelineEntry>;

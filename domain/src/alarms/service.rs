@@ -1,5 +1,5 @@
 use super::{
-    Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry,
+    Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
 };
 use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
 use crate::devices::DeviceRepo;
@@ -123,21 +123,15 @@ impl AlarmService {
         actor: Option<&Actor>,
         note: Option<String>,
     ) -> DomainResult<Alarm> {
-        if let Some(n) = &note {
-            if n.chars().count() > 2000 {
-                return Err(DomainError::invalid("note", "at most 2000 characters"));
-            }
+        if note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
+            return Err(DomainError::invalid("note", "at most 2000 characters"));
         }
         let current = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("alarm"))?;
         if !current.state.can_move_to(to) {
-            return Err(DomainError::InvalidTransition(format!(
-                "{} -> {}",
-                current.state.as_str(),
-                to.as_str()
-            )));
+            return Err(DomainError::InvalidTransition(format!("{} -> {}", current.state.as_str(), to.as_str())));
         }
-        let alarm =
-            self.repo.transition(tenant, id, current.state, to, actor.map(|a| a.user_id), note, Utc::now()).await?;
+        let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: Utc::now() };
+        let alarm = self.repo.transition(tenant, id, step).await?;
         let action = if to == AlarmState::Cleared { AlarmAction::Cleared } else { AlarmAction::Acknowledged };
         self.publish(&alarm, action);
         Ok(alarm)
@@ -185,6 +179,9 @@ impl AlarmService {
     }
 
     fn publish(&self, alarm: &Alarm, action: AlarmAction) {
-        self.bus.publish(BusEvent { tenant_id: alarm.tenant_id, change: Change::AlarmChanged { alarm_id: alarm.id, action } });
+        self.bus.publish(BusEvent {
+            tenant_id: alarm.tenant_id,
+            change: Change::AlarmChanged { alarm_id: alarm.id, action },
+        });
     }
 }

@@ -17,7 +17,12 @@ pub trait DeviceRepo: Send + Sync {
     async fn get(&self, tenant: TenantId, id: DeviceId) -> DomainResult<Option<Device>>;
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn find_by_external(&self, tenant: TenantId, integration: IntegrationId, external_id: &str) -> DomainResult<Option<Device>>;
+    async fn find_by_external(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_id: &str,
+    ) -> DomainResult<Option<Device>>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>>;
@@ -35,5 +40,11 @@ pub trait DeviceRepo: Send + Sync {
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn readings(&self, tenant: TenantId, id: DeviceId, metric: Option<&str>, last: u64) -> DomainResult<Vec<Reading>>;
+    async fn readings(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        metric: Option<&str>,
+        last: u64,
+    ) -> DomainResult<Vec<Reading>>;
 }

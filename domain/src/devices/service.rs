@@ -1,4 +1,6 @@
-use super::{Device, DeviceFilter, DeviceKind, DeviceRepo, DeviceStatus, ExternalId, NewReading, Reading, UpsertDevice};
+use super::{
+    Device, DeviceFilter, DeviceKind, DeviceRepo, DeviceStatus, ExternalId, NewReading, Reading, UpsertDevice,
+};
 use crate::bus::{BusEvent, Change, EventBus};
 use crate::homes::HomeRepo;
 use crate::ids::{DeviceId, HomeId, IntegrationId, RoomId, TenantId};
@@ -104,7 +106,13 @@ impl DeviceService {
 
     /// # Errors
     /// `NotFound` when the device is not the actor's; `Invalid { field: "last" }` above 1000.
-    pub async fn readings(&self, actor: &Actor, id: DeviceId, metric: Option<&str>, last: u64) -> DomainResult<Vec<Reading>> {
+    pub async fn readings(
+        &self,
+        actor: &Actor,
+        id: DeviceId,
+        metric: Option<&str>,
+        last: u64,
+    ) -> DomainResult<Vec<Reading>> {
         let tenant = actor.require_reader()?;
         if last > MAX_READINGS {
             return Err(DomainError::invalid("last", format!("at most {MAX_READINGS}")));
@@ -116,7 +124,12 @@ impl DeviceService {
     ///
     /// # Errors
     /// `NotFound("device")`.
-    pub async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device> {
+    pub async fn record_readings(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        readings: Vec<NewReading>,
+    ) -> DomainResult<Device> {
         let device = self.repo.record_readings(tenant, id, readings).await?;
         self.changed(&device);
         Ok(device)
@@ -134,7 +147,12 @@ impl DeviceService {
 
     /// # Errors
     /// `Unknown` on storage failure.
-    pub async fn find_by_external(&self, tenant: TenantId, integration: IntegrationId, external_id: &str) -> DomainResult<Option<Device>> {
+    pub async fn find_by_external(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_id: &str,
+    ) -> DomainResult<Option<Device>> {
         self.repo.find_by_external(tenant, integration, external_id).await
     }
 

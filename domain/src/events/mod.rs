@@ -84,12 +84,19 @@ pub trait InboundEventRepo: Send + Sync {
     async fn record(&self, tenant: TenantId, input: NewInboundEvent) -> DomainResult<Recorded>;
     /// # Errors
     /// `NotFound("inbound event")`.
-    async fn finish(&self, tenant: TenantId, id: InboundEventId, state: EventState, error: Option<String>) -> DomainResult<()>;
+    async fn finish(
+        &self,
+        tenant: TenantId,
+        id: InboundEventId,
+        state: EventState,
+        error: Option<String>,
+    ) -> DomainResult<()>;
     /// Newest first.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn list(&self, tenant: TenantId, filter: &EventFilter, page: PageRequest) -> DomainResult<Page<InboundEvent>>;
+    async fn list(&self, tenant: TenantId, filter: &EventFilter, page: PageRequest)
+    -> DomainResult<Page<InboundEvent>>;
 }
 
 /// Reading the inbound events (tenant admins) and recording them (hooks).
@@ -111,13 +118,24 @@ impl InboundEventService {
 
     /// # Errors
     /// `NotFound`.
-    pub async fn finish(&self, tenant: TenantId, id: InboundEventId, state: EventState, error: Option<String>) -> DomainResult<()> {
+    pub async fn finish(
+        &self,
+        tenant: TenantId,
+        id: InboundEventId,
+        state: EventState,
+        error: Option<String>,
+    ) -> DomainResult<()> {
         self.repo.finish(tenant, id, state, error).await
     }
 
     /// # Errors
     /// `Forbidden` unless tenant admin.
-    pub async fn list(&self, actor: &Actor, filter: &EventFilter, page: PageRequest) -> DomainResult<Page<InboundEvent>> {
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        filter: &EventFilter,
+        page: PageRequest,
+    ) -> DomainResult<Page<InboundEvent>> {
         self.repo.list(actor.require_tenant_admin()?, filter, page).await
     }
 }

@@ -1,4 +1,13 @@
 //! Tickets: hazardous work permits, elevator maintenance and rescue records, lock
-//! installation and repair work orders.
+//! installation and repair work orders. The per-kind fields, statuses and workflows are in
+//! `rules`; this module stores them, checks who may touch them and keeps their files.
 
+mod models;
+mod ports;
 pub mod rules;
+mod service;
+
+pub use models::*;
+pub use ports::*;
+pub use rules::*;
+pub use service::*;

@@ -1,19 +1,19 @@
 //! sea-orm entities, one per table; private to the db module.
 
-pub mod api_keys;
-pub mod integrations;
-pub mod tenants;
-pub mod users;
-pub mod homes;
-pub mod rooms;
-pub mod devices;
-pub mod readings;
-pub mod alarms;
 pub mod alarm_entries;
-pub mod inbound_events;
+pub mod alarms;
+pub mod api_keys;
 pub mod audit_log;
-pub mod tickets;
-pub mod ticket_files;
-pub mod tariffs;
-pub mod meter_accounts;
+pub mod devices;
+pub mod homes;
+pub mod inbound_events;
+pub mod integrations;
 pub mod ledger_entries;
+pub mod meter_accounts;
+pub mod readings;
+pub mod rooms;
+pub mod tariffs;
+pub mod tenants;
+pub mod ticket_files;
+pub mod tickets;
+pub mod users;

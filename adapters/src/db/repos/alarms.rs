@@ -4,7 +4,8 @@ use crate::db::unknown;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::alarms::{
-    Alarm, AlarmFilter, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, TimelineEntry, TimelineKind,
+    Alarm, AlarmFilter, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
+    TimelineKind,
 };
 use domain::ids::{AlarmId, DeviceId, EntryId, InboundEventId, IntegrationId, TenantId, TicketId, UserId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
@@ -203,11 +204,23 @@ impl AlarmRepo for SqlAlarmRepo {
     }
 
     async fn get(&self, tenant: TenantId, id: AlarmId) -> DomainResult<Option<Alarm>> {
-        scoped(tenant).filter(a::Column::Id.eq(id.as_uuid())).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+        scoped(tenant)
+            .filter(a::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()
     }
 
     async fn find_open(&self, tenant: TenantId, open_key: &str) -> DomainResult<Option<Alarm>> {
-        scoped(tenant).filter(a::Column::OpenKey.eq(open_key)).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+        scoped(tenant)
+            .filter(a::Column::OpenKey.eq(open_key))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()
     }
 
     async fn list(&self, tenant: TenantId, f: &AlarmFilter, page: PageRequest) -> DomainResult<Page<Alarm>> {
@@ -243,16 +256,8 @@ impl AlarmRepo for SqlAlarmRepo {
         try_map(page, to_domain)
     }
 
-    async fn transition(
-        &self,
-        tenant: TenantId,
-        id: AlarmId,
-        from: AlarmState,
-        to: AlarmState,
-        actor: Option<UserId>,
-        note: Option<String>,
-        at: DateTime<Utc>,
-    ) -> DomainResult<Alarm> {
+    async fn transition(&self, tenant: TenantId, id: AlarmId, step: Step) -> DomainResult<Alarm> {
+        let Step { from, to, actor, note, at } = step;
         let txn = self.db.begin().await.map_err(unknown)?;
         let mut upd = a::Entity::update_many()
             .col_expr(a::Column::State, Expr::value(to.as_str()))

@@ -119,10 +119,21 @@ impl DeviceRepo for SqlDeviceRepo {
     }
 
     async fn get(&self, tenant: TenantId, id: DeviceId) -> DomainResult<Option<Device>> {
-        scoped(tenant).filter(d::Column::Id.eq(id.as_uuid())).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+        scoped(tenant)
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()
     }
 
-    async fn find_by_external(&self, tenant: TenantId, integration: IntegrationId, external_id: &str) -> DomainResult<Option<Device>> {
+    async fn find_by_external(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_id: &str,
+    ) -> DomainResult<Option<Device>> {
         scoped(tenant)
             .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
             .filter(d::Column::ExternalId.eq(external_id))
@@ -221,7 +232,13 @@ impl DeviceRepo for SqlDeviceRepo {
         to_domain(updated)
     }
 
-    async fn readings(&self, tenant: TenantId, id: DeviceId, metric: Option<&str>, last: u64) -> DomainResult<Vec<Reading>> {
+    async fn readings(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        metric: Option<&str>,
+        last: u64,
+    ) -> DomainResult<Vec<Reading>> {
         let mut q = r::Entity::find()
             .filter(r::Column::TenantId.eq(tenant.as_uuid()))
             .filter(r::Column::DeviceId.eq(id.as_uuid()));

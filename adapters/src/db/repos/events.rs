@@ -70,14 +70,21 @@ impl InboundEventRepo for SqlInboundEventRepo {
             Ok(m) => Ok(Recorded { event: to_domain(m)?, duplicate: false }),
             // The vendor's retry raced its first delivery: the first one won.
             Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
-                let existing = find().one(&self.db).await.map_err(unknown)?.ok_or(DomainError::NotFound("inbound event"))?;
+                let existing =
+                    find().one(&self.db).await.map_err(unknown)?.ok_or(DomainError::NotFound("inbound event"))?;
                 Ok(Recorded { event: to_domain(existing)?, duplicate: true })
             }
             Err(e) => Err(unknown(e)),
         }
     }
 
-    async fn finish(&self, tenant: TenantId, id: InboundEventId, state: EventState, error: Option<String>) -> DomainResult<()> {
+    async fn finish(
+        &self,
+        tenant: TenantId,
+        id: InboundEventId,
+        state: EventState,
+        error: Option<String>,
+    ) -> DomainResult<()> {
         let res = ev::Entity::update_many()
             .col_expr(ev::Column::State, Expr::value(state.as_str()))
             .col_expr(ev::Column::Error, Expr::value(error))

@@ -8,7 +8,9 @@ mod devices;
 mod events;
 mod homes;
 mod integrations;
+mod tariffs;
 mod tenants;
+mod tickets;
 mod users;
 
 pub use alarms::SqlAlarmRepo;
@@ -18,5 +20,7 @@ pub use devices::SqlDeviceRepo;
 pub use events::SqlInboundEventRepo;
 pub use homes::SqlHomeRepo;
 pub use integrations::SqlIntegrationRepo;
+pub use tariffs::SqlTariffRepo;
 pub use tenants::SqlTenantRepo;
+pub use tickets::SqlTicketRepo;
 pub use users::SqlUserRepo;

@@ -1,0 +1,285 @@
+//! Tariffs, meter accounts and their ledgers.
+
+use super::connection::{Conn, page_request, to_connection};
+use super::enums::{BillingModelGql, LedgerKindGql, PayModelGql, UtilityGql};
+use super::{actor, parse_id, state};
+use crate::error::GqlResultExt;
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use domain::ids::{AccountId, DeviceId, IntegrationId, TariffId};
+use domain::tariffs::{AssignTariffInput, LedgerEntry, MeterAccount, SaveTariffInput, Tariff, TariffFilter, Tier};
+use rust_decimal::Decimal;
+
+/// One tier: the price of each unit while the cycle's cumulative volume is below `upTo`.
+#[derive(SimpleObject, InputObject, Clone)]
+#[graphql(name = "Tier", input_name = "TierInput")]
+pub struct TierGql {
+    /// Cumulative cycle volume where the tier ends; null for the last, unbounded tier.
+    pub up_to: Option<Decimal>,
+    pub price: Decimal,
+}
+
+/// One version of a tariff.
+#[derive(SimpleObject)]
+#[graphql(name = "Tariff")]
+pub struct TariffGql {
+    pub id: ID,
+    pub integration_id: Option<ID>,
+    pub code: String,
+    pub version: i32,
+    pub utility: UtilityGql,
+    pub tiers: Vec<TierGql>,
+    pub cycle_months: i32,
+    pub effective_from: DateTime<Utc>,
+    /// Adopting this version restarts the accounts' cycle usage.
+    pub clear_cycle: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<Tariff> for TariffGql {
+    fn from(t: Tariff) -> Self {
+        Self {
+            id: ID(t.id.to_string()),
+            integration_id: t.integration_id.map(|i| ID(i.to_string())),
+            code: t.code,
+            version: t.version,
+            utility: t.utility.into(),
+            tiers: t.tiers.as_slice().iter().map(|x| TierGql { up_to: x.up_to, price: x.price }).collect(),
+            cycle_months: t.cycle_months,
+            effective_from: t.effective_from,
+            clear_cycle: t.clear_cycle,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A meter's account; its balance is always the sum of its ledger.
+#[derive(SimpleObject)]
+#[graphql(name = "MeterAccount", complex)]
+pub struct MeterAccountGql {
+    pub id: ID,
+    pub device_id: ID,
+    pub tariff_id: Option<ID>,
+    pub pay_model: PayModelGql,
+    pub billing_model: BillingModelGql,
+    pub balance: Decimal,
+    /// How far below zero a prepaid balance may go before the meter is cut off.
+    pub overdraft: Decimal,
+    /// Volume used in the current tier cycle.
+    pub cycle_usage: Decimal,
+    pub cycle_started_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub account_id: AccountId,
+    #[graphql(skip)]
+    pub tariff: Option<TariffId>,
+}
+
+impl From<MeterAccount> for MeterAccountGql {
+    fn from(a: MeterAccount) -> Self {
+        Self {
+            id: ID(a.id.to_string()),
+            device_id: ID(a.device_id.to_string()),
+            tariff_id: a.tariff_id.map(|t| ID(t.to_string())),
+            pay_model: a.account.pay_model.into(),
+            billing_model: a.account.billing_model.into(),
+            balance: a.account.balance,
+            overdraft: a.account.overdraft,
+            cycle_usage: a.account.cycle_usage,
+            cycle_started_at: a.cycle_started_at,
+            updated_at: a.updated_at,
+            account_id: a.id,
+            tariff: a.tariff_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl MeterAccountGql {
+    async fn tariff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TariffGql>> {
+        let Some(t) = self.tariff else { return Ok(None) };
+        Ok(Some(state(ctx).tariffs.get(&actor(ctx)?, t).await.gql()?.into()))
+    }
+
+    /// Every change of the balance, newest first.
+    async fn ledger(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<LedgerEntryGql>> {
+        let page = state(ctx).tariffs.ledger(&actor(ctx)?, self.account_id, page_request(first, after)?).await.gql()?;
+        Ok(to_connection(page, |e| e.id.as_uuid(), LedgerEntryGql::from))
+    }
+}
+
+/// One change of a meter account's balance.
+#[derive(SimpleObject)]
+#[graphql(name = "LedgerEntry")]
+pub struct LedgerEntryGql {
+    pub id: ID,
+    pub kind: LedgerKindGql,
+    /// Signed: positive adds to the balance.
+    pub amount: Decimal,
+    pub volume: Option<Decimal>,
+    pub balance_after: Decimal,
+    pub reference: Option<String>,
+    pub created_by: Option<ID>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<LedgerEntry> for LedgerEntryGql {
+    fn from(e: LedgerEntry) -> Self {
+        Self {
+            id: ID(e.id.to_string()),
+            kind: e.kind.into(),
+            amount: e.amount,
+            volume: e.volume,
+            balance_after: e.balance_after,
+            reference: e.reference,
+            created_by: e.created_by.map(|u| ID(u.to_string())),
+            at: e.at,
+        }
+    }
+}
+
+/// A recharge or adjustment and the account after it.
+#[derive(SimpleObject)]
+pub struct LedgerWrite {
+    pub account: MeterAccountGql,
+    pub entry: LedgerEntryGql,
+}
+
+#[derive(InputObject)]
+#[graphql(name = "SaveTariffInput")]
+pub struct SaveTariffInputGql {
+    pub integration_id: Option<ID>,
+    /// Saving an existing code adds a version.
+    pub code: String,
+    pub utility: UtilityGql,
+    pub tiers: Vec<TierGql>,
+    #[graphql(default = 12)]
+    pub cycle_months: i32,
+    pub effective_from: Option<DateTime<Utc>>,
+    #[graphql(default)]
+    pub clear_cycle: bool,
+}
+
+#[derive(InputObject)]
+pub struct RechargeMeterInput {
+    pub device_id: ID,
+    pub amount: Decimal,
+    /// The payment's trade number: recording the same trade twice answers the first entry.
+    pub trade_no: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct TariffFilterInput {
+    pub utility: Option<UtilityGql>,
+    pub code: Option<String>,
+    pub integration_id: Option<ID>,
+}
+
+#[derive(Default)]
+pub struct TariffQuery;
+
+#[Object]
+impl TariffQuery {
+    /// Every tariff version, newest first.
+    async fn tariffs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TariffFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<TariffGql>> {
+        let f = filter.unwrap_or_default();
+        let filter = TariffFilter {
+            utility: f.utility.map(Into::into),
+            code: f.code,
+            integration_id: f
+                .integration_id
+                .as_ref()
+                .map(|i| parse_id::<IntegrationId>("filter.integrationId", i))
+                .transpose()?,
+        };
+        let page = state(ctx).tariffs.list(&actor(ctx)?, &filter, page_request(first, after)?).await.gql()?;
+        Ok(to_connection(page, |t| t.id.as_uuid(), TariffGql::from))
+    }
+
+    async fn tariff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TariffGql> {
+        let id: TariffId = parse_id("id", &id)?;
+        Ok(state(ctx).tariffs.get(&actor(ctx)?, id).await.gql()?.into())
+    }
+
+    /// The account of a gas, electricity or water meter.
+    async fn meter_account(&self, ctx: &Context<'_>, device_id: ID) -> async_graphql::Result<MeterAccountGql> {
+        let id: DeviceId = parse_id("deviceId", &device_id)?;
+        Ok(state(ctx).tariffs.account(&actor(ctx)?, id).await.gql()?.into())
+    }
+}
+
+#[derive(Default)]
+pub struct TariffMutation;
+
+#[Object]
+impl TariffMutation {
+    /// Saves the next version of a tariff (tenant admins).
+    async fn save_tariff(&self, ctx: &Context<'_>, input: SaveTariffInputGql) -> async_graphql::Result<TariffGql> {
+        let input = SaveTariffInput {
+            integration_id: input
+                .integration_id
+                .as_ref()
+                .map(|i| parse_id::<IntegrationId>("integrationId", i))
+                .transpose()?,
+            code: input.code,
+            utility: input.utility.into(),
+            tiers: input.tiers.into_iter().map(|t| Tier { up_to: t.up_to, price: t.price }).collect(),
+            cycle_months: input.cycle_months,
+            effective_from: input.effective_from.unwrap_or_else(Utc::now),
+            clear_cycle: input.clear_cycle,
+        };
+        Ok(state(ctx).tariffs.save(&actor(ctx)?, input).await.gql()?.into())
+    }
+
+    /// Binds a tariff to a meter, opening its account when it has none (tenant admins).
+    async fn assign_tariff(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        tariff_id: ID,
+        pay_model: Option<PayModelGql>,
+        billing_model: Option<BillingModelGql>,
+        overdraft: Option<Decimal>,
+    ) -> async_graphql::Result<MeterAccountGql> {
+        let input = AssignTariffInput {
+            device_id: parse_id("deviceId", &device_id)?,
+            tariff_id: parse_id("tariffId", &tariff_id)?,
+            pay_model: pay_model.map(Into::into),
+            billing_model: billing_model.map(Into::into),
+            overdraft,
+        };
+        Ok(state(ctx).tariffs.assign(&actor(ctx)?, input).await.gql()?.into())
+    }
+
+    /// Records money paid for a meter on its ledger.
+    async fn recharge_meter(&self, ctx: &Context<'_>, input: RechargeMeterInput) -> async_graphql::Result<LedgerWrite> {
+        let device: DeviceId = parse_id("deviceId", &input.device_id)?;
+        let (account, entry) =
+            state(ctx).tariffs.recharge(&actor(ctx)?, device, input.amount, input.trade_no).await.gql()?;
+        Ok(LedgerWrite { account: account.into(), entry: entry.into() })
+    }
+
+    /// A signed manual correction of a meter's balance (tenant admins).
+    async fn adjust_meter_balance(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        amount: Decimal,
+        reason: Option<String>,
+    ) -> async_graphql::Result<LedgerWrite> {
+        let device: DeviceId = parse_id("deviceId", &device_id)?;
+        let (account, entry) = state(ctx).tariffs.adjust(&actor(ctx)?, device, amount, reason).await.gql()?;
+        Ok(LedgerWrite { account: account.into(), entry: entry.into() })
+    }
+}

@@ -1,0 +1,1 @@
+//! Subscriptions over WebSocket, in one process and across two sharing Redis (written next).

@@ -1,0 +1,1 @@
+//! Tariffs, meter accounts and ledgers over HTTP.
