@@ -123,6 +123,40 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         )
         .await;
     let alarm = alarm.data()["reportAlarm"]["id"].as_str().expect("alarm").to_owned();
+    let rescue = json!({"unique_id": "123456", "serial_num": "TF1", "fault_start_time": "20210317T122535",
+                        "alarm_accept_time": "20210317T122600"});
+    let ticket = app
+        .gql(
+            op,
+            "mutation($i:SaveTicketInput!){ saveTicket(input:$i){ id } }",
+            json!({"i": {"kind": "RESCUE", "fields": rescue}}),
+        )
+        .await;
+    let ticket = ticket.data()["saveTicket"]["id"].as_str().expect("ticket").to_owned();
+    let admin = Some(t.admin_token.as_str());
+    let meter = app
+        .gql(
+            admin,
+            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
+            json!({"i": {"integrationId": integ, "externalId": "m-1", "kind": "ELECTRICITY_METER", "name": "m"}}),
+        )
+        .await;
+    let meter = meter.data()["upsertDevice"]["id"].as_str().expect("meter").to_owned();
+    let tariff = app
+        .gql(
+            admin,
+            "mutation{ saveTariff(input:{code:\"E\", utility:ELECTRICITY, tiers:[{price:\"1\"}]}){ id } }",
+            json!({}),
+        )
+        .await;
+    let tariff = tariff.data()["saveTariff"]["id"].as_str().expect("tariff").to_owned();
+    app.gql(
+        admin,
+        "mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }",
+        json!({"d": meter, "t": tariff}),
+    )
+    .await
+    .data();
 
     // (name, query, variables, tenant admins only)
     let cases: Vec<(&str, String, serde_json::Value, bool)> = vec![
@@ -188,7 +222,54 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             json!({"id": alarm}),
             false,
         ),
+        (
+            "saveTicket",
+            "mutation($i:SaveTicketInput!){ saveTicket(input:$i){ id } }".into(),
+            json!({"i": {"id": ticket, "kind": "RESCUE", "fields": {"handle_result": "ok"}}}),
+            false,
+        ),
+        (
+            "attachTicketFile",
+            "mutation($t:ID!, $f:Upload!){ attachTicketFile(ticketId:$t, file:$f){ id } }".into(),
+            json!({"t": ticket}),
+            false,
+        ),
+        (
+            "saveTariff",
+            "mutation{ saveTariff(input:{code:\"V\", utility:GAS, tiers:[{price:\"2\"}]}){ id } }".into(),
+            json!({}),
+            true,
+        ),
+        (
+            "assignTariff",
+            "mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }".into(),
+            json!({"d": meter, "t": tariff}),
+            true,
+        ),
+        (
+            "rechargeMeter",
+            "mutation($d:ID!){ rechargeMeter(input:{deviceId:$d, amount:\"5\"}){ entry{ id } } }".into(),
+            json!({"d": meter}),
+            false,
+        ),
+        (
+            "adjustMeterBalance",
+            "mutation($d:ID!){ adjustMeterBalance(deviceId:$d, amount:\"-1\"){ entry{ id } } }".into(),
+            json!({"d": meter}),
+            true,
+        ),
     ];
+    // Uploads travel as GraphQL multipart requests.
+    let send = |token: String, name: &'static str, q: String, vars: serde_json::Value| {
+        let app = &app;
+        async move {
+            if name == "attachTicketFile" {
+                app.gql_upload(Some(&token), &q, vars, "f", b"photo".to_vec(), "p.jpg").await
+            } else {
+                app.gql(Some(&token), &q, vars).await
+            }
+        }
+    };
     let schema = app.gql(None, "{ __schema { mutationType { fields { name } } } }", json!({})).await;
     let mut names: Vec<String> = schema.data()["__schema"]["mutationType"]["fields"]
         .as_array()
@@ -203,12 +284,12 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     assert_eq!(names, covered, "every mutation needs a VIEWER case");
 
     for (name, q, vars, _) in &cases {
-        let r = app.gql(Some(&viewer), q, vars.clone()).await;
+        let r = send(viewer.clone(), name, q.clone(), vars.clone()).await;
         assert_eq!(r.code(), "FORBIDDEN", "{name}: {}", r.raw);
     }
     // Operators are not tenant admins: no users, integrations or keys; but they run the floor.
     for (name, q, vars, admin_only) in &cases {
-        let r = app.gql(Some(&operator), q, vars.clone()).await;
+        let r = send(operator.clone(), name, q.clone(), vars.clone()).await;
         if *admin_only {
             assert_eq!(r.code(), "FORBIDDEN", "operator {name}: {}", r.raw);
         } else {
