@@ -118,6 +118,7 @@ impl AppState {
                 tariff_repo.clone(),
                 tariff_repo,
                 device_repo.clone(),
+                home_repo.clone(),
                 integration_repo.clone(),
             ),
             tickets: TicketService::new(

@@ -215,3 +215,87 @@ async fn tariffs_and_accounts_are_tenant_scoped() {
     assert_eq!(dec(&r.data()["meterAccount"]["balance"]), 0.0);
     assert_eq!(r.data()["meterAccount"]["ledger"]["totalCount"], 0);
 }
+
+#[tokio::test]
+async fn electricity_prices_bind_to_tenant_home_and_room_and_the_way_picks_one() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let t = tenant_with_admin(&app, &root).await;
+    let tok = Some(t.admin_token.as_str());
+    let home = app.gql(tok, "mutation{ addHome(input:{name:\"Block A\"}){ id } }", json!({})).await;
+    let home = home.data()["addHome"]["id"].clone();
+    let room =
+        app.gql(tok, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"101\"}){ id } }", json!({"h": home})).await;
+    let room = room.data()["addRoom"]["id"].clone();
+    let em = meter(&app, &t, "ELECTRICITY_METER", "em-price").await;
+    let integ = app.gql(tok, "query($id:ID!){ device(id:$id){ integrationId } }", json!({"id": em})).await;
+    let integ = integ.data()["device"]["integrationId"].clone();
+    app.gql(
+        tok,
+        "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
+        json!({"i": {"integrationId": integ, "externalId": "em-price", "kind": "ELECTRICITY_METER", "name": "em", "roomId": room}}),
+    )
+    .await
+    .data();
+    let mut ids = Vec::new();
+    for code in ["UNIFIED", "HOME", "ROOM"] {
+        let r =
+            app.gql(tok, SAVE, json!({"i": {"code": code, "utility": "ELECTRICITY", "tiers": [{"price": "1"}]}})).await;
+        ids.push(r.data()["saveTariff"]["id"].clone());
+    }
+    let gas = app.gql(tok, SAVE, json!({"i": {"code": "G", "utility": "GAS", "tiers": [{"price": "1"}]}})).await;
+    let gas = gas.data()["saveTariff"]["id"].clone();
+    let set = "mutation($h:ID,$r:ID,$t:ID,$w:PriceWay){ setElectricityPrice(homeId:$h, roomId:$r, tariffId:$t, priceWay:$w){ homeId roomId tariffId priceWay } }";
+    let effective = "query($id:ID!){ device(id:$id){ tariff{ code } } }";
+
+    assert_eq!(app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"], Value::Null);
+    app.gql(tok, set, json!({"t": ids[0]})).await.data();
+    assert_eq!(app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"]["code"], "UNIFIED");
+    app.gql(tok, set, json!({"h": home, "t": ids[1]})).await.data();
+    assert_eq!(app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"]["code"], "HOME");
+    app.gql(tok, set, json!({"h": home, "r": room, "t": ids[2]})).await.data();
+    assert_eq!(
+        app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"]["code"],
+        "HOME",
+        "way HOME by default"
+    );
+    let r = app.gql(tok, set, json!({"h": home, "w": "ROOM"})).await;
+    assert_eq!(r.data()["setElectricityPrice"].as_array().map(Vec::len), Some(3));
+    assert_eq!(app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"]["code"], "ROOM");
+    app.gql(tok, set, json!({"h": home, "w": "UNIFIED"})).await.data();
+    assert_eq!(app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"]["code"], "UNIFIED");
+
+    // A meter's own tariff wins over any price.
+    app.gql(
+        tok,
+        "mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }",
+        json!({"d": em, "t": ids[2]}),
+    )
+    .await
+    .data();
+    assert_eq!(app.gql(tok, effective, json!({"id": em})).await.data()["device"]["tariff"]["code"], "ROOM");
+
+    for (vars, field) in [
+        (json!({"h": home, "t": gas}), "tariffId"),
+        (json!({"r": room, "t": ids[0]}), "homeId"),
+        (json!({"w": "ROOM"}), "priceWay"),
+        (json!({"h": home}), "tariffId"),
+    ] {
+        let r = app.gql(tok, set, vars).await;
+        assert_eq!(r.body["errors"][0]["extensions"]["field"], field, "{}", r.raw);
+    }
+    let r =
+        app.gql(tok, "query($h:ID!){ electricityPrices(homeId:$h){ tariffId priceWay } }", json!({"h": home})).await;
+    assert_eq!(r.data()["electricityPrices"].as_array().map(Vec::len), Some(3));
+
+    // Another tenant sees none of it and cannot bind to this home.
+    let other = tenant_with_admin(&app, &root).await;
+    let o = Some(other.admin_token.as_str());
+    let r = app.gql(o, "query($h:ID!){ electricityPrices(homeId:$h){ tariffId } }", json!({"h": home})).await;
+    assert_eq!(r.data()["electricityPrices"].as_array().map(Vec::len), Some(0));
+    let mine = app.gql(o, SAVE, json!({"i": {"code": "O", "utility": "ELECTRICITY", "tiers": [{"price": "9"}]}})).await;
+    let mine = mine.data()["saveTariff"]["id"].clone();
+    assert_eq!(app.gql(o, set, json!({"h": home, "t": mine})).await.code(), "NOT_FOUND");
+    assert_eq!(app.gql(o, set, json!({"t": ids[0]})).await.code(), "NOT_FOUND");
+    assert_eq!(app.gql(o, effective, json!({"id": em})).await.code(), "NOT_FOUND");
+}

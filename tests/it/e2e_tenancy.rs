@@ -253,6 +253,12 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             false,
         ),
         (
+            "setElectricityPrice",
+            "mutation($t:ID!){ setElectricityPrice(tariffId:$t){ tariffId } }".into(),
+            json!({"t": tariff}),
+            true,
+        ),
+        (
             "adjustMeterBalance",
             "mutation($d:ID!){ adjustMeterBalance(deviceId:$d, amount:\"-1\"){ entry{ id } } }".into(),
             json!({"d": meter}),

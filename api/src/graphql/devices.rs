@@ -92,6 +92,13 @@ impl DeviceGql {
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
+    /// The tariff that prices this meter: its account's own, else (electricity) the price
+    /// its home's way picks; null for devices that are not priced.
+    async fn tariff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::tariffs::TariffGql>> {
+        let actor = actor(ctx)?;
+        Ok(state(ctx).tariffs.tariff_of(&actor, self.device_id).await.gql()?.map(Into::into))
+    }
+
     /// The device's alarms, newest first.
     async fn alarms(
         &self,

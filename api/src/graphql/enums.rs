@@ -79,3 +79,8 @@ mirror_enum!(
     /// What a ledger entry records.
     LedgerKindGql as "LedgerKind" <=> domain::tariffs::LedgerKind { Recharge, Charge, Adjustment }
 );
+
+mirror_enum!(
+    /// Which electricity price applies to a home's meters (Dingding `eleprice_way`).
+    PriceWayGql as "PriceWay" <=> domain::tariffs::PriceWay { Home, Unified, Room }
+);

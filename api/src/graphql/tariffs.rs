@@ -1,13 +1,16 @@
 //! Tariffs, meter accounts and their ledgers.
 
 use super::connection::{Conn, page_request, to_connection};
-use super::enums::{BillingModelGql, LedgerKindGql, PayModelGql, UtilityGql};
+use super::enums::{BillingModelGql, LedgerKindGql, PayModelGql, PriceWayGql, UtilityGql};
 use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::ids::{AccountId, DeviceId, IntegrationId, TariffId};
-use domain::tariffs::{AssignTariffInput, LedgerEntry, MeterAccount, SaveTariffInput, Tariff, TariffFilter, Tier};
+use domain::ids::{AccountId, DeviceId, HomeId, IntegrationId, RoomId, TariffId};
+use domain::tariffs::{
+    AssignTariffInput, LedgerEntry, MeterAccount, PriceAssignment, PriceScope, SaveTariffInput, Tariff, TariffFilter,
+    Tier,
+};
 use rust_decimal::Decimal;
 
 /// One tier: the price of each unit while the cycle's cumulative volume is below `upTo`.
@@ -143,6 +146,36 @@ impl From<LedgerEntry> for LedgerEntryGql {
     }
 }
 
+/// An electricity price bound to the tenant, a home or a room (Dingding `client_eleprice`,
+/// `eleprice` by home, `room_eleprice`); a home's entry also carries its price way.
+#[derive(SimpleObject)]
+#[graphql(name = "ElectricityPrice")]
+pub struct ElectricityPriceGql {
+    /// Null for the tenant-wide price.
+    pub home_id: Option<ID>,
+    pub room_id: Option<ID>,
+    pub tariff_id: Option<ID>,
+    pub price_way: Option<PriceWayGql>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<PriceAssignment> for ElectricityPriceGql {
+    fn from(p: PriceAssignment) -> Self {
+        let (home, room) = match p.scope {
+            PriceScope::Tenant => (None, None),
+            PriceScope::Home(h) => (Some(h), None),
+            PriceScope::Room(h, r) => (Some(h), Some(r)),
+        };
+        Self {
+            home_id: home.map(|h| ID(h.to_string())),
+            room_id: room.map(|r| ID(r.to_string())),
+            tariff_id: p.tariff_id.map(|t| ID(t.to_string())),
+            price_way: p.price_way.map(Into::into),
+            updated_at: p.updated_at,
+        }
+    }
+}
+
 /// A recharge or adjustment and the account after it.
 #[derive(SimpleObject)]
 pub struct LedgerWrite {
@@ -212,6 +245,17 @@ impl TariffQuery {
         Ok(state(ctx).tariffs.get(&actor(ctx)?, id).await.gql()?.into())
     }
 
+    /// The electricity prices bound to the tenant and, with `homeId`, to the home and its rooms.
+    async fn electricity_prices(
+        &self,
+        ctx: &Context<'_>,
+        home_id: Option<ID>,
+    ) -> async_graphql::Result<Vec<ElectricityPriceGql>> {
+        let home = home_id.as_ref().map(|h| parse_id::<HomeId>("homeId", h)).transpose()?;
+        let prices = state(ctx).tariffs.electricity_prices(&actor(ctx)?, home).await.gql()?;
+        Ok(prices.into_iter().map(Into::into).collect())
+    }
+
     /// The account of a gas, electricity or water meter.
     async fn meter_account(&self, ctx: &Context<'_>, device_id: ID) -> async_graphql::Result<MeterAccountGql> {
         let id: DeviceId = parse_id("deviceId", &device_id)?;
@@ -260,6 +304,27 @@ impl TariffMutation {
             overdraft,
         };
         Ok(state(ctx).tariffs.assign(&actor(ctx)?, input).await.gql()?.into())
+    }
+
+    /// Binds an ELECTRICITY tariff to the tenant (no `homeId`), a home, or one of its rooms,
+    /// and/or sets a home's price way (tenant admins). Answers the prices now bound.
+    async fn set_electricity_price(
+        &self,
+        ctx: &Context<'_>,
+        home_id: Option<ID>,
+        room_id: Option<ID>,
+        tariff_id: Option<ID>,
+        price_way: Option<PriceWayGql>,
+    ) -> async_graphql::Result<Vec<ElectricityPriceGql>> {
+        let home = home_id.as_ref().map(|h| parse_id::<HomeId>("homeId", h)).transpose()?;
+        let room = room_id.as_ref().map(|r| parse_id::<RoomId>("roomId", r)).transpose()?;
+        let tariff = tariff_id.as_ref().map(|t| parse_id::<TariffId>("tariffId", t)).transpose()?;
+        let prices = state(ctx)
+            .tariffs
+            .set_electricity_price(&actor(ctx)?, home, room, tariff, price_way.map(Into::into))
+            .await
+            .gql()?;
+        Ok(prices.into_iter().map(Into::into).collect())
     }
 
     /// Records money paid for a meter on its ledger.

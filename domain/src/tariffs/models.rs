@@ -69,3 +69,97 @@ pub struct LedgerEntry {
     pub created_by: Option<UserId>,
     pub at: DateTime<Utc>,
 }
+
+crate::enums::string_enum!(
+    /// Which electricity price applies to a home's meters (Dingding `eleprice_way`, 11.17).
+    PriceWay, "priceWay" {
+        /// 1 房源电价: the home's own price (`elemeter_set_eleprice_by_home`).
+        Home = "HOME",
+        /// 2 公寓统一电价: the one price of the whole tenant (`client_eleprice`).
+        Unified = "UNIFIED",
+        /// 3 房间电价: each room's price (`room_eleprice`).
+        Room = "ROOM",
+    }
+);
+
+impl PriceWay {
+    /// Dingding's `eleprice_way` code.
+    pub const fn dingding_code(self) -> i32 {
+        match self {
+            Self::Home => 1,
+            Self::Unified => 2,
+            Self::Room => 3,
+        }
+    }
+}
+
+/// What an electricity price is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceScope {
+    Tenant,
+    Home(crate::ids::HomeId),
+    Room(crate::ids::HomeId, crate::ids::RoomId),
+}
+
+/// An electricity price bound to a scope; a home's assignment also carries its way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceAssignment {
+    pub scope: PriceScope,
+    pub tariff_id: Option<TariffId>,
+    pub price_way: Option<PriceWay>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Picks the tariff that prices a meter with no tariff of its own: the home's way decides
+/// between the room's, the home's and the tenant's price (default `HOME`); when the chosen
+/// scope has none, the next broader one applies.
+pub fn effective_price(
+    prices: &[PriceAssignment],
+    home: Option<crate::ids::HomeId>,
+    room: Option<crate::ids::RoomId>,
+) -> Option<TariffId> {
+    let find = |want: PriceScope| prices.iter().find(|p| p.scope == want);
+    let home_entry = home.and_then(|h| find(PriceScope::Home(h)));
+    let way = home_entry.and_then(|p| p.price_way).unwrap_or(PriceWay::Home);
+    let room_tariff = match (home, room) {
+        (Some(h), Some(r)) => find(PriceScope::Room(h, r)).and_then(|p| p.tariff_id),
+        _ => None,
+    };
+    let home_tariff = home_entry.and_then(|p| p.tariff_id);
+    let tenant_tariff = find(PriceScope::Tenant).and_then(|p| p.tariff_id);
+    match way {
+        PriceWay::Room => room_tariff.or(home_tariff).or(tenant_tariff),
+        PriceWay::Home => home_tariff.or(tenant_tariff),
+        PriceWay::Unified => tenant_tariff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{HomeId, RoomId};
+
+    fn at(scope: PriceScope, tariff: Option<TariffId>, way: Option<PriceWay>) -> PriceAssignment {
+        PriceAssignment { scope, tariff_id: tariff, price_way: way, updated_at: Utc::now() }
+    }
+
+    #[test]
+    fn the_home_way_picks_room_home_or_tenant_price() {
+        let (h, r) = (HomeId::new(), RoomId::new());
+        let (t_tenant, t_home, t_room) = (TariffId::new(), TariffId::new(), TariffId::new());
+        let mut prices = vec![
+            at(PriceScope::Tenant, Some(t_tenant), None),
+            at(PriceScope::Home(h), Some(t_home), Some(PriceWay::Room)),
+            at(PriceScope::Room(h, r), Some(t_room), None),
+        ];
+        assert_eq!(effective_price(&prices, Some(h), Some(r)), Some(t_room));
+        assert_eq!(effective_price(&prices, Some(h), Some(RoomId::new())), Some(t_home), "room without price");
+        prices[1].price_way = Some(PriceWay::Home);
+        assert_eq!(effective_price(&prices, Some(h), Some(r)), Some(t_home));
+        prices[1].price_way = Some(PriceWay::Unified);
+        assert_eq!(effective_price(&prices, Some(h), Some(r)), Some(t_tenant));
+        assert_eq!(effective_price(&prices, None, None), Some(t_tenant), "no home: the tenant's price");
+        assert_eq!(effective_price(&prices[1..], Some(h), Some(r)), None, "unified without a tenant price");
+        assert_eq!(PriceWay::Room.dingding_code(), 3);
+    }
+}

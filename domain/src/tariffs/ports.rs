@@ -1,6 +1,6 @@
 use super::rules::{Account, LedgerDraft};
-use super::{LedgerEntry, MeterAccount, NewTariff, Tariff, TariffFilter};
-use crate::ids::{AccountId, DeviceId, TariffId, TenantId, UserId};
+use super::{LedgerEntry, MeterAccount, NewTariff, PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter};
+use crate::ids::{AccountId, DeviceId, HomeId, TariffId, TenantId, UserId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -21,6 +21,23 @@ pub trait TariffRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &TariffFilter, page: PageRequest) -> DomainResult<Page<Tariff>>;
+    /// Binds an electricity price to a scope (creating or replacing its assignment); a
+    /// `None` keeps what the scope had.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn set_price(
+        &self,
+        tenant: TenantId,
+        scope: PriceScope,
+        tariff: Option<TariffId>,
+        way: Option<PriceWay>,
+    ) -> DomainResult<PriceAssignment>;
+    /// The tenant-wide assignment plus, with `home`, the home's and its rooms'.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn prices(&self, tenant: TenantId, home: Option<HomeId>) -> DomainResult<Vec<PriceAssignment>>;
 }
 
 /// Meter accounts and their ledgers.

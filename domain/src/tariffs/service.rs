@@ -1,7 +1,11 @@
 use super::rules::{Account, BillingModel, Consumption, LedgerDraft, PayModel, Tier, Tiers, Utility};
-use super::{LedgerEntry, MeterAccount, MeterAccountRepo, NewTariff, Tariff, TariffFilter, TariffRepo};
-use crate::devices::{DeviceKind, DeviceRepo};
-use crate::ids::{AccountId, DeviceId, IntegrationId, TariffId, TenantId, UserId};
+use super::{
+    LedgerEntry, MeterAccount, MeterAccountRepo, NewTariff, PriceAssignment, PriceScope, PriceWay, Tariff,
+    TariffFilter, TariffRepo, effective_price,
+};
+use crate::devices::{Device, DeviceKind, DeviceRepo};
+use crate::homes::HomeRepo;
+use crate::ids::{AccountId, DeviceId, HomeId, IntegrationId, RoomId, TariffId, TenantId, UserId};
 use crate::integrations::IntegrationRepo;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
@@ -58,6 +62,7 @@ pub struct TariffService {
     tariffs: Arc<dyn TariffRepo>,
     accounts: Arc<dyn MeterAccountRepo>,
     devices: Arc<dyn DeviceRepo>,
+    homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
 }
 
@@ -66,9 +71,104 @@ impl TariffService {
         tariffs: Arc<dyn TariffRepo>,
         accounts: Arc<dyn MeterAccountRepo>,
         devices: Arc<dyn DeviceRepo>,
+        homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { tariffs, accounts, devices, integrations }
+        Self { tariffs, accounts, devices, homes, integrations }
+    }
+
+    /// Binds an electricity price to the tenant (no home), a home, or a room of it, and/or
+    /// sets the home's price way. Answers the pricing that now applies to the home (or the
+    /// tenant-wide one).
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` for a home, room or tariff outside the
+    /// tenant; `Invalid` for a tariff that is not ELECTRICITY (`tariffId`), a room of another
+    /// home (`roomId`), a way without a home (`priceWay`), or nothing to change.
+    pub async fn set_electricity_price(
+        &self,
+        actor: &Actor,
+        home: Option<HomeId>,
+        room: Option<RoomId>,
+        tariff: Option<TariffId>,
+        way: Option<PriceWay>,
+    ) -> DomainResult<Vec<PriceAssignment>> {
+        let tenant = actor.require_tenant_admin()?;
+        if tariff.is_none() && way.is_none() {
+            return Err(DomainError::invalid("tariffId", "give a tariff, a price way, or both"));
+        }
+        if let Some(t) = tariff {
+            let t = self.tariffs.get(tenant, t).await?.ok_or(DomainError::NotFound("tariff"))?;
+            if t.utility != Utility::Electricity {
+                return Err(DomainError::invalid("tariffId", "only ELECTRICITY tariffs price homes and rooms"));
+            }
+        }
+        let scope = match (home, room) {
+            (None, None) => PriceScope::Tenant,
+            (None, Some(_)) => return Err(DomainError::invalid("homeId", "a room's price needs its home")),
+            (Some(h), r) => {
+                self.homes.get_home(tenant, h).await?.ok_or(DomainError::NotFound("home"))?;
+                match r {
+                    None => PriceScope::Home(h),
+                    Some(r) => {
+                        let room = self.homes.get_room(tenant, r).await?.ok_or(DomainError::NotFound("room"))?;
+                        if room.home_id != h {
+                            return Err(DomainError::invalid("roomId", "the room belongs to another home"));
+                        }
+                        PriceScope::Room(h, r)
+                    }
+                }
+            }
+        };
+        if way.is_some() && !matches!(scope, PriceScope::Home(_)) {
+            return Err(DomainError::invalid("priceWay", "a price way is set on a home"));
+        }
+        if let Some(t) = tariff {
+            self.tariffs.set_price(tenant, scope, Some(t), None).await?;
+        }
+        if let Some(w) = way {
+            self.tariffs.set_price(tenant, scope, None, Some(w)).await?;
+        }
+        self.tariffs.prices(tenant, home).await
+    }
+
+    /// The electricity prices bound to the tenant and to `home` and its rooms.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn electricity_prices(&self, actor: &Actor, home: Option<HomeId>) -> DomainResult<Vec<PriceAssignment>> {
+        self.tariffs.prices(actor.require_reader()?, home).await
+    }
+
+    /// The tariff that prices a meter: its account's own, else (electricity) the price its
+    /// home's way picks.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn effective_tariff(&self, tenant: TenantId, device: &Device) -> DomainResult<Option<Tariff>> {
+        let own = self.accounts.by_device(tenant, device.id).await?.and_then(|a| a.tariff_id);
+        let id = match own {
+            Some(t) => Some(t),
+            None if device.kind == DeviceKind::ElectricityMeter => {
+                let prices = self.tariffs.prices(tenant, device.home_id).await?;
+                effective_price(&prices, device.home_id, device.room_id)
+            }
+            None => None,
+        };
+        match id {
+            Some(t) => self.tariffs.get(tenant, t).await,
+            None => Ok(None),
+        }
+    }
+
+    /// `effective_tariff` for a reader.
+    ///
+    /// # Errors
+    /// `NotFound` for a device outside the tenant.
+    pub async fn tariff_of(&self, actor: &Actor, device: DeviceId) -> DomainResult<Option<Tariff>> {
+        let tenant = actor.require_reader()?;
+        let device = self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?;
+        self.effective_tariff(tenant, &device).await
     }
 
     /// Saves the next version of the tariff `code`.

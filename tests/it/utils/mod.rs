@@ -249,3 +249,10 @@ impl TestApp {
         Gql { body, raw }
     }
 }
+
+impl TestApp {
+    /// The app's data directory: its generated `jwt_secret` and `secret_key` files live here.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}

@@ -10,6 +10,7 @@ pub mod inbound_events;
 pub mod integrations;
 pub mod ledger_entries;
 pub mod meter_accounts;
+pub mod price_assignments;
 pub mod readings;
 pub mod rooms;
 pub mod tariffs;

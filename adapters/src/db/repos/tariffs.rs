@@ -1,12 +1,12 @@
-use crate::db::entities::{ledger_entries as l, meter_accounts as m, tariffs as t};
+use crate::db::entities::{ledger_entries as l, meter_accounts as m, price_assignments as p, tariffs as t};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
 use crate::db::{map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::ids::{AccountId, DeviceId, EntryId, IntegrationId, TariffId, TenantId, UserId};
+use domain::ids::{AccountId, DeviceId, EntryId, HomeId, IntegrationId, RoomId, TariffId, TenantId, UserId};
 use domain::tariffs::{
     Account, BillingModel, LedgerDraft, LedgerEntry, LedgerKind, MeterAccount, MeterAccountRepo, NewTariff, PayModel,
-    Tariff, TariffFilter, TariffRepo, Tiers, Utility, parse_decimal,
+    PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter, TariffRepo, Tiers, Utility, parse_decimal,
 };
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use rust_decimal::Decimal;
@@ -158,6 +158,82 @@ impl TariffRepo for SqlTariffRepo {
         let page = fetch_page_ordered(&self.db, q, t::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
         try_map(page, tariff)
     }
+
+    async fn set_price(
+        &self,
+        tenant: TenantId,
+        scope: PriceScope,
+        tariff: Option<TariffId>,
+        way: Option<PriceWay>,
+    ) -> DomainResult<PriceAssignment> {
+        let (key, home, room) = match scope {
+            PriceScope::Tenant => ("tenant".to_owned(), None, None),
+            PriceScope::Home(h) => (format!("home:{h}"), Some(h), None),
+            PriceScope::Room(h, r) => (format!("room:{r}"), Some(h), Some(r)),
+        };
+        let existing = p::Entity::find()
+            .filter(p::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(p::Column::ScopeKey.eq(key.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?;
+        let now = Utc::now();
+        let row = match existing {
+            Some(row) => {
+                let mut am: p::ActiveModel = row.into();
+                if let Some(t) = tariff {
+                    am.tariff_id = Set(Some(t.as_uuid()));
+                }
+                if let Some(w) = way {
+                    am.price_way = Set(Some(w.as_str().to_owned()));
+                }
+                am.updated_at = Set(now);
+                am.update(&self.db).await.map_err(unknown)?
+            }
+            None => p::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                tenant_id: Set(tenant.as_uuid()),
+                scope_key: Set(key),
+                home_id: Set(home.map(|h| h.as_uuid())),
+                room_id: Set(room.map(|r| r.as_uuid())),
+                tariff_id: Set(tariff.map(|t| t.as_uuid())),
+                price_way: Set(way.map(|w| w.as_str().to_owned())),
+                updated_at: Set(now),
+            }
+            .insert(&self.db)
+            .await
+            .map_err(map_err("price assignment"))?,
+        };
+        price(row)
+    }
+
+    async fn prices(&self, tenant: TenantId, home: Option<HomeId>) -> DomainResult<Vec<PriceAssignment>> {
+        let mut cond = sea_orm::Condition::any().add(p::Column::ScopeKey.eq("tenant"));
+        if let Some(h) = home {
+            cond = cond.add(p::Column::HomeId.eq(h.as_uuid()));
+        }
+        let rows = p::Entity::find()
+            .filter(p::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(cond)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().map(price).collect()
+    }
+}
+
+fn price(r: p::Model) -> DomainResult<PriceAssignment> {
+    let scope = match (r.home_id, r.room_id) {
+        (Some(h), Some(room)) => PriceScope::Room(HomeId::from_uuid(h), RoomId::from_uuid(room)),
+        (Some(h), None) => PriceScope::Home(HomeId::from_uuid(h)),
+        _ => PriceScope::Tenant,
+    };
+    Ok(PriceAssignment {
+        scope,
+        tariff_id: r.tariff_id.map(TariffId::from_uuid),
+        price_way: stored(r.price_way.as_deref().map(PriceWay::parse).transpose())?,
+        updated_at: r.updated_at,
+    })
 }
 
 #[async_trait]
