@@ -8,7 +8,7 @@
 //!
 //! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) must allow
 //! `CREATE DATABASE`; the bench database is dropped at the end.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use api::config::{Config, Settings};
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
@@ -143,7 +143,7 @@ async fn run(url: &str) -> Result<(), String> {
     let seed = Instant::now();
     let exec = |sql: String| {
         let db = &db;
-        async move { db.execute(Statement::from_string(DbBackend::Postgres, sql)).await.expect("seed statement") }
+        async move { db.execute_raw(Statement::from_string(DbBackend::Postgres, sql)).await.expect("seed statement") }
     };
     exec(format!(
         "INSERT INTO readings (id, tenant_id, device_id, metric, value, ts)
@@ -190,7 +190,7 @@ async fn run(url: &str) -> Result<(), String> {
         ),
     ] {
         println!("{label}:");
-        for row in db.query_all(Statement::from_string(DbBackend::Postgres, sql)).await.expect("explain") {
+        for row in db.query_all_raw(Statement::from_string(DbBackend::Postgres, sql)).await.expect("explain") {
             let line: String = row.try_get_by_index(0).expect("plan line");
             println!("    {line}");
         }
