@@ -101,6 +101,7 @@ impl AppState {
         };
         let bus_port: Arc<dyn domain::bus::EventBus> = Arc::new(bus.clone());
         let tariff_repo = Arc::new(SqlTariffRepo::new(db.clone()));
+        let ticket_repo = Arc::new(SqlTicketRepo::new(db.clone()));
         let files: Arc<dyn domain::tickets::FileStore> =
             Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files")));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
@@ -122,14 +123,14 @@ impl AppState {
                 integration_repo.clone(),
             ),
             tickets: TicketService::new(
-                Arc::new(SqlTicketRepo::new(db.clone())),
+                ticket_repo.clone(),
                 files,
                 device_repo.clone(),
                 home_repo.clone(),
                 integration_repo.clone(),
             ),
             homes: HomeService::new(home_repo, integration_repo),
-            alarms: AlarmService::new(Arc::new(SqlAlarmRepo::new(db.clone())), device_repo, bus_port),
+            alarms: AlarmService::new(Arc::new(SqlAlarmRepo::new(db.clone())), device_repo, ticket_repo, bus_port),
             events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),
             audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
             bus,

@@ -1002,3 +1002,61 @@ async fn inbound_events_are_listed_for_tenant_admins_only() {
     }
     assert_eq!(app.gql(None, q, json!({"f": null})).await.code(), "UNAUTHENTICATED");
 }
+
+// Regressions of bugs found by these tests.
+
+/// `Home.alarms` are the open alarms of the devices in the home now, wherever they were
+/// when the alarm was opened.
+#[tokio::test]
+async fn home_alarms_follow_the_device_to_its_current_home() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let t = tenant_with_admin(&app, &root).await;
+    let tok = t.admin_token.as_str();
+    let integ = integration(&app, tok, etc("moves")).await;
+    let h1 = add_home(&app, tok, "First").await;
+    let h2 = add_home(&app, tok, "Second").await;
+    let dev = device(&app, tok, &integ, "m-1", "GANTRY_CABINET", "Mover").await;
+    let al = raise(&app, tok, &dev, "CABINET_DOOR_OPEN", "MAJOR").await;
+    let place = |home: &str| json!({"integrationId": integ, "externalId": "m-1", "kind": "GANTRY_CABINET", "name": "Mover", "homeId": home});
+    let q = "query($id:ID!){ home(id:$id){ alarms{ totalCount edges{ node{ id } } } } }";
+    upsert(&app, tok, place(&h1)).await.data();
+    let r = app.gql(Some(tok), q, json!({"id": h1})).await;
+    assert_eq!(ids(&r.data()["home"]["alarms"]), vec![al.clone()], "placed after the raise: {}", r.raw);
+    upsert(&app, tok, place(&h2)).await.data();
+    let r = app.gql(Some(tok), q, json!({"id": h2})).await;
+    assert_eq!(ids(&r.data()["home"]["alarms"]), vec![al.clone()], "moved: {}", r.raw);
+    let r = app.gql(Some(tok), q, json!({"id": h1})).await;
+    assert_eq!(r.data()["home"]["alarms"]["totalCount"], 0, "moved away: {}", r.raw);
+}
+
+/// `reportAlarm` checks its ticket like its device.
+#[tokio::test]
+async fn report_alarm_refuses_a_ticket_that_is_not_the_tenants() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let t = tenant_with_admin(&app, &root).await;
+    let r = report(
+        &app,
+        &t.admin_token,
+        json!({"ticketId": uuid::Uuid::now_v7(), "kind": "TICKET_OVERDUE", "severity": "MINOR"}),
+    )
+    .await;
+    assert_eq!(r.body["errors"][0]["extensions"]["code"], "NOT_FOUND", "{}", r.raw);
+    assert_eq!(alarm_ids(&app, &t.admin_token, json!(null)).await.len(), 0);
+}
+
+/// `devices(filter: {search})` searches for `%` and `_` literally.
+#[tokio::test]
+async fn device_search_treats_wildcards_literally() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let t = tenant_with_admin(&app, &root).await;
+    let tok = t.admin_token.as_str();
+    let integ = integration(&app, tok, etc("w")).await;
+    let plain = device(&app, tok, &integ, "plain-1", "GANTRY_CABINET", "Plain").await;
+    let odd = device(&app, tok, &integ, "odd_2", "GANTRY_CABINET", "100% odd").await;
+    assert_eq!(device_ids(&app, tok, json!({"search": "%"})).await, set(&[&odd]));
+    assert_eq!(device_ids(&app, tok, json!({"search": "_"})).await, set(&[&odd]));
+    assert_eq!(device_ids(&app, tok, json!({"search": "plain"})).await, set(&[&plain]));
+}

@@ -332,6 +332,15 @@ async fn a_subscription_needs_a_valid_token_of_a_tenant_user() {
             assert_eq!(end["id"], "1");
         }
     }
+    // Invalid subscriptions over WebSocket carry a code like every other error.
+    let t = tenant_with_admin(&app, &root).await;
+    let (mut ws, first) = Ws::connect(&app.base, bearer(&t.admin_token)).await;
+    assert_eq!(first["type"], "connection_ack", "{first}");
+    ws.send(json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { alarmChanged { nope } }"}}))
+        .await;
+    let m = ws.recv(WAIT).await.expect("an answer to an invalid subscribe");
+    let errors = if m["type"] == "error" { &m["payload"] } else { &m["payload"]["errors"] };
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{m}");
 }
 
 /// The `linkyard` binary next to this test binary (`cargo test --workspace` builds it).

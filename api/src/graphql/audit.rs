@@ -67,3 +67,44 @@ impl Extension for AuditExtension {
         result
     }
 }
+
+/// Gives every error an `extensions.code`, on every transport: HTTP answers (`request`) and
+/// each message of a subscription stream over WebSocket (`subscribe`), including parse and
+/// validation errors.
+pub struct Codes;
+
+impl ExtensionFactory for Codes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(CodesExtension)
+    }
+}
+
+struct CodesExtension;
+
+#[async_trait::async_trait]
+impl Extension for CodesExtension {
+    async fn request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: async_graphql::extensions::NextRequest<'_>,
+    ) -> async_graphql::Response {
+        let mut resp = next.run(ctx).await;
+        crate::error::ensure_codes(&mut resp);
+        resp
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: futures::stream::BoxStream<'s, async_graphql::Response>,
+        next: async_graphql::extensions::NextSubscribe<'_>,
+    ) -> futures::stream::BoxStream<'s, async_graphql::Response> {
+        use futures::StreamExt;
+        next.run(ctx, stream)
+            .map(|mut resp| {
+                crate::error::ensure_codes(&mut resp);
+                resp
+            })
+            .boxed()
+    }
+}

@@ -59,6 +59,7 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::Subscription
 pub fn schema() -> AppSchema {
     Schema::build(QueryRoot::default(), MutationRoot::default(), subscriptions::SubscriptionRoot)
         .extension(audit::Audit)
+        .extension(audit::Codes)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(256)

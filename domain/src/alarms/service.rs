@@ -4,6 +4,7 @@ use super::{
 use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
 use crate::devices::DeviceRepo;
 use crate::ids::{AlarmId, DeviceId, TenantId, TicketId};
+use crate::tickets::TicketRepo;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -26,25 +27,38 @@ pub struct ReportAlarmInput {
 pub struct AlarmService {
     repo: Arc<dyn AlarmRepo>,
     devices: Arc<dyn DeviceRepo>,
+    tickets: Arc<dyn TicketRepo>,
     bus: Arc<dyn EventBus>,
 }
 
 impl AlarmService {
-    pub fn new(repo: Arc<dyn AlarmRepo>, devices: Arc<dyn DeviceRepo>, bus: Arc<dyn EventBus>) -> Self {
-        Self { repo, devices, bus }
+    pub fn new(
+        repo: Arc<dyn AlarmRepo>,
+        devices: Arc<dyn DeviceRepo>,
+        tickets: Arc<dyn TicketRepo>,
+        bus: Arc<dyn EventBus>,
+    ) -> Self {
+        Self { repo, devices, tickets, bus }
     }
 
     /// An alarm reported by a user or an outside system.
     ///
     /// # Errors
-    /// `Forbidden` for viewers; `Invalid` on kind, message or attributes; `NotFound` for a
-    /// device of another tenant.
+    /// `Forbidden` for viewers; `Invalid` on kind, message, attributes or a future
+    /// `raisedAt`; `NotFound` for a device or ticket of another tenant.
     pub async fn report(&self, actor: &Actor, input: ReportAlarmInput) -> DomainResult<(Alarm, RaiseOutcome)> {
         let tenant = actor.require_operator()?;
         let mut integration_id = None;
         if let Some(d) = input.device_id {
             let device = self.devices.get(tenant, d).await?.ok_or(DomainError::NotFound("device"))?;
             integration_id = Some(device.integration_id);
+        }
+        if let Some(t) = input.ticket_id {
+            self.tickets.get(tenant, t).await?.ok_or(DomainError::NotFound("ticket"))?;
+        }
+        let now = Utc::now();
+        if input.raised_at.is_some_and(|at| at > now + chrono::Duration::minutes(5)) {
+            return Err(DomainError::invalid("raisedAt", "must not be in the future"));
         }
         let message = input.message.trim().to_owned();
         if message.chars().count() > 2000 {

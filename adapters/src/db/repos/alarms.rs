@@ -238,7 +238,14 @@ impl AlarmRepo for SqlAlarmRepo {
             q = q.filter(a::Column::DeviceId.eq(dv.as_uuid()));
         }
         if let Some(h) = f.home_id {
-            q = q.filter(a::Column::HomeId.eq(h.as_uuid()));
+            // The home the device is in now, not the one it was in when the alarm opened.
+            let in_home = sea_orm::sea_query::Query::select()
+                .column(d::Column::Id)
+                .from(d::Entity)
+                .and_where(d::Column::TenantId.eq(tenant.as_uuid()))
+                .and_where(d::Column::HomeId.eq(h.as_uuid()))
+                .to_owned();
+            q = q.filter(a::Column::DeviceId.in_subquery(in_home));
         }
         if let Some(i) = f.integration_id {
             q = q.filter(a::Column::IntegrationId.eq(i.as_uuid()));

@@ -159,7 +159,11 @@ impl DeviceRepo for SqlDeviceRepo {
             q = q.filter(d::Column::Online.eq(o));
         }
         if let Some(s) = f.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            q = q.filter(d::Column::SearchText.contains(s.to_lowercase()));
+            // `%` and `_` are searched for, not wildcards.
+            let escaped = s.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            q = q.filter(
+                d::Column::SearchText.like(sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+            );
         }
         try_map(fetch_page(&self.db, q, d::Column::Id, page).await.map_err(unknown)?, to_domain)
     }
