@@ -8,8 +8,8 @@ use crate::ops;
 use adapters::bus::Bus;
 use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
 use adapters::db::repos::{
-    SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo, SqlIntegrationRepo,
-    SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
+    SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeliveryRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo,
+    SqlIntegrationRepo, SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
 };
 use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
 use anyhow::Context as _;
@@ -22,6 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use domain::alarms::AlarmService;
 use domain::audit::AuditService;
+use domain::deliveries::DeliveryService;
 use domain::devices::DeviceService;
 use domain::events::InboundEventService;
 use domain::homes::HomeService;
@@ -61,6 +62,7 @@ pub struct AppState {
     pub alarms: AlarmService,
     pub tariffs: TariffService,
     pub tickets: TicketService,
+    pub deliveries: DeliveryService,
     pub events: InboundEventService,
     pub audit: AuditService,
     pub bus: Bus,
@@ -104,6 +106,22 @@ impl AppState {
         let ticket_repo = Arc::new(SqlTicketRepo::new(db.clone()));
         let files: Arc<dyn domain::tickets::FileStore> =
             Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files")));
+        let (queue, queued) = jobs::LocalQueue::new(shutdown.clone());
+        let alarms = AlarmService::new(
+            Arc::new(SqlAlarmRepo::new(db.clone())),
+            device_repo.clone(),
+            ticket_repo.clone(),
+            bus_port.clone(),
+        );
+        let deliveries = DeliveryService::new(
+            Arc::new(SqlDeliveryRepo::new(db.clone())),
+            integration_repo.clone(),
+            Arc::new(config.senders.clone()),
+            Arc::new(queue),
+            alarms.clone(),
+        );
+        tokio::spawn(jobs::run_worker(queued, deliveries.clone(), config.delivery_concurrency, shutdown.clone()));
+        tokio::spawn(jobs::run_sweeper(deliveries.clone(), config.sweep_every, shutdown.clone()));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
@@ -130,7 +148,8 @@ impl AppState {
                 integration_repo.clone(),
             ),
             homes: HomeService::new(home_repo, integration_repo),
-            alarms: AlarmService::new(Arc::new(SqlAlarmRepo::new(db.clone())), device_repo, ticket_repo, bus_port),
+            alarms,
+            deliveries,
             events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),
             audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
             bus,

@@ -50,6 +50,13 @@ pub struct Config {
     pub admin: Option<(String, SecretString)>,
     pub data_dir: PathBuf,
     pub login_throttle: ThrottlePolicy,
+    /// Senders of outbound deliveries by vendor prefix (`huzhou`, `dingding` ...); vendor
+    /// modules register theirs, tests register senders that talk to fake vendors.
+    pub senders: jobs::SenderRegistry,
+    /// How often the sweep re-queues due deliveries nobody holds.
+    pub sweep_every: std::time::Duration,
+    /// Delivery attempts run at once in this process.
+    pub delivery_concurrency: usize,
 }
 
 impl Config {
@@ -100,6 +107,9 @@ impl Config {
             admin,
             data_dir: s.data_dir,
             login_throttle: ThrottlePolicy::default(),
+            senders: jobs::SenderRegistry::default(),
+            sweep_every: std::time::Duration::from_secs(30),
+            delivery_concurrency: 16,
         })
     }
 

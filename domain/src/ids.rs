@@ -64,4 +64,6 @@ id_type!(
     ReadingId,
     /// An alarm timeline entry, ledger entry or audit entry.
     EntryId,
+    /// An outbound vendor message.
+    DeliveryId,
 );

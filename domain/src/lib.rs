@@ -8,6 +8,7 @@ pub mod actor;
 pub mod alarms;
 pub mod audit;
 pub mod bus;
+pub mod deliveries;
 pub mod devices;
 mod enums;
 pub mod error;

@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_core;
 mod m20261125_000002_domain;
 mod m20261125_000003_prices;
+mod m20261125_000004_deliveries;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_core::Migration),
             Box::new(m20261125_000002_domain::Migration),
             Box::new(m20261125_000003_prices::Migration),
+            Box::new(m20261125_000004_deliveries::Migration),
         ]
     }
 }

@@ -259,6 +259,13 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             true,
         ),
         (
+            "retryDelivery",
+            "mutation($id:ID!){ retryDelivery(id:$id){ id } }".into(),
+            json!({"id": uuid::Uuid::now_v7()}),
+            true,
+        ),
+        ("retryDeliveries", "mutation{ retryDeliveries(filter:{state:DEAD}) }".into(), json!({}), true),
+        (
             "adjustMeterBalance",
             "mutation($d:ID!){ adjustMeterBalance(deviceId:$d, amount:\"-1\"){ entry{ id } } }".into(),
             json!({"d": meter}),

@@ -84,3 +84,8 @@ mirror_enum!(
     /// Which electricity price applies to a home's meters (Dingding `eleprice_way`).
     PriceWayGql as "PriceWay" <=> domain::tariffs::PriceWay { Home, Unified, Room }
 );
+
+mirror_enum!(
+    /// PENDING -> IN_FLIGHT -> SUCCEEDED, or RETRYING (until `nextAttemptAt`) or DEAD.
+    DeliveryStateGql as "DeliveryState" <=> domain::deliveries::DeliveryState { Pending, InFlight, Succeeded, Retrying, Dead }
+);

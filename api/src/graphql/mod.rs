@@ -4,6 +4,7 @@
 mod alarms;
 mod audit;
 mod connection;
+mod deliveries;
 mod devices;
 mod enums;
 mod events;
@@ -39,6 +40,7 @@ pub struct QueryRoot(
     events::EventQuery,
     tickets::TicketQuery,
     tariffs::TariffQuery,
+    deliveries::DeliveryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -51,6 +53,7 @@ pub struct MutationRoot(
     alarms::AlarmMutation,
     tickets::TicketMutation,
     tariffs::TariffMutation,
+    deliveries::DeliveryMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

@@ -68,6 +68,11 @@ impl AlarmKind {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A kind the system itself raises (its code is a literal known to be valid).
+    pub(crate) fn system(code: &'static str) -> Self {
+        Self(code.to_owned())
+    }
 }
 
 /// A stored alarm.

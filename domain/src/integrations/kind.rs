@@ -129,7 +129,12 @@ impl IntegrationKind {
             _ => return Err(DomainError::invalid("settings", "must be a JSON object")),
         };
         let spec = self.settings_spec();
-        if let Some(unknown) = given.keys().find(|k| !spec.iter().any(|s| s.name == k.as_str())) {
+        // Every kind may override the delivery retry policy.
+        let retry = given.get("retry").filter(|v| !v.is_null());
+        crate::deliveries::RetryPolicy::from_settings(retry)?;
+        if let Some(unknown) =
+            given.keys().find(|k| k.as_str() != "retry" && !spec.iter().any(|s| s.name == k.as_str()))
+        {
             return Err(DomainError::invalid(
                 format!("settings.{unknown}"),
                 format!("unknown setting for {}", self.as_str()),
@@ -145,6 +150,9 @@ impl IntegrationKind {
             };
             check_type(&field, s.ty, &value)?;
             out.insert(s.name.to_owned(), value);
+        }
+        if let Some(r) = retry {
+            out.insert("retry".to_owned(), r.clone());
         }
         Ok(Value::Object(out))
     }

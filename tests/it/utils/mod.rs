@@ -21,6 +21,8 @@ pub struct TestApp {
     shutdown: CancellationToken,
     _dir: tempfile::TempDir,
     pg_db: Option<(String, String)>,
+    /// The running app's services, for tests that act as the system (vendor adapters, jobs).
+    pub state: api::app::AppState,
 }
 
 /// A unique suffix for names that must not collide across tests and runs.
@@ -74,6 +76,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         shutdown,
         _dir: dir,
         pg_db,
+        state: running.state,
     }
 }
 

@@ -4,6 +4,8 @@ pub mod alarm_entries;
 pub mod alarms;
 pub mod api_keys;
 pub mod audit_log;
+pub mod deliveries;
+pub mod delivery_attempts;
 pub mod devices;
 pub mod homes;
 pub mod inbound_events;

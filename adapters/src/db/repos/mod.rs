@@ -4,6 +4,7 @@
 mod alarms;
 mod api_keys;
 mod audit;
+mod deliveries;
 mod devices;
 mod events;
 mod homes;
@@ -16,6 +17,7 @@ mod users;
 pub use alarms::SqlAlarmRepo;
 pub use api_keys::SqlApiKeyRepo;
 pub use audit::SqlAuditRepo;
+pub use deliveries::SqlDeliveryRepo;
 pub use devices::SqlDeviceRepo;
 pub use events::SqlInboundEventRepo;
 pub use homes::SqlHomeRepo;

@@ -1,0 +1,233 @@
+use crate::db::entities::{deliveries as d, delivery_attempts as a};
+use crate::db::page::{Order, fetch_page_ordered, try_map};
+use crate::db::{map_err, unknown};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::deliveries::{Attempt, Delivery, DeliveryFilter, DeliveryRepo, DeliveryState, NewDelivery};
+use domain::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
+use domain::{DomainError, DomainResult, Page, PageRequest};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Set,
+};
+
+/// Deliveries and attempts in SQL.
+#[derive(Clone)]
+pub struct SqlDeliveryRepo {
+    db: DatabaseConnection,
+}
+
+impl SqlDeliveryRepo {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+fn scoped(tenant: TenantId) -> Select<d::Entity> {
+    d::Entity::find().filter(d::Column::TenantId.eq(tenant.as_uuid()))
+}
+
+fn to_domain(m: d::Model) -> DomainResult<Delivery> {
+    Ok(Delivery {
+        id: DeliveryId::from_uuid(m.id),
+        tenant_id: TenantId::from_uuid(m.tenant_id),
+        integration_id: IntegrationId::from_uuid(m.integration_id),
+        kind: m.kind,
+        idempotency_key: m.idempotency_key,
+        order_key: m.order_key,
+        payload: m.payload,
+        state: DeliveryState::parse(&m.state)
+            .map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored delivery: {e}")))?,
+        attempts: m.attempts,
+        next_attempt_at: m.next_attempt_at,
+        last_error: m.last_error,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
+}
+
+fn attempt(m: a::Model) -> Attempt {
+    Attempt {
+        id: EntryId::from_uuid(m.id),
+        delivery_id: DeliveryId::from_uuid(m.delivery_id),
+        number: m.number,
+        at: m.at,
+        request: m.request,
+        http_status: m.http_status,
+        vendor_code: m.vendor_code,
+        vendor_message: m.vendor_message,
+        latency_ms: m.latency_ms,
+        error: m.error,
+        outcome: m.outcome,
+    }
+}
+
+#[async_trait]
+impl DeliveryRepo for SqlDeliveryRepo {
+    async fn create(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
+        let now = Utc::now();
+        let row = d::ActiveModel {
+            id: Set(DeliveryId::new().as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            integration_id: Set(input.integration_id.as_uuid()),
+            kind: Set(input.kind),
+            idempotency_key: Set(input.idempotency_key),
+            order_key: Set(input.order_key),
+            payload: Set(input.payload),
+            state: Set(DeliveryState::Pending.as_str().to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(map_err("the integration already has a delivery with this idempotency key"))?;
+        to_domain(row)
+    }
+
+    async fn get(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Option<Delivery>> {
+        scoped(tenant)
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn get_any(&self, id: DeliveryId) -> DomainResult<Option<Delivery>> {
+        d::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+    }
+
+    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>) -> DomainResult<Option<Delivery>> {
+        let current = match self.get_any(id).await? {
+            Some(c) => c,
+            None => return Ok(None),
+        };
+        // A stale IN_FLIGHT (its worker died) may be claimed again.
+        let stale = now - chrono::Duration::seconds(domain::deliveries::STALE_AFTER_SECS);
+        let claimable = match current.state {
+            DeliveryState::Pending | DeliveryState::Retrying => true,
+            DeliveryState::InFlight => current.updated_at < stale,
+            _ => false,
+        };
+        if !claimable {
+            return Ok(None);
+        }
+        let res = d::Entity::update_many()
+            .col_expr(d::Column::State, Expr::value(DeliveryState::InFlight.as_str()))
+            .col_expr(d::Column::Attempts, Expr::col(d::Column::Attempts).add(1))
+            .col_expr(d::Column::UpdatedAt, Expr::value(now))
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .filter(d::Column::State.eq(current.state.as_str()))
+            .filter(d::Column::Attempts.eq(current.attempts))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        if res.rows_affected == 0 {
+            return Ok(None);
+        }
+        self.get_any(id).await
+    }
+
+    async fn record_attempt(&self, tenant: TenantId, at: Attempt) -> DomainResult<()> {
+        a::ActiveModel {
+            id: Set(at.id.as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            delivery_id: Set(at.delivery_id.as_uuid()),
+            number: Set(at.number),
+            at: Set(at.at),
+            request: Set(at.request),
+            http_status: Set(at.http_status),
+            vendor_code: Set(at.vendor_code),
+            vendor_message: Set(at.vendor_message),
+            latency_ms: Set(at.latency_ms),
+            error: Set(at.error),
+            outcome: Set(at.outcome),
+        }
+        .insert(&self.db)
+        .await
+        .map_err(unknown)?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        id: DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+        last_error: Option<String>,
+        attempts: Option<i32>,
+    ) -> DomainResult<Delivery> {
+        let mut q = d::Entity::update_many()
+            .col_expr(d::Column::State, Expr::value(state.as_str()))
+            .col_expr(d::Column::NextAttemptAt, Expr::value(next_attempt_at))
+            .col_expr(d::Column::LastError, Expr::value(last_error))
+            .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()));
+        if let Some(n) = attempts {
+            q = q.col_expr(d::Column::Attempts, Expr::value(n));
+        }
+        q.filter(d::Column::Id.eq(id.as_uuid())).exec(&self.db).await.map_err(unknown)?;
+        self.get_any(id).await?.ok_or(DomainError::NotFound("delivery"))
+    }
+
+    async fn list(&self, tenant: TenantId, f: &DeliveryFilter, page: PageRequest) -> DomainResult<Page<Delivery>> {
+        let mut q = scoped(tenant);
+        if let Some(s) = f.state {
+            q = q.filter(d::Column::State.eq(s.as_str()));
+        }
+        if let Some(i) = f.integration_id {
+            q = q.filter(d::Column::IntegrationId.eq(i.as_uuid()));
+        }
+        if let Some(k) = &f.kind {
+            q = q.filter(d::Column::Kind.eq(k.as_str()));
+        }
+        if let Some(from) = f.from {
+            q = q.filter(d::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = f.to {
+            q = q.filter(d::Column::CreatedAt.lt(to));
+        }
+        let page = fetch_page_ordered(&self.db, q, d::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
+        try_map(page, to_domain)
+    }
+
+    async fn attempts(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Vec<Attempt>> {
+        let rows = a::Entity::find()
+            .filter(a::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(a::Column::DeliveryId.eq(id.as_uuid()))
+            .order_by_asc(a::Column::Number)
+            .order_by_asc(a::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(rows.into_iter().map(attempt).collect())
+    }
+
+    async fn due(&self, now: DateTime<Utc>, stale: DateTime<Utc>, limit: u64) -> DomainResult<Vec<DeliveryId>> {
+        let cond = Condition::any()
+            .add(
+                Condition::all()
+                    .add(d::Column::State.eq(DeliveryState::Retrying.as_str()))
+                    .add(d::Column::NextAttemptAt.lte(now)),
+            )
+            .add(
+                Condition::all()
+                    .add(d::Column::State.is_in([DeliveryState::Pending.as_str(), DeliveryState::InFlight.as_str()]))
+                    .add(d::Column::UpdatedAt.lt(stale)),
+            );
+        let ids: Vec<uuid::Uuid> = d::Entity::find()
+            .select_only()
+            .column(d::Column::Id)
+            .filter(cond)
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(ids.into_iter().map(DeliveryId::from_uuid).collect())
+    }
+}

@@ -1,0 +1,185 @@
+//! Deliveries: every outbound vendor message (push, upload, command, state-changing call)
+//! is a row with a fixed idempotency key, run by a worker, retried by policy, and recorded
+//! attempt by attempt.
+
+mod retry;
+mod service;
+
+pub use retry::RetryPolicy;
+pub use service::*;
+
+use crate::enums::string_enum;
+use crate::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
+use crate::{DomainResult, Page, PageRequest};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+string_enum!(
+    /// Where a delivery is in its life.
+    DeliveryState, "state" {
+        /// Written, waiting for its first attempt.
+        Pending = "PENDING",
+        /// A worker is sending it now.
+        InFlight = "IN_FLIGHT",
+        Succeeded = "SUCCEEDED",
+        /// Failed and waiting for `next_attempt_at`.
+        Retrying = "RETRYING",
+        /// Given up: a permanent vendor error or the attempts used up.
+        Dead = "DEAD",
+    }
+);
+
+/// A stored delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    /// What is sent, e.g. `huzhou.lift_alarm` or `dingding.add_password`.
+    pub kind: String,
+    /// Fixed at creation and reused by every attempt (Huzhou `Request-Id`, gas `serialNo` ...).
+    pub idempotency_key: String,
+    /// Deliveries with the same order key are sent one after the other, in creation order.
+    pub order_key: Option<String>,
+    pub payload: Value,
+    pub state: DeliveryState,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A delivery to write.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub integration_id: IntegrationId,
+    pub kind: String,
+    pub idempotency_key: String,
+    pub order_key: Option<String>,
+    pub payload: Value,
+}
+
+/// What one attempt looked like; the request summary carries no secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub id: EntryId,
+    pub delivery_id: DeliveryId,
+    pub number: i32,
+    pub at: DateTime<Utc>,
+    pub request: String,
+    pub http_status: Option<i32>,
+    pub vendor_code: Option<String>,
+    pub vendor_message: Option<String>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// `SUCCEEDED`, `RETRY`, `DEAD` or `TOKEN_EXPIRED`.
+    pub outcome: String,
+}
+
+/// `deliveries(filter)`.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub state: Option<DeliveryState>,
+    pub integration_id: Option<IntegrationId>,
+    pub kind: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// How the vendor answered one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered,
+    /// Network error, timeout, 429/5xx, a "busy" code: try again later.
+    Retry(String),
+    /// The message itself is wrong (bad signature, missing field, unknown device).
+    Permanent(String),
+    /// The vendor's token expired: refresh it and try again at once, once.
+    TokenExpired(String),
+}
+
+/// What a sender reports of one send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendReport {
+    /// A summary of the request without secrets (method, path, key fields).
+    pub request: String,
+    pub http_status: Option<i32>,
+    pub vendor_code: Option<String>,
+    pub vendor_message: Option<String>,
+    pub verdict: Verdict,
+}
+
+/// Sends deliveries to their vendor; one implementation routes by integration kind.
+#[async_trait]
+pub trait DeliverySender: Send + Sync {
+    /// Sends once. `fresh_token` asks for a new vendor token instead of the cached one.
+    async fn send(&self, delivery: &Delivery, fresh_token: bool) -> SendReport;
+}
+
+/// Runs deliveries later: the job queue.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Asks a worker to attempt `id` at `at` (now when in the past).
+    ///
+    /// # Errors
+    /// `Unknown` when the queue cannot be reached; the sweep re-queues what is due.
+    async fn schedule(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()>;
+}
+
+/// Deliveries and their attempts.
+#[async_trait]
+pub trait DeliveryRepo: Send + Sync {
+    /// # Errors
+    /// `Duplicate` when the integration already has a delivery with this idempotency key.
+    async fn create(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Option<Delivery>>;
+    /// For workers, which know only the id.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_any(&self, id: DeliveryId) -> DomainResult<Option<Delivery>>;
+    /// Moves a PENDING or RETRYING delivery to IN_FLIGHT and counts the attempt; `None`
+    /// when another worker has it or it is finished (compare-and-set).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>) -> DomainResult<Option<Delivery>>;
+    /// Records an attempt.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn record_attempt(&self, tenant: TenantId, attempt: Attempt) -> DomainResult<()>;
+    /// Sets the state after an attempt (or a manual retry).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn finish(
+        &self,
+        id: DeliveryId,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+        last_error: Option<String>,
+        attempts: Option<i32>,
+    ) -> DomainResult<Delivery>;
+    /// Newest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn list(&self, tenant: TenantId, filter: &DeliveryFilter, page: PageRequest) -> DomainResult<Page<Delivery>>;
+    /// Oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn attempts(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Vec<Attempt>>;
+    /// Deliveries whose time has come but that no worker holds: RETRYING past
+    /// `next_attempt_at`, PENDING older than `stale`, IN_FLIGHT not updated since `stale`
+    /// (a worker died mid-attempt).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn due(&self, now: DateTime<Utc>, stale: DateTime<Utc>, limit: u64) -> DomainResult<Vec<DeliveryId>>;
+}

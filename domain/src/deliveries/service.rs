@@ -1,0 +1,251 @@
+use super::{
+    Attempt, Delivery, DeliveryFilter, DeliveryQueue, DeliveryRepo, DeliverySender, DeliveryState, NewDelivery,
+    RetryPolicy, Verdict,
+};
+use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};
+use crate::ids::{DeliveryId, EntryId, TenantId};
+use crate::integrations::IntegrationRepo;
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How long a delivery may sit PENDING or IN_FLIGHT before the sweep re-queues it.
+pub const STALE_AFTER_SECS: i64 = 120;
+
+/// Writing deliveries, running their attempts under the retry policy, and operating them.
+#[derive(Clone)]
+pub struct DeliveryService {
+    repo: Arc<dyn DeliveryRepo>,
+    integrations: Arc<dyn IntegrationRepo>,
+    sender: Arc<dyn DeliverySender>,
+    queue: Arc<dyn DeliveryQueue>,
+    alarms: AlarmService,
+}
+
+/// What `run` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunOutcome {
+    /// Another worker had it, or it was already finished.
+    Skipped,
+    Finished(Box<Delivery>),
+}
+
+fn outcome_name(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Delivered => "SUCCEEDED",
+        Verdict::Retry(_) => "RETRY",
+        Verdict::Permanent(_) => "DEAD",
+        Verdict::TokenExpired(_) => "TOKEN_EXPIRED",
+    }
+}
+
+impl DeliveryService {
+    pub fn new(
+        repo: Arc<dyn DeliveryRepo>,
+        integrations: Arc<dyn IntegrationRepo>,
+        sender: Arc<dyn DeliverySender>,
+        queue: Arc<dyn DeliveryQueue>,
+        alarms: AlarmService,
+    ) -> Self {
+        Self { repo, integrations, sender, queue, alarms }
+    }
+
+    /// Writes a delivery and asks a worker to send it now. When the queue cannot take it,
+    /// the delivery is still written and the sweep sends it.
+    ///
+    /// # Errors
+    /// `Duplicate` for an idempotency key the integration already used; `NotFound` for an
+    /// integration outside the tenant.
+    pub async fn enqueue(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
+        self.integrations.get(tenant, input.integration_id).await?.ok_or(DomainError::NotFound("integration"))?;
+        let d = self.repo.create(tenant, input).await?;
+        if let Err(e) = self.queue.schedule(d.id, Utc::now()).await {
+            tracing::warn!(error = %e, "queue unreachable; the sweep will send it");
+        }
+        Ok(d)
+    }
+
+    /// One attempt (two when the vendor's token expired) of a delivery; then the state the
+    /// retry policy gives. Called by workers with the delivery's id only.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure (the queue retries the job; the sweep catches the rest).
+    pub async fn run(&self, id: DeliveryId) -> DomainResult<RunOutcome> {
+        let Some(d) = self.repo.claim(id, Utc::now()).await? else { return Ok(RunOutcome::Skipped) };
+        let policy = match self.integrations.get(d.tenant_id, d.integration_id).await? {
+            Some(i) => RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(),
+            None => RetryPolicy::default(),
+        };
+        let mut number = d.attempts;
+        let mut fresh_token = false;
+        loop {
+            let started = Instant::now();
+            let report = self.sender.send(&d, fresh_token).await;
+            let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let error = match &report.verdict {
+                Verdict::Delivered => None,
+                Verdict::Retry(e) | Verdict::Permanent(e) | Verdict::TokenExpired(e) => Some(e.clone()),
+            };
+            self.repo
+                .record_attempt(
+                    d.tenant_id,
+                    Attempt {
+                        id: EntryId::new(),
+                        delivery_id: d.id,
+                        number,
+                        at: Utc::now(),
+                        request: report.request.clone(),
+                        http_status: report.http_status,
+                        vendor_code: report.vendor_code.clone(),
+                        vendor_message: report.vendor_message.clone(),
+                        latency_ms,
+                        error: error.clone(),
+                        outcome: outcome_name(&report.verdict).to_owned(),
+                    },
+                )
+                .await?;
+            let finished = match report.verdict {
+                Verdict::Delivered => {
+                    let done = self.repo.finish(d.id, DeliveryState::Succeeded, None, None, Some(number)).await?;
+                    self.clear_failure_alarm(&done).await;
+                    done
+                }
+                Verdict::TokenExpired(_) if !fresh_token => {
+                    fresh_token = true;
+                    number += 1;
+                    continue;
+                }
+                Verdict::Permanent(e) | Verdict::TokenExpired(e) => self.dead(&d, number, e).await?,
+                Verdict::Retry(e) => {
+                    let attempt = u32::try_from(number).unwrap_or(u32::MAX);
+                    match policy.next_delay(attempt, RetryPolicy::jitter(d.id.as_uuid(), attempt)) {
+                        None => self.dead(&d, number, format!("attempts used up; last error: {e}")).await?,
+                        Some(delay) => {
+                            let at =
+                                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                            let r = self
+                                .repo
+                                .finish(d.id, DeliveryState::Retrying, Some(at), Some(e), Some(number))
+                                .await?;
+                            if let Err(e) = self.queue.schedule(d.id, at).await {
+                                tracing::warn!(error = %e, "queue unreachable; the sweep will send it");
+                            }
+                            r
+                        }
+                    }
+                }
+            };
+            return Ok(RunOutcome::Finished(Box::new(finished)));
+        }
+    }
+
+    async fn dead(&self, d: &Delivery, number: i32, error: String) -> DomainResult<Delivery> {
+        let dead = self.repo.finish(d.id, DeliveryState::Dead, None, Some(error.clone()), Some(number)).await?;
+        // The alarm is a signal for operators; failing to raise it must not undo the state.
+        let _ = self.alarms.raise_in(d.tenant_id, failure_alarm(d, Some(&error))).await;
+        Ok(dead)
+    }
+
+    async fn clear_failure_alarm(&self, d: &Delivery) {
+        let _ = self.alarms.clear_open(d.tenant_id, &failure_alarm(d, None), "a delivery succeeded").await;
+    }
+
+    /// Sends a RETRYING or DEAD delivery again now, with the same idempotency key.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound`; `InvalidTransition` when it is pending,
+    /// in flight or succeeded.
+    pub async fn retry(&self, actor: &Actor, id: DeliveryId) -> DomainResult<Delivery> {
+        let tenant = actor.require_tenant_admin()?;
+        let d = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("delivery"))?;
+        if !matches!(d.state, DeliveryState::Retrying | DeliveryState::Dead) {
+            return Err(DomainError::InvalidTransition(format!("{} -> PENDING", d.state.as_str())));
+        }
+        let d = self.repo.finish(id, DeliveryState::Pending, None, d.last_error.clone(), None).await?;
+        if let Err(e) = self.queue.schedule(id, Utc::now()).await {
+            tracing::warn!(error = %e, "queue unreachable; the sweep will send it");
+        }
+        Ok(d)
+    }
+
+    /// Retries every RETRYING or DEAD delivery the filter selects (at most 10,000).
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `Invalid { field: "filter.state" }` for another state.
+    pub async fn retry_all(&self, actor: &Actor, filter: &DeliveryFilter) -> DomainResult<u64> {
+        let tenant = actor.require_tenant_admin()?;
+        if filter.state.is_some_and(|s| !matches!(s, DeliveryState::Retrying | DeliveryState::Dead)) {
+            return Err(DomainError::invalid("filter.state", "only RETRYING or DEAD deliveries are retried"));
+        }
+        let mut n = 0;
+        let mut after = None;
+        loop {
+            let page = self.repo.list(tenant, filter, PageRequest::new(Some(100), after)?).await?;
+            for d in &page.items {
+                if matches!(d.state, DeliveryState::Retrying | DeliveryState::Dead)
+                    && self.retry(actor, d.id).await.is_ok()
+                {
+                    n += 1;
+                }
+            }
+            after = page.items.last().map(|d| d.id.as_uuid());
+            if !page.has_next_page || n >= 10_000 {
+                return Ok(n);
+            }
+        }
+    }
+
+    /// Re-queues what is due and held by nobody (lost queue messages, dead workers).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> DomainResult<usize> {
+        let stale = now - chrono::Duration::seconds(STALE_AFTER_SECS);
+        let due = self.repo.due(now, stale, 1000).await?;
+        for id in &due {
+            self.queue.schedule(*id, now).await?;
+        }
+        Ok(due.len())
+    }
+
+    /// # Errors
+    /// `NotFound` when absent or in another tenant.
+    pub async fn get(&self, actor: &Actor, id: DeliveryId) -> DomainResult<Delivery> {
+        self.repo.get(actor.require_reader()?, id).await?.ok_or(DomainError::NotFound("delivery"))
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn list(
+        &self,
+        actor: &Actor,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> DomainResult<Page<Delivery>> {
+        self.repo.list(actor.require_reader()?, filter, page).await
+    }
+
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn attempts(&self, actor: &Actor, id: DeliveryId) -> DomainResult<Vec<Attempt>> {
+        self.repo.attempts(actor.require_reader()?, id).await
+    }
+}
+
+/// The `DELIVERY_FAILED` alarm of an integration.
+fn failure_alarm(d: &Delivery, error: Option<&str>) -> RaiseAlarm {
+    RaiseAlarm {
+        device_id: None,
+        integration_id: Some(d.integration_id),
+        ticket_id: None,
+        kind: AlarmKind::system("DELIVERY_FAILED"),
+        severity: AlarmSeverity::Major,
+        message: error.map(|e| format!("delivery {} ({}) failed: {e}", d.id, d.kind)).unwrap_or_default(),
+        vendor_code: None,
+        vendor_text: None,
+        inbound_event_id: None,
+        raised_at: Utc::now(),
+        attributes: serde_json::json!({"deliveryId": d.id.to_string(), "kind": d.kind}),
+    }
+}

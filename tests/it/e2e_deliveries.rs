@@ -1,0 +1,304 @@
+//! The delivery engine against an in-process fake vendor: retries with one idempotency key,
+//! permanent errors, manual retries, token refresh, and the operations surface.
+
+use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
+use async_trait::async_trait;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use domain::deliveries::{Delivery, DeliverySender, NewDelivery, SendReport, Verdict};
+use domain::ids::{IntegrationId, TenantId};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Per script, the `Request-Id` and token of each call.
+type Calls = HashMap<String, Vec<(String, String)>>;
+
+/// What the fake vendor saw.
+#[derive(Clone, Default)]
+struct Vendor {
+    calls: Arc<Mutex<Calls>>,
+}
+
+/// Scripts: `fail3` answers 500 three times then 200; `bad-once` answers 400 (a permanent
+/// vendor error) once then 200; `token` answers 401 "token expired" to a cached token.
+async fn vendor_endpoint(
+    State(v): State<Vendor>,
+    Path(script): Path<String>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    let id = headers.get("request-id").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    let token = headers.get("token").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
+    if id.is_empty() {
+        return (StatusCode::BAD_REQUEST, Json(json!({"code": "MISSING_ID"})));
+    }
+    let n = {
+        let mut calls = v.calls.lock().expect("lock");
+        let list = calls.entry(script.clone()).or_default();
+        list.push((id, token.clone()));
+        list.len()
+    };
+    match script.as_str() {
+        "fail3" if n <= 3 => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": "BUSY"}))),
+        "bad-once" if n == 1 => {
+            (StatusCode::BAD_REQUEST, Json(json!({"code": "BAD_FIELD", "message": "missing field"})))
+        }
+        "token" if token != "fresh" => (StatusCode::UNAUTHORIZED, Json(json!({"code": "TOKEN_EXPIRED"}))),
+        _ => (StatusCode::OK, Json(json!({"code": "OK"}))),
+    }
+}
+
+/// The sender tests register for the `fake` prefix: posts to the fake vendor the way a
+/// vendor client does, and classifies the answer.
+struct FakeSender {
+    http: reqwest::Client,
+    base: String,
+}
+
+#[async_trait]
+impl DeliverySender for FakeSender {
+    async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
+        let script = d.payload["script"].as_str().unwrap_or("ok");
+        let resp = self
+            .http
+            .post(format!("{}/push/{script}", self.base))
+            .header("request-id", &d.idempotency_key)
+            .header("token", if fresh_token { "fresh" } else { "cached" })
+            .json(&d.payload)
+            .send()
+            .await;
+        let request = format!("POST /push/{script}");
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                return SendReport {
+                    request,
+                    http_status: None,
+                    vendor_code: None,
+                    vendor_message: None,
+                    verdict: Verdict::Retry(e.to_string()),
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let code = body["code"].as_str().map(str::to_owned);
+        let verdict = match status {
+            200 => Verdict::Delivered,
+            401 => Verdict::TokenExpired("token expired".into()),
+            429 | 500..=599 => Verdict::Retry(format!("HTTP {status}")),
+            _ => Verdict::Permanent(body["message"].as_str().unwrap_or("rejected").to_owned()),
+        };
+        SendReport { request, http_status: Some(i32::from(status)), vendor_code: code, vendor_message: None, verdict }
+    }
+}
+
+struct Setup {
+    app: TestApp,
+    vendor: Vendor,
+    tenant: TenantFixture,
+    integration: String,
+}
+
+async fn setup() -> Setup {
+    let vendor = Vendor::default();
+    let fake = Router::new().route("/push/{script}", post(vendor_endpoint)).with_state(vendor.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    let sender = Arc::new(FakeSender { http: reqwest::Client::new(), base });
+    let app = spawn_app_with(|c| {
+        c.senders = jobs::SenderRegistry::default().with("fake", sender);
+        c.sweep_every = Duration::from_millis(500);
+    })
+    .await;
+    let root = app.admin_token().await;
+    let tenant = tenant_with_admin(&app, &root).await;
+    let r = app
+        .configure_integration(
+            &tenant.admin_token,
+            json!({"kind": "ETC_GANTRY", "name": "gantries", "settings": {"retry": {"initialDelaySecs": 1, "maxDelaySecs": 1, "maxAttempts": 5}},
+                   "credentials": {"authCode": "auth-code-1"}}),
+        )
+        .await;
+    let integration = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+    Setup { app, vendor, tenant, integration }
+}
+
+impl Setup {
+    async fn enqueue(&self, script: &str, key: &str) -> String {
+        let tenant: TenantId = self.tenant.id.parse().expect("tenant id");
+        let integration: IntegrationId = self.integration.parse().expect("integration id");
+        let d = self
+            .app
+            .state
+            .deliveries
+            .enqueue(
+                tenant,
+                NewDelivery {
+                    integration_id: integration,
+                    kind: "fake.push".into(),
+                    idempotency_key: key.into(),
+                    order_key: None,
+                    payload: json!({"script": script}),
+                },
+            )
+            .await
+            .expect("enqueue");
+        d.id.to_string()
+    }
+
+    async fn delivery(&self, id: &str) -> Value {
+        let q = "query($id:ID!){ delivery(id:$id){ state attemptCount idempotencyKey lastError nextAttemptAt attempts{ number outcome httpStatus vendorCode request error } } }";
+        self.app.gql(Some(&self.tenant.admin_token), q, json!({"id": id})).await.data()["delivery"].clone()
+    }
+
+    /// Polls until the delivery is in `state` (the engine runs in the background).
+    async fn until(&self, id: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let d = self.delivery(id).await;
+            if d["state"] == state {
+                return d;
+            }
+            assert!(Instant::now() < deadline, "delivery never reached {state}: {d}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn calls(&self, script: &str) -> Vec<(String, String)> {
+        self.vendor.calls.lock().expect("lock").get(script).cloned().unwrap_or_default()
+    }
+
+    async fn failure_alarms(&self) -> Value {
+        let q = "{ alarms(filter:{kind:\"DELIVERY_FAILED\", open:true}){ totalCount } }";
+        self.app.gql(Some(&self.tenant.admin_token), q, json!({})).await.data()["alarms"]["totalCount"].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_message_failing_three_times_is_delivered_on_the_fourth_with_the_same_key() {
+    let s = setup().await;
+    let id = s.enqueue("fail3", "req-0001").await;
+    let d = s.until(&id, "SUCCEEDED").await;
+    assert_eq!(d["attemptCount"], 4, "{d}");
+    let outcomes: Vec<_> = d["attempts"].as_array().expect("attempts").iter().map(|a| a["outcome"].clone()).collect();
+    assert_eq!(outcomes, vec![json!("RETRY"), json!("RETRY"), json!("RETRY"), json!("SUCCEEDED")]);
+    assert_eq!(d["attempts"][0]["httpStatus"], 500);
+    assert_eq!(d["attempts"][0]["vendorCode"], "BUSY");
+    let calls = s.calls("fail3");
+    assert_eq!(calls.len(), 4);
+    assert!(calls.iter().all(|(key, _)| key == "req-0001"), "{calls:?}");
+    // A second delivery with the same idempotency key is refused.
+    let tenant: TenantId = s.tenant.id.parse().expect("tenant");
+    let dup = s
+        .app
+        .state
+        .deliveries
+        .enqueue(
+            tenant,
+            NewDelivery {
+                integration_id: s.integration.parse().expect("integration"),
+                kind: "fake.push".into(),
+                idempotency_key: "req-0001".into(),
+                order_key: None,
+                payload: json!({}),
+            },
+        )
+        .await;
+    assert!(matches!(dup, Err(domain::DomainError::Duplicate(_))), "{dup:?}");
+}
+
+#[tokio::test]
+async fn a_permanent_error_goes_dead_at_once_raises_an_alarm_and_retry_revives_it() {
+    let s = setup().await;
+    let id = s.enqueue("bad-once", "req-bad").await;
+    let d = s.until(&id, "DEAD").await;
+    assert_eq!(d["attemptCount"], 1, "{d}");
+    assert_eq!(d["lastError"], "missing field");
+    assert_eq!(s.failure_alarms().await, 1);
+    let tok = Some(s.tenant.admin_token.as_str());
+    let r =
+        s.app.gql(tok, "mutation($id:ID!){ retryDelivery(id:$id){ state idempotencyKey } }", json!({"id": id})).await;
+    assert_eq!(r.data()["retryDelivery"]["idempotencyKey"], "req-bad");
+    let d = s.until(&id, "SUCCEEDED").await;
+    assert_eq!(d["attemptCount"], 2);
+    assert_eq!(s.calls("bad-once").iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["req-bad", "req-bad"]);
+    assert_eq!(s.failure_alarms().await, 0, "the alarm clears when a delivery succeeds");
+    // Succeeded deliveries are not retried.
+    let r = s.app.gql(tok, "mutation($id:ID!){ retryDelivery(id:$id){ state } }", json!({"id": id})).await;
+    assert_eq!(r.code(), "CONFLICT");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_and_retried_at_once() {
+    let s = setup().await;
+    let id = s.enqueue("token", "req-tok").await;
+    let d = s.until(&id, "SUCCEEDED").await;
+    assert_eq!(d["attemptCount"], 2, "{d}");
+    assert_eq!(d["attempts"][0]["outcome"], "TOKEN_EXPIRED");
+    assert_eq!(d["attempts"][1]["outcome"], "SUCCEEDED");
+    let calls = s.calls("token");
+    assert_eq!(calls, vec![("req-tok".to_owned(), "cached".to_owned()), ("req-tok".to_owned(), "fresh".to_owned())]);
+}
+
+#[tokio::test]
+async fn deliveries_are_filtered_retried_in_bulk_and_tenant_scoped() {
+    let s = setup().await;
+    let a = s.enqueue("ok", "k-a").await;
+    let b = s.enqueue("ok", "k-b").await;
+    s.until(&a, "SUCCEEDED").await;
+    s.until(&b, "SUCCEEDED").await;
+    // A kind no sender handles is a permanent error.
+    let dead = {
+        let tenant: TenantId = s.tenant.id.parse().expect("tenant");
+        let d = s
+            .app
+            .state
+            .deliveries
+            .enqueue(
+                tenant,
+                NewDelivery {
+                    integration_id: s.integration.parse().expect("integration"),
+                    kind: "nowhere.push".into(),
+                    idempotency_key: "k-c".into(),
+                    order_key: None,
+                    payload: json!({}),
+                },
+            )
+            .await
+            .expect("enqueue");
+        d.id.to_string()
+    };
+    let d = s.until(&dead, "DEAD").await;
+    assert!(d["lastError"].as_str().unwrap_or_default().contains("no sender"), "{d}");
+    let tok = Some(s.tenant.admin_token.as_str());
+    let q = "query($f:DeliveryFilterInput){ deliveries(filter:$f){ totalCount edges{ node{ id } } } }";
+    let all = s.app.gql(tok, q, json!({"f": null})).await;
+    assert_eq!(all.data()["deliveries"]["totalCount"], 3);
+    let dead_only = s.app.gql(tok, q, json!({"f": {"state": "DEAD"}})).await;
+    assert_eq!(dead_only.data()["deliveries"]["edges"][0]["node"]["id"], json!(dead));
+    let by_kind = s.app.gql(tok, q, json!({"f": {"kind": "fake.push", "integrationId": s.integration}})).await;
+    assert_eq!(by_kind.data()["deliveries"]["totalCount"], 2);
+    let r = s.app.gql(tok, "mutation{ retryDeliveries(filter:{state:DEAD}) }", json!({})).await;
+    assert_eq!(r.data()["retryDeliveries"], 1);
+    s.until(&dead, "DEAD").await;
+    let r = s.app.gql(tok, "mutation{ retryDeliveries(filter:{state:SUCCEEDED}) }", json!({})).await;
+    assert_eq!(r.body["errors"][0]["extensions"]["field"], "filter.state");
+
+    // Another tenant sees none of it and cannot retry it.
+    let root = s.app.admin_token().await;
+    let other = tenant_with_admin(&s.app, &root).await;
+    let o = Some(other.admin_token.as_str());
+    assert_eq!(s.app.gql(o, q, json!({"f": null})).await.data()["deliveries"]["totalCount"], 0);
+    assert_eq!(s.app.gql(o, "query($id:ID!){ delivery(id:$id){ id } }", json!({"id": dead})).await.code(), "NOT_FOUND");
+    let r = s.app.gql(o, "mutation($id:ID!){ retryDelivery(id:$id){ id } }", json!({"id": dead})).await;
+    assert_eq!(r.code(), "NOT_FOUND");
+    assert_eq!(
+        s.app.gql(o, "mutation{ retryDeliveries(filter:{state:DEAD}) }", json!({})).await.data()["retryDeliveries"],
+        0
+    );
+}
