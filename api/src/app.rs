@@ -63,6 +63,8 @@ pub struct AppState {
     pub tariffs: TariffService,
     pub tickets: TicketService,
     pub deliveries: DeliveryService,
+    pub jobs: jobs::JobStore,
+    pub worker_settings: jobs::WorkerSettings,
     pub events: InboundEventService,
     pub audit: AuditService,
     pub bus: Bus,
@@ -73,6 +75,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Starts the delivery workers and the sweep; they stop with the shutdown token,
+    /// letting attempts in flight finish. The handle resolves when the workers have stopped.
+    pub fn spawn_workers(&self) -> tokio::task::JoinHandle<()> {
+        let sweep_every = self.config.sweep_every;
+        tokio::spawn(jobs::run_sweeper(self.deliveries.clone(), sweep_every, self.shutdown.clone()));
+        let (store, service, settings, shutdown) =
+            (self.jobs.clone(), self.deliveries.clone(), self.worker_settings.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.run_workers(service, settings, shutdown).await {
+                tracing::error!(error = ?e, "delivery workers stopped");
+            }
+        })
+    }
+
     /// Connects the database (applying migrations) and Redis, wires the services, and
     /// creates the configured platform admin if missing.
     ///
@@ -106,7 +122,13 @@ impl AppState {
         let ticket_repo = Arc::new(SqlTicketRepo::new(db.clone()));
         let files: Arc<dyn domain::tickets::FileStore> =
             Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files")));
-        let (queue, queued) = jobs::LocalQueue::new(shutdown.clone());
+        let job_store = jobs::JobStore::open(&db, redis.clone()).await.context("opening the job storage")?;
+        let worker_settings = jobs::WorkerSettings {
+            queue: config.job_queue.clone(),
+            heartbeat: config.job_heartbeat,
+            poll: config.job_poll,
+            concurrency: config.delivery_concurrency,
+        };
         let alarms = AlarmService::new(
             Arc::new(SqlAlarmRepo::new(db.clone())),
             device_repo.clone(),
@@ -117,11 +139,10 @@ impl AppState {
             Arc::new(SqlDeliveryRepo::new(db.clone())),
             integration_repo.clone(),
             Arc::new(config.senders.clone()),
-            Arc::new(queue),
+            Arc::new(job_store.queue(&worker_settings)),
             alarms.clone(),
+            config.delivery_stale_after,
         );
-        tokio::spawn(jobs::run_worker(queued, deliveries.clone(), config.delivery_concurrency, shutdown.clone()));
-        tokio::spawn(jobs::run_sweeper(deliveries.clone(), config.sweep_every, shutdown.clone()));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
@@ -150,6 +171,8 @@ impl AppState {
             homes: HomeService::new(home_repo, integration_repo),
             alarms,
             deliveries,
+            jobs: job_store,
+            worker_settings,
             events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),
             audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
             bus,
@@ -344,7 +367,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let listener =
         tokio::net::TcpListener::bind(&config.addr).await.with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
+    let run_workers = config.run_workers;
     let state = AppState::build(config, shutdown.clone()).await?;
+    if run_workers {
+        state.spawn_workers();
+    }
     let app = router(state.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

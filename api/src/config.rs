@@ -36,6 +36,9 @@ pub struct Settings {
     /// Where the SQLite file, generated keys and uploaded files live.
     #[arg(long, env = "LINKYARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// The job queue name (deployments sharing one Redis use their own).
+    #[arg(long, env = "LINKYARD_JOB_QUEUE", default_value = "linkyard-deliveries")]
+    pub job_queue: String,
 }
 
 /// Validated configuration the application runs with.
@@ -57,6 +60,16 @@ pub struct Config {
     pub sweep_every: std::time::Duration,
     /// Delivery attempts run at once in this process.
     pub delivery_concurrency: usize,
+    /// The job queue name.
+    pub job_queue: String,
+    /// Job-worker heartbeat: a dead worker's jobs return after two missed beats.
+    pub job_heartbeat: std::time::Duration,
+    /// How often an idle worker looks for jobs.
+    pub job_poll: std::time::Duration,
+    /// When a PENDING or IN_FLIGHT delivery counts as abandoned.
+    pub delivery_stale_after: std::time::Duration,
+    /// Whether `serve` runs the job workers too (`linkyard worker` runs them alone).
+    pub run_workers: bool,
 }
 
 impl Config {
@@ -110,6 +123,11 @@ impl Config {
             senders: jobs::SenderRegistry::default(),
             sweep_every: std::time::Duration::from_secs(30),
             delivery_concurrency: 16,
+            job_queue: s.job_queue,
+            job_heartbeat: std::time::Duration::from_secs(30),
+            job_poll: std::time::Duration::from_secs(1),
+            delivery_stale_after: domain::deliveries::STALE_AFTER,
+            run_workers: true,
         })
     }
 
@@ -163,6 +181,7 @@ mod tests {
             admin_email: None,
             admin_password: None,
             data_dir: dir.to_path_buf(),
+            job_queue: "linkyard-deliveries".into(),
         }
     }
 

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Serve the API (the default): applies migrations first.
     Serve,
+    /// Run the job workers alone (no HTTP), so API and workers scale apart.
+    Worker,
     /// Apply migrations and exit.
     Migrate,
     /// Print the GraphQL SDL.
@@ -56,6 +58,16 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::resolve(cli.settings)?;
     match command {
         Command::Serve => serve(config).await,
+        Command::Worker => {
+            let shutdown = CancellationToken::new();
+            let state = api::app::AppState::build(Config { run_workers: false, ..config }, shutdown.clone()).await?;
+            let workers = state.spawn_workers();
+            tracing::info!("delivery workers running");
+            api::app::shutdown_signal().await;
+            shutdown.cancel();
+            let _ = workers.await;
+            Ok(())
+        }
         Command::Migrate => {
             let db = adapters::db::connect(&config.database_url).await?;
             adapters::db::migrate(&db).await?;
@@ -65,7 +77,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin { command: AdminCommand::CreatePlatformAdmin { email, password } } => {
             let config = Config { admin: Some((email, password.into())), ..config };
             let admin = config.admin.clone();
-            let state = api::app::AppState::build(Config { admin: None, ..config }, CancellationToken::new()).await?;
+            let state = api::app::AppState::build(
+                Config { admin: None, run_workers: false, ..config },
+                CancellationToken::new(),
+            )
+            .await?;
             if let Some((email, password)) = admin {
                 let (user, created) = state
                     .users

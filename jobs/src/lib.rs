@@ -3,8 +3,10 @@
 //! is data plus one pure function, in `domain::deliveries::RetryPolicy`.
 #![forbid(unsafe_code)]
 
-mod local;
 mod senders;
+mod store;
+mod sweep;
 
-pub use local::{LocalQueue, run_sweeper, run_worker};
 pub use senders::SenderRegistry;
+pub use store::{ApalisQueue, DeliverJob, JobStore, WorkerSettings};
+pub use sweep::run_sweeper;

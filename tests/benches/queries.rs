@@ -97,6 +97,7 @@ async fn run(url: &str) -> Result<(), String> {
         admin_email: Some("bench-admin@example.com".into()),
         admin_password: Some("bench-admin-password-1!".into()),
         data_dir: dir.path().to_path_buf(),
+        job_queue: "linkyard-bench".into(),
     };
     let config = Config::resolve(settings).expect("config");
     let shutdown = CancellationToken::new();

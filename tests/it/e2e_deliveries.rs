@@ -113,6 +113,9 @@ async fn setup() -> Setup {
     let app = spawn_app_with(|c| {
         c.senders = jobs::SenderRegistry::default().with("fake", sender);
         c.sweep_every = Duration::from_millis(500);
+        c.job_poll = Duration::from_millis(100);
+        c.job_heartbeat = Duration::from_secs(1);
+        c.delivery_stale_after = Duration::from_secs(3);
     })
     .await;
     let root = app.admin_token().await;
@@ -173,9 +176,19 @@ impl Setup {
         self.vendor.calls.lock().expect("lock").get(script).cloned().unwrap_or_default()
     }
 
-    async fn failure_alarms(&self) -> Value {
+    /// The open `DELIVERY_FAILED` alarms, once their count reaches `want` (the alarm follows
+    /// the delivery's state change, so it is awaited rather than read once).
+    async fn failure_alarms(&self, want: u64) -> Value {
         let q = "{ alarms(filter:{kind:\"DELIVERY_FAILED\", open:true}){ totalCount } }";
-        self.app.gql(Some(&self.tenant.admin_token), q, json!({})).await.data()["alarms"]["totalCount"].clone()
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let n =
+                self.app.gql(Some(&self.tenant.admin_token), q, json!({})).await.data()["alarms"]["totalCount"].clone();
+            if n == want || Instant::now() > deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
@@ -219,7 +232,7 @@ async fn a_permanent_error_goes_dead_at_once_raises_an_alarm_and_retry_revives_i
     let d = s.until(&id, "DEAD").await;
     assert_eq!(d["attemptCount"], 1, "{d}");
     assert_eq!(d["lastError"], "missing field");
-    assert_eq!(s.failure_alarms().await, 1);
+    assert_eq!(s.failure_alarms(1).await, 1);
     let tok = Some(s.tenant.admin_token.as_str());
     let r =
         s.app.gql(tok, "mutation($id:ID!){ retryDelivery(id:$id){ state idempotencyKey } }", json!({"id": id})).await;
@@ -227,7 +240,7 @@ async fn a_permanent_error_goes_dead_at_once_raises_an_alarm_and_retry_revives_i
     let d = s.until(&id, "SUCCEEDED").await;
     assert_eq!(d["attemptCount"], 2);
     assert_eq!(s.calls("bad-once").iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), vec!["req-bad", "req-bad"]);
-    assert_eq!(s.failure_alarms().await, 0, "the alarm clears when a delivery succeeds");
+    assert_eq!(s.failure_alarms(0).await, 0, "the alarm clears when a delivery succeeds");
     // Succeeded deliveries are not retried.
     let r = s.app.gql(tok, "mutation($id:ID!){ retryDelivery(id:$id){ state } }", json!({"id": id})).await;
     assert_eq!(r.code(), "CONFLICT");

@@ -142,12 +142,13 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get_any(&self, id: DeliveryId) -> DomainResult<Option<Delivery>>;
-    /// Moves a PENDING or RETRYING delivery to IN_FLIGHT and counts the attempt; `None`
-    /// when another worker has it or it is finished (compare-and-set).
+    /// Moves a PENDING or RETRYING delivery (or an IN_FLIGHT one not updated since `stale`:
+    /// its worker died) to IN_FLIGHT and counts the attempt; `None` when another worker has
+    /// it or it is finished (compare-and-set).
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>) -> DomainResult<Option<Delivery>>;
+    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Option<Delivery>>;
     /// Records an attempt.
     ///
     /// # Errors

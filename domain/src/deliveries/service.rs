@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// How long a delivery may sit PENDING or IN_FLIGHT before the sweep re-queues it.
-pub const STALE_AFTER_SECS: i64 = 120;
+/// How long a delivery may sit PENDING or IN_FLIGHT before it counts as abandoned (its
+/// queue message lost, its worker dead), by default; longer than any vendor call may take.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Writing deliveries, running their attempts under the retry policy, and operating them.
 #[derive(Clone)]
@@ -21,6 +22,7 @@ pub struct DeliveryService {
     sender: Arc<dyn DeliverySender>,
     queue: Arc<dyn DeliveryQueue>,
     alarms: AlarmService,
+    stale_after: chrono::Duration,
 }
 
 /// What `run` did.
@@ -47,8 +49,10 @@ impl DeliveryService {
         sender: Arc<dyn DeliverySender>,
         queue: Arc<dyn DeliveryQueue>,
         alarms: AlarmService,
+        stale_after: std::time::Duration,
     ) -> Self {
-        Self { repo, integrations, sender, queue, alarms }
+        let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::seconds(120));
+        Self { repo, integrations, sender, queue, alarms, stale_after }
     }
 
     /// Writes a delivery and asks a worker to send it now. When the queue cannot take it,
@@ -72,7 +76,8 @@ impl DeliveryService {
     /// # Errors
     /// `Unknown` on storage failure (the queue retries the job; the sweep catches the rest).
     pub async fn run(&self, id: DeliveryId) -> DomainResult<RunOutcome> {
-        let Some(d) = self.repo.claim(id, Utc::now()).await? else { return Ok(RunOutcome::Skipped) };
+        let now = Utc::now();
+        let Some(d) = self.repo.claim(id, now, now - self.stale_after).await? else { return Ok(RunOutcome::Skipped) };
         let policy = match self.integrations.get(d.tenant_id, d.integration_id).await? {
             Some(i) => RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(),
             None => RetryPolicy::default(),
@@ -201,7 +206,7 @@ impl DeliveryService {
     /// # Errors
     /// `Unknown` on storage failure.
     pub async fn sweep(&self, now: DateTime<Utc>) -> DomainResult<usize> {
-        let stale = now - chrono::Duration::seconds(STALE_AFTER_SECS);
+        let stale = now - self.stale_after;
         let due = self.repo.due(now, stale, 1000).await?;
         for id in &due {
             self.queue.schedule(*id, now).await?;

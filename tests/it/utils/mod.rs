@@ -56,6 +56,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         admin_email: Some(admin_email.clone()),
         admin_password: Some(ADMIN_PASSWORD.into()),
         data_dir: dir.path().to_path_buf(),
+        job_queue: format!("it-{}", unique()),
     };
     let mut config = Config::resolve(settings).expect("config");
     config.login_throttle = ThrottlePolicy {

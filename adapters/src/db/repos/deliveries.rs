@@ -102,13 +102,12 @@ impl DeliveryRepo for SqlDeliveryRepo {
         d::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
     }
 
-    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>) -> DomainResult<Option<Delivery>> {
+    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Option<Delivery>> {
         let current = match self.get_any(id).await? {
             Some(c) => c,
             None => return Ok(None),
         };
         // A stale IN_FLIGHT (its worker died) may be claimed again.
-        let stale = now - chrono::Duration::seconds(domain::deliveries::STALE_AFTER_SECS);
         let claimable = match current.state {
             DeliveryState::Pending | DeliveryState::Retrying => true,
             DeliveryState::InFlight => current.updated_at < stale,

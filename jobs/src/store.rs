@@ -1,0 +1,202 @@
+//! The delivery queue on apalis storages: Redis when `REDIS_URL` is set, otherwise the SQL
+//! database in use (SQLite or PostgreSQL, sharing the application's sqlx pool). Jobs carry
+//! a delivery id only; the worker reloads the delivery, and our own retry policy schedules
+//! the next attempt as a new job, so every job is pushed with `max_attempts(1)`.
+
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_redis::RedisStorage;
+use apalis_sqlite::SqliteStorage;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use domain::deliveries::{DeliveryQueue, DeliveryService};
+use domain::ids::DeliveryId;
+use domain::{DomainError, DomainResult};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The job: which delivery to attempt. Versioned so a payload change stays readable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum DeliverJob {
+    #[serde(rename = "1")]
+    V1 { delivery_id: String },
+}
+
+/// Where jobs are stored.
+#[derive(Clone)]
+pub enum JobStore {
+    Redis(redis::aio::ConnectionManager),
+    Postgres(sea_orm::sqlx::PgPool),
+    Sqlite(sea_orm::sqlx::SqlitePool),
+}
+
+/// Worker timing: heartbeats decide how soon a dead worker's jobs come back.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// The queue name: deployments (or test apps) sharing one Redis use their own.
+    pub queue: String,
+    pub heartbeat: Duration,
+    pub poll: Duration,
+    pub concurrency: usize,
+}
+
+impl JobStore {
+    /// Picks Redis when given, else the database behind `db`; creates the job tables.
+    ///
+    /// # Errors
+    /// When the job tables cannot be created.
+    pub async fn open(
+        db: &sea_orm::DatabaseConnection,
+        redis: Option<redis::aio::ConnectionManager>,
+    ) -> anyhow::Result<Self> {
+        if let Some(r) = redis {
+            return Ok(Self::Redis(r));
+        }
+        match db.get_database_backend() {
+            sea_orm::DatabaseBackend::Postgres => {
+                let pool = db.get_postgres_connection_pool().clone();
+                PostgresStorage::setup(&pool).await?;
+                Ok(Self::Postgres(pool))
+            }
+            _ => {
+                let pool = db.get_sqlite_connection_pool().clone();
+                SqliteStorage::setup(&pool).await?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    /// The queue handle services push to.
+    pub fn queue(&self, s: &WorkerSettings) -> ApalisQueue {
+        match self {
+            Self::Redis(c) => ApalisQueue::Redis(redis_storage(c.clone(), s)),
+            Self::Postgres(p) => ApalisQueue::Postgres(pg_storage(p, s)),
+            Self::Sqlite(p) => ApalisQueue::Sqlite(sqlite_storage(p, s)),
+        }
+    }
+
+    /// Runs delivery workers until `shutdown`; attempts in flight finish (up to 30 s), the
+    /// rest return to the queue.
+    ///
+    /// # Errors
+    /// When the monitor fails to start.
+    pub async fn run_workers(
+        &self,
+        service: DeliveryService,
+        s: WorkerSettings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        // A unique name per process start: a restarted worker never inherits a dead one's
+        // jobs under its name (PostgreSQL would leave them stranded).
+        let base = format!("{}-{}-{}", s.queue, std::process::id(), start_nanos());
+        let (poll, concurrency) = (s.poll, s.concurrency.max(1));
+        macro_rules! worker {
+            ($backend:expr) => {{
+                let backend = $backend;
+                let service = service.clone();
+                let base = base.clone();
+                Monitor::new()
+                    .register(move |restarts| {
+                        WorkerBuilder::new(format!("{base}-{restarts}"))
+                            .backend(backend.clone().poll_with_interval(poll))
+                            .concurrency(concurrency)
+                            .parallelize(tokio::spawn)
+                            .data(service.clone())
+                            .on_event(|w, ev| {
+                                if let Event::Error(e) = ev {
+                                    tracing::warn!(worker = w.name(), error = %e, "delivery worker error");
+                                }
+                            })
+                            .build(handle)
+                    })
+                    .should_restart(|_, _| true)
+                    .shutdown_timeout(Duration::from_secs(30))
+                    .run_with_signal(async move {
+                        shutdown.cancelled().await;
+                        Ok(())
+                    })
+                    .await
+            }};
+        }
+        let r = match self {
+            Self::Redis(c) => worker!(redis_storage::<DeliverJob>(c.clone(), &s)),
+            Self::Postgres(p) => worker!(pg_storage::<DeliverJob>(p, &s)),
+            Self::Sqlite(p) => worker!(sqlite_storage::<DeliverJob>(p, &s)),
+        };
+        r.map_err(|e| anyhow::anyhow!("delivery workers: {e}"))
+    }
+}
+
+fn start_nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+}
+
+async fn handle(job: DeliverJob, service: Data<DeliveryService>) -> Result<(), BoxDynError> {
+    let DeliverJob::V1 { delivery_id } = job;
+    let Ok(id) = delivery_id.parse::<DeliveryId>() else {
+        tracing::error!(%delivery_id, "a delivery job with a malformed id; dropped");
+        return Ok(());
+    };
+    // Our retry policy decides what happens next; a storage error here is left to the
+    // sweep, which finds the delivery again in the database.
+    if let Err(e) = service.run(id).await {
+        tracing::error!(error = ?e, delivery_id = %id, "delivery attempt failed to run");
+    }
+    Ok(())
+}
+
+fn redis_storage<T>(conn: redis::aio::ConnectionManager, s: &WorkerSettings) -> RedisStorage<T> {
+    let cfg = apalis_redis::Config::default()
+        .queue(&s.queue)
+        .heartbeat_interval(s.heartbeat)
+        .missed_heartbeats(2)
+        .batch_size(20)
+        .idempotency_ttl(Some(Duration::from_secs(86_400)));
+    RedisStorage::new(conn).with_config(cfg)
+}
+
+fn pg_storage<T>(pool: &sea_orm::sqlx::PgPool, s: &WorkerSettings) -> PostgresStorage<T> {
+    let cfg = apalis_postgres::Config::default()
+        .queue(&s.queue)
+        .heartbeat_interval(s.heartbeat)
+        .missed_heartbeats(2)
+        .batch_size(20);
+    PostgresStorage::new(pool).with_config(cfg)
+}
+
+fn sqlite_storage<T>(pool: &sea_orm::sqlx::SqlitePool, s: &WorkerSettings) -> SqliteStorage<T> {
+    let cfg = apalis_sqlite::Config::default()
+        .queue(&s.queue)
+        .heartbeat_interval(s.heartbeat)
+        .missed_heartbeats(2)
+        .batch_size(20);
+    SqliteStorage::new(pool).with_config(cfg)
+}
+
+/// Pushes delivery jobs to the apalis storage in use.
+#[derive(Clone)]
+pub enum ApalisQueue {
+    Redis(RedisStorage<DeliverJob>),
+    Postgres(PostgresStorage<DeliverJob>),
+    Sqlite(SqliteStorage<DeliverJob>),
+}
+
+#[async_trait]
+impl DeliveryQueue for ApalisQueue {
+    async fn schedule(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
+        // Whole seconds, rounded up: a job never runs before its time.
+        let secs = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
+        let task = TaskBuilder::new(DeliverJob::V1 { delivery_id: id.to_string() })
+            .run_at_timestamp(u64::try_from(secs).unwrap_or_default())
+            .max_attempts(1)
+            .build();
+        let err = |e: String| DomainError::Unknown(anyhow::anyhow!("pushing a delivery job: {e}"));
+        match self {
+            Self::Redis(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
+            Self::Postgres(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
+            Self::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
+        }
+    }
+}
