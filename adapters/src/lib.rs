@@ -3,8 +3,10 @@
 #![forbid(unsafe_code)]
 
 pub mod bus;
+pub mod cache;
 pub mod crypto;
 pub mod db;
 pub mod redis_store;
 pub mod storage;
 pub mod throttle;
+pub mod vendors;

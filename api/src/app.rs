@@ -9,7 +9,7 @@ use adapters::bus::Bus;
 use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
 use adapters::db::repos::{
     SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeliveryRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo,
-    SqlIntegrationRepo, SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
+    SqlIntegrationRepo, SqlScheduledRunRepo, SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
 };
 use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
 use anyhow::Context as _;
@@ -22,15 +22,18 @@ use axum::routing::get;
 use axum::{Json, Router, middleware};
 use domain::alarms::AlarmService;
 use domain::audit::AuditService;
-use domain::deliveries::DeliveryService;
+use domain::deliveries::{DeliveryPorts, DeliveryService};
 use domain::devices::DeviceService;
 use domain::events::InboundEventService;
 use domain::homes::HomeService;
 use domain::integrations::IntegrationService;
+use domain::limits::RateLimiter;
+use domain::schedules::{HeartbeatCheck, ScheduledJob, SchedulerService};
 use domain::security::{LoginThrottle, PasswordHasher};
 use domain::tariffs::TariffService;
 use domain::tenants::TenantService;
 use domain::tickets::TicketService;
+use domain::tokens::{TokenCache, TokenProvider};
 use domain::users::{AuthService, UserService};
 use secrecy::ExposeSecret;
 use std::net::SocketAddr;
@@ -63,6 +66,11 @@ pub struct AppState {
     pub tariffs: TariffService,
     pub tickets: TicketService,
     pub deliveries: DeliveryService,
+    pub scheduler: SchedulerService,
+    /// Vendor tokens, fetched once across workers and refreshed before they expire.
+    pub tokens: Arc<TokenProvider>,
+    /// Per-key rate limits (Redis when configured).
+    pub limiter: Arc<dyn RateLimiter>,
     pub jobs: jobs::JobStore,
     pub worker_settings: jobs::WorkerSettings,
     pub events: InboundEventService,
@@ -75,17 +83,24 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Starts the delivery workers and the sweep; they stop with the shutdown token,
-    /// letting attempts in flight finish. The handle resolves when the workers have stopped.
+    /// Starts the delivery workers and the scheduler (periodic jobs and the sweep); they
+    /// stop with the shutdown token, letting attempts in flight finish. The handle resolves
+    /// when the workers have stopped.
     pub fn spawn_workers(&self) -> tokio::task::JoinHandle<()> {
-        let sweep_every = self.config.sweep_every;
-        tokio::spawn(jobs::run_sweeper(self.deliveries.clone(), sweep_every, self.shutdown.clone()));
+        let name = format!("{}-scheduler-{}", self.worker_settings.queue, std::process::id());
+        let (scheduler, tick, shutdown) = (self.scheduler.clone(), self.config.scheduler_tick, self.shutdown.clone());
+        let ticking = tokio::spawn(async move {
+            if let Err(e) = jobs::run_scheduler(scheduler, tick, name, shutdown).await {
+                tracing::error!(error = ?e, "scheduler stopped");
+            }
+        });
         let (store, service, settings, shutdown) =
             (self.jobs.clone(), self.deliveries.clone(), self.worker_settings.clone(), self.shutdown.clone());
         tokio::spawn(async move {
             if let Err(e) = store.run_workers(service, settings, shutdown).await {
                 tracing::error!(error = ?e, "delivery workers stopped");
             }
+            let _ = ticking.await;
         })
     }
 
@@ -129,25 +144,55 @@ impl AppState {
             poll: config.job_poll,
             concurrency: config.delivery_concurrency,
         };
+        let queue: Arc<dyn domain::deliveries::DeliveryQueue> = Arc::new(job_store.queue(&worker_settings));
+        let (token_cache, limiter): (Arc<dyn TokenCache>, Arc<dyn RateLimiter>) = match &redis {
+            Some(conn) => (
+                Arc::new(adapters::cache::RedisTokenCache::new(conn.clone())),
+                Arc::new(adapters::cache::RedisRateLimiter::new(conn.clone())),
+            ),
+            None => (
+                Arc::new(adapters::cache::MemoryTokenCache::default()),
+                Arc::new(adapters::cache::MemoryRateLimiter::default()),
+            ),
+        };
         let alarms = AlarmService::new(
             Arc::new(SqlAlarmRepo::new(db.clone())),
             device_repo.clone(),
             ticket_repo.clone(),
             bus_port.clone(),
+        )
+        .with_outbound(integration_repo.clone(), queue.clone());
+        let integrations = IntegrationService::new(integration_repo.clone(), key_repo, secrets);
+        let http = adapters::vendors::http_client(std::time::Duration::from_secs(15))?;
+        let senders = config.senders.clone().or_with(
+            adapters::vendors::webhook::PREFIX,
+            Arc::new(adapters::vendors::webhook::WebhookSender::new(http, integrations.clone())),
+            config.vendor_concurrency,
         );
         let deliveries = DeliveryService::new(
-            Arc::new(SqlDeliveryRepo::new(db.clone())),
-            integration_repo.clone(),
-            Arc::new(config.senders.clone()),
-            Arc::new(job_store.queue(&worker_settings)),
+            DeliveryPorts {
+                repo: Arc::new(SqlDeliveryRepo::new(db.clone())),
+                integrations: integration_repo.clone(),
+                sender: Arc::new(senders),
+                queue,
+                limiter: limiter.clone(),
+            },
             alarms.clone(),
             config.delivery_stale_after,
         );
+        let scheduler = SchedulerService::new(
+            Arc::new(SqlScheduledRunRepo::new(db.clone())),
+            integration_repo.clone(),
+            deliveries.clone(),
+            format!("{}-{}", config.job_queue, std::process::id()),
+            config.sweep_every,
+        )
+        .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),
-            integrations: IntegrationService::new(integration_repo.clone(), key_repo, secrets),
+            integrations,
             devices: DeviceService::new(
                 device_repo.clone(),
                 integration_repo.clone(),
@@ -171,6 +216,9 @@ impl AppState {
             homes: HomeService::new(home_repo, integration_repo),
             alarms,
             deliveries,
+            scheduler,
+            tokens: Arc::new(TokenProvider::new(token_cache)),
+            limiter,
             jobs: job_store,
             worker_settings,
             events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),

@@ -39,6 +39,49 @@ pub struct Settings {
     /// The job queue name (deployments sharing one Redis use their own).
     #[arg(long, env = "LINKYARD_JOB_QUEUE", default_value = "linkyard-deliveries")]
     pub job_queue: String,
+    /// Seconds between worker heartbeats; a killed worker's jobs return after two missed.
+    #[arg(long, env = "LINKYARD_JOB_HEARTBEAT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub job_heartbeat_secs: u64,
+    /// Seconds after which a delivery left IN_FLIGHT by a dead worker may be claimed again.
+    #[arg(long, env = "LINKYARD_DELIVERY_STALE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub delivery_stale_secs: u64,
+    /// Seconds between delivery sweeps (re-queueing what is due and held by nobody).
+    #[arg(long, env = "LINKYARD_SWEEP_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub sweep_secs: u64,
+    /// Seconds between scheduler ticks (periodic jobs and the sweep are checked each tick).
+    #[arg(long, env = "LINKYARD_SCHEDULER_TICK_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=59))]
+    pub scheduler_tick_secs: u64,
+    /// Sends to one vendor at once from this process.
+    #[arg(long, env = "LINKYARD_VENDOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub vendor_concurrency: u64,
+    /// Delivery attempts at once in this process.
+    #[arg(long, env = "LINKYARD_DELIVERY_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub delivery_concurrency: u64,
+}
+
+impl Settings {
+    /// The defaults of every setting, with the data under `data_dir` (tests and
+    /// benchmarks start from these).
+    pub fn defaults(data_dir: PathBuf) -> Self {
+        Self {
+            addr: "127.0.0.1:8080".into(),
+            public_url: None,
+            database_url: None,
+            redis_url: None,
+            jwt_secret: None,
+            secret_key: None,
+            admin_email: None,
+            admin_password: None,
+            data_dir,
+            job_queue: "linkyard-deliveries".into(),
+            job_heartbeat_secs: 30,
+            delivery_stale_secs: 120,
+            scheduler_tick_secs: 5,
+            sweep_secs: 30,
+            vendor_concurrency: 32,
+            delivery_concurrency: 64,
+        }
+    }
 }
 
 /// Validated configuration the application runs with.
@@ -70,6 +113,10 @@ pub struct Config {
     pub delivery_stale_after: std::time::Duration,
     /// Whether `serve` runs the job workers too (`linkyard worker` runs them alone).
     pub run_workers: bool,
+    /// How often the scheduler ticks.
+    pub scheduler_tick: std::time::Duration,
+    /// Sends to one vendor at once from this process.
+    pub vendor_concurrency: usize,
 }
 
 impl Config {
@@ -121,13 +168,15 @@ impl Config {
             data_dir: s.data_dir,
             login_throttle: ThrottlePolicy::default(),
             senders: jobs::SenderRegistry::default(),
-            sweep_every: std::time::Duration::from_secs(30),
-            delivery_concurrency: 16,
+            sweep_every: std::time::Duration::from_secs(s.sweep_secs),
+            delivery_concurrency: usize::try_from(s.delivery_concurrency).unwrap_or(64),
             job_queue: s.job_queue,
-            job_heartbeat: std::time::Duration::from_secs(30),
+            job_heartbeat: std::time::Duration::from_secs(s.job_heartbeat_secs),
             job_poll: std::time::Duration::from_secs(1),
-            delivery_stale_after: domain::deliveries::STALE_AFTER,
+            delivery_stale_after: std::time::Duration::from_secs(s.delivery_stale_secs),
             run_workers: true,
+            scheduler_tick: std::time::Duration::from_secs(s.scheduler_tick_secs),
+            vendor_concurrency: usize::try_from(s.vendor_concurrency).unwrap_or(32),
         })
     }
 
@@ -171,18 +220,7 @@ mod tests {
     use super::*;
 
     fn settings(dir: &Path) -> Settings {
-        Settings {
-            addr: "127.0.0.1:9999".into(),
-            public_url: None,
-            database_url: None,
-            redis_url: None,
-            jwt_secret: None,
-            secret_key: None,
-            admin_email: None,
-            admin_password: None,
-            data_dir: dir.to_path_buf(),
-            job_queue: "linkyard-deliveries".into(),
-        }
+        Settings { addr: "127.0.0.1:9999".into(), ..Settings::defaults(dir.to_path_buf()) }
     }
 
     #[test]

@@ -16,11 +16,14 @@ pub mod events;
 pub mod homes;
 pub mod ids;
 pub mod integrations;
+pub mod limits;
 pub mod page;
+pub mod schedules;
 pub mod security;
 pub mod tariffs;
 pub mod tenants;
 pub mod tickets;
+pub mod tokens;
 pub mod users;
 
 pub use actor::{Actor, Role};

@@ -1,12 +1,14 @@
-//! Linkyard background jobs: the delivery queue and workers, the sender registry and the
-//! periodic sweep. Job payloads are ids only; workers reload the delivery. The retry policy
-//! is data plus one pure function, in `domain::deliveries::RetryPolicy`.
+//! Linkyard background jobs: the delivery queue and workers (apalis), the sender registry,
+//! delivery metrics and the periodic-job scheduler (apalis-cron). Job payloads are ids
+//! only; workers reload the delivery. The retry policy is data plus one pure function, in
+//! `domain::deliveries::RetryPolicy`.
 #![forbid(unsafe_code)]
 
+pub mod metrics;
+mod scheduler;
 mod senders;
 mod store;
-mod sweep;
 
+pub use scheduler::run_scheduler;
 pub use senders::SenderRegistry;
 pub use store::{ApalisQueue, DeliverJob, JobStore, WorkerSettings};
-pub use sweep::run_sweeper;

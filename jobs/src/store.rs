@@ -141,8 +141,9 @@ async fn handle(job: DeliverJob, service: Data<DeliveryService>) -> Result<(), B
     };
     // Our retry policy decides what happens next; a storage error here is left to the
     // sweep, which finds the delivery again in the database.
-    if let Err(e) = service.run(id).await {
-        tracing::error!(error = ?e, delivery_id = %id, "delivery attempt failed to run");
+    match service.run(id).await {
+        Ok(outcome) => crate::metrics::record_run(&outcome),
+        Err(e) => tracing::error!(error = ?e, delivery_id = %id, "delivery attempt failed to run"),
     }
     Ok(())
 }

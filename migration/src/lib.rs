@@ -8,6 +8,7 @@ mod m20261125_000001_core;
 mod m20261125_000002_domain;
 mod m20261125_000003_prices;
 mod m20261125_000004_deliveries;
+mod m20261125_000005_schedules;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_domain::Migration),
             Box::new(m20261125_000003_prices::Migration),
             Box::new(m20261125_000004_deliveries::Migration),
+            Box::new(m20261125_000005_schedules::Migration),
         ]
     }
 }

@@ -89,15 +89,11 @@ async fn run(url: &str) -> Result<(), String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = Settings {
         addr: "127.0.0.1:0".into(),
-        public_url: None,
         database_url: Some(url.to_owned()),
-        redis_url: None,
-        jwt_secret: None,
-        secret_key: None,
         admin_email: Some("bench-admin@example.com".into()),
         admin_password: Some("bench-admin-password-1!".into()),
-        data_dir: dir.path().to_path_buf(),
         job_queue: "linkyard-bench".into(),
+        ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");
     let shutdown = CancellationToken::new();

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use domain::deliveries::{Delivery, DeliverySender, NewDelivery, SendReport, Verdict};
+use domain::deliveries::{Delivery, DeliverySender, NewDelivery, RateLimit, SendReport, Verdict};
 use domain::ids::{IntegrationId, TenantId};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -21,9 +21,11 @@ type Calls = HashMap<String, Vec<(String, String)>>;
 #[derive(Clone, Default)]
 struct Vendor {
     calls: Arc<Mutex<Calls>>,
+    /// Every call in arrival order: (idempotency key, when).
+    seq: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
-/// Scripts: `fail3` answers 500 three times then 200; `bad-once` answers 400 (a permanent
+/// Scripts: `fail3` answers 500 three times then 200 (`fail2` twice); `bad-once` answers 400 (a permanent
 /// vendor error) once then 200; `token` answers 401 "token expired" to a cached token.
 async fn vendor_endpoint(
     State(v): State<Vendor>,
@@ -35,6 +37,7 @@ async fn vendor_endpoint(
     if id.is_empty() {
         return (StatusCode::BAD_REQUEST, Json(json!({"code": "MISSING_ID"})));
     }
+    v.seq.lock().expect("lock").push((id.clone(), Instant::now()));
     let n = {
         let mut calls = v.calls.lock().expect("lock");
         let list = calls.entry(script.clone()).or_default();
@@ -43,6 +46,7 @@ async fn vendor_endpoint(
     };
     match script.as_str() {
         "fail3" if n <= 3 => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": "BUSY"}))),
+        "fail2" if n <= 2 => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": "BUSY"}))),
         "bad-once" if n == 1 => {
             (StatusCode::BAD_REQUEST, Json(json!({"code": "BAD_FIELD", "message": "missing field"})))
         }
@@ -60,6 +64,15 @@ struct FakeSender {
 
 #[async_trait]
 impl DeliverySender for FakeSender {
+    /// `fake.limited` deliveries: one per permit per 2 s, like hazchem attachments.
+    fn rate_limit(&self, d: &Delivery) -> Option<RateLimit> {
+        (d.kind == "fake.limited").then(|| RateLimit {
+            key: format!("fake:{}:{}", d.integration_id, d.payload["permit"].as_str().unwrap_or_default()),
+            limit: 1,
+            window: Duration::from_secs(2),
+        })
+    }
+
     async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
         let script = d.payload["script"].as_str().unwrap_or("ok");
         let resp = self
@@ -133,6 +146,10 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn enqueue(&self, script: &str, key: &str) -> String {
+        self.enqueue_as("fake.push", json!({"script": script}), key, None).await
+    }
+
+    async fn enqueue_as(&self, kind: &str, payload: Value, key: &str, order_key: Option<&str>) -> String {
         let tenant: TenantId = self.tenant.id.parse().expect("tenant id");
         let integration: IntegrationId = self.integration.parse().expect("integration id");
         let d = self
@@ -143,10 +160,10 @@ impl Setup {
                 tenant,
                 NewDelivery {
                     integration_id: integration,
-                    kind: "fake.push".into(),
+                    kind: kind.into(),
                     idempotency_key: key.into(),
-                    order_key: None,
-                    payload: json!({"script": script}),
+                    order_key: order_key.map(str::to_owned),
+                    payload,
                 },
             )
             .await
@@ -314,4 +331,38 @@ async fn deliveries_are_filtered_retried_in_bulk_and_tenant_scoped() {
         s.app.gql(o, "mutation{ retryDeliveries(filter:{state:DEAD}) }", json!({})).await.data()["retryDeliveries"],
         0
     );
+}
+
+#[tokio::test]
+async fn deliveries_with_one_order_key_go_out_in_order_even_when_the_first_is_retried() {
+    let s = setup().await;
+    let first = s.enqueue_as("fake.push", json!({"script": "fail2"}), "ord-1", Some("permit-9")).await;
+    let second = s.enqueue_as("fake.push", json!({"script": "ok"}), "ord-2", Some("permit-9")).await;
+    let unordered = s.enqueue_as("fake.push", json!({"script": "ok"}), "free-1", None).await;
+    s.until(&unordered, "SUCCEEDED").await;
+    let d = s.until(&second, "SUCCEEDED").await;
+    assert_eq!(d["attemptCount"], 1, "the second waited without using attempts: {d}");
+    let d = s.until(&first, "SUCCEEDED").await;
+    assert_eq!(d["attemptCount"], 3, "{d}");
+    let seq: Vec<String> =
+        s.vendor.seq.lock().expect("lock").iter().map(|(k, _)| k.clone()).filter(|k| k.starts_with("ord-")).collect();
+    assert_eq!(seq, vec!["ord-1", "ord-1", "ord-1", "ord-2"], "the second never overtakes the first");
+}
+
+#[tokio::test]
+async fn a_rate_limited_key_holds_deliveries_back_without_using_attempts() {
+    let s = setup().await;
+    let a = s.enqueue_as("fake.limited", json!({"permit": "P1"}), "lim-1", None).await;
+    let b = s.enqueue_as("fake.limited", json!({"permit": "P1"}), "lim-2", None).await;
+    let other = s.enqueue_as("fake.limited", json!({"permit": "P2"}), "lim-3", None).await;
+    for id in [&a, &b, &other] {
+        let d = s.until(id, "SUCCEEDED").await;
+        assert_eq!(d["attemptCount"], 1, "held back, not failed: {d}");
+    }
+    let seq = s.vendor.seq.lock().expect("lock").clone();
+    let at = |key: &str| seq.iter().find(|(k, _)| k == key).map(|(_, t)| *t).expect("sent");
+    let (first, second) = if at("lim-1") < at("lim-2") { ("lim-1", "lim-2") } else { ("lim-2", "lim-1") };
+    // The window is 2 s; whole-second job scheduling may round it, never shorten it below 1 s.
+    assert!(at(second) - at(first) >= Duration::from_millis(1500), "one per permit per window");
+    assert!(at("lim-3") < at(second), "another permit is not held back");
 }

@@ -2,13 +2,10 @@
 //! subscribers of their tenant only; a subscription needs a valid token; and with Redis a
 //! change made through one server process reaches subscribers of another.
 
+use crate::utils::child::Child;
 use crate::utils::{TenantFixture, TestApp, USER_PASSWORD, spawn_app, tenant_with_admin, unique};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -343,105 +340,6 @@ async fn a_subscription_needs_a_valid_token_of_a_tenant_user() {
     assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{m}");
 }
 
-/// The `linkyard` binary next to this test binary (`cargo test --workspace` builds it).
-fn linkyard_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join(if cfg!(windows) { "linkyard.exe" } else { "linkyard" });
-    assert!(bin.exists(), "build the binary first: cargo build -p api ({})", bin.display());
-    bin
-}
-
-/// A `linkyard` child process, killed when dropped (also when the test panics).
-struct Child {
-    process: std::process::Child,
-    base: String,
-    log: Arc<Mutex<Vec<String>>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Child {
-    /// Starts a second server on the database and Redis of `app`, with its secrets.
-    fn start(app: &TestApp, redis: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let addr = format!("127.0.0.1:{port}");
-        let secret = |name: &str| {
-            std::fs::read_to_string(app.data_dir().join(name)).expect("the app's generated key").trim().to_owned()
-        };
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(linkyard_bin());
-        for var in [
-            "DATABASE_URL",
-            "REDIS_URL",
-            "LINKYARD_ADDR",
-            "LINKYARD_PUBLIC_URL",
-            "LINKYARD_JWT_SECRET",
-            "LINKYARD_SECRET_KEY",
-            "LINKYARD_ADMIN_EMAIL",
-            "LINKYARD_ADMIN_PASSWORD",
-            "LINKYARD_DATA_DIR",
-        ] {
-            cmd.env_remove(var);
-        }
-        let mut process = cmd
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("LINKYARD_ADDR", &addr)
-            .env("DATABASE_URL", &app.database_url)
-            .env("REDIS_URL", redis)
-            .env("LINKYARD_JWT_SECRET", secret("jwt_secret"))
-            .env("LINKYARD_SECRET_KEY", secret("secret_key"))
-            .env("LINKYARD_DATA_DIR", dir.path().join("data"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn linkyard");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stderr) = process.stderr.take() {
-            let sink = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    if let Ok(mut l) = sink.lock() {
-                        l.push(line);
-                    }
-                }
-            });
-        }
-        Self { process, base: format!("http://{addr}"), log, _dir: dir }
-    }
-
-    async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.process.try_wait() {
-                panic!("linkyard exited ({status}): {}", self.log());
-            }
-            let ready = client.get(format!("{}/readyz", self.base)).send().await.is_ok_and(|r| r.status() == 200);
-            if ready {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("linkyard did not become ready: {}", self.log());
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-    }
-}
-
 #[tokio::test]
 async fn with_redis_a_change_made_on_one_process_reaches_subscribers_of_another() {
     let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
@@ -450,7 +348,7 @@ async fn with_redis_a_change_made_on_one_process_reaches_subscribers_of_another(
     };
     let app = spawn_app().await;
     let one = Api::of(&app);
-    let mut child = Child::start(&app, &redis);
+    let mut child = Child::start(&app, "serve", &[("REDIS_URL", redis.clone())]);
     child.wait_ready().await;
     let two = Api { base: child.base.clone(), http: app.http.clone() };
 

@@ -266,6 +266,12 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         ),
         ("retryDeliveries", "mutation{ retryDeliveries(filter:{state:DEAD}) }".into(), json!({}), true),
         (
+            "runScheduledJob",
+            "mutation($i:ID!){ runScheduledJob(integrationId:$i, job:HEARTBEAT_CHECK){ tick } }".into(),
+            json!({"i": integ}),
+            true,
+        ),
+        (
             "adjustMeterBalance",
             "mutation($d:ID!){ adjustMeterBalance(deviceId:$d, amount:\"-1\"){ entry{ id } } }".into(),
             json!({"d": meter}),

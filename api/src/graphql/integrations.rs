@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use domain::ids::IntegrationId;
 use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind};
 
-/// The five protocol families.
+/// The five protocol families, and the tenant's own webhook endpoint.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 #[graphql(name = "IntegrationKind")]
 pub enum IntegrationKindGql {
@@ -17,6 +17,8 @@ pub enum IntegrationKindGql {
     HuzhouElevator,
     EtcGantry,
     Hazchem,
+    /// Alarm changes posted to the tenant's URL, signed with HMAC-SHA256.
+    Webhook,
 }
 
 impl From<IntegrationKind> for IntegrationKindGql {
@@ -27,6 +29,7 @@ impl From<IntegrationKind> for IntegrationKindGql {
             IntegrationKind::HuzhouElevator => Self::HuzhouElevator,
             IntegrationKind::EtcGantry => Self::EtcGantry,
             IntegrationKind::Hazchem => Self::Hazchem,
+            IntegrationKind::Webhook => Self::Webhook,
         }
     }
 }
@@ -39,6 +42,7 @@ impl From<IntegrationKindGql> for IntegrationKind {
             IntegrationKindGql::HuzhouElevator => Self::HuzhouElevator,
             IntegrationKindGql::EtcGantry => Self::EtcGantry,
             IntegrationKindGql::Hazchem => Self::Hazchem,
+            IntegrationKindGql::Webhook => Self::Webhook,
         }
     }
 }

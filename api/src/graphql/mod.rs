@@ -10,6 +10,7 @@ mod enums;
 mod events;
 mod homes;
 mod integrations;
+mod schedules;
 mod subscriptions;
 mod tariffs;
 mod tenants;
@@ -41,6 +42,7 @@ pub struct QueryRoot(
     tickets::TicketQuery,
     tariffs::TariffQuery,
     deliveries::DeliveryQuery,
+    schedules::ScheduleQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -54,6 +56,7 @@ pub struct MutationRoot(
     tickets::TicketMutation,
     tariffs::TariffMutation,
     deliveries::DeliveryMutation,
+    schedules::ScheduleMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

@@ -2,6 +2,7 @@
 //! RAISED -> ACKNOWLEDGED -> CLEARED with a timeline of every step.
 
 mod models;
+pub mod outbound;
 mod ports;
 mod service;
 

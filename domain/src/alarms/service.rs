@@ -1,9 +1,12 @@
+use super::outbound::{self, AlarmEvent};
 use super::{
     Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
 };
 use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
+use crate::deliveries::DeliveryQueue;
 use crate::devices::DeviceRepo;
-use crate::ids::{AlarmId, DeviceId, TenantId, TicketId};
+use crate::ids::{AlarmId, DeliveryId, DeviceId, IntegrationId, TenantId, TicketId};
+use crate::integrations::{IntegrationKind, IntegrationRepo};
 use crate::tickets::TicketRepo;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
@@ -29,6 +32,14 @@ pub struct AlarmService {
     devices: Arc<dyn DeviceRepo>,
     tickets: Arc<dyn TicketRepo>,
     bus: Arc<dyn EventBus>,
+    outbound: Option<Outbound>,
+}
+
+/// Where alarm changes are sent: the tenant's webhook integrations, through the queue.
+#[derive(Clone)]
+struct Outbound {
+    integrations: Arc<dyn IntegrationRepo>,
+    queue: Arc<dyn DeliveryQueue>,
 }
 
 impl AlarmService {
@@ -38,7 +49,31 @@ impl AlarmService {
         tickets: Arc<dyn TicketRepo>,
         bus: Arc<dyn EventBus>,
     ) -> Self {
-        Self { repo, devices, tickets, bus }
+        Self { repo, devices, tickets, bus, outbound: None }
+    }
+
+    /// Sends alarm changes to the tenant's `WEBHOOK` integrations (outbox deliveries).
+    #[must_use]
+    pub fn with_outbound(mut self, integrations: Arc<dyn IntegrationRepo>, queue: Arc<dyn DeliveryQueue>) -> Self {
+        self.outbound = Some(Outbound { integrations, queue });
+        self
+    }
+
+    /// The tenant's webhook integrations (at most 100 are served).
+    async fn webhooks(&self, tenant: TenantId) -> DomainResult<Vec<IntegrationId>> {
+        let Some(o) = &self.outbound else { return Ok(Vec::new()) };
+        let page = o.integrations.list(tenant, PageRequest::new(Some(100), None)?).await?;
+        Ok(page.items.into_iter().filter(|i| i.kind == IntegrationKind::Webhook).map(|i| i.id).collect())
+    }
+
+    /// Asks workers to send what a change wrote; the sweep sends it if the queue is down.
+    async fn dispatch(&self, ids: &[DeliveryId]) {
+        let Some(o) = &self.outbound else { return };
+        for id in ids {
+            if let Err(e) = o.queue.schedule(*id, Utc::now()).await {
+                tracing::warn!(error = %e, delivery_id = %id, "queue unreachable; the sweep will send it");
+            }
+        }
     }
 
     /// An alarm reported by a user or an outside system.
@@ -90,7 +125,13 @@ impl AlarmService {
     /// # Errors
     /// `Unknown` on storage failure.
     pub async fn raise_in(&self, tenant: TenantId, raise: RaiseAlarm) -> DomainResult<(Alarm, RaiseOutcome)> {
-        let (alarm, outcome) = self.repo.raise(tenant, raise).await?;
+        let hooks = self.webhooks(tenant).await?;
+        let plan = move |(alarm, outcome): &(Alarm, RaiseOutcome)| match outbound::raise_event(*outcome) {
+            Some(event) => outbound::plan(&hooks, alarm, event),
+            None => Vec::new(),
+        };
+        let (alarm, outcome, sent) = self.repo.raise(tenant, raise, &plan).await?;
+        self.dispatch(&sent).await;
         let action = match outcome {
             RaiseOutcome::Opened => AlarmAction::Raised,
             RaiseOutcome::Repeated => AlarmAction::Repeated,
@@ -145,7 +186,11 @@ impl AlarmService {
             return Err(DomainError::InvalidTransition(format!("{} -> {}", current.state.as_str(), to.as_str())));
         }
         let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: Utc::now() };
-        let alarm = self.repo.transition(tenant, id, step).await?;
+        let hooks = self.webhooks(tenant).await?;
+        let event = if to == AlarmState::Cleared { AlarmEvent::Cleared } else { AlarmEvent::Acknowledged };
+        let plan = move |alarm: &Alarm| outbound::plan(&hooks, alarm, event);
+        let (alarm, sent) = self.repo.transition(tenant, id, step, &plan).await?;
+        self.dispatch(&sent).await;
         let action = if to == AlarmState::Cleared { AlarmAction::Cleared } else { AlarmAction::Acknowledged };
         self.publish(&alarm, action);
         Ok(alarm)

@@ -61,6 +61,16 @@ pub struct NewDelivery {
     pub payload: Value,
 }
 
+/// The deliveries a domain change causes, planned from the change's result. A repository
+/// that takes an outbox writes what it returns in the change's own transaction, so a crash
+/// can neither lose the message nor send one for a change that did not happen.
+pub type Outbox<'a, T> = &'a (dyn Fn(&T) -> Vec<NewDelivery> + Send + Sync);
+
+/// An outbox that plans nothing.
+pub fn no_outbox<T>(_: &T) -> Vec<NewDelivery> {
+    Vec::new()
+}
+
 /// What one attempt looked like; the request summary carries no secret.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -111,11 +121,37 @@ pub struct SendReport {
     pub verdict: Verdict,
 }
 
+/// A protocol's limit on how often deliveries of one key may go out, e.g. one hazchem
+/// attachment per permit per 60 s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub key: String,
+    pub limit: u32,
+    pub window: std::time::Duration,
+}
+
 /// Sends deliveries to their vendor; one implementation routes by integration kind.
 #[async_trait]
 pub trait DeliverySender: Send + Sync {
     /// Sends once. `fresh_token` asks for a new vendor token instead of the cached one.
     async fn send(&self, delivery: &Delivery, fresh_token: bool) -> SendReport;
+
+    /// The rate limit this delivery falls under, if its protocol has one. A delivery over
+    /// its limit waits (without using an attempt) until the window lets it through.
+    fn rate_limit(&self, _delivery: &Delivery) -> Option<RateLimit> {
+        None
+    }
+}
+
+/// The answer to a worker's claim on a delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This worker has it now (IN_FLIGHT, the attempt counted).
+    Claimed(Box<Delivery>),
+    /// Another worker has it, or it is finished.
+    Taken,
+    /// An earlier delivery with the same order key is not finished yet.
+    Waiting,
 }
 
 /// Runs deliveries later: the job queue.
@@ -143,12 +179,30 @@ pub trait DeliveryRepo: Send + Sync {
     /// `Unknown` on storage failure.
     async fn get_any(&self, id: DeliveryId) -> DomainResult<Option<Delivery>>;
     /// Moves a PENDING or RETRYING delivery (or an IN_FLIGHT one not updated since `stale`:
-    /// its worker died) to IN_FLIGHT and counts the attempt; `None` when another worker has
-    /// it or it is finished (compare-and-set).
+    /// its worker died) to IN_FLIGHT and counts the attempt (compare-and-set). `Taken` when
+    /// another worker has it or it is finished; `Waiting` while an earlier delivery of the
+    /// same integration and order key is neither SUCCEEDED nor DEAD.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Option<Delivery>>;
+    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Claim>;
+    /// Gives a claimed delivery back without counting the attempt (it was held back, e.g.
+    /// by a rate limit): RETRYING with `next_attempt_at = at`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn release(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()>;
+    /// The oldest unfinished delivery after `after` with the same integration and order key.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn next_in_order(&self, after: &Delivery) -> DomainResult<Option<DeliveryId>>;
+    /// Deliveries waiting for a worker (PENDING, RETRYING, IN_FLIGHT), for the queue-depth
+    /// metric.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn depth(&self) -> DomainResult<Vec<(DeliveryState, u64)>>;
     /// Records an attempt.
     ///
     /// # Errors

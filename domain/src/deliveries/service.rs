@@ -1,18 +1,23 @@
 use super::{
-    Attempt, Delivery, DeliveryFilter, DeliveryQueue, DeliveryRepo, DeliverySender, DeliveryState, NewDelivery,
+    Attempt, Claim, Delivery, DeliveryFilter, DeliveryQueue, DeliveryRepo, DeliverySender, DeliveryState, NewDelivery,
     RetryPolicy, Verdict,
 };
 use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};
 use crate::ids::{DeliveryId, EntryId, TenantId};
 use crate::integrations::IntegrationRepo;
+use crate::limits::{RateDecision, RateLimiter};
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How long a delivery may sit PENDING or IN_FLIGHT before it counts as abandoned (its
 /// queue message lost, its worker dead), by default; longer than any vendor call may take.
-pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(120);
+pub const STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// How soon a delivery waiting for its predecessor (same order key) looks again; the
+/// predecessor also wakes it when it finishes.
+const ORDER_RECHECK: Duration = Duration::from_secs(5);
 
 /// Writing deliveries, running their attempts under the retry policy, and operating them.
 #[derive(Clone)]
@@ -21,8 +26,26 @@ pub struct DeliveryService {
     integrations: Arc<dyn IntegrationRepo>,
     sender: Arc<dyn DeliverySender>,
     queue: Arc<dyn DeliveryQueue>,
+    limiter: Arc<dyn RateLimiter>,
     alarms: AlarmService,
     stale_after: chrono::Duration,
+}
+
+/// The ports a `DeliveryService` runs on.
+pub struct DeliveryPorts {
+    pub repo: Arc<dyn DeliveryRepo>,
+    pub integrations: Arc<dyn IntegrationRepo>,
+    pub sender: Arc<dyn DeliverySender>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub limiter: Arc<dyn RateLimiter>,
+}
+
+/// One attempt as metrics see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptSummary {
+    /// `SUCCEEDED`, `RETRY`, `DEAD` or `TOKEN_EXPIRED`.
+    pub outcome: &'static str,
+    pub latency: Duration,
 }
 
 /// What `run` did.
@@ -30,7 +53,11 @@ pub struct DeliveryService {
 pub enum RunOutcome {
     /// Another worker had it, or it was already finished.
     Skipped,
-    Finished(Box<Delivery>),
+    /// Not sent yet: its rate limit or an earlier delivery of its order key holds it back
+    /// until `until`, without using an attempt.
+    Held { until: DateTime<Utc> },
+    /// Sent once (twice after a token refresh); the delivery in its new state.
+    Finished { delivery: Box<Delivery>, attempts: Vec<AttemptSummary> },
 }
 
 fn outcome_name(v: &Verdict) -> &'static str {
@@ -42,17 +69,15 @@ fn outcome_name(v: &Verdict) -> &'static str {
     }
 }
 
+fn later(d: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1))
+}
+
 impl DeliveryService {
-    pub fn new(
-        repo: Arc<dyn DeliveryRepo>,
-        integrations: Arc<dyn IntegrationRepo>,
-        sender: Arc<dyn DeliverySender>,
-        queue: Arc<dyn DeliveryQueue>,
-        alarms: AlarmService,
-        stale_after: std::time::Duration,
-    ) -> Self {
+    pub fn new(ports: DeliveryPorts, alarms: AlarmService, stale_after: Duration) -> Self {
         let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::seconds(120));
-        Self { repo, integrations, sender, queue, alarms, stale_after }
+        let DeliveryPorts { repo, integrations, sender, queue, limiter } = ports;
+        Self { repo, integrations, sender, queue, limiter, alarms, stale_after }
     }
 
     /// Writes a delivery and asks a worker to send it now. When the queue cannot take it,
@@ -64,30 +89,64 @@ impl DeliveryService {
     pub async fn enqueue(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
         self.integrations.get(tenant, input.integration_id).await?.ok_or(DomainError::NotFound("integration"))?;
         let d = self.repo.create(tenant, input).await?;
-        if let Err(e) = self.queue.schedule(d.id, Utc::now()).await {
-            tracing::warn!(error = %e, "queue unreachable; the sweep will send it");
-        }
+        self.schedule(d.id, Utc::now()).await;
         Ok(d)
+    }
+
+    /// Asks a worker to run deliveries that a domain change wrote in its own transaction.
+    pub async fn dispatch(&self, ids: &[DeliveryId]) {
+        for id in ids {
+            self.schedule(*id, Utc::now()).await;
+        }
+    }
+
+    async fn schedule(&self, id: DeliveryId, at: DateTime<Utc>) {
+        if let Err(e) = self.queue.schedule(id, at).await {
+            tracing::warn!(error = %e, delivery_id = %id, "queue unreachable; the sweep will send it");
+        }
     }
 
     /// One attempt (two when the vendor's token expired) of a delivery; then the state the
     /// retry policy gives. Called by workers with the delivery's id only.
     ///
     /// # Errors
-    /// `Unknown` on storage failure (the queue retries the job; the sweep catches the rest).
+    /// `Unknown` on storage failure (the sweep finds the delivery again).
     pub async fn run(&self, id: DeliveryId) -> DomainResult<RunOutcome> {
         let now = Utc::now();
-        let Some(d) = self.repo.claim(id, now, now - self.stale_after).await? else { return Ok(RunOutcome::Skipped) };
+        let d = match self.repo.claim(id, now, now - self.stale_after).await? {
+            Claim::Claimed(d) => *d,
+            Claim::Taken => return Ok(RunOutcome::Skipped),
+            Claim::Waiting => {
+                let until = later(ORDER_RECHECK);
+                self.schedule(id, until).await;
+                return Ok(RunOutcome::Held { until });
+            }
+        };
+        if let Some(limit) = self.sender.rate_limit(&d) {
+            match self.limiter.acquire(&limit.key, limit.limit, limit.window).await {
+                Ok(RateDecision::Allowed) => {}
+                Ok(RateDecision::Limited { retry_after }) => {
+                    let until = later(retry_after);
+                    self.repo.release(d.id, until).await?;
+                    self.schedule(d.id, until).await;
+                    return Ok(RunOutcome::Held { until });
+                }
+                // A limiter outage must not stop deliveries; the vendor is the final judge.
+                Err(e) => tracing::warn!(error = %e, "rate limiter unreachable; sending anyway"),
+            }
+        }
         let policy = match self.integrations.get(d.tenant_id, d.integration_id).await? {
             Some(i) => RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(),
             None => RetryPolicy::default(),
         };
         let mut number = d.attempts;
         let mut fresh_token = false;
+        let mut summaries = Vec::with_capacity(1);
         loop {
             let started = Instant::now();
             let report = self.sender.send(&d, fresh_token).await;
-            let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            let latency = started.elapsed();
+            summaries.push(AttemptSummary { outcome: outcome_name(&report.verdict), latency });
             let error = match &report.verdict {
                 Verdict::Delivered => None,
                 Verdict::Retry(e) | Verdict::Permanent(e) | Verdict::TokenExpired(e) => Some(e.clone()),
@@ -104,7 +163,7 @@ impl DeliveryService {
                         http_status: report.http_status,
                         vendor_code: report.vendor_code.clone(),
                         vendor_message: report.vendor_message.clone(),
-                        latency_ms,
+                        latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
                         error: error.clone(),
                         outcome: outcome_name(&report.verdict).to_owned(),
                     },
@@ -114,6 +173,7 @@ impl DeliveryService {
                 Verdict::Delivered => {
                     let done = self.repo.finish(d.id, DeliveryState::Succeeded, None, None, Some(number)).await?;
                     self.clear_failure_alarm(&done).await;
+                    self.wake_successor(&done).await;
                     done
                 }
                 Verdict::TokenExpired(_) if !fresh_token => {
@@ -127,28 +187,46 @@ impl DeliveryService {
                     match policy.next_delay(attempt, RetryPolicy::jitter(d.id.as_uuid(), attempt)) {
                         None => self.dead(&d, number, format!("attempts used up; last error: {e}")).await?,
                         Some(delay) => {
-                            let at =
-                                Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+                            let at = later(delay);
                             let r = self
                                 .repo
                                 .finish(d.id, DeliveryState::Retrying, Some(at), Some(e), Some(number))
                                 .await?;
-                            if let Err(e) = self.queue.schedule(d.id, at).await {
-                                tracing::warn!(error = %e, "queue unreachable; the sweep will send it");
-                            }
+                            self.schedule(d.id, at).await;
                             r
                         }
                     }
                 }
             };
-            return Ok(RunOutcome::Finished(Box::new(finished)));
+            return Ok(RunOutcome::Finished { delivery: Box::new(finished), attempts: summaries });
         }
+    }
+
+    /// A finished delivery lets the next one of its order key go.
+    async fn wake_successor(&self, d: &Delivery) {
+        if d.order_key.is_none() {
+            return;
+        }
+        match self.repo.next_in_order(d).await {
+            Ok(Some(next)) => self.schedule(next, Utc::now()).await,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "finding the next delivery in order"),
+        }
+    }
+
+    /// Deliveries waiting for a worker, by state (the queue-depth metric).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn depth(&self) -> DomainResult<Vec<(DeliveryState, u64)>> {
+        self.repo.depth().await
     }
 
     async fn dead(&self, d: &Delivery, number: i32, error: String) -> DomainResult<Delivery> {
         let dead = self.repo.finish(d.id, DeliveryState::Dead, None, Some(error.clone()), Some(number)).await?;
         // The alarm is a signal for operators; failing to raise it must not undo the state.
         let _ = self.alarms.raise_in(d.tenant_id, failure_alarm(d, Some(&error))).await;
+        self.wake_successor(&dead).await;
         Ok(dead)
     }
 
@@ -168,9 +246,7 @@ impl DeliveryService {
             return Err(DomainError::InvalidTransition(format!("{} -> PENDING", d.state.as_str())));
         }
         let d = self.repo.finish(id, DeliveryState::Pending, None, d.last_error.clone(), None).await?;
-        if let Err(e) = self.queue.schedule(id, Utc::now()).await {
-            tracing::warn!(error = %e, "queue unreachable; the sweep will send it");
-        }
+        self.schedule(id, Utc::now()).await;
         Ok(d)
     }
 

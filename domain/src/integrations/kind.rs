@@ -17,6 +17,9 @@ pub enum IntegrationKind {
     EtcGantry,
     /// Hazardous-chemical special work uploads to the regulator.
     Hazchem,
+    /// The tenant's own HTTPS endpoint: alarm changes are posted to it, signed with
+    /// HMAC-SHA256 (a Linkyard addition, not a vendor protocol).
+    Webhook,
 }
 
 /// The shape a setting's value must have.
@@ -46,12 +49,21 @@ fn empty_map() -> Value {
     Value::Object(Map::new())
 }
 
+/// Settings every kind accepts: the delivery retry policy, the periodic jobs' schedules
+/// and the time zone they are read in.
+const COMMON_SETTINGS: [&str; 3] = ["retry", "schedules", "timezone"];
+
+fn report_interval_default() -> Value {
+    Value::from(600)
+}
+
 fn skew_default() -> Value {
     Value::from(300)
 }
 
 impl IntegrationKind {
-    pub const ALL: [Self; 5] = [Self::Dingding, Self::Goldcard, Self::HuzhouElevator, Self::EtcGantry, Self::Hazchem];
+    pub const ALL: [Self; 6] =
+        [Self::Dingding, Self::Goldcard, Self::HuzhouElevator, Self::EtcGantry, Self::Hazchem, Self::Webhook];
 
     pub const fn as_str(&self) -> &'static str {
         match self {
@@ -60,6 +72,7 @@ impl IntegrationKind {
             Self::HuzhouElevator => "HUZHOU_ELEVATOR",
             Self::EtcGantry => "ETC_GANTRY",
             Self::Hazchem => "HAZCHEM",
+            Self::Webhook => "WEBHOOK",
         }
     }
 
@@ -79,7 +92,7 @@ impl IntegrationKind {
             Self::Goldcard => Some("goldcard"),
             Self::HuzhouElevator => Some("huzhou/elev_api"),
             Self::EtcGantry => Some("etc/monitor.do"),
-            Self::Hazchem => None,
+            Self::Hazchem | Self::Webhook => None,
         }
     }
 
@@ -88,6 +101,7 @@ impl IntegrationKind {
         match self {
             Self::HuzhouElevator => "inboundAppSecret",
             Self::EtcGantry => "authCode",
+            Self::Webhook => "signingSecret",
             Self::Dingding | Self::Goldcard | Self::Hazchem => "hookSecret",
         }
     }
@@ -101,8 +115,10 @@ impl IntegrationKind {
             Self::EtcGantry => vec![
                 SettingSpec { name: "deviceHosts", ty: HostMap, default: Some(empty_map) },
                 SettingSpec { name: "maxClockSkewSeconds", ty: PositiveInt, default: Some(skew_default) },
+                SettingSpec { name: "reportIntervalSeconds", ty: PositiveInt, default: Some(report_interval_default) },
             ],
             Self::Hazchem => vec![req("baseUrl", Url), req("systemName", Text), req("areaCode", Text)],
+            Self::Webhook => vec![req("url", Url)],
         }
     }
 
@@ -114,6 +130,7 @@ impl IntegrationKind {
             Self::HuzhouElevator => &["appKey", "appSecret", "inboundAppKey", "inboundAppSecret"],
             Self::EtcGantry => &["authCode"],
             Self::Hazchem => &["username", "password"],
+            Self::Webhook => &["signingSecret"],
         }
     }
 
@@ -129,11 +146,13 @@ impl IntegrationKind {
             _ => return Err(DomainError::invalid("settings", "must be a JSON object")),
         };
         let spec = self.settings_spec();
-        // Every kind may override the delivery retry policy.
+        // Every kind may override the delivery retry policy, its jobs' schedules and their
+        // time zone.
         let retry = given.get("retry").filter(|v| !v.is_null());
         crate::deliveries::RetryPolicy::from_settings(retry)?;
+        crate::schedules::validate_settings(*self, settings)?;
         if let Some(unknown) =
-            given.keys().find(|k| k.as_str() != "retry" && !spec.iter().any(|s| s.name == k.as_str()))
+            given.keys().find(|k| !COMMON_SETTINGS.contains(&k.as_str()) && !spec.iter().any(|s| s.name == k.as_str()))
         {
             return Err(DomainError::invalid(
                 format!("settings.{unknown}"),
@@ -151,8 +170,10 @@ impl IntegrationKind {
             check_type(&field, s.ty, &value)?;
             out.insert(s.name.to_owned(), value);
         }
-        if let Some(r) = retry {
-            out.insert("retry".to_owned(), r.clone());
+        for name in COMMON_SETTINGS {
+            if let Some(v) = given.get(name).filter(|v| !v.is_null()) {
+                out.insert(name.to_owned(), v.clone());
+            }
         }
         Ok(Value::Object(out))
     }
@@ -241,7 +262,7 @@ mod tests {
     #[test]
     fn etc_defaults_are_filled() {
         let v = IntegrationKind::EtcGantry.validate_settings(&json!({})).expect("defaults");
-        assert_eq!(v, json!({"deviceHosts": {}, "maxClockSkewSeconds": 300}));
+        assert_eq!(v, json!({"deviceHosts": {}, "maxClockSkewSeconds": 300, "reportIntervalSeconds": 600}));
         assert!(IntegrationKind::EtcGantry.validate_settings(&json!({"deviceHosts": {"G1": "10.0.0.1"}})).is_err());
         assert!(IntegrationKind::EtcGantry.validate_settings(&json!({"deviceHosts": {"G1": "10.0.0.1:3699"}})).is_ok());
     }

@@ -1,4 +1,4 @@
-use super::{ApiKey, Integration, NewIntegration};
+use super::{ApiKey, Integration, IntegrationKind, NewIntegration};
 use crate::ids::{IntegrationId, TenantId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
@@ -44,6 +44,12 @@ pub trait IntegrationRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn resolve_hook(&self, id: IntegrationId) -> DomainResult<Option<Integration>>;
+    /// Every integration of these kinds, in every tenant: for the scheduler, which acts
+    /// for each tenant (never for answers to users).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn all_of_kinds(&self, kinds: &[IntegrationKind]) -> DomainResult<Vec<Integration>>;
 }
 
 /// API keys for a tenant's own devices, stored as digests.

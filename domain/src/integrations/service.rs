@@ -2,7 +2,7 @@ use super::{
     ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind, IntegrationRepo, NewIntegration,
     RotatedSecret,
 };
-use crate::ids::IntegrationId;
+use crate::ids::{IntegrationId, TenantId};
 use crate::security::SecretBox;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use serde_json::{Map, Value};
@@ -79,10 +79,7 @@ impl IntegrationService {
     /// `Forbidden` unless tenant admin; `NotFound` when absent or in another tenant.
     pub async fn rotate_secret(&self, actor: &Actor, id: IntegrationId) -> DomainResult<RotatedSecret> {
         let tenant = actor.require_tenant_admin()?;
-        let integration = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
-        let sealed = self.repo.sealed_credentials(tenant, id).await?;
-        let mut map: Map<String, Value> = serde_json::from_slice(&self.secrets.open(&sealed)?)
-            .map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored credentials are not JSON: {e}")))?;
+        let (integration, mut map) = self.open_credentials(tenant, id).await?;
         let field = integration.kind.inbound_secret_field();
         let secret = self.secrets.random_secret(SECRET_LEN);
         map.insert(field.to_owned(), Value::String(secret.clone()));
@@ -103,6 +100,24 @@ impl IntegrationService {
         let prefix: String = key.chars().take(10).collect();
         let api_key = self.keys.create(tenant, id, prefix, self.secrets.digest(&key)).await?;
         Ok(CreatedApiKey { api_key, key })
+    }
+
+    /// An integration with its credentials opened, for the senders that call its vendor.
+    /// Never for answers: credentials stay write-only to users.
+    ///
+    /// # Errors
+    /// `NotFound` when absent or in another tenant; `Unknown` when the stored credentials
+    /// cannot be opened.
+    pub async fn open_credentials(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+    ) -> DomainResult<(Integration, Map<String, Value>)> {
+        let integration = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        let sealed = self.repo.sealed_credentials(tenant, id).await?;
+        let map = serde_json::from_slice(&self.secrets.open(&sealed)?)
+            .map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored credentials are not JSON: {e}")))?;
+        Ok((integration, map))
     }
 
     fn seal(&self, map: &Map<String, Value>) -> DomainResult<String> {

@@ -2,6 +2,7 @@
 //! (a temporary SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is
 //! set) and Redis when `TEST_REDIS_URL` is set; a small typed GraphQL client; captured logs.
 
+pub mod child;
 pub mod logs;
 
 use api::config::{Config, Settings};
@@ -51,12 +52,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         public_url: Some("https://linkyard.test".into()),
         database_url: Some(database_url.clone()),
         redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
-        jwt_secret: None,
-        secret_key: None,
         admin_email: Some(admin_email.clone()),
         admin_password: Some(ADMIN_PASSWORD.into()),
-        data_dir: dir.path().to_path_buf(),
         job_queue: format!("it-{}", unique()),
+        ..Settings::defaults(dir.path().to_path_buf())
     };
     let mut config = Config::resolve(settings).expect("config");
     config.login_throttle = ThrottlePolicy {
@@ -258,5 +257,10 @@ impl TestApp {
     /// The app's data directory: its generated `jwt_secret` and `secret_key` files live here.
     pub fn data_dir(&self) -> &std::path::Path {
         self._dir.path()
+    }
+
+    /// The job queue this app's workers use (child processes join it).
+    pub fn job_queue(&self) -> String {
+        self.state.config.job_queue.clone()
     }
 }

@@ -15,6 +15,7 @@ pub mod meter_accounts;
 pub mod price_assignments;
 pub mod readings;
 pub mod rooms;
+pub mod scheduled_runs;
 pub mod tariffs;
 pub mod tenants;
 pub mod ticket_files;

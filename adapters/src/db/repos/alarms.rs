@@ -1,3 +1,4 @@
+use super::deliveries::insert_outbox;
 use crate::db::entities::{alarm_entries as e, alarms as a, devices as d};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
 use crate::db::unknown;
@@ -7,7 +8,8 @@ use domain::alarms::{
     Alarm, AlarmFilter, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
     TimelineKind,
 };
-use domain::ids::{AlarmId, DeviceId, EntryId, InboundEventId, IntegrationId, TenantId, TicketId, UserId};
+use domain::deliveries::Outbox;
+use domain::ids::{AlarmId, DeliveryId, DeviceId, EntryId, InboundEventId, IntegrationId, TenantId, TicketId, UserId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -98,7 +100,12 @@ async fn add_entry(
 }
 
 impl SqlAlarmRepo {
-    async fn open(&self, tenant: TenantId, input: &RaiseAlarm) -> Result<Option<Alarm>, DomainError> {
+    async fn open(
+        &self,
+        tenant: TenantId,
+        input: &RaiseAlarm,
+        outbox: Outbox<'_, (Alarm, RaiseOutcome)>,
+    ) -> DomainResult<Option<(Alarm, Vec<DeliveryId>)>> {
         let home_id = match input.device_id {
             Some(dev) => d::Entity::find()
                 .filter(d::Column::TenantId.eq(tenant.as_uuid()))
@@ -144,8 +151,10 @@ impl SqlAlarmRepo {
             Ok(row) => {
                 let text = format!("raised {}: {}", input.severity.as_str(), input.message);
                 add_entry(&txn, tenant, id, TimelineKind::Raised, None, text, now).await?;
+                let opened = (to_domain(row)?, RaiseOutcome::Opened);
+                let sent = insert_outbox(&txn, tenant, outbox(&opened)).await?;
                 txn.commit().await.map_err(unknown)?;
-                Ok(Some(to_domain(row)?))
+                Ok(Some((opened.0, sent.into_iter().map(|d| d.id).collect())))
             }
             // Another raise opened it first: the caller counts an occurrence instead.
             Err(err) if matches!(err.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
@@ -156,7 +165,13 @@ impl SqlAlarmRepo {
         }
     }
 
-    async fn repeat(&self, tenant: TenantId, current: Alarm, input: &RaiseAlarm) -> DomainResult<Alarm> {
+    async fn repeat(
+        &self,
+        tenant: TenantId,
+        current: Alarm,
+        input: &RaiseAlarm,
+        outbox: Outbox<'_, (Alarm, RaiseOutcome)>,
+    ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let now = Utc::now();
         let txn = self.db.begin().await.map_err(unknown)?;
         a::Entity::update_many()
@@ -183,21 +198,29 @@ impl SqlAlarmRepo {
             .await
             .map_err(unknown)?
             .ok_or(DomainError::NotFound("alarm"))?;
+        let repeated = (to_domain(row)?, RaiseOutcome::Repeated);
+        let sent = insert_outbox(&txn, tenant, outbox(&repeated)).await?;
         txn.commit().await.map_err(unknown)?;
-        to_domain(row)
+        Ok((repeated.0, sent.into_iter().map(|d| d.id).collect()))
     }
 }
 
 #[async_trait]
 impl AlarmRepo for SqlAlarmRepo {
-    async fn raise(&self, tenant: TenantId, input: RaiseAlarm) -> DomainResult<(Alarm, RaiseOutcome)> {
+    async fn raise(
+        &self,
+        tenant: TenantId,
+        input: RaiseAlarm,
+        outbox: Outbox<'_, (Alarm, RaiseOutcome)>,
+    ) -> DomainResult<(Alarm, RaiseOutcome, Vec<DeliveryId>)> {
         // Two rounds: a concurrent clear can close the alarm we were about to repeat.
         for _ in 0..3 {
             if let Some(current) = self.find_open(tenant, &input.open_key()).await? {
-                return Ok((self.repeat(tenant, current, &input).await?, RaiseOutcome::Repeated));
+                let (alarm, sent) = self.repeat(tenant, current, &input, outbox).await?;
+                return Ok((alarm, RaiseOutcome::Repeated, sent));
             }
-            if let Some(alarm) = self.open(tenant, &input).await? {
-                return Ok((alarm, RaiseOutcome::Opened));
+            if let Some((alarm, sent)) = self.open(tenant, &input, outbox).await? {
+                return Ok((alarm, RaiseOutcome::Opened, sent));
             }
         }
         Err(DomainError::Unknown(anyhow::anyhow!("alarm raise kept racing")))
@@ -263,7 +286,13 @@ impl AlarmRepo for SqlAlarmRepo {
         try_map(page, to_domain)
     }
 
-    async fn transition(&self, tenant: TenantId, id: AlarmId, step: Step) -> DomainResult<Alarm> {
+    async fn transition(
+        &self,
+        tenant: TenantId,
+        id: AlarmId,
+        step: Step,
+        outbox: Outbox<'_, Alarm>,
+    ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let Step { from, to, actor, note, at } = step;
         let txn = self.db.begin().await.map_err(unknown)?;
         let mut upd = a::Entity::update_many()
@@ -307,8 +336,10 @@ impl AlarmRepo for SqlAlarmRepo {
             .await
             .map_err(unknown)?
             .ok_or(DomainError::NotFound("alarm"))?;
+        let alarm = to_domain(row)?;
+        let sent = insert_outbox(&txn, tenant, outbox(&alarm)).await?;
         txn.commit().await.map_err(unknown)?;
-        to_domain(row)
+        Ok((alarm, sent.into_iter().map(|d| d.id).collect()))
     }
 
     async fn comment(&self, tenant: TenantId, id: AlarmId, actor: UserId, text: String) -> DomainResult<TimelineEntry> {

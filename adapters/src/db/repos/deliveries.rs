@@ -3,14 +3,53 @@ use crate::db::page::{Order, fetch_page_ordered, try_map};
 use crate::db::{map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::deliveries::{Attempt, Delivery, DeliveryFilter, DeliveryRepo, DeliveryState, NewDelivery};
+use domain::deliveries::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryRepo, DeliveryState, NewDelivery};
 use domain::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
+
+/// Writes the deliveries a domain change planned, on the change's own connection or
+/// transaction (the outbox): they commit or roll back with it.
+///
+/// # Errors
+/// `Duplicate` when the integration already has a delivery with one of the keys.
+pub(crate) async fn insert_outbox(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    planned: Vec<NewDelivery>,
+) -> DomainResult<Vec<Delivery>> {
+    let mut out = Vec::with_capacity(planned.len());
+    for input in planned {
+        let now = Utc::now();
+        let row = d::ActiveModel {
+            id: Set(DeliveryId::new().as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            integration_id: Set(input.integration_id.as_uuid()),
+            kind: Set(input.kind),
+            idempotency_key: Set(input.idempotency_key),
+            order_key: Set(input.order_key),
+            payload: Set(input.payload),
+            state: Set(DeliveryState::Pending.as_str().to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(None),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(db)
+        .await
+        .map_err(map_err("the integration already has a delivery with this idempotency key"))?;
+        out.push(to_domain(row)?);
+    }
+    Ok(out)
+}
+
+/// States a delivery's successors in order wait for it to leave.
+const UNFINISHED: [&str; 3] = ["PENDING", "IN_FLIGHT", "RETRYING"];
 
 /// Deliveries and attempts in SQL.
 #[derive(Clone)]
@@ -66,26 +105,10 @@ fn attempt(m: a::Model) -> Attempt {
 #[async_trait]
 impl DeliveryRepo for SqlDeliveryRepo {
     async fn create(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
-        let now = Utc::now();
-        let row = d::ActiveModel {
-            id: Set(DeliveryId::new().as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            integration_id: Set(input.integration_id.as_uuid()),
-            kind: Set(input.kind),
-            idempotency_key: Set(input.idempotency_key),
-            order_key: Set(input.order_key),
-            payload: Set(input.payload),
-            state: Set(DeliveryState::Pending.as_str().to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(&self.db)
-        .await
-        .map_err(map_err("the integration already has a delivery with this idempotency key"))?;
-        to_domain(row)
+        insert_outbox(&self.db, tenant, vec![input])
+            .await?
+            .pop()
+            .ok_or_else(|| DomainError::Unknown(anyhow::anyhow!("a delivery insert returned nothing")))
     }
 
     async fn get(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Option<Delivery>> {
@@ -102,10 +125,10 @@ impl DeliveryRepo for SqlDeliveryRepo {
         d::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
     }
 
-    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Option<Delivery>> {
+    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Claim> {
         let current = match self.get_any(id).await? {
             Some(c) => c,
-            None => return Ok(None),
+            None => return Ok(Claim::Taken),
         };
         // A stale IN_FLIGHT (its worker died) may be claimed again.
         let claimable = match current.state {
@@ -114,7 +137,20 @@ impl DeliveryRepo for SqlDeliveryRepo {
             _ => false,
         };
         if !claimable {
-            return Ok(None);
+            return Ok(Claim::Taken);
+        }
+        if let Some(key) = &current.order_key {
+            let earlier = d::Entity::find()
+                .filter(d::Column::IntegrationId.eq(current.integration_id.as_uuid()))
+                .filter(d::Column::OrderKey.eq(key.as_str()))
+                .filter(d::Column::Id.lt(id.as_uuid()))
+                .filter(d::Column::State.is_in(UNFINISHED))
+                .count(&self.db)
+                .await
+                .map_err(unknown)?;
+            if earlier > 0 {
+                return Ok(Claim::Waiting);
+            }
         }
         let res = d::Entity::update_many()
             .col_expr(d::Column::State, Expr::value(DeliveryState::InFlight.as_str()))
@@ -127,9 +163,60 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .await
             .map_err(unknown)?;
         if res.rows_affected == 0 {
-            return Ok(None);
+            return Ok(Claim::Taken);
         }
-        self.get_any(id).await
+        Ok(self.get_any(id).await?.map_or(Claim::Taken, |d| Claim::Claimed(Box::new(d))))
+    }
+
+    async fn release(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
+        d::Entity::update_many()
+            .col_expr(d::Column::State, Expr::value(DeliveryState::Retrying.as_str()))
+            .col_expr(d::Column::Attempts, Expr::col(d::Column::Attempts).sub(1))
+            .col_expr(d::Column::NextAttemptAt, Expr::value(Some(at)))
+            .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(())
+    }
+
+    async fn next_in_order(&self, after: &Delivery) -> DomainResult<Option<DeliveryId>> {
+        let Some(key) = &after.order_key else { return Ok(None) };
+        let next: Option<uuid::Uuid> = d::Entity::find()
+            .select_only()
+            .column(d::Column::Id)
+            .filter(d::Column::IntegrationId.eq(after.integration_id.as_uuid()))
+            .filter(d::Column::OrderKey.eq(key.as_str()))
+            .filter(d::Column::Id.gt(after.id.as_uuid()))
+            .filter(d::Column::State.is_in(UNFINISHED))
+            .order_by_asc(d::Column::Id)
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(next.map(DeliveryId::from_uuid))
+    }
+
+    async fn depth(&self) -> DomainResult<Vec<(DeliveryState, u64)>> {
+        let rows: Vec<(String, i64)> = d::Entity::find()
+            .select_only()
+            .column(d::Column::State)
+            .column_as(d::Column::Id.count(), "n")
+            .filter(d::Column::State.is_in(UNFINISHED))
+            .group_by(d::Column::State)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        let mut out = Vec::new();
+        for (state, n) in rows {
+            let state = DeliveryState::parse(&state)
+                .map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored delivery: {e}")))?;
+            out.push((state, u64::try_from(n).unwrap_or_default()));
+        }
+        Ok(out)
     }
 
     async fn record_attempt(&self, tenant: TenantId, at: Attempt) -> DomainResult<()> {

@@ -123,4 +123,17 @@ impl IntegrationRepo for SqlIntegrationRepo {
     async fn resolve_hook(&self, id: IntegrationId) -> DomainResult<Option<Integration>> {
         i::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
     }
+
+    async fn all_of_kinds(&self, kinds: &[IntegrationKind]) -> DomainResult<Vec<Integration>> {
+        // The scheduler's view across tenants, by design; every job it runs is scoped to
+        // the integration's own tenant.
+        i::Entity::find()
+            .filter(i::Column::Kind.is_in(kinds.iter().map(IntegrationKind::as_str)))
+            .all(&self.db)
+            .await
+            .map_err(unknown)?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
 }

@@ -1,0 +1,31 @@
+//! Outbound clients, one module per vendor; each implements `DeliverySender` for the
+//! deliveries of its kind prefix.
+
+pub mod webhook;
+
+use std::time::Duration;
+
+/// The HTTP client every vendor module starts from: bounded connect and request times,
+/// so a hung vendor costs one attempt, not a worker.
+///
+/// # Errors
+/// When the TLS backend cannot initialise.
+pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .timeout(timeout)
+        .pool_max_idle_per_host(64)
+        .user_agent(concat!("linkyard/", env!("CARGO_PKG_VERSION")))
+        .build()?)
+}
+
+/// A URL for attempt records: scheme, host and path; the query (which can carry
+/// secrets) is dropped.
+pub(crate) fn redact_url(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or_default().to_owned()
+}
+
+/// How an HTTP status is retried: 408, 429 and 5xx are worth another attempt.
+pub(crate) fn retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || status >= 500
+}

@@ -1,0 +1,77 @@
+//! What alarm changes send out: one delivery per `WEBHOOK` integration of the tenant for
+//! each alarm raised, acknowledged or cleared (a repeat sends nothing). The vendor modules
+//! add their own (Huzhou `lift_alarm`) as they come. Deliveries are planned here and
+//! written by the alarm repository in the change's own transaction.
+
+use super::{Alarm, RaiseOutcome};
+use crate::deliveries::NewDelivery;
+use crate::ids::IntegrationId;
+use serde_json::{Value, json};
+
+/// Delivery kind of alarm webhooks.
+pub const WEBHOOK_ALARM: &str = "webhook.alarm";
+
+/// The alarm events webhooks receive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmEvent {
+    Raised,
+    Acknowledged,
+    Cleared,
+}
+
+impl AlarmEvent {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Raised => "alarm.raised",
+            Self::Acknowledged => "alarm.acknowledged",
+            Self::Cleared => "alarm.cleared",
+        }
+    }
+}
+
+/// The webhook body of an alarm event.
+pub fn webhook_payload(alarm: &Alarm, event: AlarmEvent) -> Value {
+    json!({
+        "event": event.as_str(),
+        "alarm": {
+            "id": alarm.id.to_string(),
+            "kind": alarm.kind,
+            "severity": alarm.severity.as_str(),
+            "state": alarm.state.as_str(),
+            "message": alarm.message,
+            "deviceId": alarm.device_id.map(|d| d.to_string()),
+            "integrationId": alarm.integration_id.map(|i| i.to_string()),
+            "ticketId": alarm.ticket_id.map(|t| t.to_string()),
+            "vendorCode": alarm.vendor_code,
+            "occurrences": alarm.occurrences,
+            "raisedAt": alarm.raised_at.to_rfc3339(),
+            "clearedAt": alarm.cleared_at.map(|t| t.to_rfc3339()),
+            "attributes": alarm.attributes,
+        }
+    })
+}
+
+/// The deliveries one alarm event causes, for the tenant's webhook integrations.
+/// A webhook's own `DELIVERY_FAILED` alarm is not sent to it (it would only fail again).
+pub fn plan(webhooks: &[IntegrationId], alarm: &Alarm, event: AlarmEvent) -> Vec<NewDelivery> {
+    webhooks
+        .iter()
+        .filter(|w| !(alarm.kind == "DELIVERY_FAILED" && alarm.integration_id == Some(**w)))
+        .map(|w| NewDelivery {
+            integration_id: *w,
+            kind: WEBHOOK_ALARM.to_owned(),
+            idempotency_key: format!("{}:{}", event.as_str(), alarm.id),
+            // The events of one alarm arrive in the order they happened.
+            order_key: Some(format!("alarm:{}", alarm.id)),
+            payload: webhook_payload(alarm, event),
+        })
+        .collect()
+}
+
+/// The event a raise is, if it is one webhooks hear about.
+pub const fn raise_event(outcome: RaiseOutcome) -> Option<AlarmEvent> {
+    match outcome {
+        RaiseOutcome::Opened => Some(AlarmEvent::Raised),
+        RaiseOutcome::Repeated => None,
+    }
+}
