@@ -25,8 +25,7 @@ async fn on_tick(tick: Tick, scheduler: Data<SchedulerService>, lookback: Data<L
     let now = at.unwrap_or_else(chrono::Utc::now);
     let Lookback(window) = *lookback;
     match scheduler.tick(now, window).await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(runs = n, "scheduler tick"),
+        Ok(won) => tracing::debug!(won, tick = %now, "scheduler ticked"),
         // The next tick looks back over this one; nothing is lost by waiting.
         Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
     }

@@ -62,7 +62,14 @@ impl JobStore {
             }
             _ => {
                 let pool = db.get_sqlite_connection_pool().clone();
-                SqliteStorage::setup(&pool).await?;
+                // apalis' setup also switches its connection to `synchronous = OFF`; keep
+                // that connection out of the application's pool.
+                let own = sea_orm::sqlx::sqlite::SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with((*pool.connect_options()).clone())
+                    .await?;
+                SqliteStorage::setup(&own).await?;
+                own.close().await;
                 Ok(Self::Sqlite(pool))
             }
         }
@@ -184,20 +191,36 @@ pub enum ApalisQueue {
     Sqlite(SqliteStorage<DeliverJob>),
 }
 
-#[async_trait]
-impl DeliveryQueue for ApalisQueue {
-    async fn schedule(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
-        // Whole seconds, rounded up: a job never runs before its time.
-        let secs = at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0);
-        let task = TaskBuilder::new(DeliverJob::V1 { delivery_id: id.to_string() })
-            .run_at_timestamp(u64::try_from(secs).unwrap_or_default())
-            .max_attempts(1)
-            .build();
+impl ApalisQueue {
+    async fn push_now(&self, id: DeliveryId) -> DomainResult<()> {
+        let task = TaskBuilder::new(DeliverJob::V1 { delivery_id: id.to_string() }).max_attempts(1).build();
         let err = |e: String| DomainError::Unknown(anyhow::anyhow!("pushing a delivery job: {e}"));
         match self {
             Self::Redis(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
             Self::Postgres(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
             Self::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
         }
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for ApalisQueue {
+    /// Due now: pushed at once. Later (a retry): pushed when due by a timer in this
+    /// process. The SQL storages only look for future-dated jobs on their heartbeat, which
+    /// would add up to a heartbeat to every retry; and should this process die first, the
+    /// delivery row (RETRYING, `next_attempt_at`) is still there for the sweep.
+    async fn schedule(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
+        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+        if wait <= Duration::from_millis(20) {
+            return self.push_now(id).await;
+        }
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Err(e) = queue.push_now(id).await {
+                tracing::warn!(error = %e, delivery_id = %id, "queue unreachable; the sweep will send it");
+            }
+        });
+        Ok(())
     }
 }

@@ -6,6 +6,8 @@ mod e2e_deliveries;
 mod e2e_domain;
 mod e2e_integrations;
 mod e2e_ops;
+mod e2e_outbox;
+mod e2e_schedules;
 mod e2e_subscriptions;
 mod e2e_tariffs;
 mod e2e_tenancy;

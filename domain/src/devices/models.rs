@@ -94,6 +94,8 @@ pub struct DeviceStatus {
     pub online: Option<bool>,
     pub battery: Option<i32>,
     pub signal: Option<i32>,
+    /// When the device reported; `None` for a status the system sets itself (offline
+    /// after silence), which leaves `last_seen_at` as it is.
     pub seen_at: Option<DateTime<Utc>>,
 }
 

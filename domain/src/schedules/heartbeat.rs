@@ -57,7 +57,7 @@ impl PeriodicJob for HeartbeatCheck {
         let filter = DeviceFilter { integration_id: Some(integration.id), ..DeviceFilter::default() };
         let (mut checked, mut offline, mut after) = (0usize, 0usize, None);
         loop {
-            let page = self.devices.list(integration.tenant_id, &filter, PageRequest::new(Some(500), after)?).await?;
+            let page = self.devices.list(integration.tenant_id, &filter, PageRequest::new(Some(100), after)?).await?;
             for device in &page.items {
                 checked += 1;
                 let interval = interval_secs(device, integration);

@@ -186,7 +186,11 @@ impl DeviceRepo for SqlDeviceRepo {
         if let Some(sig) = s.signal {
             am.signal = Set(Some(sig));
         }
-        am.last_seen_at = Set(Some(seen));
+        // Only a report from the device moves `last_seen_at`; a status the system sets
+        // (offline after silence) does not.
+        if s.seen_at.is_some() {
+            am.last_seen_at = Set(Some(seen));
+        }
         am.updated_at = Set(now);
         to_domain(am.update(&self.db).await.map_err(unknown)?)
     }

@@ -1,0 +1,287 @@
+//! The outbox and the workers, end to end: alarm changes reach a tenant's webhook as
+//! signed, ordered deliveries written in the alarm's own transaction; a worker killed
+//! with SIGKILL mid-attempt leaves nothing lost (another worker process completes it).
+
+use crate::utils::child::Child;
+use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use domain::alarms::{AlarmKind, AlarmRepo, AlarmSeverity, RaiseAlarm};
+use domain::deliveries::NewDelivery;
+use domain::ids::{IntegrationId, TenantId};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+const SECRET: &str = "whsec-test-signing-secret-0123456789";
+
+/// One request the receiver accepted (signature checked).
+#[derive(Debug, Clone)]
+struct Received {
+    key: String,
+    event: String,
+    alarm_id: String,
+}
+
+/// A tenant's webhook endpoint: verifies the signature as a receiver would, records
+/// what arrived, and (when asked) hangs on the first request forever.
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Received>>>,
+    bad_signatures: Arc<Mutex<u32>>,
+    hang_first: Arc<AtomicBool>,
+    first_arrived: Arc<Notify>,
+}
+
+fn expected_signature(ts: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    mac.update(ts.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> (StatusCode, Json<Value>) {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let ts = h("x-linkyard-timestamp");
+    let fresh = ts.parse::<i64>().is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() < 300);
+    if !fresh || h("x-linkyard-signature") != expected_signature(&ts, &body) {
+        *r.bad_signatures.lock().expect("lock") += 1;
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad signature"})));
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    r.got.lock().expect("lock").push(Received {
+        key: h("x-linkyard-idempotency-key"),
+        event: v["event"].as_str().unwrap_or_default().to_owned(),
+        alarm_id: v["alarm"]["id"].as_str().unwrap_or_default().to_owned(),
+    });
+    if r.hang_first.swap(false, Ordering::SeqCst) {
+        r.first_arrived.notify_one();
+        // Never answers: the worker holding this attempt is killed meanwhile.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    (StatusCode::OK, Json(json!({"ok": true})))
+}
+
+async fn start_receiver() -> (Receiver, String) {
+    let r = Receiver::default();
+    let app = Router::new().route("/hook", post(receive)).with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/hook?token=query-secret-1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (r, url)
+}
+
+struct World {
+    app: TestApp,
+    tenant: TenantFixture,
+    receiver: Receiver,
+    webhook: String,
+    device: String,
+}
+
+async fn world(tweak: impl FnOnce(&mut api::config::Config)) -> World {
+    let (receiver, url) = start_receiver().await;
+    let app = spawn_app_with(|c| {
+        c.job_poll = Duration::from_millis(100);
+        tweak(c);
+    })
+    .await;
+    let root = app.admin_token().await;
+    let tenant = tenant_with_admin(&app, &root).await;
+    let r = app
+        .configure_integration(
+            &tenant.admin_token,
+            json!({"kind": "WEBHOOK", "name": "ops-hook", "settings": {"url": url, "retry": {"initialDelaySecs": 1, "maxDelaySecs": 2}},
+                   "credentials": {"signingSecret": SECRET}}),
+        )
+        .await;
+    let webhook = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+    let r = app
+        .configure_integration(
+            &tenant.admin_token,
+            json!({"kind": "ETC_GANTRY", "name": "gantries", "credentials": {"authCode": "123456"}}),
+        )
+        .await;
+    let etc = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+    let r = app
+        .gql(
+            Some(&tenant.admin_token),
+            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
+            json!({"i": {"integrationId": etc, "externalId": "G0001", "kind": "GANTRY_CABINET", "name": "cabinet 1"}}),
+        )
+        .await;
+    let device = r.data()["upsertDevice"]["id"].as_str().expect("device").to_owned();
+    World { app, tenant, receiver, webhook, device }
+}
+
+impl World {
+    async fn report(&self, kind: &str) -> String {
+        let r = self
+            .app
+            .gql(
+                Some(&self.tenant.admin_token),
+                "mutation($d:ID!,$k:String!){ reportAlarm(input:{deviceId:$d, kind:$k, severity:MAJOR, message:\"door\"}){ id } }",
+                json!({"d": self.device, "k": kind}),
+            )
+            .await;
+        r.data()["reportAlarm"]["id"].as_str().expect("alarm").to_owned()
+    }
+
+    async fn webhook_deliveries(&self) -> Vec<Value> {
+        let q = "query($i:ID!){ deliveries(filter:{integrationId:$i}, first:50){ edges{ node{ id kind state idempotencyKey orderKey attemptCount attempts{ number outcome httpStatus request } } } } }";
+        let r = self.app.gql(Some(&self.tenant.admin_token), q, json!({"i": self.webhook})).await;
+        r.data()["deliveries"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect()
+    }
+
+    /// Waits until `n` webhook deliveries exist and all are SUCCEEDED.
+    async fn until_delivered(&self, n: usize, within: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let ds = self.webhook_deliveries().await;
+            if ds.len() == n && ds.iter().all(|d| d["state"] == "SUCCEEDED") {
+                return ds;
+            }
+            assert!(Instant::now() < deadline, "webhook deliveries not all delivered: {ds:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn alarm_changes_reach_the_tenant_webhook_signed_once_each_and_in_order() {
+    let w = world(|_| {}).await;
+    let alarm = w.report("CABINET_DOOR_OPEN").await;
+    // A repeat of the open alarm is an occurrence, not a new event.
+    assert_eq!(w.report("CABINET_DOOR_OPEN").await, alarm);
+    let r = w
+        .app
+        .gql(
+            Some(&w.tenant.admin_token),
+            "mutation($id:ID!){ clearAlarm(id:$id, note:\"closed\"){ state } }",
+            json!({"id": alarm}),
+        )
+        .await;
+    assert_eq!(r.data()["clearAlarm"]["state"], "CLEARED");
+    let ds = w.until_delivered(2, Duration::from_secs(30)).await;
+    for d in &ds {
+        assert_eq!(d["kind"], "webhook.alarm");
+        assert_eq!(d["orderKey"], format!("alarm:{alarm}"));
+        // The attempt record keeps the URL without its query string (which can hold secrets).
+        let request = d["attempts"][0]["request"].as_str().expect("request");
+        assert!(request.starts_with("POST http://127.0.0.1:") && !request.contains("query-secret-1"), "{request}");
+    }
+    let got = w.receiver.got.lock().expect("lock").clone();
+    assert_eq!(*w.receiver.bad_signatures.lock().expect("lock"), 0);
+    let events: Vec<(&str, &str)> = got.iter().map(|g| (g.event.as_str(), g.key.as_str())).collect();
+    let raised_key = format!("alarm.raised:{alarm}");
+    let cleared_key = format!("alarm.cleared:{alarm}");
+    assert_eq!(events, vec![("alarm.raised", raised_key.as_str()), ("alarm.cleared", cleared_key.as_str())]);
+    assert!(got.iter().all(|g| g.alarm_id == alarm));
+    // Another tenant sees none of these deliveries.
+    let root = w.app.admin_token().await;
+    let other = tenant_with_admin(&w.app, &root).await;
+    let q = "{ deliveries(filter:{kind:\"webhook.alarm\"}){ totalCount } }";
+    assert_eq!(w.app.gql(Some(&other.admin_token), q, json!({})).await.data()["deliveries"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn a_change_and_its_deliveries_commit_together_or_not_at_all() {
+    let w = world(|c| {
+        c.sweep_every = Duration::from_secs(1);
+        c.scheduler_tick = Duration::from_secs(1);
+        c.delivery_stale_after = Duration::from_secs(2);
+    })
+    .await;
+    let tenant: TenantId = w.tenant.id.parse().expect("tenant");
+    let webhook: IntegrationId = w.webhook.parse().expect("integration");
+    let repo = adapters::db::repos::SqlAlarmRepo::new(w.app.state.db.clone());
+    let raise = RaiseAlarm {
+        device_id: Some(w.device.parse().expect("device")),
+        integration_id: None,
+        ticket_id: None,
+        kind: AlarmKind::parse("OUTBOX_PROBE").expect("kind"),
+        severity: AlarmSeverity::Minor,
+        message: "probe".into(),
+        vendor_code: None,
+        vendor_text: None,
+        inbound_event_id: None,
+        raised_at: chrono::Utc::now(),
+        attributes: json!({}),
+    };
+    // An outbox whose second delivery breaks a uniqueness rule: the whole change rolls back.
+    let broken = |_: &_| {
+        let d = NewDelivery {
+            integration_id: webhook,
+            kind: "webhook.alarm".into(),
+            idempotency_key: "same-key".into(),
+            order_key: None,
+            payload: json!({}),
+        };
+        vec![d.clone(), d]
+    };
+    assert!(repo.raise(tenant, raise.clone(), &broken).await.is_err());
+    let q = "{ alarms(filter:{kind:\"OUTBOX_PROBE\"}){ totalCount } }";
+    assert_eq!(w.app.gql(Some(&w.tenant.admin_token), q, json!({})).await.data()["alarms"]["totalCount"], 0);
+    assert!(w.webhook_deliveries().await.is_empty(), "no delivery without its change");
+    // A sound outbox commits both.
+    let sound = |_: &_| {
+        vec![NewDelivery {
+            integration_id: webhook,
+            kind: "webhook.alarm".into(),
+            idempotency_key: "probe-key".into(),
+            order_key: None,
+            payload: json!({"event": "probe"}),
+        }]
+    };
+    let (_, _, sent) = repo.raise(tenant, raise, &sound).await.expect("raise");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(w.app.gql(Some(&w.tenant.admin_token), q, json!({})).await.data()["alarms"]["totalCount"], 1);
+    // Written but never dispatched: the sweep finds it and it is delivered all the same.
+    w.until_delivered(1, Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_attempt_leaves_the_delivery_to_the_next_worker() {
+    // The test's own app serves the API only; workers are separate `linkyard worker`
+    // processes on the same database (and Redis when configured), as in production.
+    let w = world(|c| c.run_workers = false).await;
+    w.receiver.hang_first.store(true, Ordering::SeqCst);
+    let mut env = vec![
+        ("LINKYARD_JOB_HEARTBEAT_SECS", "1".to_owned()),
+        ("LINKYARD_DELIVERY_STALE_SECS", "3".to_owned()),
+        ("LINKYARD_SWEEP_SECS", "1".to_owned()),
+        ("LINKYARD_SCHEDULER_TICK_SECS", "1".to_owned()),
+    ];
+    if let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        env.push(("REDIS_URL", redis));
+    }
+    let mut first = Child::start(&w.app, "worker", &env);
+    let alarm = w.report("CABINET_SMOKE").await;
+    tokio::time::timeout(Duration::from_secs(60), w.receiver.first_arrived.notified())
+        .await
+        .unwrap_or_else(|_| panic!("the first worker never sent: {}", first.log()));
+    let ds = w.webhook_deliveries().await;
+    assert_eq!(ds[0]["state"], "IN_FLIGHT", "{ds:?}");
+    first.kill_hard();
+
+    let second = Child::start(&w.app, "worker", &env);
+    let ds = w.until_delivered(1, Duration::from_secs(60)).await;
+    let d = &ds[0];
+    assert_eq!(d["attemptCount"], 2, "the killed attempt counts: {d}");
+    // Only the finished attempt has a record: the killed one died before it could write.
+    let attempts = d["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 1, "{d}");
+    assert_eq!(attempts[0]["number"], 2);
+    assert_eq!(attempts[0]["outcome"], "SUCCEEDED");
+    let got = w.receiver.got.lock().expect("lock").clone();
+    assert_eq!(got.len(), 2, "sent twice: once to the killed worker, once to the next; {got:?}");
+    let key = format!("alarm.raised:{alarm}");
+    assert!(got.iter().all(|g| g.key == key), "one idempotency key for both: {got:?}");
+    drop(second);
+}
