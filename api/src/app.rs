@@ -404,6 +404,9 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The delivery workers and scheduler, when this process runs them; they finish the
+    /// attempts in flight after the shutdown token is cancelled.
+    pub workers: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Builds the state, binds `config.addr` and serves until `shutdown` is cancelled; then
@@ -417,9 +420,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let addr = listener.local_addr()?;
     let run_workers = config.run_workers;
     let state = AppState::build(config, shutdown.clone()).await?;
-    if run_workers {
-        state.spawn_workers();
-    }
+    let workers = run_workers.then(|| state.spawn_workers());
     let app = router(state.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -428,7 +429,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             .context("serving HTTP")
     });
     tracing::info!(%addr, "linkyard listening");
-    Ok(Running { addr, state, task })
+    Ok(Running { addr, state, task, workers })
 }
 
 /// Resolves when SIGTERM or Ctrl-C arrives.

@@ -104,6 +104,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutdown requested: finishing in-flight requests");
     shutdown.cancel();
     running.task.await??;
+    if let Some(workers) = running.workers {
+        tracing::info!("letting delivery attempts in flight finish");
+        let _ = workers.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

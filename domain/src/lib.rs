@@ -24,6 +24,7 @@ pub mod tariffs;
 pub mod tenants;
 pub mod tickets;
 pub mod tokens;
+pub mod ttl;
 pub mod users;
 
 pub use actor::{Actor, Role};

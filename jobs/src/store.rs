@@ -15,6 +15,10 @@ use domain::{DomainError, DomainResult};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for attempts in flight.
+const DRAIN: Duration = Duration::from_secs(30);
 
 /// The job: which delivery to attempt. Versioned so a payload change stays readable.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,10 +103,12 @@ impl JobStore {
         // jobs under its name (PostgreSQL would leave them stranded).
         let base = format!("{}-{}-{}", s.queue, std::process::id(), start_nanos());
         let (poll, concurrency) = (s.poll, s.concurrency.max(1));
+        let attempts = TaskTracker::new();
         macro_rules! worker {
             ($backend:expr) => {{
                 let backend = $backend;
                 let service = service.clone();
+                let attempts = attempts.clone();
                 let base = base.clone();
                 Monitor::new()
                     .register(move |restarts| {
@@ -111,6 +117,7 @@ impl JobStore {
                             .concurrency(concurrency)
                             .parallelize(tokio::spawn)
                             .data(service.clone())
+                            .data(attempts.clone())
                             .on_event(|w, ev| {
                                 if let Event::Error(e) = ev {
                                     tracing::warn!(worker = w.name(), error = %e, "delivery worker error");
@@ -119,7 +126,7 @@ impl JobStore {
                             .build(handle)
                     })
                     .should_restart(|_, _| true)
-                    .shutdown_timeout(Duration::from_secs(30))
+                    .shutdown_timeout(DRAIN)
                     .run_with_signal(async move {
                         shutdown.cancelled().await;
                         Ok(())
@@ -132,6 +139,12 @@ impl JobStore {
             Self::Postgres(p) => worker!(pg_storage::<DeliverJob>(p, &s)),
             Self::Sqlite(p) => worker!(sqlite_storage::<DeliverJob>(p, &s)),
         };
+        // Attempts in flight finish (or, past the drain time, are left to the sweep: their
+        // deliveries stay IN_FLIGHT until the claim goes stale).
+        attempts.close();
+        if tokio::time::timeout(DRAIN, attempts.wait()).await.is_err() {
+            tracing::warn!(left = attempts.len(), "shutdown: attempts still in flight are left to the sweep");
+        }
         r.map_err(|e| anyhow::anyhow!("delivery workers: {e}"))
     }
 }
@@ -140,17 +153,26 @@ fn start_nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
 }
 
-async fn handle(job: DeliverJob, service: Data<DeliveryService>) -> Result<(), BoxDynError> {
+async fn handle(
+    job: DeliverJob,
+    service: Data<DeliveryService>,
+    attempts: Data<TaskTracker>,
+) -> Result<(), BoxDynError> {
     let DeliverJob::V1 { delivery_id } = job;
     let Ok(id) = delivery_id.parse::<DeliveryId>() else {
         tracing::error!(%delivery_id, "a delivery job with a malformed id; dropped");
         return Ok(());
     };
+    // The attempt runs as its own tracked task: should shutdown drop this handler, the
+    // attempt still finishes and records its outcome (shutdown waits for the tracker).
+    let service = (*service).clone();
+    let attempt = attempts.spawn(async move { service.run(id).await });
     // Our retry policy decides what happens next; a storage error here is left to the
     // sweep, which finds the delivery again in the database.
-    match service.run(id).await {
-        Ok(outcome) => crate::metrics::record_run(&outcome),
-        Err(e) => tracing::error!(error = ?e, delivery_id = %id, "delivery attempt failed to run"),
+    match attempt.await {
+        Ok(Ok(outcome)) => crate::metrics::record_run(&outcome),
+        Ok(Err(e)) => tracing::error!(error = ?e, delivery_id = %id, "delivery attempt failed to run"),
+        Err(e) => tracing::error!(error = %e, delivery_id = %id, "delivery attempt panicked"),
     }
     Ok(())
 }

@@ -35,6 +35,8 @@ struct Receiver {
     got: Arc<Mutex<Vec<Received>>>,
     bad_signatures: Arc<Mutex<u32>>,
     hang_first: Arc<AtomicBool>,
+    /// Answers the first request only after this long (0: at once).
+    slow_first_ms: Arc<std::sync::atomic::AtomicU64>,
     first_arrived: Arc<Notify>,
 }
 
@@ -64,6 +66,11 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: axum::body
         r.first_arrived.notify_one();
         // Never answers: the worker holding this attempt is killed meanwhile.
         tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+    let slow = r.slow_first_ms.swap(0, Ordering::SeqCst);
+    if slow > 0 {
+        r.first_arrived.notify_one();
+        tokio::time::sleep(Duration::from_millis(slow)).await;
     }
     (StatusCode::OK, Json(json!({"ok": true})))
 }
@@ -284,4 +291,33 @@ async fn a_worker_killed_mid_attempt_leaves_the_delivery_to_the_next_worker() {
     let key = format!("alarm.raised:{alarm}");
     assert!(got.iter().all(|g| g.key == key), "one idempotency key for both: {got:?}");
     drop(second);
+}
+
+#[tokio::test]
+async fn shutdown_lets_the_attempt_in_flight_finish() {
+    let w = world(|_| {}).await;
+    w.receiver.slow_first_ms.store(1500, Ordering::SeqCst);
+    let alarm = w.report("CABINET_WATER").await;
+    tokio::time::timeout(Duration::from_secs(30), w.receiver.first_arrived.notified()).await.expect("sent");
+    // SIGTERM's path: the shutdown token. The vendor is still answering.
+    w.app.state.shutdown.cancel();
+    let tenant: TenantId = w.tenant.id.parse().expect("tenant");
+    let filter = domain::deliveries::DeliveryFilter::default();
+    let actor =
+        domain::Actor { user_id: domain::ids::UserId::new(), tenant_id: Some(tenant), role: domain::Role::Viewer };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page =
+            w.app.state.deliveries.list(&actor, &filter, domain::PageRequest::new(Some(10), None).expect("page")).await;
+        let ds = page.expect("list").items;
+        if ds.iter().any(|d| {
+            d.idempotency_key == format!("alarm.raised:{alarm}")
+                && d.state == domain::deliveries::DeliveryState::Succeeded
+        }) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the attempt in flight did not finish: {ds:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(w.receiver.got.lock().expect("lock").len(), 1, "sent once");
 }

@@ -12,9 +12,13 @@ use super::{redact_url, retryable_status};
 use async_trait::async_trait;
 use domain::DomainError;
 use domain::deliveries::{Delivery, DeliverySender, SendReport, Verdict};
+use domain::ids::IntegrationId;
 use domain::integrations::IntegrationService;
+use domain::ttl::{CONFIG_TTL, TtlCache};
 use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use std::sync::Arc;
 
 /// Kind prefix of webhook deliveries (`webhook.alarm`).
 pub const PREFIX: &str = "webhook";
@@ -29,16 +33,44 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// A webhook's URL and signing secret.
+#[derive(Clone)]
+struct Endpoint {
+    url: String,
+    secret: SecretString,
+}
+
 /// Posts webhook deliveries.
 #[derive(Clone)]
 pub struct WebhookSender {
     http: reqwest::Client,
     integrations: IntegrationService,
+    /// Endpoints by integration, reused for a few seconds (a reconfiguration applies
+    /// within `CONFIG_TTL`).
+    endpoints: Arc<TtlCache<IntegrationId, Endpoint>>,
 }
 
 impl WebhookSender {
     pub fn new(http: reqwest::Client, integrations: IntegrationService) -> Self {
-        Self { http, integrations }
+        Self { http, integrations, endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
+    }
+
+    async fn endpoint(&self, d: &Delivery) -> Result<Endpoint, Verdict> {
+        if let Some(e) = self.endpoints.get(&d.integration_id) {
+            return Ok(e);
+        }
+        let (integration, credentials) = match self.integrations.open_credentials(d.tenant_id, d.integration_id).await {
+            Ok(found) => found,
+            Err(DomainError::NotFound(_)) => return Err(Verdict::Permanent("the integration is gone".into())),
+            Err(e) => return Err(Verdict::Retry(format!("loading the integration: {e}"))),
+        };
+        let url = integration.settings.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
+        let Some(secret) = credentials.get("signingSecret").and_then(|s| s.as_str()) else {
+            return Err(Verdict::Permanent("credentials.signingSecret is not set".into()));
+        };
+        let e = Endpoint { url, secret: SecretString::from(secret.to_owned()) };
+        self.endpoints.put(d.integration_id, e.clone());
+        Ok(e)
     }
 }
 
@@ -49,16 +81,9 @@ fn report(request: String, status: Option<u16>, verdict: Verdict) -> SendReport 
 #[async_trait]
 impl DeliverySender for WebhookSender {
     async fn send(&self, d: &Delivery, _fresh_token: bool) -> SendReport {
-        let (integration, credentials) = match self.integrations.open_credentials(d.tenant_id, d.integration_id).await {
-            Ok(found) => found,
-            Err(DomainError::NotFound(_)) => {
-                return report(d.kind.clone(), None, Verdict::Permanent("the integration is gone".into()));
-            }
-            Err(e) => return report(d.kind.clone(), None, Verdict::Retry(format!("loading the integration: {e}"))),
-        };
-        let url = integration.settings.get("url").and_then(|u| u.as_str()).unwrap_or_default().to_owned();
-        let Some(secret) = credentials.get("signingSecret").and_then(|s| s.as_str()) else {
-            return report(d.kind.clone(), None, Verdict::Permanent("credentials.signingSecret is not set".into()));
+        let Endpoint { url, secret } = match self.endpoint(d).await {
+            Ok(e) => e,
+            Err(verdict) => return report(d.kind.clone(), None, verdict),
         };
         let body = match serde_json::to_vec(&d.payload) {
             Ok(b) => b,
@@ -73,7 +98,7 @@ impl DeliverySender for WebhookSender {
             .header("X-Linkyard-Delivery", d.id.to_string())
             .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)
             .header("X-Linkyard-Timestamp", ts.to_string())
-            .header("X-Linkyard-Signature", signature(secret, ts, &body))
+            .header("X-Linkyard-Signature", signature(secret.expose_secret(), ts, &body))
             .body(body)
             .send()
             .await;

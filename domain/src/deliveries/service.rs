@@ -3,9 +3,10 @@ use super::{
     RetryPolicy, Verdict,
 };
 use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};
-use crate::ids::{DeliveryId, EntryId, TenantId};
+use crate::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
 use crate::integrations::IntegrationRepo;
 use crate::limits::{RateDecision, RateLimiter};
+use crate::ttl::{CONFIG_TTL, TtlCache};
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -29,6 +30,13 @@ pub struct DeliveryService {
     limiter: Arc<dyn RateLimiter>,
     alarms: AlarmService,
     stale_after: chrono::Duration,
+    /// Retry policies by integration (read on every attempt).
+    policies: Arc<TtlCache<IntegrationId, RetryPolicy>>,
+    /// Integrations known to exist in their tenant (checked on every enqueue).
+    known: Arc<TtlCache<(TenantId, IntegrationId), ()>>,
+    /// Integrations with no open `DELIVERY_FAILED` alarm as of recently: a success need
+    /// not look for one to clear.
+    quiet: Arc<TtlCache<IntegrationId, ()>>,
 }
 
 /// The ports a `DeliveryService` runs on.
@@ -77,7 +85,18 @@ impl DeliveryService {
     pub fn new(ports: DeliveryPorts, alarms: AlarmService, stale_after: Duration) -> Self {
         let stale_after = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::seconds(120));
         let DeliveryPorts { repo, integrations, sender, queue, limiter } = ports;
-        Self { repo, integrations, sender, queue, limiter, alarms, stale_after }
+        Self {
+            repo,
+            integrations,
+            sender,
+            queue,
+            limiter,
+            alarms,
+            stale_after,
+            policies: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+            known: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+            quiet: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+        }
     }
 
     /// Writes a delivery and asks a worker to send it now. When the queue cannot take it,
@@ -87,7 +106,11 @@ impl DeliveryService {
     /// `Duplicate` for an idempotency key the integration already used; `NotFound` for an
     /// integration outside the tenant.
     pub async fn enqueue(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
-        self.integrations.get(tenant, input.integration_id).await?.ok_or(DomainError::NotFound("integration"))?;
+        let key = (tenant, input.integration_id);
+        if self.known.get(&key).is_none() {
+            self.integrations.get(tenant, input.integration_id).await?.ok_or(DomainError::NotFound("integration"))?;
+            self.known.put(key, ());
+        }
         let d = self.repo.create(tenant, input).await?;
         self.schedule(d.id, Utc::now()).await;
         Ok(d)
@@ -135,10 +158,7 @@ impl DeliveryService {
                 Err(e) => tracing::warn!(error = %e, "rate limiter unreachable; sending anyway"),
             }
         }
-        let policy = match self.integrations.get(d.tenant_id, d.integration_id).await? {
-            Some(i) => RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(),
-            None => RetryPolicy::default(),
-        };
+        let policy = self.policy(&d).await?;
         let mut number = d.attempts;
         let mut fresh_token = false;
         let mut summaries = Vec::with_capacity(1);
@@ -202,6 +222,18 @@ impl DeliveryService {
         }
     }
 
+    async fn policy(&self, d: &Delivery) -> DomainResult<RetryPolicy> {
+        if let Some(p) = self.policies.get(&d.integration_id) {
+            return Ok(p);
+        }
+        let p = match self.integrations.get(d.tenant_id, d.integration_id).await? {
+            Some(i) => RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(),
+            None => RetryPolicy::default(),
+        };
+        self.policies.put(d.integration_id, p);
+        Ok(p)
+    }
+
     /// A finished delivery lets the next one of its order key go.
     async fn wake_successor(&self, d: &Delivery) {
         if d.order_key.is_none() {
@@ -225,13 +257,19 @@ impl DeliveryService {
     async fn dead(&self, d: &Delivery, number: i32, error: String) -> DomainResult<Delivery> {
         let dead = self.repo.finish(d.id, DeliveryState::Dead, None, Some(error.clone()), Some(number)).await?;
         // The alarm is a signal for operators; failing to raise it must not undo the state.
+        self.quiet.remove(&d.integration_id);
         let _ = self.alarms.raise_in(d.tenant_id, failure_alarm(d, Some(&error))).await;
         self.wake_successor(&dead).await;
         Ok(dead)
     }
 
     async fn clear_failure_alarm(&self, d: &Delivery) {
-        let _ = self.alarms.clear_open(d.tenant_id, &failure_alarm(d, None), "a delivery succeeded").await;
+        if self.quiet.get(&d.integration_id).is_some() {
+            return;
+        }
+        if self.alarms.clear_open(d.tenant_id, &failure_alarm(d, None), "a delivery succeeded").await.is_ok() {
+            self.quiet.put(d.integration_id, ());
+        }
     }
 
     /// Sends a RETRYING or DEAD delivery again now, with the same idempotency key.

@@ -126,22 +126,29 @@ impl DeliveryRepo for SqlDeliveryRepo {
     }
 
     async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Claim> {
-        let current = match self.get_any(id).await? {
-            Some(c) => c,
-            None => return Ok(Claim::Taken),
-        };
-        // A stale IN_FLIGHT (its worker died) may be claimed again.
-        let claimable = match current.state {
-            DeliveryState::Pending | DeliveryState::Retrying => true,
-            DeliveryState::InFlight => current.updated_at < stale,
-            _ => false,
-        };
-        if !claimable {
-            return Ok(Claim::Taken);
-        }
-        if let Some(key) = &current.order_key {
+        // One round trip: claimable (PENDING, RETRYING, or IN_FLIGHT left by a dead
+        // worker) becomes IN_FLIGHT with the attempt counted, or nothing changes.
+        let claimable = Condition::any()
+            .add(d::Column::State.is_in([DeliveryState::Pending.as_str(), DeliveryState::Retrying.as_str()]))
+            .add(
+                Condition::all()
+                    .add(d::Column::State.eq(DeliveryState::InFlight.as_str()))
+                    .add(d::Column::UpdatedAt.lt(stale)),
+            );
+        let claimed = d::Entity::update_many()
+            .col_expr(d::Column::State, Expr::value(DeliveryState::InFlight.as_str()))
+            .col_expr(d::Column::Attempts, Expr::col(d::Column::Attempts).add(1))
+            .col_expr(d::Column::UpdatedAt, Expr::value(now))
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .filter(claimable)
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(unknown)?;
+        let Some(row) = claimed.into_iter().next() else { return Ok(Claim::Taken) };
+        let delivery = to_domain(row)?;
+        if let Some(key) = &delivery.order_key {
             let earlier = d::Entity::find()
-                .filter(d::Column::IntegrationId.eq(current.integration_id.as_uuid()))
+                .filter(d::Column::IntegrationId.eq(delivery.integration_id.as_uuid()))
                 .filter(d::Column::OrderKey.eq(key.as_str()))
                 .filter(d::Column::Id.lt(id.as_uuid()))
                 .filter(d::Column::State.is_in(UNFINISHED))
@@ -149,23 +156,21 @@ impl DeliveryRepo for SqlDeliveryRepo {
                 .await
                 .map_err(unknown)?;
             if earlier > 0 {
+                // Not its turn: give the claim back as it was.
+                let before = delivery.attempts - 1;
+                let state = if before == 0 { DeliveryState::Pending } else { DeliveryState::Retrying };
+                d::Entity::update_many()
+                    .col_expr(d::Column::State, Expr::value(state.as_str()))
+                    .col_expr(d::Column::Attempts, Expr::value(before))
+                    .filter(d::Column::Id.eq(id.as_uuid()))
+                    .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
+                    .exec(&self.db)
+                    .await
+                    .map_err(unknown)?;
                 return Ok(Claim::Waiting);
             }
         }
-        let res = d::Entity::update_many()
-            .col_expr(d::Column::State, Expr::value(DeliveryState::InFlight.as_str()))
-            .col_expr(d::Column::Attempts, Expr::col(d::Column::Attempts).add(1))
-            .col_expr(d::Column::UpdatedAt, Expr::value(now))
-            .filter(d::Column::Id.eq(id.as_uuid()))
-            .filter(d::Column::State.eq(current.state.as_str()))
-            .filter(d::Column::Attempts.eq(current.attempts))
-            .exec(&self.db)
-            .await
-            .map_err(unknown)?;
-        if res.rows_affected == 0 {
-            return Ok(Claim::Taken);
-        }
-        Ok(self.get_any(id).await?.map_or(Claim::Taken, |d| Claim::Claimed(Box::new(d))))
+        Ok(Claim::Claimed(Box::new(delivery)))
     }
 
     async fn release(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
@@ -256,8 +261,8 @@ impl DeliveryRepo for SqlDeliveryRepo {
         if let Some(n) = attempts {
             q = q.col_expr(d::Column::Attempts, Expr::value(n));
         }
-        q.filter(d::Column::Id.eq(id.as_uuid())).exec(&self.db).await.map_err(unknown)?;
-        self.get_any(id).await?.ok_or(DomainError::NotFound("delivery"))
+        let rows = q.filter(d::Column::Id.eq(id.as_uuid())).exec_with_returning(&self.db).await.map_err(unknown)?;
+        rows.into_iter().next().map(to_domain).transpose()?.ok_or(DomainError::NotFound("delivery"))
     }
 
     async fn list(&self, tenant: TenantId, f: &DeliveryFilter, page: PageRequest) -> DomainResult<Page<Delivery>> {
