@@ -190,6 +190,19 @@ async fn alarm_changes_reach_the_tenant_webhook_signed_once_each_and_in_order() 
     let cleared_key = format!("alarm.cleared:{alarm}");
     assert_eq!(events, vec![("alarm.raised", raised_key.as_str()), ("alarm.cleared", cleared_key.as_str())]);
     assert!(got.iter().all(|g| g.alarm_id == alarm));
+    // The attempts show in the metrics.
+    let metrics = w.app.http.get(w.app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("linkyard_delivery_attempts_total")
+                && l.contains("vendor=\"webhook\"")
+                && l.contains("outcome=\"SUCCEEDED\"")
+        })
+        .unwrap_or_else(|| panic!("no attempts metric in {metrics}"));
+    let n: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a count");
+    assert!(n >= 2.0, "{line}");
+    assert!(metrics.contains("linkyard_delivery_latency_seconds"), "{metrics}");
     // Another tenant sees none of these deliveries.
     let root = w.app.admin_token().await;
     let other = tenant_with_admin(&w.app, &root).await;
