@@ -252,6 +252,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/graphql/ws", get(graphql_ws))
         .route("/files/tickets/{ticket}/{file}", get(ticket_file))
+        .merge(crate::hooks::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn(ops::track_metrics));
     api.fallback(not_found)

@@ -7,5 +7,6 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod graphql;
+pub mod hooks;
 pub mod ops;
 pub mod telemetry;

@@ -120,6 +120,26 @@ impl IntegrationService {
         Ok((integration, map))
     }
 
+    /// Resolves an inbound hook's integration (and so its tenant) with its credentials
+    /// opened, for the controller to check the caller the way its protocol says. `None`
+    /// when no integration has this id.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure or when the stored credentials cannot be opened.
+    pub async fn open_hook(&self, id: IntegrationId) -> DomainResult<Option<(Integration, Map<String, Value>)>> {
+        let Some(integration) = self.repo.resolve_hook(id).await? else { return Ok(None) };
+        let (integration, credentials) = self.open_credentials(integration.tenant_id, integration.id).await?;
+        Ok(Some((integration, credentials)))
+    }
+
+    /// Whether `key` is an API key issued for `integration` (`createApiKey`).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn check_api_key(&self, integration: IntegrationId, key: &str) -> DomainResult<bool> {
+        Ok(self.keys.find(integration, &self.secrets.digest(key)).await?.is_some())
+    }
+
     fn seal(&self, map: &Map<String, Value>) -> DomainResult<String> {
         let bytes = serde_json::to_vec(map).map_err(|e| DomainError::Unknown(e.into()))?;
         self.secrets.seal(&bytes)
