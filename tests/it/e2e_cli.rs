@@ -6,13 +6,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The `linkyard` binary next to this test binary (`cargo test --workspace` builds it).
+/// The `linkyard` CLI with none of its settings inherited from the environment.
 fn linkyard() -> Command {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin: PathBuf = dir.join(if cfg!(windows) { "linkyard.exe" } else { "linkyard" });
-    assert!(bin.exists(), "build the binary first: cargo build -p api ({})", bin.display());
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(crate::utils::child::linkyard_bin());
     for var in [
         "DATABASE_URL",
         "REDIS_URL",

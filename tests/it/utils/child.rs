@@ -8,13 +8,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `linkyard` binary next to this test binary (`cargo test --workspace` builds it).
+/// The `linkyard` CLI, built by `cargo test` as this package's `linkyard-it` binary.
 pub fn linkyard_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join(if cfg!(windows) { "linkyard.exe" } else { "linkyard" });
-    assert!(bin.exists(), "build the binary first: cargo build -p api ({})", bin.display());
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_linkyard-it"))
 }
 
 /// A `linkyard` child process, killed when dropped (also when the test panics).

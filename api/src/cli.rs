@@ -1,0 +1,121 @@
+//! `linkyard`: the CLI of `CONTRACT.md` — serve (default), worker, migrate, schema, admin.
+//! The binary's `main` is this module's, so tests can build the same CLI as a binary of
+//! their own package.
+
+use crate::config::{Config, Settings};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use std::io::Write;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "linkyard", version, about = "Multi-tenant IoT vendor gateway behind one GraphQL API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default): applies migrations first.
+    Serve,
+    /// Run the job workers alone (no HTTP), so API and workers scale apart.
+    Worker,
+    /// Apply migrations and exit.
+    Migrate,
+    /// Print the GraphQL SDL.
+    Schema,
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create the first platform administrator (idempotent).
+    CreatePlatformAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+    },
+}
+
+/// Runs the CLI with the process's arguments.
+///
+/// # Errors
+/// When the command fails; the error is printed by the caller's `main`.
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Schema = command {
+        let mut out = std::io::stdout().lock();
+        out.write_all(crate::graphql::sdl().as_bytes())?;
+        return Ok(());
+    }
+    crate::telemetry::init();
+    let config = Config::resolve(cli.settings)?;
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Worker => {
+            let shutdown = CancellationToken::new();
+            let state = crate::app::AppState::build(Config { run_workers: false, ..config }, shutdown.clone()).await?;
+            let workers = state.spawn_workers();
+            tracing::info!("delivery workers running");
+            crate::app::shutdown_signal().await;
+            shutdown.cancel();
+            let _ = workers.await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = adapters::db::connect(&config.database_url).await?;
+            adapters::db::migrate(&db).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::CreatePlatformAdmin { email, password } } => {
+            let config = Config { admin: Some((email, password.into())), ..config };
+            let admin = config.admin.clone();
+            let state = crate::app::AppState::build(
+                Config { admin: None, run_workers: false, ..config },
+                CancellationToken::new(),
+            )
+            .await?;
+            if let Some((email, password)) = admin {
+                let (user, created) = state
+                    .users
+                    .ensure_platform_admin(&email, password.expose_secret())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let word = if created { "created" } else { "already exists" };
+                writeln!(std::io::stdout(), "platform admin {} {word} (id {})", user.email, user.id)?;
+            }
+            Ok(())
+        }
+        Command::Schema => Ok(()),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let running = crate::app::start(config, shutdown.clone()).await?;
+    crate::app::shutdown_signal().await;
+    tracing::info!("shutdown requested: finishing in-flight requests");
+    shutdown.cancel();
+    running.task.await??;
+    if let Some(workers) = running.workers {
+        tracing::info!("letting delivery attempts in flight finish");
+        let _ = workers.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
