@@ -329,7 +329,15 @@ async fn shutdown_lets_the_attempt_in_flight_finish() {
         }) {
             break;
         }
-        assert!(Instant::now() < deadline, "the attempt in flight did not finish: {ds:?}");
+        if Instant::now() >= deadline {
+            let logs = crate::utils::logs::captured();
+            let ids: Vec<String> = ds.iter().map(|d| d.id.to_string()).collect();
+            let related: Vec<&str> = logs
+                .lines()
+                .filter(|l| ids.iter().any(|id| l.contains(id.as_str())) || l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            panic!("the attempt in flight did not finish: {ds:?}\nlogs:\n{}", related.join("\n"));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(w.receiver.got.lock().expect("lock").len(), 1, "sent once");
