@@ -7,7 +7,10 @@ pub mod repos;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 use std::time::Duration;
 
 pub use sea_orm::DatabaseConnection as Db;
@@ -42,6 +45,21 @@ fn sqlite_path(url: &str) -> Option<&str> {
 /// When a migration fails.
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await.context("applying migrations")
+}
+
+/// Starts a transaction that writes. On SQLite it takes the write lock at `BEGIN`
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and then writes fails at
+/// once with "database is locked" when another writer committed meanwhile, without waiting
+/// out the busy timeout; an immediate one waits its turn. PostgreSQL ignores the mode.
+///
+/// # Errors
+/// When no connection can be had or `BEGIN` fails.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
 }
 
 /// Checks that the database answers.

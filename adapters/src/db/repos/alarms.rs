@@ -14,7 +14,7 @@ use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select,
-    Set, TransactionTrait,
+    Set,
 };
 
 /// Alarms and their timelines in SQL.
@@ -118,7 +118,7 @@ impl SqlAlarmRepo {
         };
         let id = AlarmId::new();
         let now = Utc::now();
-        let txn = self.db.begin().await.map_err(unknown)?;
+        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         let inserted = a::ActiveModel {
             id: Set(id.as_uuid()),
             tenant_id: Set(tenant.as_uuid()),
@@ -173,7 +173,7 @@ impl SqlAlarmRepo {
         outbox: Outbox<'_, (Alarm, RaiseOutcome)>,
     ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let now = Utc::now();
-        let txn = self.db.begin().await.map_err(unknown)?;
+        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         a::Entity::update_many()
             .col_expr(a::Column::Occurrences, Expr::col(a::Column::Occurrences).add(1))
             .col_expr(a::Column::LastSeenAt, Expr::value(Ord::max(input.raised_at, current.last_seen_at)))
@@ -294,7 +294,7 @@ impl AlarmRepo for SqlAlarmRepo {
         outbox: Outbox<'_, Alarm>,
     ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let Step { from, to, actor, note, at } = step;
-        let txn = self.db.begin().await.map_err(unknown)?;
+        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         let mut upd = a::Entity::update_many()
             .col_expr(a::Column::State, Expr::value(to.as_str()))
             .col_expr(a::Column::UpdatedAt, Expr::value(at));

@@ -8,7 +8,6 @@ use domain::ids::{DeviceId, HomeId, IntegrationId, ReadingId, RoomId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
-    TransactionTrait,
 };
 use serde_json::{Map, Value, json};
 
@@ -196,7 +195,7 @@ impl DeviceRepo for SqlDeviceRepo {
     }
 
     async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device> {
-        let txn = self.db.begin().await.map_err(unknown)?;
+        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         let row = scoped(tenant)
             .filter(d::Column::Id.eq(id.as_uuid()))
             .one(&txn)

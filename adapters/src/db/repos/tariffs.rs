@@ -11,10 +11,7 @@ use domain::tariffs::{
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Select, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Select, Set};
 
 /// Tariffs, meter accounts and ledgers in SQL. Decimals are stored as exact text.
 #[derive(Clone)]
@@ -316,7 +313,7 @@ impl MeterAccountRepo for SqlTariffRepo {
         by: Option<UserId>,
     ) -> DomainResult<LedgerEntry> {
         let now = Utc::now();
-        let txn = self.db.begin().await.map_err(unknown)?;
+        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         let res = m::Entity::update_many()
             .col_expr(m::Column::Balance, Expr::value(text(next.balance)))
             .col_expr(m::Column::CycleUsage, Expr::value(text(next.cycle_usage)))
