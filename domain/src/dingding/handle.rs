@@ -523,7 +523,9 @@ impl DingdingService {
                 let ok = code == Some(SERVICE_OK);
                 if ok
                     && operation_type == Some(5)
-                    && let Some(amount) = values.get("consume_amount").and_then(Value::as_f64)
+                    && let Some(amount) = values
+                        .get("consume_amount")
+                        .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
                 {
                     let r = NewReading { metric: "consume_amount".into(), value: json!(amount), ts: Utc::now() };
                     self.devices.record_readings(tenant, d.id, vec![r]).await?;

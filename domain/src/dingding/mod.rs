@@ -16,7 +16,7 @@ pub use callbacks::*;
 pub use commands::*;
 pub use models::*;
 pub use service::*;
-pub use sync::DingdingSync;
+pub use sync::{DingdingSync, SyncReport};
 
 use crate::DomainResult;
 use crate::homes::{Home, Room};
