@@ -221,6 +221,13 @@ impl AppState {
             alarms: alarms.clone(),
             limiter: limiter.clone(),
             secrets: dingding_secrets,
+            tickets: TicketService::new(
+                ticket_repo.clone(),
+                files.clone(),
+                device_repo.clone(),
+                home_repo.clone(),
+                integration_repo.clone(),
+            ),
         });
         let scheduler =
             scheduler.with_job(ScheduledJob::Sync, Arc::new(domain::dingding::DingdingSync::new(dingding.clone())));

@@ -80,6 +80,8 @@ fn required(name: &str) -> &'static [&'static str] {
         "update_password" => &["uuid", "password_id", "encrypted_password", "name"],
         "delete_password" | "frozen_password" | "unfrozen_password" => &["uuid", "password_id"],
         "add_password_without_center" => &["uuid", "phonenummer", "CMD", "name"],
+        "add_ticket" => &["home_id", "service_target", "service_type", "room_ids", "subscribe"],
+        "update_ticket_state" => &["ticket_id", "ticket_state"],
         "elemeter_switch_on" | "elemeter_switch_off" | "elemeter_read" => &["uuid"],
         "elemeter_charge" => &["uuid", "amount", "trade_num"],
         "elemeter_update_overdraft" => &["uuid", "overdraft"],
@@ -223,6 +225,15 @@ async fn fake_endpoint(
         }
         "elemeter_fetch_power_history" => ok(json!({"history": [{"consume_amount": 0.16, "time": 1460801268345i64}]})),
         "elemeter_charge_query" => ok(json!({"charge_stage": 3})),
+        "get_ticket_by_home" if params.get("service_type").and_then(Value::as_str) == Some("2") => {
+            ok(json!({"home_ticket_list": [{
+                "ticket_id": "20160511_81299", "ticket_state": 3, "service_type": 2, "service_target": 1,
+                "relate_home": {"home_id": "dd-home-1", "rooms": [{"room_id": "dd-room-a", "room_name": "A"}]},
+                "ticket_description": "维修",
+                "confirm": {"name": "测试", "phone": "18588787458", "date": 1464998400000i64, "time": "102", "note": "测试"}
+            }]}))
+        }
+        "get_ticket_by_home" => err(15006, "no record"),
         _ => ok(json!({})),
     }
 }

@@ -410,3 +410,60 @@ async fn meter_commands_recharges_sync_queries_and_tenancy() {
         .await;
     assert_eq!(r.code(), "NOT_FOUND");
 }
+
+#[tokio::test]
+async fn work_orders_go_both_ways() {
+    let s = setup().await;
+    let home = s
+        .gql(
+            "mutation($i:AddHomeInput!){ addHome(input:$i){ id } }",
+            json!({"i": {"name": "Home", "integrationId": s.integration, "externalId": "dd-home-1"}}),
+        )
+        .await;
+    let home = home.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let save = "mutation($i:SaveTicketInput!){ saveTicket(input:$i){ id status externalId } }";
+    let fields = json!({"service_target": 2, "room_ids": ["dd-room-a"],
+                        "subscribe": {"date": 1464998400000i64, "time": "101", "name": "测试", "phone": "18588787458"}});
+    let r = s
+        .gql(
+            save,
+            json!({"i": {"kind": "INSTALLATION", "integrationId": s.integration, "homeId": home, "fields": fields}}),
+        )
+        .await;
+    assert_eq!(r.data()["saveTicket"]["status"], "PENDING");
+    let fake = s.fake.clone();
+    eventually("add_ticket", || {
+        let fake = fake.clone();
+        async move { !fake.calls("add_ticket").is_empty() }
+    })
+    .await;
+    let call = s.fake.calls("add_ticket").remove(0);
+    assert_eq!((&call.params["home_id"], &call.params["service_type"]), (&json!("dd-home-1"), &json!(1)));
+    assert_eq!(call.params["room_ids"], json!(["dd-room-a"]));
+    assert_eq!(call.params["subscribe"]["time"], "101");
+
+    // In: the sync brings Dingding's repair order as a REPAIR ticket in its state.
+    let sync = s.gql("mutation($i:ID!){ syncIntegration(id:$i){ tickets } }", json!({"i": s.integration})).await;
+    assert_eq!(sync.data()["syncIntegration"]["tickets"], 1);
+    let list = s
+        .gql("query{ tickets(filter:{kind:REPAIR}){ edges { node { id status externalId homeId } } } }", json!({}))
+        .await;
+    let repair = list.data()["tickets"]["edges"][0]["node"].clone();
+    assert_eq!((repair["status"].as_str(), repair["externalId"].as_str()), (Some("ASSIGNED"), Some("20160511_81299")));
+    assert_eq!(repair["homeId"], json!(home));
+    // Out again: its status follows to Dingding (update_ticket_state 4 = completed).
+    s.gql(save, json!({"i": {"id": repair["id"], "kind": "REPAIR", "status": "COMPLETED"}})).await.data();
+    let fake = s.fake.clone();
+    eventually("update_ticket_state", || {
+        let fake = fake.clone();
+        async move { !fake.calls("update_ticket_state").is_empty() }
+    })
+    .await;
+    let call = s.fake.calls("update_ticket_state").remove(0);
+    assert_eq!((&call.params["ticket_id"], &call.params["ticket_state"]), (&json!("20160511_81299"), &json!(4)));
+    // A second sync does not duplicate it.
+    s.gql("mutation($i:ID!){ syncIntegration(id:$i){ tickets } }", json!({"i": s.integration})).await.data();
+    let list = s.gql("query{ tickets(filter:{kind:REPAIR}){ totalCount } }", json!({})).await;
+    assert_eq!(list.data()["tickets"]["totalCount"], 1);
+    assert!(s.fake.rejected().is_empty(), "{:?}", s.fake.rejected());
+}

@@ -231,6 +231,7 @@ pub struct SyncReportGql {
     pub rooms: i32,
     pub devices: i32,
     pub passwords: i32,
+    pub tickets: i32,
 }
 
 /// A read-only meter query.
@@ -556,6 +557,12 @@ impl DingdingMutation {
         let id: IntegrationId = parse_id("id", &id)?;
         let r = dd(state(ctx).dingding.sync(&actor(ctx)?, id).await)?;
         let n = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
-        Ok(SyncReportGql { homes: n(r.homes), rooms: n(r.rooms), devices: n(r.devices), passwords: n(r.passwords) })
+        Ok(SyncReportGql {
+            homes: n(r.homes),
+            rooms: n(r.rooms),
+            devices: n(r.devices),
+            passwords: n(r.passwords),
+            tickets: n(r.tickets),
+        })
     }
 }

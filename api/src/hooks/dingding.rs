@@ -16,8 +16,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use domain::dingding::Handled;
 use domain::events::EventState;
-use domain::integrations::IntegrationKind;
+use domain::integrations::{Integration, IntegrationKind};
+use domain::ttl::{CONFIG_TTL, TtlCache};
 use serde_json::{Value, json};
+use std::sync::OnceLock;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/hooks/{integration_id}/dingding", post(callback))
@@ -33,11 +35,27 @@ pub fn hook_url(public_url: &str, integration: &domain::ids::IntegrationId) -> S
     format!("{}/hooks/{integration}/dingding", public_url.trim_end_matches('/'))
 }
 
+/// Integrations seen recently: a burst of callbacks resolves its integration once (a
+/// reconfiguration applies within `CONFIG_TTL`). The sign needs no credential.
+fn seen() -> &'static TtlCache<String, Integration> {
+    static SEEN: OnceLock<TtlCache<String, Integration>> = OnceLock::new();
+    SEEN.get_or_init(|| TtlCache::new(CONFIG_TTL, 10_000))
+}
+
+async fn known(st: &AppState, id: &str) -> Result<Integration, HookRefusal> {
+    if let Some(i) = seen().get(&id.to_owned()) {
+        return Ok(i);
+    }
+    let (i, _) = integration(st, id, IntegrationKind::Dingding).await?;
+    seen().put(id.to_owned(), i.clone());
+    Ok(i)
+}
+
 async fn callback(State(st): State<AppState>, Path(id): Path<String>, body: Bytes) -> Response {
     let Ok(raw) = std::str::from_utf8(&body) else {
         return answer(StatusCode::BAD_REQUEST, 14001, "the body is not UTF-8");
     };
-    let (integration, _) = match integration(&st, &id, IntegrationKind::Dingding).await {
+    let integration = match known(&st, &id).await {
         Ok(found) => found,
         Err(HookRefusal::UnknownIntegration) => return answer(StatusCode::NOT_FOUND, 15006, "unknown integration"),
         Err(HookRefusal::Internal) => return answer(StatusCode::INTERNAL_SERVER_ERROR, 15000, "internal error"),

@@ -175,4 +175,6 @@ pub struct Accepted {
     pub service_id: Option<String>,
     /// An activation code's code (sealed before it is stored).
     pub code: Option<String>,
+    /// A new work order's id, when Dingding answers one.
+    pub ticket_id: Option<String>,
 }

@@ -102,6 +102,26 @@ pub trait DingdingRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn room_by_external(&self, tenant: TenantId, home: HomeId, external_id: &str) -> DomainResult<Option<Room>>;
+    /// The integration's ticket with this Dingding `ticket_id`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn ticket_by_external(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_id: &str,
+    ) -> DomainResult<Option<crate::ids::TicketId>>;
+    /// Records the Dingding `ticket_id` of a ticket that has none yet.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn set_ticket_external(
+        &self,
+        tenant: TenantId,
+        ticket: crate::ids::TicketId,
+        external_id: &str,
+    ) -> DomainResult<()>;
 }
 
 /// Reads from Dingding (the state-changing calls are deliveries).

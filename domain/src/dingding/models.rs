@@ -292,6 +292,20 @@ pub struct SyncedHome {
     pub attributes: Value,
     pub rooms: Vec<(String, String)>,
     pub devices: Vec<SyncedDevice>,
+    /// Its work orders (10.5), installations and repairs.
+    pub tickets: Vec<SyncedTicket>,
+}
+
+/// A work order as Dingding reports it (10.4, 10.5).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncedTicket {
+    pub ticket_id: String,
+    /// 1 booked installation, 2 repair.
+    pub service_type: i64,
+    /// `ticket_state` 1-5.
+    pub state: i64,
+    /// The ticket's fields as `saveTicket` takes them (service_target, room_ids, subscribe ...).
+    pub fields: Value,
 }
 
 /// Which plaintext `revealLockPassword` reads (6.5, 6.6).

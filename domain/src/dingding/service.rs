@@ -80,6 +80,7 @@ pub struct DingdingPorts {
     pub alarms: AlarmService,
     pub limiter: Arc<dyn RateLimiter>,
     pub secrets: Arc<dyn SecretBox>,
+    pub tickets: crate::tickets::TicketService,
 }
 
 /// The Dingding use cases.
@@ -95,6 +96,7 @@ pub struct DingdingService {
     pub(super) alarms: AlarmService,
     pub(super) limiter: Arc<dyn RateLimiter>,
     pub(super) secrets: Arc<dyn SecretBox>,
+    pub(super) tickets: crate::tickets::TicketService,
 }
 
 fn check_password(p: &str) -> DomainResult<()> {
@@ -143,6 +145,7 @@ impl DingdingService {
             alarms: p.alarms,
             limiter: p.limiter,
             secrets: p.secrets,
+            tickets: p.tickets,
         }
     }
 
@@ -757,6 +760,65 @@ impl DingdingService {
     }
 }
 
+impl DingdingService {
+    /// Mirrors a saved INSTALLATION or REPAIR ticket of a Dingding integration (10.x): a new
+    /// one is added (`add_ticket`), a known one follows its status (`update_ticket_state`).
+    ///
+    /// # Errors
+    /// `Unknown` when the delivery cannot be written.
+    pub async fn ticket_saved(&self, tenant: TenantId, t: &crate::tickets::Ticket) -> DomainResult<()> {
+        use crate::tickets::{TicketKind, WORK_ORDER_STATE_CODES};
+        if !matches!(t.kind, TicketKind::Installation | TicketKind::Repair) {
+            return Ok(());
+        }
+        let Some(integration) = t.integration_id else { return Ok(()) };
+        if self.integration(tenant, integration).await?.kind != IntegrationKind::Dingding {
+            return Ok(());
+        }
+        let int = |k: &str| t.fields.get(k).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
+        let (cmd, key) = match &t.external_id {
+            None => {
+                let home = match t.fields.get("home_id").and_then(Value::as_str) {
+                    Some(h) => Some(h.to_owned()),
+                    None => match t.home_id {
+                        Some(h) => self.homes.get_home(tenant, h).await?.and_then(|h| h.external_id),
+                        None => None,
+                    },
+                };
+                let Some(home_id) = home else {
+                    return Err(DomainError::invalid("fields.home_id", "the Dingding home is not known"));
+                };
+                let room_ids =
+                    t.fields.get("room_ids").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+                let cmd = Command::AddTicket {
+                    ticket: t.id,
+                    home_id,
+                    service_target: int("service_target").unwrap_or(2),
+                    service_type: if t.kind == TicketKind::Repair { 2 } else { 1 },
+                    room_ids,
+                    subscribe: t.fields.get("subscribe").cloned().unwrap_or_else(|| json!({})),
+                    description: t.fields.get("ticket_description").and_then(Value::as_str).map(str::to_owned),
+                };
+                (cmd, format!("add_ticket:{}", t.id))
+            }
+            Some(ext) => {
+                let code =
+                    WORK_ORDER_STATE_CODES.iter().find(|(s, _)| *s == t.status).and_then(|(_, c)| c.parse().ok());
+                let Some(state) = code else { return Ok(()) };
+                (
+                    Command::UpdateTicketState { ticket_id: ext.clone(), state },
+                    format!("update_ticket_state:{ext}:{state}"),
+                )
+            }
+        };
+        match self.enqueue(tenant, integration, format!("ticket:{}", t.id), key, &cmd).await {
+            // Saved again without a change Dingding needs to hear of.
+            Err(DomainError::Duplicate(_)) => Ok(()),
+            other => other,
+        }
+    }
+}
+
 /// Records what Dingding answered to a delivered command; the `dingding` sender calls it
 /// (it runs before the services exist, so it holds the repository only).
 #[derive(Clone)]
@@ -801,6 +863,10 @@ impl Outcomes {
                 p.updated_at = Utc::now();
                 self.repo.save_password(tenant, &p).await
             }
+            Command::AddTicket { ticket, .. } => match &a.ticket_id {
+                Some(ext) => self.repo.set_ticket_external(tenant, *ticket, ext).await,
+                None => Ok(()),
+            },
             Command::Meter { operation, command, .. } => {
                 let Some(mut op) = self.repo.get_operation(tenant, *operation).await? else { return Ok(()) };
                 if op.service_id.is_none() {

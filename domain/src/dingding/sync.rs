@@ -2,7 +2,7 @@
 //! Dingding account (5.10, 5.11, 5.5, 6.1, 6.3, 6.4, 11.1, 11.12, 15.1, 15.2) and upsert
 //! them with their online state, battery, signal, versions and passwords.
 
-use super::{DingdingService, LockPassword, LockPasswordId, PasswordKind, SyncedDevice};
+use super::{DingdingService, LockPassword, LockPasswordId, PasswordKind, SyncedDevice, SyncedTicket};
 use crate::devices::{DeviceStatus, UpsertDeviceInput};
 use crate::homes::{NewHome, NewRoom};
 use crate::ids::{HomeId, IntegrationId, TenantId};
@@ -20,11 +20,16 @@ pub struct SyncReport {
     pub rooms: usize,
     pub devices: usize,
     pub passwords: usize,
+    pub tickets: usize,
 }
 
 impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} homes, {} rooms, {} devices, {} passwords", self.homes, self.rooms, self.devices, self.passwords)
+        write!(
+            f,
+            "{} homes, {} rooms, {} devices, {} passwords, {} tickets",
+            self.homes, self.rooms, self.devices, self.passwords, self.tickets
+        )
     }
 }
 
@@ -92,8 +97,47 @@ impl DingdingService {
                 self.sync_device(tenant, integration.id, home.id, &h.external_id, d).await?;
                 report.devices += 1;
             }
+            for t in h.tickets {
+                if self.sync_ticket(tenant, integration.id, home.id, t).await? {
+                    report.tickets += 1;
+                }
+            }
         }
         Ok(report)
+    }
+
+    /// Creates or moves the ticket of a Dingding work order; false when its state cannot be
+    /// taken (a move backwards, invalid fields: logged, the sync goes on).
+    async fn sync_ticket(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        home: HomeId,
+        t: SyncedTicket,
+    ) -> DomainResult<bool> {
+        use crate::tickets::{SaveTicketInput, TicketKind, WORK_ORDER_STATE_CODES};
+        let code = t.state.to_string();
+        let Some((status, _)) = WORK_ORDER_STATE_CODES.iter().find(|(_, c)| *c == code) else { return Ok(false) };
+        let kind = if t.service_type == 2 { TicketKind::Repair } else { TicketKind::Installation };
+        let id = self.repo.ticket_by_external(tenant, integration, &t.ticket_id).await?;
+        let input = SaveTicketInput {
+            id,
+            kind,
+            integration_id: Some(integration),
+            device_id: None,
+            home_id: Some(home),
+            status: Some((*status).to_owned()),
+            fields: Some(if id.is_some() { Value::Object(Default::default()) } else { t.fields }),
+            external_id: Some(t.ticket_id.clone()),
+        };
+        match self.tickets.save_in(tenant, None, input).await {
+            Ok(_) => Ok(true),
+            Err(e @ (DomainError::Invalid { .. } | DomainError::InvalidTransition(_))) => {
+                tracing::warn!(ticket_id = %t.ticket_id, error = %e, "Dingding work order not taken");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn sync_device(

@@ -1,4 +1,6 @@
-use crate::db::entities::{dingding_lock_passwords as pw, dingding_operations as op, homes as h, rooms as r};
+use crate::db::entities::{
+    dingding_lock_passwords as pw, dingding_operations as op, homes as h, rooms as r, tickets as t,
+};
 use crate::db::{map_err, unknown};
 use async_trait::async_trait;
 use domain::dingding::{
@@ -6,7 +8,7 @@ use domain::dingding::{
     PasswordKind, PasswordOperation, PwdState,
 };
 use domain::homes::{Home, Room};
-use domain::ids::{DeviceId, HomeId, IntegrationId, RoomId, TenantId};
+use domain::ids::{DeviceId, HomeId, IntegrationId, RoomId, TenantId, TicketId};
 use domain::{DomainError, DomainResult};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
@@ -279,5 +281,33 @@ impl DingdingRepo for SqlDingdingRepo {
             name: m.name,
             created_at: m.created_at,
         }))
+    }
+
+    async fn ticket_by_external(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_id: &str,
+    ) -> DomainResult<Option<TicketId>> {
+        let m = t::Entity::find()
+            .filter(t::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(t::Column::IntegrationId.eq(integration.as_uuid()))
+            .filter(t::Column::ExternalId.eq(external_id))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(m.map(|m| TicketId::from_uuid(m.id)))
+    }
+
+    async fn set_ticket_external(&self, tenant: TenantId, ticket: TicketId, external_id: &str) -> DomainResult<()> {
+        t::Entity::update_many()
+            .col_expr(t::Column::ExternalId, sea_orm::sea_query::Expr::value(external_id))
+            .filter(t::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(t::Column::Id.eq(ticket.as_uuid()))
+            .filter(t::Column::ExternalId.is_null())
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(())
     }
 }

@@ -239,8 +239,9 @@ pub fn accepted(answer: Map<String, Value>) -> Accepted {
         id: None,
         serviceid: None,
         code: None,
+        ticket_id: None,
     });
-    Accepted { password_id: a.id, service_id: a.serviceid, code: a.code }
+    Accepted { password_id: a.id, service_id: a.serviceid, code: a.code, ticket_id: a.ticket_id }
 }
 
 fn millis(t: Option<i64>) -> Option<DateTime<Utc>> {
@@ -484,6 +485,31 @@ pub fn passwords(p: Passwords) -> Vec<SyncedPassword> {
             })
         })
         .collect()
+}
+
+/// A work order of 10.5 as the ticket fields of `INSTALLATION`/`REPAIR` (seed 002 section 10).
+pub fn synced_ticket(home_id: &str, t: TicketInfo) -> Option<domain::dingding::SyncedTicket> {
+    let ticket_id = t.ticket_id?;
+    let service_type = t.service_type.unwrap_or(1);
+    let rooms: Vec<String> = t.room_ids.clone().unwrap_or_else(|| {
+        t.relate_home
+            .as_ref()
+            .and_then(|h| h.get("rooms"))
+            .and_then(Value::as_array)
+            .map(|rs| rs.iter().filter_map(|r| r.get("room_id").and_then(Value::as_str).map(str::to_owned)).collect())
+            .unwrap_or_default()
+    });
+    let mut fields = json!({
+        "home_id": home_id,
+        "service_target": t.service_target.unwrap_or(2),
+        "service_type": service_type,
+        "room_ids": rooms,
+        "subscribe": t.subscribe.or(t.confirm).unwrap_or_else(|| json!({})),
+    });
+    if let Some(d) = t.ticket_description {
+        fields["ticket_description"] = json!(d);
+    }
+    Some(domain::dingding::SyncedTicket { ticket_id, service_type, state: t.ticket_state.unwrap_or(1), fields })
 }
 
 /// A device of the sync from its list entry and its `get_*_info` answer.

@@ -243,6 +243,16 @@ impl DingdingApi for DingdingReads {
                     devices.push(d);
                 }
             }
+            // Work orders (10.5): a home without any answers an error; that is not fatal.
+            let mut tickets = Vec::new();
+            for service_type in [1, 2] {
+                let params = json!({"home_id": home_id, "service_type": service_type});
+                if let Ok(answer) = self.client.read(t, i, "get_ticket_by_home", params).await
+                    && let Ok(list) = serde_json::from_value::<wire::HomeTickets>(Value::Object(answer))
+                {
+                    tickets.extend(list.home_ticket_list.into_iter().filter_map(|x| map::synced_ticket(&home_id, x)));
+                }
+            }
             let attributes = json!({
                 "country": h.country, "province": h.province, "city": h.city, "zone": h.zone,
                 "block": h.block, "homeType": h.home_type, "description": h.description,
@@ -258,6 +268,7 @@ impl DingdingApi for DingdingReads {
                     .filter_map(|r| Some((r.room_id.clone()?, r.room_name.clone().unwrap_or_default())))
                     .collect(),
                 devices,
+                tickets,
             });
         }
         Ok(out)

@@ -496,6 +496,38 @@ pub struct CommandAnswer {
     pub serviceid: Option<String>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub code: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub ticket_id: Option<String>,
+}
+
+/// A work order of 10.4 `ticket_info` / 10.5 `home_ticket_list`.
+#[derive(Debug, Deserialize)]
+pub struct TicketInfo {
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub ticket_id: Option<String>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub ticket_state: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub service_type: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_i64")]
+    pub service_target: Option<i64>,
+    #[serde(default, deserialize_with = "de_opt_string")]
+    pub ticket_description: Option<String>,
+    #[serde(default)]
+    pub relate_home: Option<Value>,
+    #[serde(default)]
+    pub subscribe: Option<Value>,
+    #[serde(default)]
+    pub confirm: Option<Value>,
+    #[serde(default)]
+    pub room_ids: Option<Vec<String>>,
+}
+
+/// 10.5 answer.
+#[derive(Debug, Deserialize)]
+pub struct HomeTickets {
+    #[serde(default)]
+    pub home_ticket_list: Vec<TicketInfo>,
 }
 
 /// Time-ranged, paged reads (6.12, 7.3, 11.8-11.11, 17.2).
