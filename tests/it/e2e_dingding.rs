@@ -87,6 +87,7 @@ fn required(name: &str) -> &'static [&'static str] {
         "elemeter_update_overdraft" => &["uuid", "overdraft"],
         "elemeter_set_eleprice_way" => &["uuid", "eleprice_way"],
         "read_watermeter" => &["uuid", "manufactory"],
+        "auth_room" | "unauth_room" => &["phone", "home_id", "room_ids"],
         _ => &[],
     }
 }
@@ -225,6 +226,11 @@ async fn fake_endpoint(
         }
         "elemeter_fetch_power_history" => ok(json!({"history": [{"consume_amount": 0.16, "time": 1460801268345i64}]})),
         "elemeter_charge_query" => ok(json!({"charge_stage": 3})),
+        "get_meter_record" => ok(
+            json!({"records": [{"type": 1, "uuid": "wm", "manufactory": "cy", "device_amount": 7, "ctime": "2017-04-26T06:57:53.027Z", "room_amount": 7}]}),
+        ),
+        "count_meter_record" => ok(json!({"count": 1})),
+        "app_token" => ok(json!({"token": "app-token-1"})),
         "get_ticket_by_home" if params.get("service_type").and_then(Value::as_str) == Some("2") => {
             ok(json!({"home_ticket_list": [{
                 "ticket_id": "20160511_81299", "ticket_state": 3, "service_type": 2, "service_target": 1,

@@ -467,3 +467,62 @@ async fn work_orders_go_both_ways() {
     assert_eq!(list.data()["tickets"]["totalCount"], 1);
     assert!(s.fake.rejected().is_empty(), "{:?}", s.fake.rejected());
 }
+
+#[tokio::test]
+async fn water_meter_reads_and_bluetooth_access() {
+    let s = setup().await;
+    let wm = s.device("wm-read", "WATER_METER", json!({"manufactory": "cy"})).await;
+    let send = "mutation($i:SendMeterCommandInput!){ sendMeterCommand(input:$i){ id } }";
+    s.gql(send, json!({"i": {"deviceId": wm, "command": "READ"}})).await.data();
+    let fake = s.fake.clone();
+    eventually("read_watermeter", || {
+        let fake = fake.clone();
+        async move { !fake.calls("read_watermeter").is_empty() }
+    })
+    .await;
+    let call = s.fake.calls("read_watermeter").remove(0);
+    assert_eq!(
+        (&call.params["uuid"], &call.params["manufactory"]),
+        (&json!("wm-read"), &json!("cy")),
+        "a GET with the token in the query"
+    );
+    let records = s.gql("query($d:ID!){ meterQuery(deviceId:$d, query:WATER_RECORDS) }", json!({"d": wm})).await;
+    assert_eq!(records.data()["meterQuery"]["records"][0]["device_amount"], 7);
+    assert_eq!(records.data()["meterQuery"]["total"], 1);
+
+    let home = s
+        .gql(
+            "mutation($i:AddHomeInput!){ addHome(input:$i){ id } }",
+            json!({"i": {"name": "B", "integrationId": s.integration}}),
+        )
+        .await;
+    let home = home.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let room =
+        s.gql("mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r1\"}){ id externalId } }", json!({"h": home})).await;
+    let room_ext = room.data()["addRoom"]["externalId"].as_str().expect("a generated Dingding room_id").to_owned();
+    let room = room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
+    let auth = "mutation($i:RoomBluetoothInput!){ authorizeRoomBluetooth(input:$i) }";
+    let input = json!({"homeId": home, "roomIds": [room], "phone": "13800000000", "access": "OPEN",
+                       "beginsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-02-01T00:00:00Z"});
+    assert_eq!(s.gql(auth, json!({"i": input})).await.data()["authorizeRoomBluetooth"], true);
+    s.gql("mutation($i:RoomBluetoothInput!){ revokeRoomBluetooth(input:$i) }", json!({"i": input})).await.data();
+    let fake = s.fake.clone();
+    eventually("auth_room and unauth_room on v2", || {
+        let fake = fake.clone();
+        async move { !fake.calls("auth_room").is_empty() && !fake.calls("unauth_room").is_empty() }
+    })
+    .await;
+    let call = s.fake.calls("auth_room").remove(0);
+    assert_eq!(call.params["room_ids"], json!([room_ext]));
+    assert_eq!(call.params["permission"], json!({"status": 2, "begin": 1_767_225_600, "end": 1_769_904_000}));
+    let token = s
+        .gql("query($i:ID!){ bluetoothAppToken(integrationId:$i, phone:\"13800000000\") }", json!({"i": s.integration}))
+        .await;
+    assert_eq!(token.data()["bluetoothAppToken"]["token"], "app-token-1");
+    // A home of no Dingding integration cannot be authorised.
+    let plain = s.gql("mutation{ addHome(input:{name:\"plain\"}){ id } }", json!({})).await;
+    let plain = plain.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let r = s.gql(auth, json!({"i": {"homeId": plain, "roomIds": [room], "phone": "138"}})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT");
+    assert!(s.fake.rejected().is_empty(), "{:?}", s.fake.rejected());
+}

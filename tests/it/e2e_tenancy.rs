@@ -174,6 +174,14 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         pw.push(p["id"].as_str().expect("id").to_owned());
     }
 
+    let dd_home = app
+        .gql(op, "mutation($i:ID!){ addHome(input:{name:\"dd\", integrationId:$i}){ id } }", json!({"i": integ}))
+        .await;
+    let dd_home = dd_home.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let dd_room =
+        app.gql(op, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r\"}){ id } }", json!({"h": dd_home})).await;
+    let dd_room = dd_room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
+
     // (name, query, variables, tenant admins only)
     let cases: Vec<(&str, String, serde_json::Value, bool)> = vec![
         (
@@ -222,6 +230,18 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             false,
         ),
         ("syncIntegration", "mutation($i:ID!){ syncIntegration(id:$i){ homes } }".into(), json!({"i": integ}), true),
+        (
+            "authorizeRoomBluetooth",
+            "mutation($i:RoomBluetoothInput!){ authorizeRoomBluetooth(input:$i) }".into(),
+            json!({"i": {"homeId": dd_home, "roomIds": [dd_room], "phone": "13800000000"}}),
+            false,
+        ),
+        (
+            "revokeRoomBluetooth",
+            "mutation($i:RoomBluetoothInput!){ revokeRoomBluetooth(input:$i) }".into(),
+            json!({"i": {"homeId": dd_home, "roomIds": [dd_room], "phone": "13800000000"}}),
+            false,
+        ),
         (
             "createTenant",
             "mutation{ createTenant(input:{slug:\"viewer-t\", name:\"x\"}){ id } }".into(),

@@ -255,6 +255,38 @@ pub enum MeterQueryKind {
     DeviceInfo,
 }
 
+/// Bluetooth access kinds (14.1 `auth_type`).
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BluetoothAccess {
+    Manage,
+    Open,
+}
+
+#[derive(InputObject)]
+#[graphql(name = "RoomBluetoothInput")]
+pub struct BluetoothInputGql {
+    pub home_id: ID,
+    pub room_ids: Vec<ID>,
+    pub phone: String,
+    #[graphql(default_with = "BluetoothAccess::Open")]
+    pub access: BluetoothAccess,
+    pub begins_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+impl BluetoothInputGql {
+    fn into_domain(self) -> async_graphql::Result<domain::dingding::BluetoothInput> {
+        Ok(domain::dingding::BluetoothInput {
+            home_id: parse_id("homeId", &self.home_id)?,
+            room_ids: self.room_ids.iter().map(|r| parse_id("roomIds", r)).collect::<Result<_, _>>()?,
+            phone: self.phone,
+            auth_type: if self.access == BluetoothAccess::Manage { 1 } else { 2 },
+            begins_at: self.begins_at,
+            ends_at: self.ends_at,
+        })
+    }
+}
+
 fn device(id: &ID) -> async_graphql::Result<DeviceId> {
     parse_id("deviceId", id)
 }
@@ -381,6 +413,17 @@ impl DingdingQuery {
             }
         };
         dd(state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await).map(Json)
+    }
+
+    /// A Dingding app token for a phone with bluetooth access (`app_token`, 14.3, v2).
+    async fn bluetooth_app_token(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        phone: String,
+    ) -> async_graphql::Result<Json<Value>> {
+        let i: IntegrationId = parse_id("integrationId", &integration_id)?;
+        dd(state(ctx).dingding.query(&actor(ctx)?, i, &Query::AppToken { phone }).await).map(Json)
     }
 
     /// Where a recharge is at Dingding (`elemeter_charge_query`, 11.19).
@@ -550,6 +593,25 @@ impl DingdingMutation {
             params: input.params.map_or(Value::Null, |j| j.0),
         };
         Ok(state(ctx).dingding.send_meter_command(&actor(ctx)?, input).await.gql()?.into())
+    }
+
+    /// Grants bluetooth access to rooms of a Dingding home (`auth_room`, 14.1): `MANAGE` for
+    /// a manager, `OPEN` to open by bluetooth (within `beginsAt`..`endsAt`, else for good).
+    async fn authorize_room_bluetooth(
+        &self,
+        ctx: &Context<'_>,
+        input: BluetoothInputGql,
+    ) -> async_graphql::Result<bool> {
+        let input = input.into_domain()?;
+        state(ctx).dingding.bluetooth(&actor(ctx)?, input, false).await.gql()?;
+        Ok(true)
+    }
+
+    /// Revokes bluetooth access (`unauth_room`, 14.2).
+    async fn revoke_room_bluetooth(&self, ctx: &Context<'_>, input: BluetoothInputGql) -> async_graphql::Result<bool> {
+        let input = input.into_domain()?;
+        state(ctx).dingding.bluetooth(&actor(ctx)?, input, true).await.gql()?;
+        Ok(true)
     }
 
     /// Pulls the Dingding account's homes, rooms and devices now (tenant admins).

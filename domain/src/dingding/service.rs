@@ -760,7 +760,66 @@ impl DingdingService {
     }
 }
 
+/// Input of `authorizeRoomBluetooth` / `revokeRoomBluetooth` (14.1, 14.2).
+#[derive(Debug, Clone)]
+pub struct BluetoothInput {
+    pub home_id: crate::ids::HomeId,
+    pub room_ids: Vec<crate::ids::RoomId>,
+    pub phone: String,
+    /// 1 manage, 2 open by bluetooth.
+    pub auth_type: i64,
+    pub begins_at: Option<DateTime<Utc>>,
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
 impl DingdingService {
+    /// Grants (`auth_room`) or revokes (`unauth_room`) bluetooth access to rooms of a
+    /// mirrored home (14.x, v2).
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` for a home or room outside the tenant; `Invalid`
+    /// for a home not mirrored to Dingding or a bad phone.
+    pub async fn bluetooth(&self, actor: &Actor, input: BluetoothInput, revoke: bool) -> DomainResult<()> {
+        let tenant = actor.require_operator()?;
+        let phone = check_phone(Some(input.phone))?.ok_or_else(|| DomainError::invalid("phone", "is required"))?;
+        check_window(input.begins_at, input.ends_at)?;
+        let home = self.homes.get_home(tenant, input.home_id).await?.ok_or(DomainError::NotFound("home"))?;
+        let integration = self
+            .mirror_of(tenant, &home)
+            .await?
+            .ok_or_else(|| DomainError::invalid("homeId", "not a Dingding home"))?;
+        let home_id = home.external_id.clone().ok_or_else(|| DomainError::invalid("homeId", "not a Dingding home"))?;
+        let mut room_ids = Vec::with_capacity(input.room_ids.len());
+        for r in &input.room_ids {
+            let room = self
+                .homes
+                .get_room(tenant, *r)
+                .await?
+                .filter(|x| x.home_id == home.id)
+                .ok_or(DomainError::NotFound("room"))?;
+            room_ids.push(
+                room.external_id.ok_or_else(|| DomainError::invalid("roomIds", "a room not mirrored to Dingding"))?,
+            );
+        }
+        if room_ids.is_empty() {
+            return Err(DomainError::invalid("roomIds", "at least one room"));
+        }
+        let cmd = if revoke {
+            Command::UnauthRoom { phone, home_id, room_ids }
+        } else {
+            Command::AuthRoom {
+                phone,
+                home_id,
+                room_ids,
+                auth_type: input.auth_type,
+                begin: input.begins_at.map(|t| t.timestamp()),
+                end: input.ends_at.map(|t| t.timestamp()),
+            }
+        };
+        let key = format!("{}:{}", cmd.api(), uuid::Uuid::now_v7());
+        self.enqueue(tenant, integration.id, format!("home:{}", home.id), key, &cmd).await
+    }
+
     /// Mirrors a saved INSTALLATION or REPAIR ticket of a Dingding integration (10.x): a new
     /// one is added (`add_ticket`), a known one follows its status (`update_ticket_state`).
     ///
