@@ -44,21 +44,26 @@ struct Report {
     unique: usize,
 }
 
+/// Devices per kind the burst is spread over (a burst comes from many devices).
+const DEVICES: usize = 50;
+
 /// The `n`th callback of the burst: a mix of lock, meter and water events.
 fn callback(n: usize, t0: i64) -> Value {
     let time = t0 + i64::try_from(n).unwrap_or_default();
+    let d = (n / 4) % DEVICES;
+    let (lock, meter, water) = (format!("bench-lock-{d}"), format!("bench-meter-{d}"), format!("bench-water-{d}"));
     match n % 4 {
         0 => {
-            json!({"event": "batteryAsync", "uuid": "bench-lock", "home_id": "h", "time": time, "detail": {"battery": (n % 100).to_string()}})
+            json!({"event": "batteryAsync", "uuid": lock, "home_id": "h", "time": time, "detail": {"battery": (n % 100).to_string()}})
         }
         1 => {
-            json!({"event": "lockerOpenAlarm", "uuid": "bench-lock", "home_id": "h", "time": time, "detail": {"source": 2, "sourceid": 1001, "source_name": "bench"}})
+            json!({"event": "lockerOpenAlarm", "uuid": lock, "home_id": "h", "time": time, "detail": {"source": 2, "sourceid": 1001}})
         }
         2 => {
-            json!({"event": "elemeterPowerAsync", "uuid": "bench-meter", "time": time, "detail": {"consume_amount": n as f64 / 100.0, "consume_amount_time": time}})
+            json!({"event": "elemeterPowerAsync", "uuid": meter, "time": time, "detail": {"consume_amount": n as f64 / 100.0}})
         }
         _ => {
-            json!({"event": "watermeterAmountAsync", "uuid": "bench-water", "manufactory": "cy", "time": time, "detail": {"amount": n}})
+            json!({"event": "watermeterAmountAsync", "uuid": water, "manufactory": "cy", "time": time, "detail": {"amount": n}})
         }
     }
 }
@@ -114,7 +119,11 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
     .await;
     let integration = i["configureIntegration"]["id"].as_str().unwrap().to_owned();
     let hook_url = i["configureIntegration"]["hookUrl"].as_str().unwrap().to_owned();
-    for (uuid, kind) in [("bench-lock", "LOCK"), ("bench-meter", "ELECTRICITY_METER"), ("bench-water", "WATER_METER")] {
+    let devices = (0..DEVICES).flat_map(|d| {
+        [("lock", "LOCK"), ("meter", "ELECTRICITY_METER"), ("water", "WATER_METER")]
+            .map(|(p, k)| (format!("bench-{p}-{d}"), k))
+    });
+    for (uuid, kind) in devices {
         gql(
             &http,
             &base,

@@ -42,6 +42,11 @@ fn seen() -> &'static TtlCache<String, Integration> {
     SEEN.get_or_init(|| TtlCache::new(CONFIG_TTL, 10_000))
 }
 
+fn sqlite_writer() -> &'static tokio::sync::Semaphore {
+    static WRITER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    &WRITER
+}
+
 async fn known(st: &AppState, id: &str) -> Result<Integration, HookRefusal> {
     if let Some(i) = seen().get(&id.to_owned()) {
         return Ok(i);
@@ -72,6 +77,10 @@ async fn callback(State(st): State<AppState>, Path(id): Path<String>, body: Byte
         Ok(b) => b,
         Err(e) => return answer(StatusCode::BAD_REQUEST, 14001, &format!("malformed callback: {e}")),
     };
+    // SQLite has one writer: callbacks write one after the other instead of failing on a
+    // busy database when a read transaction cannot become a write.
+    let _writer =
+        if st.config.database_url.starts_with("sqlite") { sqlite_writer().acquire().await.ok() } else { None };
     let name = map::callback_name(&parsed);
     let kind = if name.is_empty() { "unknown".to_owned() } else { name.clone() };
     let dedup = map::dedup_key(&parsed, raw);
