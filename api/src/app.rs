@@ -65,6 +65,8 @@ pub struct AppState {
     pub alarms: AlarmService,
     pub tariffs: TariffService,
     pub tickets: TicketService,
+    /// Dingding locks, meters and callbacks.
+    pub dingding: domain::dingding::DingdingService,
     pub deliveries: DeliveryService,
     pub scheduler: SchedulerService,
     /// Vendor tokens, fetched once across workers and refreshed before they expire.
@@ -169,6 +171,21 @@ impl AppState {
             Arc::new(adapters::vendors::webhook::WebhookSender::new(http, integrations.clone())),
             config.vendor_concurrency,
         );
+        // Dingding (PROTOCOLS.md 3): the sender of its state-changing calls, its reads, its use cases.
+        let dingding_repo = Arc::new(adapters::db::repos::SqlDingdingRepo::new(db.clone()));
+        let dingding_secrets: Arc<dyn domain::security::SecretBox> =
+            Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
+        let dingding_client = adapters::vendors::dingding::client::Client::new(
+            adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
+            Arc::new(TokenProvider::new(token_cache.clone())),
+            integrations.clone(),
+        );
+        let dingding_sender = adapters::vendors::dingding::DingdingSender::new(
+            dingding_client.clone(),
+            domain::dingding::Outcomes::new(dingding_repo.clone(), dingding_secrets.clone()),
+        );
+        let senders =
+            senders.or_with(adapters::vendors::dingding::PREFIX, Arc::new(dingding_sender), config.vendor_concurrency);
         let deliveries = DeliveryService::new(
             DeliveryPorts {
                 repo: Arc::new(SqlDeliveryRepo::new(db.clone())),
@@ -188,6 +205,32 @@ impl AppState {
             config.sweep_every,
         )
         .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())));
+        let dingding = domain::dingding::DingdingService::new(domain::dingding::DingdingPorts {
+            repo: dingding_repo,
+            api: Arc::new(adapters::vendors::dingding::DingdingReads::new(dingding_client)),
+            devices: DeviceService::new(
+                device_repo.clone(),
+                integration_repo.clone(),
+                home_repo.clone(),
+                bus_port.clone(),
+            ),
+            device_repo: device_repo.clone(),
+            homes: home_repo.clone(),
+            integrations: integration_repo.clone(),
+            deliveries: deliveries.clone(),
+            alarms: alarms.clone(),
+            limiter: limiter.clone(),
+            secrets: dingding_secrets,
+            tickets: TicketService::new(
+                ticket_repo.clone(),
+                files.clone(),
+                device_repo.clone(),
+                home_repo.clone(),
+                integration_repo.clone(),
+            ),
+        });
+        let scheduler =
+            scheduler.with_job(ScheduledJob::Sync, Arc::new(domain::dingding::DingdingSync::new(dingding.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
@@ -214,6 +257,7 @@ impl AppState {
                 integration_repo.clone(),
             ),
             homes: HomeService::new(home_repo, integration_repo),
+            dingding,
             alarms,
             deliveries,
             scheduler,

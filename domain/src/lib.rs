@@ -10,6 +10,7 @@ pub mod audit;
 pub mod bus;
 pub mod deliveries;
 pub mod devices;
+pub mod dingding;
 mod enums;
 pub mod error;
 pub mod events;

@@ -4,7 +4,7 @@ use crate::utils::{USER_PASSWORD, spawn_app, tenant_with_admin, unique};
 use serde_json::json;
 
 fn dingding(name: &str) -> serde_json::Value {
-    json!({"kind": "DINGDING", "name": name, "settings": {"baseUrl": "https://openapi.example.com"},
+    json!({"kind": "DINGDING", "name": name, "settings": {"baseUrl": "http://127.0.0.1:9"},
            "credentials": {"clientId": format!("cid-{name}"), "clientSecret": format!("csecret-{name}")}})
 }
 
@@ -158,8 +158,90 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     .await
     .data();
 
+    // Dingding: four passwords set on the lock itself (signed pwdAddLocal callbacks), one per operation below.
+    let hook = format!("https://linkyard.test/hooks/{integ}/dingding");
+    let mut pw = Vec::new();
+    for id in 5..9 {
+        let body = json!({"event": "pwdAddLocal", "uuid": "v-1", "time": id, "detail": {"password": {"id": id}}});
+        let mut signed = body.clone();
+        signed["sign"] =
+            json!(adapters::vendors::dingding::sign::callback_sign(&hook, &body.to_string()).expect("sign"));
+        let resp = app.http.post(app.url(&format!("/hooks/{integ}/dingding"))).body(signed.to_string()).send().await;
+        assert_eq!(resp.expect("callback").status().as_u16(), 200);
+        let r = app.gql(op, "query($d:ID!){ lockPasswords(deviceId:$d){ id passwordId } }", json!({"d": device})).await;
+        let list = r.data()["lockPasswords"].as_array().expect("passwords").clone();
+        let p = list.iter().find(|p| p["passwordId"] == id).expect("local password");
+        pw.push(p["id"].as_str().expect("id").to_owned());
+    }
+
+    let dd_home = app
+        .gql(op, "mutation($i:ID!){ addHome(input:{name:\"dd\", integrationId:$i}){ id } }", json!({"i": integ}))
+        .await;
+    let dd_home = dd_home.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let dd_room =
+        app.gql(op, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r\"}){ id } }", json!({"h": dd_home})).await;
+    let dd_room = dd_room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
+
     // (name, query, variables, tenant admins only)
     let cases: Vec<(&str, String, serde_json::Value, bool)> = vec![
+        (
+            "addLockPassword",
+            "mutation($d:ID!){ addLockPassword(input:{deviceId:$d, password:\"123456\", name:\"x\"}){ id } }".into(),
+            json!({"d": device}),
+            false,
+        ),
+        (
+            "updateLockPassword",
+            "mutation($i:ID!){ updateLockPassword(input:{id:$i, password:\"654321\"}){ id } }".into(),
+            json!({"i": pw[0]}),
+            false,
+        ),
+        ("deleteLockPassword", "mutation($i:ID!){ deleteLockPassword(id:$i){ id } }".into(), json!({"i": pw[1]}), false),
+        ("freezeLockPassword", "mutation($i:ID!){ freezeLockPassword(id:$i){ id } }".into(), json!({"i": pw[2]}), false),
+        (
+            "unfreezeLockPassword",
+            "mutation($i:ID!){ unfreezeLockPassword(id:$i){ id } }".into(),
+            json!({"i": pw[3]}),
+            false,
+        ),
+        (
+            "addLockActivationCode",
+            "mutation($d:ID!){ addLockActivationCode(input:{deviceId:$d, kind:TENANT, name:\"g\", phone:\"139\"}){ id } }"
+                .into(),
+            json!({"d": device}),
+            false,
+        ),
+        (
+            "revealActivationCode",
+            "mutation($i:ID!){ revealActivationCode(id:$i) }".into(),
+            json!({"i": uuid::Uuid::now_v7()}),
+            true,
+        ),
+        (
+            "revealLockPassword",
+            "mutation($d:ID!){ revealLockPassword(deviceId:$d, which:ADMIN){ password } }".into(),
+            json!({"d": device}),
+            true,
+        ),
+        (
+            "sendMeterCommand",
+            "mutation($d:ID!){ sendMeterCommand(input:{deviceId:$d, command:READ}){ id } }".into(),
+            json!({"d": meter}),
+            false,
+        ),
+        ("syncIntegration", "mutation($i:ID!){ syncIntegration(id:$i){ homes } }".into(), json!({"i": integ}), true),
+        (
+            "authorizeRoomBluetooth",
+            "mutation($i:RoomBluetoothInput!){ authorizeRoomBluetooth(input:$i) }".into(),
+            json!({"i": {"homeId": dd_home, "roomIds": [dd_room], "phone": "13800000000"}}),
+            false,
+        ),
+        (
+            "revokeRoomBluetooth",
+            "mutation($i:RoomBluetoothInput!){ revokeRoomBluetooth(input:$i) }".into(),
+            json!({"i": {"homeId": dd_home, "roomIds": [dd_room], "phone": "13800000000"}}),
+            false,
+        ),
         (
             "createTenant",
             "mutation{ createTenant(input:{slug:\"viewer-t\", name:\"x\"}){ id } }".into(),

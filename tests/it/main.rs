@@ -3,6 +3,8 @@
 mod e2e_auth;
 mod e2e_cli;
 mod e2e_deliveries;
+mod e2e_dingding;
+mod e2e_dingding_callbacks;
 mod e2e_domain;
 mod e2e_integrations;
 mod e2e_ops;

@@ -147,20 +147,28 @@ impl HomeMutation {
         let actor = actor(ctx)?;
         let integration_id =
             input.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("integrationId", i)).transpose()?;
+        // A Dingding home needs its `home_id` there (5.1); it is mirrored once created.
+        let external_id =
+            state(ctx).dingding.external_id_for_home(&actor, integration_id, input.external_id).await.gql()?;
         let new = NewHome {
             integration_id,
-            external_id: input.external_id,
+            external_id,
             name: input.name,
             address: input.address,
             attributes: input.attributes.map_or(serde_json::Value::Null, |j| j.0),
         };
-        state(ctx).homes.add_home(&actor, new).await.gql().map(Into::into)
+        let home = state(ctx).homes.add_home(&actor, new).await.gql()?;
+        state(ctx).dingding.home_added(home.tenant_id, &home).await.gql()?;
+        Ok(home.into())
     }
 
     async fn add_room(&self, ctx: &Context<'_>, input: AddRoomInput) -> async_graphql::Result<RoomGql> {
         let actor = actor(ctx)?;
         let home_id: HomeId = parse_id("homeId", &input.home_id)?;
-        let new = NewRoom { home_id, external_id: input.external_id, name: input.name };
-        state(ctx).homes.add_room(&actor, new).await.gql().map(Into::into)
+        let external_id = state(ctx).dingding.external_id_for_room(&actor, home_id, input.external_id).await.gql()?;
+        let new = NewRoom { home_id, external_id, name: input.name };
+        let room = state(ctx).homes.add_room(&actor, new).await.gql()?;
+        state(ctx).dingding.room_added(room.tenant_id, &room).await.gql()?;
+        Ok(room.into())
     }
 }

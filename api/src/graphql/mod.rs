@@ -6,6 +6,7 @@ mod audit;
 mod connection;
 mod deliveries;
 mod devices;
+mod dingding;
 mod enums;
 mod events;
 mod homes;
@@ -43,6 +44,7 @@ pub struct QueryRoot(
     tariffs::TariffQuery,
     deliveries::DeliveryQuery,
     schedules::ScheduleQuery,
+    dingding::DingdingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -57,6 +59,7 @@ pub struct MutationRoot(
     tariffs::TariffMutation,
     deliveries::DeliveryMutation,
     schedules::ScheduleMutation,
+    dingding::DingdingMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

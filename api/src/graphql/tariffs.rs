@@ -331,7 +331,10 @@ impl TariffMutation {
     async fn recharge_meter(&self, ctx: &Context<'_>, input: RechargeMeterInput) -> async_graphql::Result<LedgerWrite> {
         let device: DeviceId = parse_id("deviceId", &input.device_id)?;
         let (account, entry) =
-            state(ctx).tariffs.recharge(&actor(ctx)?, device, input.amount, input.trade_no).await.gql()?;
+            state(ctx).tariffs.recharge(&actor(ctx)?, device, input.amount, input.trade_no.clone()).await.gql()?;
+        // A Dingding meter is charged too (`elemeter_charge`, idempotent on the trade number).
+        let trade_no = input.trade_no.or_else(|| Some(entry.id.to_string()));
+        state(ctx).dingding.recharged(&actor(ctx)?, device, input.amount, trade_no).await.gql()?;
         Ok(LedgerWrite { account: account.into(), entry: entry.into() })
     }
 

@@ -216,7 +216,10 @@ impl TicketMutation {
             fields: input.fields.map(|j| j.0),
             external_id: input.external_id,
         };
-        Ok(state(ctx).tickets.save(&actor(ctx)?, input).await.gql()?.into())
+        let ticket = state(ctx).tickets.save(&actor(ctx)?, input).await.gql()?;
+        // INSTALLATION and REPAIR tickets of a Dingding integration are its work orders.
+        state(ctx).dingding.ticket_saved(ticket.tenant_id, &ticket).await.gql()?;
+        Ok(ticket.into())
     }
 
     /// Attaches a file (GraphQL multipart request) to a ticket.

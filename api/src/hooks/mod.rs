@@ -3,6 +3,8 @@
 //! says, stores the raw request (with its dedup key) before processing it, and answers in
 //! its protocol's own envelope, never with a bare 5xx.
 
+mod dingding;
+
 use crate::app::AppState;
 use axum::Router;
 use domain::DomainResult;
@@ -13,7 +15,7 @@ use serde_json::{Map, Value};
 
 /// Every hook route; each protocol module adds its own.
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().merge(dingding::router())
 }
 
 /// Why a hook request names no integration it may use.

@@ -7,6 +7,8 @@ pub mod audit_log;
 pub mod deliveries;
 pub mod delivery_attempts;
 pub mod devices;
+pub mod dingding_lock_passwords;
+pub mod dingding_operations;
 pub mod homes;
 pub mod inbound_events;
 pub mod integrations;

@@ -1,0 +1,270 @@
+//! Dingding callback burst: `BENCH_CALLBACKS` (default 20,000) signed callbacks from 64
+//! concurrent connections to `POST /hooks/{id}/dingding`, plus every 10th sent again (a
+//! Dingding retry), on PostgreSQL and on SQLite.
+//!
+//! Prints, per database: accepted callbacks per second, p50/p99 latency, and whether each
+//! was stored exactly once (one inbound event per distinct callback, repeats included).
+//! Targets on a 2-core machine: at least 2,000/s on PostgreSQL, 1,000/s on SQLite.
+//!
+//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`, must allow
+//! `CREATE DATABASE`), `BENCH_REDIS_URL` (unset: in-process job storage and caches),
+//! `BENCH_DATABASES` (default `postgres,sqlite`). Bench databases are dropped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+use adapters::vendors::dingding::sign;
+use api::config::{Config, Settings};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const CONNECTIONS: usize = 64;
+
+async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut req = http.post(format!("{base}/graphql")).json(&json!({"query": query, "variables": variables}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let body: Value = req.send().await.expect("request").json().await.expect("json");
+    assert!(body.get("errors").is_none(), "errors: {body}");
+    body["data"].clone()
+}
+
+struct Report {
+    label: String,
+    sent: usize,
+    accepted: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    stored: i64,
+    distinct: i64,
+    unique: usize,
+}
+
+/// Devices per kind the burst is spread over (a burst comes from many devices).
+const DEVICES: usize = 50;
+
+/// The `n`th callback of the burst: a mix of lock, meter and water events.
+fn callback(n: usize, t0: i64) -> Value {
+    let time = t0 + i64::try_from(n).unwrap_or_default();
+    let d = (n / 4) % DEVICES;
+    let (lock, meter, water) = (format!("bench-lock-{d}"), format!("bench-meter-{d}"), format!("bench-water-{d}"));
+    match n % 4 {
+        0 => {
+            json!({"event": "batteryAsync", "uuid": lock, "home_id": "h", "time": time, "detail": {"battery": (n % 100).to_string()}})
+        }
+        1 => {
+            json!({"event": "lockerOpenAlarm", "uuid": lock, "home_id": "h", "time": time, "detail": {"source": 2, "sourceid": 1001}})
+        }
+        2 => {
+            json!({"event": "elemeterPowerAsync", "uuid": meter, "time": time, "detail": {"consume_amount": n as f64 / 100.0}})
+        }
+        _ => {
+            json!({"event": "watermeterAmountAsync", "uuid": water, "manufactory": "cy", "time": time, "detail": {"amount": n}})
+        }
+    }
+}
+
+async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        addr: "127.0.0.1:0".into(),
+        public_url: Some("https://linkyard.bench".into()),
+        database_url: Some(url.to_owned()),
+        redis_url: redis,
+        admin_email: Some("bench-admin@example.com".into()),
+        admin_password: Some("bench-admin-password-1!".into()),
+        job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        ..Settings::defaults(dir.path().to_path_buf())
+    };
+    let config = Config::resolve(settings).expect("config");
+    let shutdown = CancellationToken::new();
+    let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
+    let base = format!("http://{}", running.addr);
+    let login = "mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }";
+    let root =
+        gql(&http, &base, None, login, json!({"e": "bench-admin@example.com", "p": "bench-admin-password-1!"})).await;
+    let root = root["login"]["token"].as_str().unwrap().to_owned();
+    let t = gql(
+        &http,
+        &base,
+        Some(&root),
+        "mutation{ createTenant(input:{slug:\"bench\", name:\"Bench\"}){ id } }",
+        json!({}),
+    )
+    .await;
+    let tenant_id = t["createTenant"]["id"].as_str().unwrap().to_owned();
+    gql(
+        &http,
+        &base,
+        Some(&root),
+        "mutation($t:ID!){ createUser(input:{tenantId:$t, email:\"ops@bench.example.com\", password:\"bench-ops-password-1!\", role:TENANT_ADMIN}){ id } }",
+        json!({"t": tenant_id}),
+    )
+    .await;
+    let token =
+        gql(&http, &base, None, login, json!({"e": "ops@bench.example.com", "p": "bench-ops-password-1!"})).await;
+    let token = token["login"]["token"].as_str().unwrap().to_owned();
+    let i = gql(
+        &http,
+        &base,
+        Some(&token),
+        "mutation{ configureIntegration(input:{kind:DINGDING, name:\"bench\", settings:{baseUrl:\"http://127.0.0.1:9\"}, credentials:{clientId:\"c\", clientSecret:\"s\"}}){ id hookUrl } }",
+        json!({}),
+    )
+    .await;
+    let integration = i["configureIntegration"]["id"].as_str().unwrap().to_owned();
+    let hook_url = i["configureIntegration"]["hookUrl"].as_str().unwrap().to_owned();
+    let devices = (0..DEVICES).flat_map(|d| {
+        [("lock", "LOCK"), ("meter", "ELECTRICITY_METER"), ("water", "WATER_METER")]
+            .map(|(p, k)| (format!("bench-{p}-{d}"), k))
+    });
+    for (uuid, kind) in devices {
+        gql(
+            &http,
+            &base,
+            Some(&token),
+            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
+            json!({"i": {"integrationId": integration, "externalId": uuid, "kind": kind, "name": uuid}}),
+        )
+        .await;
+    }
+
+    // Signed up front so the burst measures the server only; every 10th is sent twice.
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let mut bodies: Vec<String> = (0..n)
+        .map(|k| {
+            let mut body = callback(k, t0);
+            body["sign"] = json!(sign::callback_sign(&hook_url, &body.to_string()).expect("sign"));
+            body.to_string()
+        })
+        .collect();
+    let repeats: Vec<String> = bodies.iter().step_by(10).cloned().collect();
+    bodies.extend(repeats);
+    let sent = bodies.len();
+    let bodies = Arc::new(bodies);
+    let next = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let target = format!("{base}/hooks/{integration}/dingding");
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (bodies, next, accepted, target) = (bodies.clone(), next.clone(), accepted.clone(), target.clone());
+        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(body) = bodies.get(k) else { return latencies };
+                let t = Instant::now();
+                let resp =
+                    http.post(&target).header("content-type", "application/json").body(body.clone()).send().await;
+                latencies.push(t.elapsed());
+                if let Ok(r) = resp
+                    && r.status().is_success()
+                {
+                    let _ = r.bytes().await;
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(sent);
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let row = running
+        .state
+        .db
+        .query_one_raw(Statement::from_sql_and_values(
+            running.state.db.get_database_backend(),
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT dedup_key) AS d FROM inbound_events WHERE integration_id = $1",
+            [sea_orm::Value::from(uuid::Uuid::parse_str(&integration).unwrap())],
+        ))
+        .await
+        .expect("count")
+        .expect("row");
+    let stored: i64 = row.try_get("", "n").expect("n");
+    let distinct: i64 = row.try_get("", "d").expect("d");
+    shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Report {
+        label: label.to_owned(),
+        sent,
+        accepted: accepted.load(Ordering::Relaxed),
+        elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+        stored,
+        distinct,
+        unique: n,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let admin_url =
+        std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let redis = std::env::var("BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
+    let n: usize = std::env::var("BENCH_CALLBACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let which = std::env::var("BENCH_DATABASES").unwrap_or_else(|_| "postgres,sqlite".into());
+    let mut reports = Vec::new();
+    for label in which.split(',').map(str::trim) {
+        match label {
+            "postgres" => {
+                let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
+                let (db_base, _) = admin_url.rsplit_once('/').expect("URL with a database");
+                let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+                admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+                reports.push(run(label, &format!("{db_base}/{name}"), redis.clone(), n).await);
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .expect("drop");
+            }
+            "sqlite" => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+                reports.push(run(label, &url, redis.clone(), n).await);
+            }
+            other => panic!("unknown database {other:?} in BENCH_DATABASES"),
+        }
+    }
+    println!();
+    let mut ok = true;
+    for r in &reports {
+        let rate = r.accepted as f64 / r.elapsed.as_secs_f64();
+        let once = r.stored == r.unique as i64 && r.distinct == r.unique as i64;
+        println!(
+            "{:<9} {} callbacks ({} distinct) from {CONNECTIONS} connections: {} accepted in {:.2} s = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms; stored {} rows for {} distinct: {}",
+            r.label,
+            r.sent,
+            r.unique,
+            r.accepted,
+            r.elapsed.as_secs_f64(),
+            rate,
+            r.p50.as_secs_f64() * 1000.0,
+            r.p99.as_secs_f64() * 1000.0,
+            r.stored,
+            r.distinct,
+            if once { "each stored exactly once" } else { "NOT stored exactly once" }
+        );
+        let target = if r.label == "postgres" { 2000.0 } else { 1000.0 };
+        if !once || r.accepted != r.sent {
+            ok = false;
+        }
+        if rate < target {
+            eprintln!("{}: below target of {target:.0}/s", r.label);
+        }
+    }
+    if !ok {
+        std::process::exit(1);
+    }
+}
