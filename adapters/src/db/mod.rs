@@ -11,6 +11,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use std::time::Duration;
 
 pub use sea_orm::DatabaseConnection as Db;
@@ -29,7 +30,15 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     opts.max_connections(if url.starts_with("sqlite") { 8 } else { 20 })
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // WAL lets readers run beside the one writer; in WAL, `synchronous = NORMAL` syncs
+        // at checkpoints instead of at every commit and still never corrupts the file (a
+        // power cut can lose the last commits, not the database).
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
     Database::connect(opts).await.context("connecting to the database")
 }
 

@@ -6,7 +6,7 @@ use domain::events::{EventFilter, EventState, InboundEvent, InboundEventRepo, Ne
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set, TryInsertResult};
 
 /// Raw inbound events in SQL.
 #[derive(Clone)]
@@ -49,9 +49,6 @@ impl InboundEventRepo for SqlInboundEventRepo {
                 .filter(ev::Column::IntegrationId.eq(input.integration_id.as_uuid()))
                 .filter(ev::Column::DedupKey.eq(input.dedup_key.clone()))
         };
-        if let Some(existing) = find().one(&self.db).await.map_err(unknown)? {
-            return Ok(Recorded { event: to_domain(existing)?, duplicate: true });
-        }
         let row = ev::ActiveModel {
             id: Set(InboundEventId::new().as_uuid()),
             tenant_id: Set(tenant.as_uuid()),
@@ -66,15 +63,20 @@ impl InboundEventRepo for SqlInboundEventRepo {
             error: Set(None),
             processed_at: Set(None),
         };
-        match row.insert(&self.db).await {
-            Ok(m) => Ok(Recorded { event: to_domain(m)?, duplicate: false }),
-            // The vendor's retry raced its first delivery: the first one won.
-            Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => {
+        // One round trip for a new event: the unique (integration, dedup key) index decides,
+        // also when the vendor's retry races its first delivery.
+        let inserted = ev::Entity::insert(row)
+            .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(unknown)?;
+        match inserted {
+            TryInsertResult::Inserted(m) => Ok(Recorded { event: to_domain(m)?, duplicate: false }),
+            TryInsertResult::Conflicted | TryInsertResult::Empty => {
                 let existing =
                     find().one(&self.db).await.map_err(unknown)?.ok_or(DomainError::NotFound("inbound event"))?;
                 Ok(Recorded { event: to_domain(existing)?, duplicate: true })
             }
-            Err(e) => Err(unknown(e)),
         }
     }
 
