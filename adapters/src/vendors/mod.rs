@@ -1,6 +1,7 @@
 //! Outbound clients, one module per vendor; each implements `DeliverySender` for the
 //! deliveries of its kind prefix.
 
+pub mod huzhou;
 pub mod webhook;
 
 use std::time::Duration;

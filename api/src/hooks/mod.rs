@@ -5,10 +5,10 @@
 
 use crate::app::AppState;
 use axum::Router;
+use domain::DomainResult;
 use domain::events::{NewInboundEvent, Recorded};
 use domain::ids::IntegrationId;
 use domain::integrations::{Integration, IntegrationKind};
-use domain::DomainResult;
 use serde_json::{Map, Value};
 
 /// Every hook route; each protocol module adds its own.
