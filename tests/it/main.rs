@@ -4,6 +4,7 @@ mod e2e_auth;
 mod e2e_cli;
 mod e2e_deliveries;
 mod e2e_domain;
+mod e2e_huzhou;
 mod e2e_integrations;
 mod e2e_ops;
 mod e2e_outbox;

@@ -11,9 +11,14 @@ use domain::ids::IntegrationId;
 use domain::integrations::{Integration, IntegrationKind};
 use serde_json::{Map, Value};
 
+mod huzhou;
+mod telemetry;
+
 /// Every hook route; each protocol module adds its own.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/hooks/{integration_id}/huzhou/elev_api", axum::routing::get(huzhou::elev_api).post(huzhou::elev_api))
+        .route("/hooks/{integration_id}/telemetry", axum::routing::post(telemetry::telemetry))
 }
 
 /// Why a hook request names no integration it may use.
