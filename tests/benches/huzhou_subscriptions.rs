@@ -235,12 +235,18 @@ async fn main() {
     let (requests, refused) = *dc.requests.lock().unwrap();
     let mut lateness = Vec::new();
     let mut counts = Vec::new();
+    let mut by_round: Vec<Vec<f64>> = Vec::new();
     for id in &ids {
         let times = arrivals.get(id).cloned().unwrap_or_default();
         counts.push(times.len());
         for (k, at) in times.iter().enumerate() {
             let due = subscribed + INTERVAL * u32::try_from(k).unwrap_or(u32::MAX);
-            lateness.push(at.saturating_duration_since(due).as_secs_f64() * 1000.0);
+            let ms = at.saturating_duration_since(due).as_secs_f64() * 1000.0;
+            lateness.push(ms);
+            if by_round.len() <= k {
+                by_round.push(Vec::new());
+            }
+            by_round[k].push(ms);
         }
     }
     lateness.sort_by(|a, b| a.total_cmp(b));
@@ -269,6 +275,14 @@ async fn main() {
         percentile(&lateness, 0.99),
         lateness.last().copied().unwrap_or_default()
     );
+    let rounds: Vec<String> = by_round
+        .iter_mut()
+        .map(|r| {
+            r.sort_by(|a, b| a.total_cmp(b));
+            format!("{:.0}", percentile(r, 0.99))
+        })
+        .collect();
+    println!("  p99 lateness per round (ms): {}", rounds.join(" "));
     println!(
         "  {requests} requests ({:.0}/s), {:.0} items/s, {refused} refused",
         requests as f64 / wall,

@@ -45,6 +45,8 @@ struct DcState {
     errors: Vec<String>,
     /// Per `action:unique_id`: answer the next n pushes with HTTP 500.
     fail: HashMap<String, u32>,
+    /// Per `action:unique_id`: answer ret_code 330 (必要数据参数缺失或无效).
+    reject: Vec<String>,
     /// Answer the next n pushes with ret_code 301 and forget the token.
     expire: u32,
 }
@@ -327,6 +329,10 @@ async fn push(
         return (axum::http::StatusCode::OK, ret("301"));
     }
     let key = format!("{action}:{}", info["unique_id"].as_str().unwrap_or_default());
+    if st.reject.contains(&key) {
+        record(&mut st, "330");
+        return (axum::http::StatusCode::OK, ret("330"));
+    }
     if let Some(n) = st.fail.get_mut(&key).filter(|n| **n > 0) {
         *n -= 1;
         record(&mut st, "500");
@@ -588,6 +594,24 @@ async fn failed_pushes_keep_their_request_id_and_a_301_fetches_one_new_token() {
         let req = a["request"].as_str().expect("request");
         assert!(!req.contains("TOKEN") && !req.contains(APP_SECRET), "no secret in {req}");
     }
+
+    // 310-360: permanent, no blind retry.
+    s.dc.st().reject.push("lift_notify:204151".into());
+    let r = s.gql(run, json!({"i": s.integration, "j": "LIFT_NOTIFY_DAILY"})).await;
+    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
+    until("the rejection", || dc.all("lift_notify").iter().any(|p| p.answered == "330")).await;
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = s.deliveries("huzhou.lift_notify").await.into_iter().filter(|d| d["state"] == "DEAD").collect();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["attempts"].as_array().map(Vec::len), Some(1), "{}", dead[0]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(s.dc.all("lift_notify").iter().filter(|p| p.answered == "330").count(), 1, "not retried");
     assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
 }
 

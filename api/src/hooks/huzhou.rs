@@ -15,8 +15,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use domain::events::EventState;
 use domain::huzhou::{ApiRefusal, state};
-use domain::integrations::IntegrationKind;
+use domain::integrations::{Integration, IntegrationKind};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -85,43 +86,57 @@ pub async fn elev_api(
             return refused(&ApiRefusal::Internal);
         }
     };
+    let answer = handle(&st, &integration, &credentials, &method, &q, &text, recorded.duplicate).await;
+    let (state, error) = match &answer {
+        Ok(_) => (EventState::Processed, None),
+        Err(r) => (EventState::Failed, Some(format!("ret_code {}: {}", r.code(), r.message()))),
+    };
+    if !recorded.duplicate
+        && let Err(e) = st.events.finish(integration.tenant_id, recorded.event.id, state, error).await
+    {
+        tracing::warn!(error = %e, "marking an elev_api call processed");
+    }
+    match answer {
+        Ok(v) => ok(v),
+        Err(r) => refused(&r),
+    }
+}
+
+/// The answer's fields beyond `ret_code` and `ret_msg`, or the refusal.
+async fn handle(
+    st: &AppState,
+    integration: &Integration,
+    credentials: &Map<String, Value>,
+    method: &Method,
+    q: &HashMap<String, String>,
+    text: &str,
+    duplicate: bool,
+) -> Result<Value, ApiRefusal> {
     let param = |k: &str| q.get(k).map(String::as_str);
     let hz = &st.huzhou;
+    let action = param("action").unwrap_or_default();
     if action == "get_token" {
-        return match hz.issue_token(&integration, &credentials, param("app_key"), param("app_secret")).await {
-            Ok(token) => ok(json!({"ret_token": token})),
-            Err(r) => refused(&r),
-        };
+        let token = hz.issue_token(integration, credentials, param("app_key"), param("app_secret")).await?;
+        return Ok(json!({"ret_token": token}));
     }
-    if !matches!(action.as_str(), "get_dev_info" | "get_rt_info" | "put_rt_notice" | "get_stream_url") {
-        return refused(&ApiRefusal::Invalid(format!(
-            "unknown action {:?}",
-            action.chars().take(32).collect::<String>()
-        )));
+    if !matches!(action, "get_dev_info" | "get_rt_info" | "put_rt_notice" | "get_stream_url") {
+        let shown: String = action.chars().take(32).collect();
+        return Err(ApiRefusal::Invalid(format!("unknown action {shown:?}")));
     }
-    if let Err(r) = hz.check_token(&integration, param("token")).await {
-        return refused(&r);
-    }
-    match action.as_str() {
-        "get_dev_info" => match hz.elevator(&integration, param("elev_id")).await {
-            Ok(d) => ok(state::dev_info(&d)),
-            Err(r) => refused(&r),
-        },
-        "get_rt_info" => match hz.elevator(&integration, param("elev_id")).await {
-            Ok(d) => ok(state::rt_info(&d)),
-            Err(r) => refused(&r),
-        },
-        "get_stream_url" => match hz.elevator(&integration, param("elev_id")).await {
-            Ok(d) => ok(json!({"ret_data": {"stream_url": state::attr(&d, "streamUrl").unwrap_or_default()}})),
-            Err(r) => refused(&r),
-        },
+    hz.check_token(integration, param("token")).await?;
+    match action {
+        "get_dev_info" => Ok(state::dev_info(&hz.elevator(integration, param("elev_id")).await?)),
+        "get_rt_info" => Ok(state::rt_info(&hz.elevator(integration, param("elev_id")).await?)),
+        "get_stream_url" => {
+            let d = hz.elevator(integration, param("elev_id")).await?;
+            Ok(json!({"ret_data": {"stream_url": state::attr(&d, "streamUrl").unwrap_or_default()}}))
+        }
         _ => {
             // 7.4: JSON body on POST; the same two as query parameters on GET.
-            let from_body = if method == Method::POST && !text.trim().is_empty() {
-                match serde_json::from_str::<Map<String, Value>>(&text) {
-                    Ok(m) => Some(m),
-                    Err(_) => return refused(&ApiRefusal::Invalid("body must be a JSON object".into())),
-                }
+            let from_body = if *method == Method::POST && !text.trim().is_empty() {
+                let m = serde_json::from_str::<Map<String, Value>>(text)
+                    .map_err(|_| ApiRefusal::Invalid("body must be a JSON object".into()))?;
+                Some(m)
             } else {
                 None
             };
@@ -129,13 +144,10 @@ pub async fn elev_api(
                 Some(m) => m.get(k).and_then(state::text),
                 None => q.get(k).cloned(),
             };
-            if recorded.duplicate {
-                return ok(json!({}));
+            if !duplicate {
+                hz.notice(integration, get("unique_ids").as_deref(), get("subscribe").as_deref()).await?;
             }
-            match hz.notice(&integration, get("unique_ids").as_deref(), get("subscribe").as_deref()).await {
-                Ok(_) => ok(json!({})),
-                Err(r) => refused(&r),
-            }
+            Ok(json!({}))
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::devices::{Device, NewReading};
+use domain::events::EventState;
 use domain::huzhou::state;
 use domain::ids::IntegrationId;
 use domain::integrations::Integration;
@@ -57,6 +58,26 @@ async fn check(st: &AppState, integration: &Integration, r: &Value) -> Result<Go
     Ok(Good { device, ts, values })
 }
 
+/// Runs `f` again (up to 3 times in all) while it fails with a storage error: SQLite
+/// answers a write that meets another writer's transaction with "busy" at once.
+async fn retried<T, F, Fut>(mut f: F) -> domain::DomainResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = domain::DomainResult<T>>,
+{
+    let mut tries = 0u64;
+    loop {
+        tries += 1;
+        match f().await {
+            Err(domain::DomainError::Unknown(e)) if tries < 3 => {
+                tracing::debug!(error = ?e, "retrying a telemetry write");
+                tokio::time::sleep(std::time::Duration::from_millis(30 * tries)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 async fn apply(st: &AppState, g: Good) -> Result<(), String> {
     let readings =
         g.values.iter().map(|(k, v)| NewReading { metric: k.clone(), value: v.clone(), ts: g.ts }).collect::<Vec<_>>();
@@ -64,8 +85,9 @@ async fn apply(st: &AppState, g: Good) -> Result<(), String> {
         tracing::error!(error = ?e, device_id = %g.device.id, "applying a telemetry reading");
         "internal error".to_owned()
     };
-    let device = st.devices.record_readings(g.device.tenant_id, g.device.id, readings).await.map_err(fail)?;
-    st.huzhou.on_reading(&device, &g.values, g.ts).await.map_err(fail)
+    let (tenant, id) = (g.device.tenant_id, g.device.id);
+    let device = retried(|| st.devices.record_readings(tenant, id, readings.clone())).await.map_err(fail)?;
+    retried(|| st.huzhou.on_reading(&device, &g.values, g.ts)).await.map_err(fail)
 }
 
 /// The controller's batch.
@@ -124,6 +146,16 @@ pub async fn telemetry(
         match res {
             Ok(()) => accepted += 1,
             Err(reason) => rejected.push(json!({"index": index, "reason": reason})),
+        }
+    }
+    if !recorded.duplicate {
+        let (state, error) = match rejected.len() {
+            0 => (EventState::Processed, None),
+            n if accepted == 0 => (EventState::Failed, Some(format!("all {n} readings rejected"))),
+            n => (EventState::Processed, Some(format!("{n} readings rejected"))),
+        };
+        if let Err(e) = st.events.finish(integration.tenant_id, recorded.event.id, state, error).await {
+            tracing::warn!(error = %e, "marking a telemetry batch processed");
         }
     }
     (StatusCode::OK, Json(json!({"accepted": accepted, "rejected": rejected}))).into_response()

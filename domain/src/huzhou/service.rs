@@ -22,6 +22,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Elevators whose live state one task loads and sends.
+const LOAD_SLICE: usize = 500;
+
 /// How long a token issued by 7.1 `get_token` is valid (the seed: 2 小时).
 pub const INBOUND_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(2);
 
@@ -315,33 +318,62 @@ impl HuzhouService {
         for DuePush { tenant_id, integration_id, unique_id, .. } in due {
             groups.entry((tenant_id, integration_id)).or_default().push(unique_id);
         }
+        // Each slice of elevators loads its live state and sends its requests on its own,
+        // so the first requests leave while later slices are still being read.
         let mut sends = tokio::task::JoinSet::new();
         for ((tenant, integration), ids) in groups {
-            let snaps = self.p.repo.snapshots(tenant, integration, &ids).await?;
-            let items: Vec<Value> = snaps.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
-            for chunk in items.chunks(MAX_ITEMS) {
-                let d = live_delivery(tenant, integration, json!({"rt_data": chunk}), now);
-                let sender = self.p.sender.clone();
-                sends.spawn(async move {
-                    let mut report = sender.send(&d, false).await;
-                    if matches!(report.verdict, Verdict::TokenExpired(_)) {
-                        report = sender.send(&d, true).await;
-                    }
-                    match report.verdict {
-                        Verdict::Delivered => true,
-                        v => {
-                            tracing::warn!(integration_id = %d.integration_id, verdict = ?v, "live push failed");
-                            false
-                        }
-                    }
-                });
+            for slice in ids.chunks(LOAD_SLICE) {
+                let (svc, slice) = (self.clone(), slice.to_vec());
+                sends.spawn(async move { svc.push_live(tenant, integration, &slice, now).await });
             }
         }
         let mut ok = 0;
         while let Some(r) = sends.join_next().await {
-            ok += usize::from(r.unwrap_or(false));
+            ok += r.unwrap_or(0);
         }
         Ok(ok)
+    }
+
+    /// Sends the live state of some elevators of one integration, 100 per request, all
+    /// at once; returns how many requests were delivered.
+    async fn push_live(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> usize {
+        let snaps = match self.p.repo.snapshots(tenant, integration, ids).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, integration_id = %integration, "loading live states");
+                return 0;
+            }
+        };
+        let items: Vec<Value> = snaps.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
+        let mut sends = tokio::task::JoinSet::new();
+        for chunk in items.chunks(MAX_ITEMS) {
+            let d = live_delivery(tenant, integration, json!({"rt_data": chunk}), now);
+            let sender = self.p.sender.clone();
+            sends.spawn(async move {
+                let mut report = sender.send(&d, false).await;
+                if matches!(report.verdict, Verdict::TokenExpired(_)) {
+                    report = sender.send(&d, true).await;
+                }
+                match report.verdict {
+                    Verdict::Delivered => 1,
+                    v => {
+                        tracing::warn!(integration_id = %d.integration_id, verdict = ?v, "live push failed");
+                        0
+                    }
+                }
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = sends.join_next().await {
+            ok += r.unwrap_or(0);
+        }
+        ok
     }
 
     /// Deletes lapsed subscriptions and expired inbound tokens.

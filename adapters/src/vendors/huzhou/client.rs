@@ -7,7 +7,7 @@
 
 use super::map::{self, Action};
 use super::sign::{push_signature, timestamp, token_sign};
-use super::wire::{Body, PushAnswer, ReqContext, TokenAnswer};
+use super::wire::{PushAnswer, ReqContext, TokenAnswer};
 use crate::vendors::{redact_url, retryable_status};
 use async_trait::async_trait;
 use chrono::Utc;
@@ -57,6 +57,12 @@ fn transport(e: &reqwest::Error) -> String {
     } else {
         "transport error".into()
     }
+}
+
+/// `{"req_context": ..., "req_info": ...}` with the `req_info` already in JSON text.
+fn body(ctx: &ReqContext, req_info: &str) -> Result<String, String> {
+    let ctx = serde_json::to_string(ctx).map_err(|e| e.to_string())?;
+    Ok(format!("{{\"req_context\":{ctx},\"req_info\":{req_info}}}"))
 }
 
 /// How a push's `ret_code` is treated.
@@ -169,13 +175,11 @@ impl HuzhouSender {
             Err(err) => return report(request, None, None, None, Verdict::Retry(err.to_string())),
         };
         let ts = timestamp(Utc::now());
-        let body = Body {
-            req_context: ReqContext {
-                version: action.version,
-                signature: push_signature(action.name, &ts, &token),
-                timestamp: ts,
-            },
-            req_info,
+        let ctx =
+            ReqContext { version: action.version, signature: push_signature(action.name, &ts, &token), timestamp: ts };
+        let body = match body(&ctx, &req_info) {
+            Ok(b) => b,
+            Err(e) => return report(request, None, None, None, Verdict::Permanent(e)),
         };
         let sent = self
             .http
@@ -183,7 +187,8 @@ impl HuzhouSender {
             .query(&[("action", action.name)])
             .bearer_auth(&token)
             .header("Request-Id", &d.idempotency_key)
-            .json(&body)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
             .send()
             .await;
         let resp = match sent {

@@ -1,12 +1,11 @@
-//! Delivery payloads (seed field names, domain values) to the seed's `req_info`: values
-//! become strings, the times the platform generates (RFC 3339 in the payload) become the
-//! 15-character form, and the payload is checked against the action's wire type.
+//! Delivery payloads (seed field names, domain values) to the seed's `req_info`: the
+//! payload is read into the action's wire type (values become strings, the times the
+//! platform generates become the 15-character form, see `wire::Text` and `wire::Time`),
+//! which also checks that every required field is there.
 
-use super::sign::timestamp;
 use super::wire;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// An action the platform pushes: its host (`api_lift` on `baseUrl`, `api_dc` on
 /// `dcBaseUrl`) and the `version` the seed's example sends.
@@ -32,37 +31,17 @@ pub(super) fn action(kind: &str) -> Option<Action> {
     ACTIONS.into_iter().find(|a| a.name == name)
 }
 
-/// Fields that hold a platform-generated time.
-const TIMES: &[&str] = &["use_starttime", "use_endtime", "recv_time"];
-
-/// Scalars as strings, platform times in the seed's form, recursively.
-fn normalise(v: &Value, key: Option<&str>) -> Value {
-    match v {
-        Value::Object(m) => {
-            Value::Object(m.iter().map(|(k, v)| (k.clone(), normalise(v, Some(k)))).collect::<Map<_, _>>())
-        }
-        Value::Array(a) => Value::Array(a.iter().map(|v| normalise(v, None)).collect()),
-        Value::Number(n) => Value::String(n.to_string()),
-        Value::Bool(b) => Value::String(if *b { "1" } else { "0" }.into()),
-        Value::String(s) if key.is_some_and(|k| TIMES.contains(&k)) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => Value::String(timestamp(t.with_timezone(&chrono::Utc))),
-            Err(_) => v.clone(),
-        },
-        _ => v.clone(),
-    }
+fn typed<'a, T: Deserialize<'a> + Serialize>(v: &'a Value) -> Result<String, String> {
+    let t = T::deserialize(v).map_err(|e| format!("payload does not fit the seed's fields: {e}"))?;
+    serde_json::to_string(&t).map_err(|e| e.to_string())
 }
 
-fn typed<T: DeserializeOwned + Serialize>(v: Value) -> Result<Value, String> {
-    let t: T = serde_json::from_value(v).map_err(|e| format!("payload does not fit the seed's fields: {e}"))?;
-    serde_json::to_value(t).map_err(|e| e.to_string())
-}
-
-/// The `req_info` of an action from a delivery payload.
+/// The `req_info` of an action from a delivery payload, as JSON text.
 ///
 /// # Errors
 /// When a required field is missing or of the wrong shape (the message is permanent).
-pub(super) fn req_info(action: Action, payload: &Value) -> Result<Value, String> {
-    let v = normalise(payload, None);
+pub(super) fn req_info(action: Action, payload: &Value) -> Result<String, String> {
+    let v = payload;
     match action.name {
         "lift_alarm" => typed::<wire::LiftAlarm>(v),
         "lift_maintain" => typed::<wire::LiftMaintain>(v),
@@ -91,7 +70,7 @@ mod tests {
         let p = json!({"unique_id": "204150", "lift_type": 1, "use_type": "1", "is_current_count": "1", "use_count": 42,
                        "use_starttime": "2021-11-16T09:30:00+08:00", "use_endtime": "2021-11-17T01:30:00Z"});
         let a = action("huzhou.lift_notify").expect("action");
-        let info = req_info(a, &p).expect("fits");
+        let info: Value = serde_json::from_str(&req_info(a, &p).expect("fits")).expect("json");
         assert_eq!(info["use_count"], "42");
         assert_eq!(info["lift_type"], "1");
         assert_eq!(info["use_starttime"], "20211116T093000");

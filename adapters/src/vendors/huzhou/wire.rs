@@ -36,13 +36,7 @@ pub(super) struct PushAnswer {
     pub ret_status: RetStatus,
 }
 
-/// `{"req_context", "req_info"}` of every push.
-#[derive(Debug, Serialize)]
-pub(super) struct Body<T: Serialize> {
-    pub req_context: ReqContext,
-    pub req_info: T,
-}
-
+/// `req_context` of every push (the body is `{"req_context", "req_info"}`).
 #[derive(Debug, Serialize)]
 pub(super) struct ReqContext {
     pub version: &'static str,
@@ -50,79 +44,113 @@ pub(super) struct ReqContext {
     pub signature: String,
 }
 
-fn empty(s: &Option<String>) -> bool {
-    s.as_deref().is_none_or(str::is_empty)
+fn empty(s: &Option<Text>) -> bool {
+    s.as_ref().is_none_or(|t| t.0.is_empty())
+}
+
+/// A seed value: always a string on the wire; a payload's number or boolean is taken as
+/// its text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(super) struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(Self(s.trim().to_owned())),
+            Value::Number(n) => Ok(Self(n.to_string())),
+            Value::Bool(b) => Ok(Self(if b { "1" } else { "0" }.to_owned())),
+            Value::Null => Ok(Self::default()),
+            other => Err(serde::de::Error::custom(format!("expected a string, got {other}"))),
+        }
+    }
+}
+
+/// A time the platform generated: RFC 3339 in the payload, the seed's 15 characters on
+/// the wire (a value already in that form is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub(super) struct Time(pub String);
+
+impl<'de> Deserialize<'de> for Time {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self(match chrono::DateTime::parse_from_rfc3339(&s) {
+            Ok(t) => super::sign::timestamp(t.with_timezone(&chrono::Utc)),
+            Err(_) => s,
+        }))
+    }
 }
 
 /// 4.1 `lift_alarm`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct LiftAlarm {
-    pub unique_id: String,
+    pub unique_id: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub device_id: Option<String>,
-    pub internal_id: String,
-    pub lift_type: String,
-    pub service_mode: String,
-    pub car_status: String,
-    pub car_direction: String,
-    pub door_zone: String,
-    pub car_position: String,
-    pub door_status: String,
-    pub passenger_status: String,
+    pub device_id: Option<Text>,
+    pub internal_id: Text,
+    pub lift_type: Text,
+    pub service_mode: Text,
+    pub car_status: Text,
+    pub car_direction: Text,
+    pub door_zone: Text,
+    pub car_position: Text,
+    pub door_status: Text,
+    pub passenger_status: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub total_running_time: Option<String>,
+    pub total_running_time: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub present_counter_value: Option<String>,
-    pub message_code: String,
+    pub present_counter_value: Option<Text>,
+    pub message_code: Text,
     #[serde(default)]
-    pub message_body: String,
+    pub message_body: Text,
 }
 
 /// 4.2 `lift_maintain`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct LiftMaintain {
-    pub unique_id: String,
+    pub unique_id: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub device_id: Option<String>,
-    pub internal_id: String,
-    pub lift_type: String,
-    pub maintain_type: String,
-    pub fault_type: String,
-    pub fault_info: String,
-    pub fault_cause: String,
-    pub deal_result: String,
-    pub deal_time: String,
-    pub deal_engineer: String,
-    pub contact_name: String,
-    pub contact_phone: String,
-    pub use_company: String,
+    pub device_id: Option<Text>,
+    pub internal_id: Text,
+    pub lift_type: Text,
+    pub maintain_type: Text,
+    pub fault_type: Text,
+    pub fault_info: Text,
+    pub fault_cause: Text,
+    pub deal_result: Text,
+    pub deal_time: Text,
+    pub deal_engineer: Text,
+    pub contact_name: Text,
+    pub contact_phone: Text,
+    pub use_company: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub use_city: Option<String>,
+    pub use_city: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub use_street: Option<String>,
-    pub report_no: String,
-    pub report_time: String,
-    pub arrive_time: String,
-    pub finish_time: String,
-    pub response_time: String,
+    pub use_street: Option<Text>,
+    pub report_no: Text,
+    pub report_time: Text,
+    pub arrive_time: Text,
+    pub finish_time: Text,
+    pub response_time: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub passengers_info: Option<String>,
+    pub passengers_info: Option<Text>,
 }
 
 /// 4.3 `lift_notify`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct LiftNotify {
-    pub unique_id: String,
+    pub unique_id: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub device_id: Option<String>,
-    pub lift_type: String,
-    pub use_type: String,
-    pub is_current_count: String,
-    pub use_count: String,
-    pub use_starttime: String,
-    pub use_endtime: String,
+    pub device_id: Option<Text>,
+    pub lift_type: Text,
+    pub use_type: Text,
+    pub is_current_count: Text,
+    pub use_count: Text,
+    pub use_starttime: Time,
+    pub use_endtime: Time,
     #[serde(default)]
-    pub comments: String,
+    pub comments: Text,
 }
 
 /// 7.5 `put_ie_elev_things`.
@@ -133,16 +161,16 @@ pub(super) struct ElevThings {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ThingsItem {
-    pub unique_id: String,
-    pub serial_num: String,
-    pub recv_time: String,
-    pub run_trend: String,
-    pub elev_speed: String,
-    pub open_close_count: String,
-    pub run_count: String,
-    pub curr_floor: String,
-    pub passenger_state: String,
-    pub door_state: String,
+    pub unique_id: Text,
+    pub serial_num: Text,
+    pub recv_time: Time,
+    pub run_trend: Text,
+    pub elev_speed: Text,
+    pub open_close_count: Text,
+    pub run_count: Text,
+    pub curr_floor: Text,
+    pub passenger_state: Text,
+    pub door_state: Text,
 }
 
 /// 7.7 `put_ie_elev_paras`: an empty field is not updated at the data center, so none is sent.
@@ -153,56 +181,56 @@ pub(super) struct ElevParas {
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct ParasItem {
-    pub unique_id: String,
+    pub unique_id: Text,
     #[serde(default, skip_serializing_if = "empty")]
-    pub elev_provider_id: Option<String>,
+    pub elev_provider_id: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub elev_name: Option<String>,
+    pub elev_name: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub elev_loc: Option<String>,
+    pub elev_loc: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub elev_floors: Option<String>,
+    pub elev_floors: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub elev_lat: Option<String>,
+    pub elev_lat: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub elev_lng: Option<String>,
+    pub elev_lng: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub video_pos: Option<String>,
+    pub video_pos: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub video_url: Option<String>,
+    pub video_url: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub stream_url: Option<String>,
+    pub stream_url: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub rescue_url: Option<String>,
+    pub rescue_url: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub dev_type: Option<String>,
+    pub dev_type: Option<Text>,
     #[serde(default, skip_serializing_if = "empty")]
-    pub live_state: Option<String>,
+    pub live_state: Option<Text>,
 }
 
 /// 7.8 `put_ie_trap_fault`.
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct TrapFault {
-    pub unique_id: String,
-    pub data_source: String,
-    pub serial_num: String,
-    pub main_company_name: String,
-    pub use_company_name: String,
-    pub is_examine: String,
-    pub primary_rescue_company: String,
+    pub unique_id: Text,
+    pub data_source: Text,
+    pub serial_num: Text,
+    pub main_company_name: Text,
+    pub use_company_name: Text,
+    pub is_examine: Text,
+    pub primary_rescue_company: Text,
     #[serde(default)]
-    pub secondary_rescue_company: String,
-    pub device_location: String,
-    pub fault_start_time: String,
-    pub handle_result: String,
-    pub trap_people: String,
-    pub scene_describe: String,
-    pub fault_cause: String,
-    pub area_num: String,
-    pub alarm_accept_time: String,
-    pub task_open_time: String,
-    pub task_accept_time: String,
-    pub arrive_time: String,
-    pub rescue_time: String,
-    pub rescue_level: String,
+    pub secondary_rescue_company: Text,
+    pub device_location: Text,
+    pub fault_start_time: Text,
+    pub handle_result: Text,
+    pub trap_people: Text,
+    pub scene_describe: Text,
+    pub fault_cause: Text,
+    pub area_num: Text,
+    pub alarm_accept_time: Text,
+    pub task_open_time: Text,
+    pub task_accept_time: Text,
+    pub arrive_time: Text,
+    pub rescue_time: Text,
+    pub rescue_level: Text,
 }
