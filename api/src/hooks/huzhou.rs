@@ -6,7 +6,7 @@
 //! a non-200 `ret_code` (300 key/secret, 301 token, 320 missing parameter, 330 invalid,
 //! 360 unknown elevator, 500 internal) and never an HTTP 5xx. Every request is stored raw
 //! (with `app_secret` and `token` masked) before it is processed; a resent `put_rt_notice`
-//! (same request within 10 s) is not applied twice.
+//! (the same request within 2 s) is not applied twice.
 
 use super::{HookRefusal, integration, record};
 use crate::app::AppState;
@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
 /// Resends inside this many seconds count as the same request.
-const DEDUP_WINDOW_SECS: i64 = 10;
+const DEDUP_WINDOW_SECS: i64 = 2;
 
 fn ok(extra: Value) -> Response {
     let mut body = json!({"ret_code": "200", "ret_msg": "访问成功"});
