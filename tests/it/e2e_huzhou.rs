@@ -806,3 +806,71 @@ async fn the_data_center_pulls_and_subscribes_with_its_own_token() {
     assert!(!ev.raw.contains(IN_SECRET) && !ev.raw.contains(&token), "secrets in stored events");
     assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
 }
+
+/// Writes elevators straight to the table (upsertDevice would push 7.7 for each).
+async fn many_elevators(s: &Setup, n: usize) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let db = &s.app.state.db;
+    let ids: Vec<String> = (0..n).map(|k| format!("{:06}", 300_000 + k)).collect();
+    let tenant: uuid::Uuid = s.tenant.id.parse().expect("uuid");
+    let integration: uuid::Uuid = s.integration.parse().expect("uuid");
+    let latest = json!({"car_position": {"value": 2, "ts": chrono::Utc::now().to_rfc3339()}});
+    for ext in &ids {
+        let sql = "INSERT INTO devices (id, tenant_id, integration_id, external_id, kind, name, search_text, attributes, latest, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, 'ELEVATOR', $4, $4, $5, $6, $7, $7)";
+        let values: Vec<sea_orm::Value> = vec![
+            uuid::Uuid::now_v7().into(),
+            tenant.into(),
+            integration.into(),
+            ext.as_str().into(),
+            json!({}).into(),
+            latest.clone().into(),
+            chrono::Utc::now().into(),
+        ];
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(db.get_database_backend(), sql, values))
+            .await
+            .expect("insert");
+    }
+    ids
+}
+
+#[tokio::test]
+async fn requests_hold_at_most_100_elevators() {
+    let s = setup().await;
+    let ids = many_elevators(&s, 150).await;
+    let run = "mutation($i:ID!,$j:ScheduledJob!){ runScheduledJob(integrationId:$i, job:$j){ outcome detail } }";
+    let r = s.gql(run, json!({"i": s.integration, "j": "ELEV_THINGS_DAILY"})).await;
+    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
+    let dc = s.dc.clone();
+    until("both requests", || dc.pushes("put_ie_elev_things").len() == 2).await;
+    let mut sizes: Vec<usize> =
+        s.dc.pushes("put_ie_elev_things").iter().filter_map(|p| p.info["rt_data"].as_array().map(Vec::len)).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [50, 100]);
+
+    let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
+    let token = t["ret_token"].as_str().expect("token");
+    let notice = s.app.url(&format!("/hooks/{}/huzhou/elev_api?action=put_rt_notice&token={token}", s.integration));
+    let sub = s
+        .app
+        .http
+        .post(&notice)
+        .json(&json!({"unique_ids": ids.join(","), "subscribe": 1}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sub.json::<Value>().await.expect("json")["ret_code"], "200");
+    until("the first round", || dc.pushes("put_ie_elev_things").len() >= 4).await;
+    let live = s.dc.pushes("put_ie_elev_things");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for p in &live[2..4] {
+        let items = p.info["rt_data"].as_array().expect("items");
+        assert!(items.len() <= 100, "{}", items.len());
+        for i in items {
+            *seen.entry(i["unique_id"].as_str().expect("id").to_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 150, "every elevator in the first round, once");
+    assert!(seen.values().all(|n| *n == 1));
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}
