@@ -705,9 +705,11 @@ async fn the_data_center_pulls_and_subscribes_with_its_own_token() {
     )
     .await;
     s.elevator("204151", "ELEVATOR", json!({})).await;
-    s.telemetry(json!({"readings": [reading("204150", json!({"car_position": 3, "speed": 1.5, "car_status": 1,
+    let (_, t) = s
+        .telemetry(json!({"readings": [reading("204150", json!({"car_position": 3, "speed": 1.5, "car_status": 1,
         "car_direction": 1, "door_status": 1, "passenger_status": 1}))]}))
         .await;
+    assert_eq!(t["accepted"], 1, "{t}");
 
     let bad = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret=nope")).await;
     assert_eq!(bad["ret_code"], "300", "{bad}");
@@ -755,6 +757,18 @@ async fn the_data_center_pulls_and_subscribes_with_its_own_token() {
     let u = s.app.url(&format!("/hooks/{other_id}/huzhou/elev_api?action=get_dev_info&token={token}&elev_id=204150"));
     let v: Value = s.app.http.get(u).send().await.expect("send").json().await.expect("json");
     assert_eq!(v["ret_code"], "301");
+    // With its own token, the other integration does not see this tenant's elevator.
+    let u = s
+        .app
+        .url(&format!("/hooks/{other_id}/huzhou/elev_api?action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}"));
+    let v: Value = s.app.http.get(u).send().await.expect("send").json().await.expect("json");
+    let other_token = v["ret_token"].as_str().expect("token").to_owned();
+    for action in ["get_dev_info", "get_rt_info", "get_stream_url"] {
+        let u =
+            s.app.url(&format!("/hooks/{other_id}/huzhou/elev_api?action={action}&token={other_token}&elev_id=204150"));
+        let v: Value = s.app.http.get(u).send().await.expect("send").json().await.expect("json");
+        assert_eq!(v["ret_code"], "360", "{action}: {v}");
+    }
 
     // 7.4: subscribe (POST JSON) -> a push each interval (1 s here) for the window (4 s).
     let started = Instant::now();

@@ -58,8 +58,9 @@ async fn check(st: &AppState, integration: &Integration, r: &Value) -> Result<Go
     Ok(Good { device, ts, values })
 }
 
-/// Runs `f` again (up to 3 times in all) while it fails with a storage error: SQLite
-/// answers a write that meets another writer's transaction with "busy" at once.
+/// Runs `f` again (up to 6 times in all, backing off from 50 ms) while it fails with a
+/// storage error: SQLite answers a transaction that meets another writer with "database is
+/// locked" at once instead of waiting.
 async fn retried<T, F, Fut>(mut f: F) -> domain::DomainResult<T>
 where
     F: FnMut() -> Fut,
@@ -69,9 +70,9 @@ where
     loop {
         tries += 1;
         match f().await {
-            Err(domain::DomainError::Unknown(e)) if tries < 3 => {
+            Err(domain::DomainError::Unknown(e)) if tries < 6 => {
                 tracing::debug!(error = ?e, "retrying a telemetry write");
-                tokio::time::sleep(std::time::Duration::from_millis(30 * tries)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(25 << tries)).await;
             }
             other => return other,
         }
