@@ -110,6 +110,10 @@ async fn main() {
     let fake = Router::new().route("/api_lift", get(token)).route("/api_dc", post(push)).with_state(dc.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let dc_url = format!("http://{}", listener.local_addr().unwrap());
+    // A real data center answers without Nagle's delay on its side.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move { axum::serve(listener, fake).await });
 
     let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
