@@ -124,6 +124,11 @@ pub fn generate_key() -> String {
     STANDARD.encode(key)
 }
 
+/// Hex SHA-256 of `bytes` (dedup keys of inbound requests).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

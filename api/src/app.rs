@@ -69,6 +69,8 @@ pub struct AppState {
     pub dingding: domain::dingding::DingdingService,
     pub deliveries: DeliveryService,
     pub scheduler: SchedulerService,
+    /// Huzhou elevator data center: fault pushes, the pull API, live subscriptions.
+    pub huzhou: domain::huzhou::HuzhouService,
     /// Vendor tokens, fetched once across workers and refreshed before they expire.
     pub tokens: Arc<TokenProvider>,
     /// Per-key rate limits (Redis when configured).
@@ -96,6 +98,8 @@ impl AppState {
                 tracing::error!(error = ?e, "scheduler stopped");
             }
         });
+        let (huzhou, shutdown) = (self.huzhou.clone(), self.shutdown.clone());
+        let live = tokio::spawn(jobs::run_live_ticker(huzhou, std::time::Duration::from_millis(100), shutdown));
         let (store, service, settings, shutdown) =
             (self.jobs.clone(), self.deliveries.clone(), self.worker_settings.clone(), self.shutdown.clone());
         tokio::spawn(async move {
@@ -103,6 +107,7 @@ impl AppState {
                 tracing::error!(error = ?e, "delivery workers stopped");
             }
             let _ = ticking.await;
+            let _ = live.await;
         })
     }
 
@@ -166,6 +171,9 @@ impl AppState {
         .with_outbound(integration_repo.clone(), queue.clone());
         let integrations = IntegrationService::new(integration_repo.clone(), key_repo, secrets);
         let http = adapters::vendors::http_client(std::time::Duration::from_secs(15))?;
+        let tokens = Arc::new(TokenProvider::new(token_cache));
+        let huzhou_sender =
+            adapters::vendors::huzhou::HuzhouSender::new(http.clone(), integrations.clone(), tokens.clone());
         let senders = config.senders.clone().or_with(
             adapters::vendors::webhook::PREFIX,
             Arc::new(adapters::vendors::webhook::WebhookSender::new(http, integrations.clone())),
@@ -177,7 +185,7 @@ impl AppState {
             Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
         let dingding_client = adapters::vendors::dingding::client::Client::new(
             adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
-            Arc::new(TokenProvider::new(token_cache.clone())),
+            tokens.clone(),
             integrations.clone(),
         );
         let dingding_sender = adapters::vendors::dingding::DingdingSender::new(
@@ -186,17 +194,28 @@ impl AppState {
         );
         let senders =
             senders.or_with(adapters::vendors::dingding::PREFIX, Arc::new(dingding_sender), config.vendor_concurrency);
+        let senders =
+            senders.or_with(adapters::vendors::huzhou::PREFIX, Arc::new(huzhou_sender), config.vendor_concurrency);
+        let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
         let deliveries = DeliveryService::new(
             DeliveryPorts {
                 repo: Arc::new(SqlDeliveryRepo::new(db.clone())),
                 integrations: integration_repo.clone(),
-                sender: Arc::new(senders),
+                sender: senders.clone(),
                 queue,
                 limiter: limiter.clone(),
             },
             alarms.clone(),
             config.delivery_stale_after,
         );
+        let huzhou = domain::huzhou::HuzhouService::new(domain::huzhou::HuzhouPorts {
+            repo: Arc::new(adapters::db::repos::SqlHuzhouRepo::new(db.clone())),
+            devices: device_repo.clone(),
+            integrations: integration_repo.clone(),
+            alarms: alarms.clone(),
+            deliveries: deliveries.clone(),
+            sender: senders,
+        });
         let scheduler = SchedulerService::new(
             Arc::new(SqlScheduledRunRepo::new(db.clone())),
             integration_repo.clone(),
@@ -204,7 +223,9 @@ impl AppState {
             format!("{}-{}", config.job_queue, std::process::id()),
             config.sweep_every,
         )
-        .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())));
+        .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
+        .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(domain::huzhou::LiftNotifyDaily(huzhou.clone())))
+        .with_job(ScheduledJob::ElevThingsDaily, Arc::new(domain::huzhou::ElevThingsDaily(huzhou.clone())));
         let dingding = domain::dingding::DingdingService::new(domain::dingding::DingdingPorts {
             repo: dingding_repo,
             api: Arc::new(adapters::vendors::dingding::DingdingReads::new(dingding_client)),
@@ -241,7 +262,8 @@ impl AppState {
                 integration_repo.clone(),
                 home_repo.clone(),
                 bus_port.clone(),
-            ),
+            )
+            .with_observer(Arc::new(huzhou.clone())),
             tariffs: TariffService::new(
                 tariff_repo.clone(),
                 tariff_repo,
@@ -255,13 +277,15 @@ impl AppState {
                 device_repo.clone(),
                 home_repo.clone(),
                 integration_repo.clone(),
-            ),
+            )
+            .with_observer(Arc::new(huzhou.clone())),
             homes: HomeService::new(home_repo, integration_repo),
             dingding,
             alarms,
             deliveries,
             scheduler,
-            tokens: Arc::new(TokenProvider::new(token_cache)),
+            huzhou,
+            tokens,
             limiter,
             jobs: job_store,
             worker_settings,

@@ -15,6 +15,7 @@ mod enums;
 pub mod error;
 pub mod events;
 pub mod homes;
+pub mod huzhou;
 pub mod ids;
 pub mod integrations;
 pub mod limits;

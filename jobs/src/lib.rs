@@ -4,11 +4,13 @@
 //! `domain::deliveries::RetryPolicy`.
 #![forbid(unsafe_code)]
 
+mod live;
 pub mod metrics;
 mod scheduler;
 mod senders;
 mod store;
 
+pub use live::run_live_ticker;
 pub use scheduler::run_scheduler;
 pub use senders::SenderRegistry;
 pub use store::{ApalisQueue, DeliverJob, JobStore, WorkerSettings};

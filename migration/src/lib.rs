@@ -9,6 +9,7 @@ mod m20261125_000002_domain;
 mod m20261125_000003_prices;
 mod m20261125_000004_deliveries;
 mod m20261125_000005_schedules;
+mod m20261201_000006_huzhou;
 mod m20261201_000007_dingding;
 
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_prices::Migration),
             Box::new(m20261125_000004_deliveries::Migration),
             Box::new(m20261125_000005_schedules::Migration),
+            Box::new(m20261201_000006_huzhou::Migration),
             Box::new(m20261201_000007_dingding::Migration),
         ]
     }

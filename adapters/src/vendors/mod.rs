@@ -2,6 +2,7 @@
 //! deliveries of its kind prefix.
 
 pub mod dingding;
+pub mod huzhou;
 pub mod webhook;
 
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! its protocol's own envelope, never with a bare 5xx.
 
 mod dingding;
+mod huzhou;
+mod telemetry;
 
 use crate::app::AppState;
 use axum::Router;
@@ -15,7 +17,10 @@ use serde_json::{Map, Value};
 
 /// Every hook route; each protocol module adds its own.
 pub fn router() -> Router<AppState> {
-    Router::new().merge(dingding::router())
+    Router::new()
+        .merge(dingding::router())
+        .route("/hooks/{integration_id}/huzhou/elev_api", axum::routing::get(huzhou::elev_api).post(huzhou::elev_api))
+        .route("/hooks/{integration_id}/telemetry", axum::routing::post(telemetry::telemetry))
 }
 
 /// Why a hook request names no integration it may use.

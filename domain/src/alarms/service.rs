@@ -3,7 +3,7 @@ use super::{
     Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
 };
 use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
-use crate::deliveries::DeliveryQueue;
+use crate::deliveries::{DeliveryQueue, Outbox, no_outbox};
 use crate::devices::DeviceRepo;
 use crate::ids::{AlarmId, DeliveryId, DeviceId, IntegrationId, TenantId, TicketId};
 use crate::integrations::{IntegrationKind, IntegrationRepo};
@@ -125,10 +125,28 @@ impl AlarmService {
     /// # Errors
     /// `Unknown` on storage failure.
     pub async fn raise_in(&self, tenant: TenantId, raise: RaiseAlarm) -> DomainResult<(Alarm, RaiseOutcome)> {
+        self.raise_planned(tenant, raise, &no_outbox).await
+    }
+
+    /// The same, with the vendor deliveries `extra` plans written in the raise's own
+    /// transaction beside the webhooks' (Huzhou `lift_alarm`).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn raise_planned(
+        &self,
+        tenant: TenantId,
+        raise: RaiseAlarm,
+        extra: Outbox<'_, (Alarm, RaiseOutcome)>,
+    ) -> DomainResult<(Alarm, RaiseOutcome)> {
         let hooks = self.webhooks(tenant).await?;
-        let plan = move |(alarm, outcome): &(Alarm, RaiseOutcome)| match outbound::raise_event(*outcome) {
-            Some(event) => outbound::plan(&hooks, alarm, event),
-            None => Vec::new(),
+        let plan = move |r: &(Alarm, RaiseOutcome)| {
+            let mut out = match outbound::raise_event(r.1) {
+                Some(event) => outbound::plan(&hooks, &r.0, event),
+                None => Vec::new(),
+            };
+            out.extend(extra(r));
+            out
         };
         let (alarm, outcome, sent) = self.repo.raise(tenant, raise, &plan).await?;
         self.dispatch(&sent).await;
@@ -159,10 +177,25 @@ impl AlarmService {
     /// # Errors
     /// `Unknown` on storage failure.
     pub async fn clear_open(&self, tenant: TenantId, key_of: &RaiseAlarm, note: &str) -> DomainResult<Option<Alarm>> {
+        self.clear_open_planned(tenant, key_of, note, &no_outbox).await
+    }
+
+    /// The same, with the vendor deliveries `extra` plans written in the clear's own
+    /// transaction (Huzhou `lift_alarm` recovery); nothing is planned when none is open.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn clear_open_planned(
+        &self,
+        tenant: TenantId,
+        key_of: &RaiseAlarm,
+        note: &str,
+        extra: Outbox<'_, Alarm>,
+    ) -> DomainResult<Option<Alarm>> {
         let Some(open) = self.repo.find_open(tenant, &key_of.open_key()).await? else {
             return Ok(None);
         };
-        match self.move_to(tenant, open.id, AlarmState::Cleared, None, Some(note.to_owned())).await {
+        match self.move_to_planned(tenant, open.id, AlarmState::Cleared, None, Some(note.to_owned()), extra).await {
             Ok(a) => Ok(Some(a)),
             // Cleared meanwhile by someone else: nothing left to do.
             Err(DomainError::InvalidTransition(_)) => Ok(None),
@@ -178,6 +211,18 @@ impl AlarmService {
         actor: Option<&Actor>,
         note: Option<String>,
     ) -> DomainResult<Alarm> {
+        self.move_to_planned(tenant, id, to, actor, note, &no_outbox).await
+    }
+
+    async fn move_to_planned(
+        &self,
+        tenant: TenantId,
+        id: AlarmId,
+        to: AlarmState,
+        actor: Option<&Actor>,
+        note: Option<String>,
+        extra: Outbox<'_, Alarm>,
+    ) -> DomainResult<Alarm> {
         if note.as_ref().is_some_and(|n| n.chars().count() > 2000) {
             return Err(DomainError::invalid("note", "at most 2000 characters"));
         }
@@ -188,7 +233,11 @@ impl AlarmService {
         let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: Utc::now() };
         let hooks = self.webhooks(tenant).await?;
         let event = if to == AlarmState::Cleared { AlarmEvent::Cleared } else { AlarmEvent::Acknowledged };
-        let plan = move |alarm: &Alarm| outbound::plan(&hooks, alarm, event);
+        let plan = move |alarm: &Alarm| {
+            let mut out = outbound::plan(&hooks, alarm, event);
+            out.extend(extra(alarm));
+            out
+        };
         let (alarm, sent) = self.repo.transition(tenant, id, step, &plan).await?;
         self.dispatch(&sent).await;
         let action = if to == AlarmState::Cleared { AlarmAction::Cleared } else { AlarmAction::Acknowledged };

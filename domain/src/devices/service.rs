@@ -31,6 +31,7 @@ pub struct DeviceService {
     integrations: Arc<dyn IntegrationRepo>,
     homes: Arc<dyn HomeRepo>,
     bus: Arc<dyn EventBus>,
+    observers: Vec<Arc<dyn super::DeviceObserver>>,
 }
 
 impl DeviceService {
@@ -40,7 +41,14 @@ impl DeviceService {
         homes: Arc<dyn HomeRepo>,
         bus: Arc<dyn EventBus>,
     ) -> Self {
-        Self { repo, integrations, homes, bus }
+        Self { repo, integrations, homes, bus, observers: Vec::new() }
+    }
+
+    /// Tells `observer` about every upsert.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn super::DeviceObserver>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// # Errors
@@ -87,8 +95,17 @@ impl DeviceService {
             room_id: input.room_id,
             attributes,
         };
+        let before = match self.observers.is_empty() {
+            true => None,
+            false => self.repo.find_by_external(tenant, up.integration_id, up.external_id.as_str()).await?,
+        };
         let (device, created) = self.repo.upsert(tenant, up).await?;
         self.changed(&device);
+        for o in &self.observers {
+            if let Err(e) = o.upserted(tenant, before.as_ref(), &device).await {
+                tracing::warn!(error = %e, device_id = %device.id, "device observer failed");
+            }
+        }
         Ok((device, created))
     }
 

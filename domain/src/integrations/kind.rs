@@ -57,6 +57,15 @@ fn report_interval_default() -> Value {
     Value::from(600)
 }
 
+/// Huzhou 7.4 (V2.2): a subscribed elevator is pushed every 3 s for 3 minutes.
+fn live_interval_default() -> Value {
+    Value::from(3)
+}
+
+fn live_window_default() -> Value {
+    Value::from(180)
+}
+
 fn skew_default() -> Value {
     Value::from(300)
 }
@@ -111,7 +120,16 @@ impl IntegrationKind {
         match self {
             Self::Dingding => vec![req("baseUrl", Url)],
             Self::Goldcard => vec![req("baseUrl", Url), req("companyCode", Text), req("factorNo", Text)],
-            Self::HuzhouElevator => vec![req("baseUrl", Url), req("dcBaseUrl", Url)],
+            Self::HuzhouElevator => vec![
+                req("baseUrl", Url),
+                req("dcBaseUrl", Url),
+                SettingSpec {
+                    name: "subscriptionIntervalSeconds",
+                    ty: PositiveInt,
+                    default: Some(live_interval_default),
+                },
+                SettingSpec { name: "subscriptionWindowSeconds", ty: PositiveInt, default: Some(live_window_default) },
+            ],
             Self::EtcGantry => vec![
                 SettingSpec { name: "deviceHosts", ty: HostMap, default: Some(empty_map) },
                 SettingSpec { name: "maxClockSkewSeconds", ty: PositiveInt, default: Some(skew_default) },

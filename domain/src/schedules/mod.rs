@@ -56,7 +56,7 @@ impl ScheduledJob {
     pub const fn default_cron(self) -> &'static str {
         match self {
             Self::Sweep => "*/30 * * * * *",
-            Self::LiftNotifyDaily => "0 0 1 * * *",
+            Self::LiftNotifyDaily => "0 0 0 * * *", // 4.3: 每天的凌晨零点 (PROTOCOLS.md 1a: 00:00)
             Self::ElevThingsDaily => "0 30 1 * * *",
             Self::Sync => "0 0 3 * * *",
             Self::DailyUsage => "0 0 2 * * *",

@@ -41,6 +41,7 @@ pub struct TicketService {
     devices: Arc<dyn DeviceRepo>,
     homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
+    observers: Vec<Arc<dyn super::TicketObserver>>,
 }
 
 fn fields_object(fields: Option<Value>) -> DomainResult<Map<String, Value>> {
@@ -78,7 +79,22 @@ impl TicketService {
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { repo, store, devices, homes, integrations }
+        Self { repo, store, devices, homes, integrations, observers: Vec::new() }
+    }
+
+    /// Tells `observer` about every save.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Arc<dyn super::TicketObserver>) -> Self {
+        self.observers.push(observer);
+        self
+    }
+
+    async fn notify(&self, tenant: TenantId, before: Option<&Ticket>, after: &Ticket) {
+        for o in &self.observers {
+            if let Err(e) = o.saved(tenant, before, after).await {
+                tracing::warn!(error = %e, ticket_id = %after.id, "ticket observer failed");
+            }
+        }
     }
 
     /// # Errors
@@ -123,7 +139,9 @@ impl TicketService {
                 external_id: external,
                 created_by: by,
             };
-            return self.repo.create(tenant, new).await;
+            let created = self.repo.create(tenant, new).await?;
+            self.notify(tenant, None, &created).await;
+            return Ok(created);
         };
         let current = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("ticket"))?;
         if current.kind != input.kind {
@@ -154,9 +172,11 @@ impl TicketService {
             home_id: input.home_id.or(current.home_id),
             status: status.to_owned(),
             fields,
-            external_id: external.or(current.external_id),
+            external_id: external.or(current.external_id.clone()),
         };
-        self.repo.update(tenant, id, &current.status, update).await
+        let updated = self.repo.update(tenant, id, &current.status, update).await?;
+        self.notify(tenant, Some(&current), &updated).await;
+        Ok(updated)
     }
 
     /// # Errors

@@ -1,0 +1,244 @@
+//! Pushes to the Huzhou data center (seed 000 3.2, 4.x, 7.5, 7.7, 7.8): a token from
+//! `api_lift?action=token` (cached for `token_valid_time` across workers, refreshed
+//! early), then `POST {host}?action=...` with `Authorization: Bearer {token}`,
+//! `Request-Id: {32 hex}` (the delivery's idempotency key, the same on every retry) and
+//! the signed body. `ret_code` 200 delivers; 300/301 ask for a new token and one retry;
+//! 310-360 are permanent; anything else is retried.
+
+use super::map::{self, Action};
+use super::sign::{push_signature, timestamp, token_sign};
+use super::wire::{PushAnswer, ReqContext, TokenAnswer};
+use crate::vendors::{redact_url, retryable_status};
+use async_trait::async_trait;
+use chrono::Utc;
+use domain::deliveries::{Delivery, DeliverySender, SendReport, Verdict};
+use domain::ids::IntegrationId;
+use domain::integrations::IntegrationService;
+use domain::tokens::{CachedToken, TokenProvider};
+use domain::ttl::{CONFIG_TTL, TtlCache};
+use domain::{DomainError, DomainResult};
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+
+/// The data center's hosts and the platform's credentials there.
+#[derive(Clone)]
+struct Endpoint {
+    base: String,
+    dc_base: String,
+    app_key: String,
+    app_secret: SecretString,
+}
+
+/// Sends `huzhou.*` deliveries.
+#[derive(Clone)]
+pub struct HuzhouSender {
+    http: reqwest::Client,
+    integrations: IntegrationService,
+    tokens: Arc<TokenProvider>,
+    endpoints: Arc<TtlCache<IntegrationId, Endpoint>>,
+}
+
+fn report(
+    request: String,
+    status: Option<u16>,
+    code: Option<String>,
+    msg: Option<String>,
+    verdict: Verdict,
+) -> SendReport {
+    SendReport { request, http_status: status.map(i32::from), vendor_code: code, vendor_message: msg, verdict }
+}
+
+/// What went wrong on the wire, without the URL (its query can carry the app secret).
+fn transport(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        "transport error".into()
+    }
+}
+
+/// `{"req_context": ..., "req_info": ...}` with the `req_info` already in JSON text.
+fn body(ctx: &ReqContext, req_info: &str) -> Result<String, String> {
+    let ctx = serde_json::to_string(ctx).map_err(|e| e.to_string())?;
+    Ok(format!("{{\"req_context\":{ctx},\"req_info\":{req_info}}}"))
+}
+
+/// How a push's `ret_code` is treated.
+fn classify(code: &str, msg: &str) -> Verdict {
+    match code {
+        "200" => Verdict::Delivered,
+        "300" | "301" => Verdict::TokenExpired(format!("ret_code {code}: {msg}")),
+        c if c.parse::<u16>().is_ok_and(|n| (310..=360).contains(&n)) => {
+            Verdict::Permanent(format!("ret_code {code}: {msg}"))
+        }
+        c => Verdict::Retry(format!("ret_code {c}: {msg}")),
+    }
+}
+
+impl HuzhouSender {
+    pub fn new(http: reqwest::Client, integrations: IntegrationService, tokens: Arc<TokenProvider>) -> Self {
+        Self { http, integrations, tokens, endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
+    }
+
+    async fn endpoint(&self, d: &Delivery) -> Result<Endpoint, Verdict> {
+        if let Some(e) = self.endpoints.get(&d.integration_id) {
+            return Ok(e);
+        }
+        let (integration, credentials) = match self.integrations.open_credentials(d.tenant_id, d.integration_id).await {
+            Ok(found) => found,
+            Err(DomainError::NotFound(_)) => return Err(Verdict::Permanent("the integration is gone".into())),
+            Err(e) => return Err(Verdict::Retry(format!("loading the integration: {e}"))),
+        };
+        let setting = |k: &str| {
+            integration.settings.get(k).and_then(|v| v.as_str()).unwrap_or_default().trim_end_matches('/').to_owned()
+        };
+        let cred = |k: &str| credentials.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let (Some(app_key), Some(app_secret)) = (cred("appKey"), cred("appSecret")) else {
+            return Err(Verdict::Permanent("credentials.appKey and appSecret are required".into()));
+        };
+        let e = Endpoint {
+            base: setting("baseUrl"),
+            dc_base: setting("dcBaseUrl"),
+            app_key,
+            app_secret: SecretString::from(app_secret),
+        };
+        self.endpoints.put(d.integration_id, e.clone());
+        Ok(e)
+    }
+
+    /// 3.2: a new token.
+    async fn fetch_token(&self, e: &Endpoint) -> DomainResult<CachedToken> {
+        let ts = timestamp(Utc::now());
+        let secret = e.app_secret.expose_secret();
+        let sign = token_sign(&e.app_key, secret, &ts);
+        let url = format!("{}/api_lift", e.base);
+        let query =
+            [("action", "token"), ("appKey", &e.app_key), ("appSecret", secret), ("timestamp", &ts), ("sign", &sign)];
+        let resp = self
+            .http
+            .get(&url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|err| DomainError::Unknown(anyhow::anyhow!("token request: {}", transport(&err))))?;
+        let status = resp.status();
+        let answer: TokenAnswer = resp
+            .json()
+            .await
+            .map_err(|_| DomainError::Unknown(anyhow::anyhow!("token request: HTTP {status}, unreadable answer")))?;
+        let code = map::code_text(&answer.ret_status.ret_code);
+        let msg = answer.ret_status.ret_msg.unwrap_or_default();
+        match answer.ret_data {
+            Some(data) if code == "200" && !data.app_token.is_empty() => {
+                let secs = data.token_valid_time.as_ref().map(map::code_text).and_then(|s| s.parse::<i64>().ok());
+                let secs = secs.filter(|s| *s > 0).unwrap_or(7200);
+                Ok(CachedToken::new(data.app_token, Utc::now() + chrono::Duration::seconds(secs)))
+            }
+            // 300 (application or keys invalid), 310 (bad sign): no retry fixes them.
+            _ if code == "300" || code == "310" => {
+                Err(DomainError::invalid("credentials", format!("token refused: ret_code {code}: {msg}")))
+            }
+            _ => Err(DomainError::Unknown(anyhow::anyhow!("token refused: ret_code {code}: {msg}"))),
+        }
+    }
+
+    async fn token(&self, e: &Endpoint, integration: IntegrationId, fresh: bool) -> DomainResult<String> {
+        let key = format!("huzhou:{integration}");
+        let current = self.tokens.token(&key, None, || self.fetch_token(e)).await?;
+        if !fresh {
+            return Ok(current.value);
+        }
+        Ok(self.tokens.token(&key, Some(&current.value), || self.fetch_token(e)).await?.value)
+    }
+
+    async fn push(&self, d: &Delivery, action: Action, fresh_token: bool) -> SendReport {
+        let host =
+            |e: &Endpoint| if action.dc { format!("{}/api_dc", e.dc_base) } else { format!("{}/api_lift", e.base) };
+        let request = format!("POST ?action={} Request-Id={}", action.name, d.idempotency_key);
+        let req_info = match map::req_info(action, &d.payload) {
+            Ok(v) => v,
+            Err(e) => return report(request, None, None, None, Verdict::Permanent(e)),
+        };
+        let e = match self.endpoint(d).await {
+            Ok(e) => e,
+            Err(v) => return report(request, None, None, None, v),
+        };
+        let url = host(&e);
+        let request = format!("POST {}?action={} Request-Id={}", redact_url(&url), action.name, d.idempotency_key);
+        let token = match self.token(&e, d.integration_id, fresh_token).await {
+            Ok(t) => t,
+            Err(DomainError::Invalid { message, .. }) => {
+                return report(request, None, None, None, Verdict::Permanent(message));
+            }
+            Err(err) => return report(request, None, None, None, Verdict::Retry(err.to_string())),
+        };
+        let ts = timestamp(Utc::now());
+        let ctx =
+            ReqContext { version: action.version, signature: push_signature(action.name, &ts, &token), timestamp: ts };
+        let body = match body(&ctx, &req_info) {
+            Ok(b) => b,
+            Err(e) => return report(request, None, None, None, Verdict::Permanent(e)),
+        };
+        let sent = self
+            .http
+            .post(&url)
+            .query(&[("action", action.name)])
+            .bearer_auth(&token)
+            .header("Request-Id", &d.idempotency_key)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(err) => return report(request, None, None, None, Verdict::Retry(transport(&err))),
+        };
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let v = if retryable_status(status) {
+                Verdict::Retry(format!("HTTP {status}"))
+            } else {
+                Verdict::Permanent(format!("HTTP {status}"))
+            };
+            return report(request, Some(status), None, None, v);
+        }
+        match resp.json::<PushAnswer>().await {
+            Ok(a) => {
+                let code = map::code_text(&a.ret_status.ret_code);
+                let msg = a.ret_status.ret_msg.unwrap_or_default();
+                let v = classify(&code, &msg);
+                report(request, Some(status), Some(code), Some(msg), v)
+            }
+            Err(_) => report(request, Some(status), None, None, Verdict::Retry("unreadable answer".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl DeliverySender for HuzhouSender {
+    async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
+        match map::action(&d.kind) {
+            Some(action) => self.push(d, action, fresh_token).await,
+            None => report(d.kind.clone(), None, None, None, Verdict::Permanent(format!("unknown kind {}", d.kind))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+    use domain::deliveries::Verdict;
+
+    #[test]
+    fn return_codes_are_classified_as_the_seed_says() {
+        assert_eq!(classify("200", ""), Verdict::Delivered);
+        assert!(matches!(classify("301", "token"), Verdict::TokenExpired(_)));
+        assert!(matches!(classify("300", ""), Verdict::TokenExpired(_)));
+        for c in ["310", "320", "330", "340", "350", "360"] {
+            assert!(matches!(classify(c, ""), Verdict::Permanent(_)), "{c}");
+        }
+        assert!(matches!(classify("500", "busy"), Verdict::Retry(_)));
+    }
+}

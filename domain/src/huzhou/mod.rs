@@ -1,0 +1,143 @@
+//! Huzhou special-equipment data center, elevator IoT (seed `000_ae166c3c5efeb465.txt`,
+//! `PROTOCOLS.md` section 1). The platform is the elevator IoT vendor:
+//! - out (deliveries of kind `huzhou.<action>`): 4.1 `lift_alarm`, 4.2 `lift_maintain`,
+//!   4.3 `lift_notify`, 7.5 `put_ie_elev_things`, 7.7 `put_ie_elev_paras`, 7.8
+//!   `put_ie_trap_fault`;
+//! - in (`elev_api`): 7.1 `get_token`, 7.2 `get_dev_info`, 7.3 `get_rt_info`, 7.4
+//!   `put_rt_notice` (live subscriptions), 7.6 `get_stream_url`.
+//!
+//! Delivery payloads carry the seed's `req_info` field names with string values; times the
+//! platform generates (`use_starttime`, `use_endtime`, `recv_time`) are RFC 3339 in the
+//! payload and become the seed's 15-character form in the vendor adapter, which alone
+//! formats them.
+
+mod jobs;
+mod service;
+pub mod state;
+
+pub use jobs::{ElevThingsDaily, LiftNotifyDaily};
+pub use service::{ApiRefusal, HuzhouPorts, HuzhouService, LiveSettings};
+
+use crate::DomainResult;
+use crate::ids::{IntegrationId, TenantId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Kind prefix of Huzhou deliveries.
+pub const PREFIX: &str = "huzhou";
+/// 4.1 elevator fault (and its auto-recovery, `message_code` `00`).
+pub const LIFT_ALARM: &str = "huzhou.lift_alarm";
+/// 4.2 fault-repair record.
+pub const LIFT_MAINTAIN: &str = "huzhou.lift_maintain";
+/// 4.3 daily start count.
+pub const LIFT_NOTIFY: &str = "huzhou.lift_notify";
+/// 7.5 elevator IoT data (daily, and live for subscriptions).
+pub const ELEV_THINGS: &str = "huzhou.put_ie_elev_things";
+/// 7.7 elevator parameters (static params, rescue start/end).
+pub const ELEV_PARAS: &str = "huzhou.put_ie_elev_paras";
+/// 7.8 trapped-passenger fault record.
+pub const TRAP_FAULT: &str = "huzhou.put_ie_trap_fault";
+
+/// The alarm kind of an elevator fault (GB/T 24476-2017 code in `vendor_code`).
+pub const ELEVATOR_FAULT: &str = "ELEVATOR_FAULT";
+
+/// At most this many items per 7.5 / 7.7 request (the seed: 一次最多 100 条数据).
+pub const MAX_ITEMS: usize = 100;
+
+/// A fresh `Request-Id`: 32 lowercase hex characters, kept for every retry of the message.
+pub fn request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// One live push that is due: an elevator of a subscription at its scheduled time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuePush {
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub unique_id: String,
+    /// When the push was due (Unix ms).
+    pub due_ms: i64,
+}
+
+/// An elevator's live state as the 7.5 items are built from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveSnapshot {
+    pub unique_id: String,
+    /// The device's newest value per metric (`{metric: {"value", "ts"}}`).
+    pub latest: Value,
+}
+
+/// Live subscriptions and inbound tokens.
+#[async_trait]
+pub trait HuzhouRepo: Send + Sync {
+    /// Subscribes the elevators: new ones are first due at `first_due_ms`; one already
+    /// subscribed keeps its rhythm and is extended to `until_ms` (a lapsed one restarts).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn subscribe(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        unique_ids: &[String],
+        first_due_ms: i64,
+        interval_ms: i64,
+        until_ms: i64,
+    ) -> DomainResult<u64>;
+    /// Ends the subscriptions of these elevators.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn unsubscribe(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        unique_ids: &[String],
+    ) -> DomainResult<u64>;
+    /// Claims every push due at `now_ms` across all integrations (workers know no tenant)
+    /// and moves each subscription to its next time, atomically: two processes never
+    /// claim the same push.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn claim_due(&self, now_ms: i64) -> DomainResult<Vec<DuePush>>;
+    /// Deletes lapsed subscriptions and expired tokens.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn prune(&self, now_ms: i64) -> DomainResult<u64>;
+    /// The live state of the integration's elevators with these unique ids (unknown ids
+    /// are left out).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn snapshots(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        unique_ids: &[String],
+    ) -> DomainResult<Vec<LiveSnapshot>>;
+    /// Stores an issued inbound token; only its SHA-256 digest is kept.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn put_token(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        token: &str,
+        expires: DateTime<Utc>,
+    ) -> DomainResult<()>;
+    /// Whether this token was issued for the integration and is unexpired.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn token_valid(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> DomainResult<bool>;
+}

@@ -1,0 +1,484 @@
+//! The Huzhou use cases: fault alarms from readings (4.1), pushes on ticket and device
+//! changes (4.2, 7.7, 7.8), the data center's pull API (7.1-7.4, 7.6) and the live
+//! subscriptions' ticks (7.5 every interval for the window).
+
+use super::state::{self, is_lift};
+use super::{
+    DuePush, ELEV_PARAS, ELEV_THINGS, ELEVATOR_FAULT, HuzhouRepo, LIFT_ALARM, LIFT_MAINTAIN, MAX_ITEMS, TRAP_FAULT,
+    request_id,
+};
+use crate::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
+use crate::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
+use crate::devices::{Device, DeviceObserver, DeviceRepo};
+use crate::ids::{DeliveryId, IntegrationId, TenantId};
+use crate::integrations::{Integration, IntegrationKind, IntegrationRepo};
+use crate::tickets::{Ticket, TicketKind, TicketObserver};
+use crate::ttl::{CONFIG_TTL, TtlCache};
+use crate::{DomainError, DomainResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Elevators whose live state one task loads and sends.
+const LOAD_SLICE: usize = 500;
+
+/// How long a token issued by 7.1 `get_token` is valid (the seed: 2 小时).
+pub const INBOUND_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(2);
+
+/// A live subscription's rhythm: `settings.subscriptionIntervalSeconds` (3) and
+/// `settings.subscriptionWindowSeconds` (180), per the seed's 7.4 (V2.2: 3 秒/次, 3 分钟).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveSettings {
+    pub interval: Duration,
+    pub window: Duration,
+}
+
+impl LiveSettings {
+    pub fn of(settings: &Value) -> Self {
+        let secs = |k: &str, d: u64| settings.get(k).and_then(Value::as_u64).filter(|n| *n > 0).unwrap_or(d);
+        Self {
+            interval: Duration::from_secs(secs("subscriptionIntervalSeconds", 3)),
+            window: Duration::from_secs(secs("subscriptionWindowSeconds", 180)),
+        }
+    }
+}
+
+/// Why an `elev_api` call is refused, with the seed's return code (五. 返回码对照表).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiRefusal {
+    /// 300: wrong app key or secret.
+    BadCredentials,
+    /// 301: the token is missing, unknown or expired.
+    BadToken,
+    /// 320: a required query parameter is missing.
+    Missing(&'static str),
+    /// 330: a parameter is invalid.
+    Invalid(String),
+    /// 360: no such elevator.
+    UnknownElevator,
+    /// 500: the platform failed; logged, answered opaquely.
+    Internal,
+}
+
+impl ApiRefusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadCredentials => "300",
+            Self::BadToken => "301",
+            Self::Missing(_) => "320",
+            Self::Invalid(_) => "330",
+            Self::UnknownElevator => "360",
+            Self::Internal => "500",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Self::BadCredentials => "app_key or app_secret is wrong".into(),
+            Self::BadToken => "token is missing or expired".into(),
+            Self::Missing(p) => format!("{p} is required"),
+            Self::Invalid(m) => m.clone(),
+            Self::UnknownElevator => "unknown elevator".into(),
+            Self::Internal => "internal error".into(),
+        }
+    }
+}
+
+fn internal(e: DomainError) -> ApiRefusal {
+    tracing::error!(error = ?e, "huzhou elev_api");
+    ApiRefusal::Internal
+}
+
+/// Byte-equal in time independent of where the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The ports the service runs on.
+pub struct HuzhouPorts {
+    pub repo: Arc<dyn HuzhouRepo>,
+    pub devices: Arc<dyn DeviceRepo>,
+    pub integrations: Arc<dyn IntegrationRepo>,
+    pub alarms: AlarmService,
+    pub deliveries: DeliveryService,
+    /// Live pushes go straight to the sender: a 3-second sample retried later is stale.
+    pub sender: Arc<dyn DeliverySender>,
+}
+
+/// Huzhou elevator integrations.
+#[derive(Clone)]
+pub struct HuzhouService {
+    p: Arc<HuzhouPorts>,
+    /// Integrations by id (settings and kind), read on every live tick.
+    configs: Arc<TtlCache<IntegrationId, Integration>>,
+}
+
+/// The alarm's 4.1 `internal_id` (and 4.2's, which names it): its id as 32 hex characters.
+pub fn internal_id(alarm: &Alarm) -> String {
+    alarm.id.as_uuid().simple().to_string()
+}
+
+impl HuzhouService {
+    pub fn new(ports: HuzhouPorts) -> Self {
+        Self { p: Arc::new(ports), configs: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
+    }
+
+    async fn integration(&self, tenant: TenantId, id: IntegrationId) -> DomainResult<Option<Integration>> {
+        if let Some(i) = self.configs.get(&id) {
+            return Ok(Some(i));
+        }
+        let found = self.p.integrations.get(tenant, id).await?;
+        if let Some(i) = &found {
+            self.configs.put(id, i.clone());
+        }
+        Ok(found)
+    }
+
+    /// The Huzhou integration a device or ticket belongs to, if it is one.
+    async fn huzhou_of(&self, tenant: TenantId, id: Option<IntegrationId>) -> DomainResult<Option<Integration>> {
+        let Some(id) = id else { return Ok(None) };
+        Ok(self.integration(tenant, id).await?.filter(|i| i.kind == IntegrationKind::HuzhouElevator))
+    }
+
+    /// A reading of an elevator (already stored): a `message_code` other than `00` raises
+    /// (or repeats) its `ELEVATOR_FAULT` alarm; `00` clears it. Opening the alarm and its
+    /// recovery each write one `lift_alarm` delivery in the alarm's own transaction.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn on_reading(
+        &self,
+        device: &Device,
+        values: &Map<String, Value>,
+        ts: DateTime<Utc>,
+    ) -> DomainResult<()> {
+        if !is_lift(device.kind) {
+            return Ok(());
+        }
+        let Some(code) = values.get("message_code").and_then(state::text) else { return Ok(()) };
+        let pushes = self.huzhou_of(device.tenant_id, Some(device.integration_id)).await?.is_some();
+        let body = values.get("message_body").and_then(state::text).unwrap_or_default();
+        let raise = RaiseAlarm {
+            device_id: Some(device.id),
+            integration_id: Some(device.integration_id),
+            ticket_id: None,
+            kind: AlarmKind::parse(ELEVATOR_FAULT)?,
+            severity: AlarmSeverity::Critical,
+            message: if body.is_empty() {
+                format!("elevator fault {code}")
+            } else {
+                format!("elevator fault {code}: {body}")
+            },
+            vendor_code: Some(code.clone()),
+            vendor_text: (!body.is_empty()).then(|| body.clone()),
+            inbound_event_id: None,
+            raised_at: ts,
+            attributes: json!({"uniqueId": device.external_id, "messageCode": code}),
+        };
+        let lift = device.clone();
+        let values = values.clone();
+        let delivery = move |alarm: &Alarm, recovered: bool| NewDelivery {
+            integration_id: lift.integration_id,
+            kind: LIFT_ALARM.to_owned(),
+            idempotency_key: request_id(),
+            // A recovery never overtakes its fault.
+            order_key: Some(format!("lift:{}", lift.external_id)),
+            payload: state::lift_alarm(&lift, &internal_id(alarm), &values, recovered),
+        };
+        if code != "00" {
+            let plan = |(alarm, outcome): &(Alarm, RaiseOutcome)| {
+                if pushes && *outcome == RaiseOutcome::Opened { vec![delivery(alarm, false)] } else { Vec::new() }
+            };
+            self.p.alarms.raise_planned(device.tenant_id, raise, &plan).await?;
+        } else {
+            let plan = |alarm: &Alarm| if pushes { vec![delivery(alarm, true)] } else { Vec::new() };
+            self.p.alarms.clear_open_planned(device.tenant_id, &raise, "自动恢复 (message_code 00)", &plan).await?;
+        }
+        Ok(())
+    }
+
+    async fn push(&self, tenant: TenantId, integration: IntegrationId, kind: &str, payload: Value) -> DomainResult<()> {
+        let input = NewDelivery {
+            integration_id: integration,
+            kind: kind.to_owned(),
+            idempotency_key: request_id(),
+            order_key: None,
+            payload,
+        };
+        self.p.deliveries.enqueue(tenant, input).await.map(|_| ())
+    }
+
+    /// 7.1: checks the data center's key and secret (the integration's `inboundAppKey` and
+    /// `inboundAppSecret`) and issues a token valid for 2 hours.
+    ///
+    /// # Errors
+    /// `BadCredentials`; `Missing` for an absent parameter.
+    pub async fn issue_token(
+        &self,
+        integration: &Integration,
+        credentials: &Map<String, Value>,
+        app_key: Option<&str>,
+        app_secret: Option<&str>,
+    ) -> Result<String, ApiRefusal> {
+        let key = app_key.filter(|k| !k.is_empty()).ok_or(ApiRefusal::Missing("app_key"))?;
+        let secret = app_secret.filter(|s| !s.is_empty()).ok_or(ApiRefusal::Missing("app_secret"))?;
+        let want = |n: &str| credentials.get(n).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (k, s) = (want("inboundAppKey"), want("inboundAppSecret"));
+        if k.is_empty() || s.is_empty() || !(same(key, &k) & same(secret, &s)) {
+            return Err(ApiRefusal::BadCredentials);
+        }
+        let token = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
+        self.p
+            .repo
+            .put_token(integration.tenant_id, integration.id, &token, Utc::now() + INBOUND_TOKEN_TTL)
+            .await
+            .map_err(internal)?;
+        Ok(token)
+    }
+
+    /// Checks a token issued by `issue_token` for this integration.
+    ///
+    /// # Errors
+    /// `BadToken`.
+    pub async fn check_token(&self, integration: &Integration, token: Option<&str>) -> Result<(), ApiRefusal> {
+        let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or(ApiRefusal::BadToken)?;
+        let ok = self
+            .p
+            .repo
+            .token_valid(integration.tenant_id, integration.id, token, Utc::now())
+            .await
+            .map_err(internal)?;
+        if ok { Ok(()) } else { Err(ApiRefusal::BadToken) }
+    }
+
+    /// The integration's elevator with this 6-digit unique code.
+    ///
+    /// # Errors
+    /// `Missing("elev_id")`; `UnknownElevator`.
+    pub async fn elevator(&self, integration: &Integration, elev_id: Option<&str>) -> Result<Device, ApiRefusal> {
+        let id = elev_id.map(str::trim).filter(|e| !e.is_empty()).ok_or(ApiRefusal::Missing("elev_id"))?;
+        let device =
+            self.p.devices.find_by_external(integration.tenant_id, integration.id, id).await.map_err(internal)?;
+        device.filter(|d| is_lift(d.kind)).ok_or(ApiRefusal::UnknownElevator)
+    }
+
+    /// 7.4: `subscribe` 1 starts (or extends) live pushes for the listed elevators, 2 ends
+    /// them. Returns how many elevators it applied to.
+    ///
+    /// # Errors
+    /// `Missing` / `Invalid` for the parameters.
+    pub async fn notice(
+        &self,
+        integration: &Integration,
+        unique_ids: Option<&str>,
+        subscribe: Option<&str>,
+    ) -> Result<u64, ApiRefusal> {
+        let ids: Vec<String> = unique_ids
+            .ok_or(ApiRefusal::Missing("unique_ids"))?
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if ids.is_empty() {
+            return Err(ApiRefusal::Missing("unique_ids"));
+        }
+        if let Some(bad) = ids.iter().find(|i| i.len() > 64) {
+            return Err(ApiRefusal::Invalid(format!("unique id too long: {}", &bad[..16])));
+        }
+        let (tenant, id) = (integration.tenant_id, integration.id);
+        match subscribe.map(str::trim) {
+            Some("1") => {
+                let live = LiveSettings::of(&integration.settings);
+                let now = Utc::now().timestamp_millis();
+                let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+                let until = now + ms(live.window);
+                self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
+            }
+            Some("2") => self.p.repo.unsubscribe(tenant, id, &ids).await.map_err(internal),
+            Some(_) => Err(ApiRefusal::Invalid("subscribe must be 1 or 2".into())),
+            None => Err(ApiRefusal::Missing("subscribe")),
+        }
+    }
+
+    /// One live tick: claims every push due at `now` and sends them, per integration in
+    /// requests of at most 100 elevators, all at once (the vendor's concurrency cap
+    /// applies). Returns how many requests were sent successfully.
+    ///
+    /// # Errors
+    /// `Unknown` when the due pushes cannot be claimed.
+    pub async fn live_tick(&self, now: DateTime<Utc>) -> DomainResult<usize> {
+        let due = self.p.repo.claim_due(now.timestamp_millis()).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut groups: HashMap<(TenantId, IntegrationId), Vec<String>> = HashMap::new();
+        for DuePush { tenant_id, integration_id, unique_id, .. } in due {
+            groups.entry((tenant_id, integration_id)).or_default().push(unique_id);
+        }
+        // Each slice of elevators loads its live state and sends its requests on its own,
+        // so the first requests leave while later slices are still being read.
+        let mut sends = tokio::task::JoinSet::new();
+        for ((tenant, integration), ids) in groups {
+            for slice in ids.chunks(LOAD_SLICE) {
+                let (svc, slice) = (self.clone(), slice.to_vec());
+                sends.spawn(async move { svc.push_live(tenant, integration, &slice, now).await });
+            }
+        }
+        let mut ok = 0;
+        while let Some(r) = sends.join_next().await {
+            ok += r.unwrap_or(0);
+        }
+        Ok(ok)
+    }
+
+    /// Sends the live state of some elevators of one integration, 100 per request, all
+    /// at once; returns how many requests were delivered.
+    async fn push_live(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> usize {
+        let snaps = match self.p.repo.snapshots(tenant, integration, ids).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, integration_id = %integration, "loading live states");
+                return 0;
+            }
+        };
+        let items: Vec<Value> = snaps.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
+        let mut sends = tokio::task::JoinSet::new();
+        for chunk in items.chunks(MAX_ITEMS) {
+            let d = live_delivery(tenant, integration, json!({"rt_data": chunk}), now);
+            let sender = self.p.sender.clone();
+            sends.spawn(async move {
+                let mut report = sender.send(&d, false).await;
+                if matches!(report.verdict, Verdict::TokenExpired(_)) {
+                    report = sender.send(&d, true).await;
+                }
+                match report.verdict {
+                    Verdict::Delivered => 1,
+                    v => {
+                        tracing::warn!(integration_id = %d.integration_id, verdict = ?v, "live push failed");
+                        0
+                    }
+                }
+            });
+        }
+        let mut ok = 0;
+        while let Some(r) = sends.join_next().await {
+            ok += r.unwrap_or(0);
+        }
+        ok
+    }
+
+    /// Deletes lapsed subscriptions and expired inbound tokens.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn prune(&self, now: DateTime<Utc>) -> DomainResult<u64> {
+        self.p.repo.prune(now.timestamp_millis()).await
+    }
+
+    /// Devices and repositories, for the daily jobs.
+    pub(super) fn ports(&self) -> &HuzhouPorts {
+        &self.p
+    }
+}
+
+/// A live push: sent once (a token refresh aside) and not stored.
+fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, now: DateTime<Utc>) -> Delivery {
+    Delivery {
+        id: DeliveryId::new(),
+        tenant_id: tenant,
+        integration_id: integration,
+        kind: ELEV_THINGS.to_owned(),
+        idempotency_key: request_id(),
+        order_key: None,
+        payload,
+        state: DeliveryState::InFlight,
+        attempts: 1,
+        next_attempt_at: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// RESCUE statuses after which the rescue is over (7.7 `rescue_url` = `#`).
+const RESCUE_ENDED: &[&str] = &["RESCUED", "CLOSED", "CANCELLED"];
+
+fn fields_of(t: &Ticket) -> Map<String, Value> {
+    t.fields.as_object().cloned().unwrap_or_default()
+}
+
+#[async_trait]
+impl TicketObserver for HuzhouService {
+    /// A MAINTENANCE ticket done sends 4.2; a RESCUE ticket opened sends 7.7 with its
+    /// `rescue_url`, ended sends 7.7 with `#`, closed sends 7.8.
+    async fn saved(&self, tenant: TenantId, before: Option<&Ticket>, after: &Ticket) -> DomainResult<()> {
+        let device = match after.device_id {
+            Some(d) => self.p.devices.get(tenant, d).await?,
+            None => None,
+        };
+        let integration_id = after.integration_id.or(device.as_ref().map(|d| d.integration_id));
+        let Some(integration) = self.huzhou_of(tenant, integration_id).await? else { return Ok(()) };
+        let was = before.map(|b| b.status.as_str());
+        let became = |s: &str| after.status == s && was != Some(s);
+        let mut fields = fields_of(after);
+        if let Some(d) = &device {
+            fields.entry("unique_id").or_insert_with(|| json!(d.external_id));
+            if let Some(code) = state::attr(d, "deviceCode") {
+                fields.entry("device_id").or_insert_with(|| json!(code));
+            }
+            fields.entry("lift_type").or_insert_with(|| json!(state::lift_type(d.kind)));
+        }
+        match after.kind {
+            TicketKind::Maintenance if became("DONE") => {
+                self.push(tenant, integration.id, LIFT_MAINTAIN, Value::Object(fields)).await?;
+            }
+            TicketKind::Rescue => {
+                let ended_now =
+                    RESCUE_ENDED.contains(&after.status.as_str()) && !was.is_some_and(|w| RESCUE_ENDED.contains(&w));
+                if let Some(d) = &device {
+                    if before.is_none() && !ended_now {
+                        let url =
+                            fields.get("rescue_url").and_then(state::text).or_else(|| state::attr(d, "rescueUrl"));
+                        if let Some(url) = url.filter(|u| !u.is_empty()) {
+                            let item = state::paras_item(d, Some(&url));
+                            self.push(tenant, integration.id, ELEV_PARAS, json!({"rt_paras": [item]})).await?;
+                        }
+                    } else if ended_now && before.is_some() {
+                        let item = state::paras_item(d, Some("#"));
+                        self.push(tenant, integration.id, ELEV_PARAS, json!({"rt_paras": [item]})).await?;
+                    }
+                }
+                if became("CLOSED") {
+                    fields.remove("rescue_url");
+                    self.push(tenant, integration.id, TRAP_FAULT, Value::Object(fields)).await?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeviceObserver for HuzhouService {
+    /// A new elevator, or one whose static parameters changed, sends 7.7.
+    async fn upserted(&self, tenant: TenantId, before: Option<&Device>, after: &Device) -> DomainResult<()> {
+        if !is_lift(after.kind) {
+            return Ok(());
+        }
+        let Some(integration) = self.huzhou_of(tenant, Some(after.integration_id)).await? else { return Ok(()) };
+        if before.is_some_and(|b| state::static_params(b) == state::static_params(after)) {
+            return Ok(());
+        }
+        self.push(tenant, integration.id, ELEV_PARAS, json!({"rt_paras": [state::paras_item(after, None)]})).await
+    }
+}

@@ -1,0 +1,890 @@
+//! Huzhou elevator data center (seed 000, `PROTOCOLS.md` section 1) against an in-process
+//! fake data center that checks what the real one would: the token `sign`, every push's
+//! `signature`, `Authorization`, the `Request-Id` format, and the field names, string
+//! types, time format and enums of each action's `req_info`.
+
+use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use md5::{Digest, Md5};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const APP_KEY: &str = "hz-app-key";
+const APP_SECRET: &str = "hz-app-secret-Q9";
+const IN_KEY: &str = "dc-inbound-key";
+const IN_SECRET: &str = "dc-inbound-secret-Z7";
+
+fn md5_upper(s: &str) -> String {
+    hex::encode_upper(Md5::digest(s.as_bytes()))
+}
+
+/// One push as the fake data center saw it.
+#[derive(Debug, Clone)]
+struct Push {
+    action: String,
+    request_id: String,
+    token: String,
+    info: Value,
+    at: Instant,
+    answered: String,
+}
+
+#[derive(Default)]
+struct DcState {
+    /// Tokens the data center accepts now.
+    tokens: Vec<String>,
+    /// Tokens issued so far.
+    issued: usize,
+    pushes: Vec<Push>,
+    /// Protocol violations the fake found (a test fails when any is here).
+    errors: Vec<String>,
+    /// Per `action:unique_id`: answer the next n pushes with HTTP 500.
+    fail: HashMap<String, u32>,
+    /// Per `action:unique_id`: answer ret_code 330 (必要数据参数缺失或无效).
+    reject: Vec<String>,
+    /// Answer the next n pushes with ret_code 301 and forget the token.
+    expire: u32,
+}
+
+#[derive(Clone, Default)]
+struct Dc(Arc<Mutex<DcState>>);
+
+impl Dc {
+    fn st(&self) -> std::sync::MutexGuard<'_, DcState> {
+        self.0.lock().expect("lock")
+    }
+    fn pushes(&self, action: &str) -> Vec<Push> {
+        self.st().pushes.iter().filter(|p| p.action == action && p.answered == "200").cloned().collect()
+    }
+    fn all(&self, action: &str) -> Vec<Push> {
+        self.st().pushes.iter().filter(|p| p.action == action).cloned().collect()
+    }
+    fn errors(&self) -> Vec<String> {
+        self.st().errors.clone()
+    }
+}
+
+fn is_ts15(s: &str) -> bool {
+    s.len() == 15 && chrono::NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%S").is_ok()
+}
+
+const TIMES: &[&str] = &[
+    "report_time",
+    "arrive_time",
+    "finish_time",
+    "use_starttime",
+    "use_endtime",
+    "recv_time",
+    "fault_start_time",
+    "alarm_accept_time",
+    "task_open_time",
+    "task_accept_time",
+    "rescue_time",
+];
+
+/// The seed's fields per action: (required, optional).
+fn fields(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match action {
+        "lift_alarm" => (
+            &[
+                "unique_id",
+                "internal_id",
+                "lift_type",
+                "service_mode",
+                "car_status",
+                "car_direction",
+                "door_zone",
+                "car_position",
+                "door_status",
+                "passenger_status",
+                "message_code",
+            ],
+            &["device_id", "total_running_time", "present_counter_value", "message_body"],
+        ),
+        "lift_maintain" => (
+            &[
+                "unique_id",
+                "internal_id",
+                "lift_type",
+                "maintain_type",
+                "fault_type",
+                "fault_info",
+                "fault_cause",
+                "deal_result",
+                "deal_time",
+                "deal_engineer",
+                "contact_name",
+                "contact_phone",
+                "use_company",
+                "report_no",
+                "report_time",
+                "arrive_time",
+                "finish_time",
+                "response_time",
+            ],
+            &["device_id", "use_city", "use_street", "passengers_info"],
+        ),
+        "lift_notify" => (
+            &["unique_id", "lift_type", "use_type", "is_current_count", "use_count", "use_starttime", "use_endtime"],
+            &["device_id", "comments"],
+        ),
+        "put_ie_elev_things" => (
+            &[
+                "unique_id",
+                "serial_num",
+                "recv_time",
+                "run_trend",
+                "elev_speed",
+                "open_close_count",
+                "run_count",
+                "curr_floor",
+                "passenger_state",
+                "door_state",
+            ],
+            &[],
+        ),
+        "put_ie_elev_paras" => (
+            &["unique_id"],
+            &[
+                "elev_provider_id",
+                "elev_name",
+                "elev_loc",
+                "elev_floors",
+                "elev_lat",
+                "elev_lng",
+                "video_pos",
+                "video_url",
+                "stream_url",
+                "rescue_url",
+                "dev_type",
+                "live_state",
+            ],
+        ),
+        "put_ie_trap_fault" => (
+            &[
+                "unique_id",
+                "data_source",
+                "serial_num",
+                "main_company_name",
+                "use_company_name",
+                "is_examine",
+                "primary_rescue_company",
+                "device_location",
+                "fault_start_time",
+                "handle_result",
+                "trap_people",
+                "scene_describe",
+                "fault_cause",
+                "area_num",
+                "alarm_accept_time",
+                "task_open_time",
+                "task_accept_time",
+                "arrive_time",
+                "rescue_time",
+                "rescue_level",
+            ],
+            &["secondary_rescue_company"],
+        ),
+        _ => (&[], &[]),
+    }
+}
+
+/// Checks one `req_info` object (or one list item) the way the data center would.
+fn check_item(action: &str, item: &Value, errors: &mut Vec<String>) {
+    let (required, optional) = fields(action);
+    let Some(m) = item.as_object() else {
+        errors.push(format!("{action}: item is not an object"));
+        return;
+    };
+    for r in required {
+        if !m.contains_key(*r) {
+            errors.push(format!("{action}: missing {r}"));
+        }
+    }
+    for (k, v) in m {
+        if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) {
+            errors.push(format!("{action}: unknown field {k}"));
+        }
+        let Some(s) = v.as_str() else {
+            errors.push(format!("{action}: {k} is not a string: {v}"));
+            continue;
+        };
+        if TIMES.contains(&k.as_str()) && !is_ts15(s) {
+            errors.push(format!("{action}: {k} is not a 15-character timestamp: {s}"));
+        }
+        let allowed: &[&str] = match k.as_str() {
+            "lift_type" => &["1", "2"],
+            "dev_type" => &["3"],
+            "data_source" => &["1", "2", "3"],
+            "is_examine" => &["T", "F"],
+            "rescue_level" => &["1", "2", "3"],
+            "live_state" => &["0", "1", "2", "3"],
+            "run_trend" if action == "put_ie_elev_things" => &["1", "2", "3"],
+            "passenger_state" => &["1", "2", "3"],
+            "door_state" => &["1", "2", "3", "4", "5"],
+            _ => &[],
+        };
+        if !allowed.is_empty() && !allowed.contains(&s) {
+            errors.push(format!("{action}: {k} = {s:?} is not one of {allowed:?}"));
+        }
+        if action == "put_ie_elev_paras" && s.is_empty() {
+            errors.push(format!("{action}: empty {k} is sent"));
+        }
+    }
+}
+
+/// 3.2: the token request.
+async fn token(State(dc): State<Dc>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
+    let mut st = dc.st();
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("action") != "token" {
+        st.errors.push(format!("token: action {}", get("action")));
+    }
+    let ts = get("timestamp");
+    if !is_ts15(&ts) {
+        st.errors.push(format!("token: timestamp {ts}"));
+    }
+    if get("appKey") != APP_KEY || get("appSecret") != APP_SECRET {
+        return Json(json!({"ret_status": {"ret_code": "300", "ret_msg": "应用、私匙或公匙已失效"}}));
+    }
+    if get("sign") != md5_upper(&format!("{APP_KEY}{APP_SECRET}{ts}")) {
+        st.errors.push("token: wrong sign".into());
+        return Json(json!({"ret_status": {"ret_code": "310", "ret_msg": "签名错误"}}));
+    }
+    st.issued += 1;
+    let t = format!("TOKEN{}", st.issued);
+    st.tokens.push(t.clone());
+    Json(json!({"ret_status": {"ret_code": "200", "ret_msg": "访问成功"},
+                "ret_data": {"app_token": t, "token_valid_time": "7200"}}))
+}
+
+/// Every push, on either host.
+async fn push(
+    State(dc): State<Dc>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let mut st = dc.st();
+    let action = q.get("action").cloned().unwrap_or_default();
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let token = h("authorization").strip_prefix("Bearer ").unwrap_or_default().to_owned();
+    let request_id = h("request-id");
+    if request_id.len() != 32 || !request_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        st.errors.push(format!("{action}: Request-Id {request_id:?}"));
+    }
+    let ctx = &body["req_context"];
+    let ts = ctx["timestamp"].as_str().unwrap_or_default();
+    if !is_ts15(ts) {
+        st.errors.push(format!("{action}: req_context.timestamp {ts:?}"));
+    }
+    let want_version = if action.starts_with("lift_") { "2.0" } else { "1.0" };
+    if ctx["version"] != want_version {
+        st.errors.push(format!("{action}: version {}", ctx["version"]));
+    }
+    let info = body["req_info"].clone();
+    let record = |st: &mut DcState, answered: &str| {
+        st.pushes.push(Push {
+            action: action.clone(),
+            request_id: request_id.clone(),
+            token: token.clone(),
+            info: info.clone(),
+            at: Instant::now(),
+            answered: answered.to_owned(),
+        });
+    };
+    let ret = |code: &str| Json(json!({"ret_status": {"ret_code": code, "ret_msg": "x"}, "ret_data": {}}));
+    if !st.tokens.contains(&token) {
+        record(&mut st, "301");
+        return (axum::http::StatusCode::OK, ret("301"));
+    }
+    if ctx["signature"] != md5_upper(&format!("&action={action}&timestamp={ts}&token={token}&")).as_str() {
+        st.errors.push(format!("{action}: wrong signature"));
+        record(&mut st, "310");
+        return (axum::http::StatusCode::OK, ret("310"));
+    }
+    let mut errors = Vec::new();
+    match action.as_str() {
+        "put_ie_elev_things" | "put_ie_elev_paras" => {
+            let list = if action == "put_ie_elev_things" { &info["rt_data"] } else { &info["rt_paras"] };
+            match list.as_array() {
+                Some(items) if !items.is_empty() && items.len() <= 100 => {
+                    items.iter().for_each(|i| check_item(&action, i, &mut errors));
+                }
+                _ => errors.push(format!("{action}: 1-100 items expected")),
+            }
+        }
+        _ => check_item(&action, &info, &mut errors),
+    }
+    st.errors.extend(errors);
+    if st.expire > 0 {
+        st.expire -= 1;
+        st.tokens.retain(|t| *t != token);
+        record(&mut st, "301");
+        return (axum::http::StatusCode::OK, ret("301"));
+    }
+    let key = format!("{action}:{}", info["unique_id"].as_str().unwrap_or_default());
+    if st.reject.contains(&key) {
+        record(&mut st, "330");
+        return (axum::http::StatusCode::OK, ret("330"));
+    }
+    if let Some(n) = st.fail.get_mut(&key).filter(|n| **n > 0) {
+        *n -= 1;
+        record(&mut st, "500");
+        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, ret("500"));
+    }
+    record(&mut st, "200");
+    (axum::http::StatusCode::OK, ret("200"))
+}
+
+struct Setup {
+    app: TestApp,
+    dc: Dc,
+    tenant: TenantFixture,
+    integration: String,
+    api_key: String,
+}
+
+impl Setup {
+    async fn gql(&self, q: &str, v: Value) -> crate::utils::Gql {
+        self.app.gql(Some(&self.tenant.admin_token), q, v).await
+    }
+
+    async fn elevator(&self, external: &str, kind: &str, attributes: Value) -> String {
+        let q = "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }";
+        let i = json!({"integrationId": self.integration, "externalId": external, "kind": kind,
+                       "name": format!("{external}号梯"), "attributes": attributes});
+        let r = self.gql(q, json!({"i": i})).await;
+        r.data()["upsertDevice"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned()
+    }
+
+    async fn telemetry(&self, body: Value) -> (u16, Value) {
+        let r = self
+            .app
+            .http
+            .post(self.app.url(&format!("/hooks/{}/telemetry", self.integration)))
+            .header("x-api-key", &self.api_key)
+            .json(&body)
+            .send()
+            .await
+            .expect("telemetry");
+        (r.status().as_u16(), r.json().await.expect("json"))
+    }
+
+    async fn elev_api(&self, query: &str) -> Value {
+        let url = self.app.url(&format!("/hooks/{}/huzhou/elev_api?{query}", self.integration));
+        let r = self.app.http.get(url).send().await.expect("elev_api");
+        assert_eq!(r.status().as_u16(), 200);
+        r.json().await.expect("json")
+    }
+
+    async fn deliveries(&self, kind: &str) -> Vec<Value> {
+        let q = "query($k:String!){ deliveries(filter:{kind:$k}, first:100){ edges { node {
+                   id idempotencyKey state payload attempts { outcome request } } } } }";
+        let r = self.gql(q, json!({"k": kind})).await;
+        r.data()["deliveries"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect()
+    }
+}
+
+async fn until<F: FnMut() -> bool>(what: &str, mut f: F) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn setup() -> Setup {
+    let dc = Dc::default();
+    let fake =
+        Router::new().route("/api_lift", get(token).post(push)).route("/api_dc", post(push)).with_state(dc.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, fake).await });
+    let app = spawn_app_with(|c| {
+        c.sweep_every = Duration::from_millis(500);
+        c.job_poll = Duration::from_millis(100);
+        c.job_heartbeat = Duration::from_secs(1);
+    })
+    .await;
+    let root = app.admin_token().await;
+    let tenant = tenant_with_admin(&app, &root).await;
+    let r = app
+        .configure_integration(
+            &tenant.admin_token,
+            json!({"kind": "HUZHOU_ELEVATOR", "name": "湖州", "settings": {
+                       "baseUrl": base, "dcBaseUrl": format!("{base}/"),
+                       "subscriptionIntervalSeconds": 1, "subscriptionWindowSeconds": 4,
+                       "retry": {"initialDelaySecs": 1, "maxDelaySecs": 1, "maxAttempts": 6}},
+                   "credentials": {"appKey": APP_KEY, "appSecret": APP_SECRET,
+                                   "inboundAppKey": IN_KEY, "inboundAppSecret": IN_SECRET}}),
+        )
+        .await;
+    let integration = r.data()["configureIntegration"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned();
+    let k = app
+        .gql(
+            Some(&tenant.admin_token),
+            "mutation($i:ID!){ createApiKey(integrationId:$i){ key } }",
+            json!({"i": integration}),
+        )
+        .await;
+    let api_key = k.data()["createApiKey"]["key"].as_str().expect("key").to_owned();
+    Setup { app, dc, tenant, integration, api_key }
+}
+
+fn reading(ext: &str, values: Value) -> Value {
+    json!({"externalId": ext, "ts": chrono::Utc::now().to_rfc3339(), "values": values})
+}
+
+#[tokio::test]
+async fn a_fault_reading_pushes_one_lift_alarm_and_its_recovery_one_more() {
+    let s = setup().await;
+    let lift = s.elevator("204150", "ELEVATOR", json!({"deviceCode": "3110102872020C0151", "address": "湖州"})).await;
+    let fault = json!({"readings": [
+        reading("204150", json!({"message_code": "01", "message_body": "困人", "car_position": 5, "door_status": "1",
+                                 "service_mode": "1", "car_status": 0, "car_direction": 0, "door_zone": 1,
+                                 "passenger_status": 1, "present_counter_value": 100})),
+        reading("999999", json!({"message_code": "01"})),
+        reading("204150", json!({"message_code": "1"})),
+        json!({"externalId": "204150", "ts": "yesterday", "values": {}}),
+        reading("204150", json!({"message_code": "01", "car_position": 6})),
+    ]});
+    let (status, answer) = s.telemetry(fault.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    let rejected: Vec<i64> =
+        answer["rejected"].as_array().expect("rejected").iter().filter_map(|r| r["index"].as_i64()).collect();
+    assert_eq!(rejected, vec![1, 2, 3], "{answer}");
+    // The same batch again: stored once, applied once.
+    let (_, again) = s.telemetry(fault).await;
+    assert_eq!(again["accepted"], 2);
+    let dc = s.dc.clone();
+    until("the lift_alarm", || !dc.pushes("lift_alarm").is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let alarms = s.dc.pushes("lift_alarm");
+    assert_eq!(alarms.len(), 1, "a repeated fault sends nothing: {alarms:?}");
+    let a = &alarms[0].info;
+    assert_eq!((a["unique_id"].as_str(), a["device_id"].as_str()), (Some("204150"), Some("3110102872020C0151")));
+    assert_eq!(
+        (a["message_code"].as_str(), a["car_position"].as_str(), a["lift_type"].as_str()),
+        (Some("01"), Some("5"), Some("1"))
+    );
+    assert_eq!(s.dc.st().issued, 1, "one token for everything");
+
+    let q = "query($d:ID!){ alarms(filter:{deviceId:$d}){ edges { node { id kind state vendorCode occurrences } } }
+                        device(id:$d){ latest } }";
+    let r = s.gql(q, json!({"d": lift})).await;
+    let alarm = &r.data()["alarms"]["edges"][0]["node"];
+    assert_eq!(
+        (alarm["kind"].as_str(), alarm["state"].as_str(), alarm["vendorCode"].as_str()),
+        (Some("ELEVATOR_FAULT"), Some("RAISED"), Some("01"))
+    );
+    assert_eq!(alarm["occurrences"], 2);
+    assert_eq!(r.data()["device"]["latest"]["car_position"]["value"], 6, "live state is the newest reading");
+    let internal = alarm["id"].as_str().expect("id").replace('-', "");
+    assert_eq!(a["internal_id"], json!(internal), "internal_id names the alarm");
+
+    let (_, ok) = s.telemetry(json!({"readings": [reading("204150", json!({"message_code": "00"}))]})).await;
+    assert_eq!(ok["accepted"], 1);
+    until("the recovery", || dc.pushes("lift_alarm").len() == 2).await;
+    let rec = &s.dc.pushes("lift_alarm")[1];
+    assert_eq!(
+        (rec.info["message_code"].as_str(), rec.info["internal_id"].as_str()),
+        (Some("00"), Some(internal.as_str()))
+    );
+    assert_ne!(rec.request_id, alarms[0].request_id, "a new message, a new Request-Id");
+    let r = s.gql(q, json!({"d": lift})).await;
+    assert_eq!(r.data()["alarms"]["edges"][0]["node"]["state"], "CLEARED");
+    // Recovered again: nothing open, nothing sent.
+    s.telemetry(json!({"readings": [reading("204150", json!({"message_code": "00"}))]})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(s.dc.pushes("lift_alarm").len(), 2);
+    assert_eq!(s.deliveries("huzhou.lift_alarm").await.len(), 2);
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+
+    // Telemetry refuses what is not its protocol, never with a 5xx.
+    let bad = s
+        .app
+        .http
+        .post(s.app.url(&format!("/hooks/{}/telemetry", s.integration)))
+        .header("x-api-key", &s.api_key)
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status().as_u16(), 400);
+    let nokey = s
+        .app
+        .http
+        .post(s.app.url(&format!("/hooks/{}/telemetry", s.integration)))
+        .header("x-api-key", "wrong")
+        .json(&json!({"readings": []}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(nokey.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn failed_pushes_keep_their_request_id_and_a_301_fetches_one_new_token() {
+    let s = setup().await;
+    s.elevator("204150", "ELEVATOR", json!({})).await;
+    s.elevator("204151", "ESCALATOR", json!({})).await;
+    let now = chrono::Utc::now();
+    let ts = |h: i64| (now - chrono::Duration::hours(h)).to_rfc3339();
+    let batch = json!({"readings": [
+        {"externalId": "204150", "ts": ts(30), "values": {"run_count": 1000}},
+        {"externalId": "204150", "ts": ts(10), "values": {"run_count": 1040}},
+        {"externalId": "204150", "ts": ts(1), "values": {"run_count": 1100, "speed": 1.5, "car_position": -1}},
+    ]});
+    assert_eq!(s.telemetry(batch).await.1["accepted"], 3);
+    // The paras pushes of the two new elevators come first.
+    let dc = s.dc.clone();
+    until("paras", || dc.pushes("put_ie_elev_paras").len() == 2).await;
+
+    s.dc.st().fail.insert("lift_notify:204150".into(), 3);
+    let run = "mutation($i:ID!,$j:ScheduledJob!){ runScheduledJob(integrationId:$i, job:$j){ outcome detail } }";
+    let r = s.gql(run, json!({"i": s.integration, "j": "LIFT_NOTIFY_DAILY"})).await;
+    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
+    until("both lift_notify", || dc.pushes("lift_notify").len() == 2).await;
+    let all = s.dc.all("lift_notify");
+    let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
+    for p in &all {
+        by_id.entry(p.request_id.clone()).or_default().push(p.answered.clone());
+    }
+    assert_eq!(by_id.len(), 2, "two messages: {by_id:?}");
+    let lift_id = &all.iter().find(|p| p.info["unique_id"] == "204150").expect("204150").request_id;
+    let retried = &by_id[lift_id];
+    assert_eq!(retried, &["500", "500", "500", "200"], "three failures, then the same Request-Id arrives");
+    let lift = s.dc.pushes("lift_notify").into_iter().find(|p| p.info["unique_id"] == "204150").expect("204150");
+    assert_eq!(lift.info["use_count"], "100", "the starts of the last 24 h");
+    assert_eq!((lift.info["use_type"].as_str(), lift.info["is_current_count"].as_str()), (Some("1"), Some("1")));
+    let esc = s.dc.pushes("lift_notify").into_iter().find(|p| p.info["unique_id"] == "204151").expect("204151");
+    assert_eq!((esc.info["lift_type"].as_str(), esc.info["use_count"].as_str()), (Some("2"), Some("0")));
+
+    // A 301 answer: one new token, one retry with it, the same Request-Id.
+    let tokens_before = s.dc.st().issued;
+    s.dc.st().expire = 1;
+    let r = s.gql(run, json!({"i": s.integration, "j": "ELEV_THINGS_DAILY"})).await;
+    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
+    until("things", || !dc.pushes("put_ie_elev_things").is_empty()).await;
+    let things = s.dc.all("put_ie_elev_things");
+    assert_eq!(things.len(), 2, "{things:?}");
+    assert_eq!((things[0].answered.as_str(), things[1].answered.as_str()), ("301", "200"));
+    assert_eq!(things[0].request_id, things[1].request_id);
+    assert_ne!(things[0].token, things[1].token);
+    assert_eq!(s.dc.st().issued, tokens_before + 1, "exactly one new token");
+    let items = things[1].info["rt_data"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "both elevators in one request");
+    let it = items.iter().find(|i| i["unique_id"] == "204150").expect("item");
+    assert_eq!(
+        (it["elev_speed"].as_str(), it["curr_floor"].as_str(), it["run_count"].as_str()),
+        (Some("1.5"), Some("-1"), Some("1100"))
+    );
+    let d = &s.deliveries("huzhou.put_ie_elev_things").await[0];
+    let outcomes: Vec<&str> =
+        d["attempts"].as_array().expect("a").iter().filter_map(|a| a["outcome"].as_str()).collect();
+    assert_eq!(outcomes, ["TOKEN_EXPIRED", "SUCCEEDED"]);
+    for a in d["attempts"].as_array().expect("a") {
+        let req = a["request"].as_str().expect("request");
+        assert!(!req.contains("TOKEN") && !req.contains(APP_SECRET), "no secret in {req}");
+    }
+
+    // 310-360: permanent, no blind retry.
+    s.dc.st().reject.push("lift_notify:204151".into());
+    let r = s.gql(run, json!({"i": s.integration, "j": "LIFT_NOTIFY_DAILY"})).await;
+    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
+    until("the rejection", || dc.all("lift_notify").iter().any(|p| p.answered == "330")).await;
+    let mut dead = Vec::new();
+    for _ in 0..100 {
+        dead = s.deliveries("huzhou.lift_notify").await.into_iter().filter(|d| d["state"] == "DEAD").collect();
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["attempts"].as_array().map(Vec::len), Some(1), "{}", dead[0]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(s.dc.all("lift_notify").iter().filter(|p| p.answered == "330").count(), 1, "not retried");
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}
+
+#[tokio::test]
+async fn tickets_and_parameter_changes_push_maintain_paras_and_trap_fault() {
+    let s = setup().await;
+    let attrs = json!({"deviceCode": "31103305032017010031", "providerId": "P-1", "address": "湖州市南浔区",
+                       "floors": "-1,1,2,3", "lat": "30.87", "lng": "120.42", "videoUrl": "", "rescueUrl": "https://r.example/1"});
+    let lift = s.elevator("204150", "ELEVATOR", attrs.clone()).await;
+    let dc = s.dc.clone();
+    until("paras", || dc.pushes("put_ie_elev_paras").len() == 1).await;
+    let p = &s.dc.pushes("put_ie_elev_paras")[0].info["rt_paras"][0];
+    assert_eq!(
+        (p["elev_loc"].as_str(), p["elev_provider_id"].as_str(), p["dev_type"].as_str()),
+        (Some("湖州市南浔区"), Some("P-1"), Some("3"))
+    );
+    assert!(p.get("video_url").is_none() && p.get("rescue_url").is_none(), "empty and rescue fields are not sent: {p}");
+    // The same parameters again: nothing to tell.
+    s.elevator("204150", "ELEVATOR", attrs).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(s.dc.pushes("put_ie_elev_paras").len(), 1);
+
+    let save = "mutation($i:SaveTicketInput!){ saveTicket(input:$i){ id status } }";
+    let incomplete = json!({"kind": "MAINTENANCE", "integrationId": s.integration, "deviceId": lift, "status": "DONE",
+                            "fields": {"internal_id": "x", "maintain_type": "1"}});
+    let r = s.gql(save, json!({"i": incomplete})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.raw);
+    let m = json!({"unique_id": "204150", "lift_type": "1", "internal_id": "abc123", "maintain_type": "1", "fault_type": "静止 - 平层 - 门关闭",
+                   "deal_result": "更换门锁开关", "deal_time": "10", "deal_engineer": "张大力", "contact_name": "张三",
+                   "contact_phone": "13811111111", "use_company": "湖州物业", "report_no": "ACH0844",
+                   "report_time": "20261201T062700", "arrive_time": "20261201T064200", "finish_time": "20261201T073000",
+                   "response_time": "15"});
+    let r = s.gql(save, json!({"i": {"kind": "MAINTENANCE", "integrationId": s.integration, "deviceId": lift, "status": "IN_PROGRESS", "fields": m}})).await;
+    let ticket = r.data()["saveTicket"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(s.dc.pushes("lift_maintain").is_empty(), "not done yet");
+    s.gql(save, json!({"i": {"id": ticket, "kind": "MAINTENANCE", "status": "DONE"}})).await;
+    until("lift_maintain", || dc.pushes("lift_maintain").len() == 1).await;
+    let lm = &s.dc.pushes("lift_maintain")[0].info;
+    assert_eq!(
+        (lm["internal_id"].as_str(), lm["unique_id"].as_str(), lm["device_id"].as_str()),
+        (Some("abc123"), Some("204150"), Some("31103305032017010031"))
+    );
+    assert_eq!((lm["fault_info"].as_str(), lm["lift_type"].as_str()), (Some("正常"), Some("1")));
+
+    let rescue = json!({"unique_id": "204150", "serial_num": "TF001", "fault_start_time": "20261201T122535", "alarm_accept_time": "20261201T122600"});
+    let r = s
+        .gql(save, json!({"i": {"kind": "RESCUE", "integrationId": s.integration, "deviceId": lift, "fields": rescue}}))
+        .await;
+    let rid = r.data()["saveTicket"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned();
+    until("rescue start", || dc.pushes("put_ie_elev_paras").len() == 2).await;
+    assert_eq!(s.dc.pushes("put_ie_elev_paras")[1].info["rt_paras"][0]["rescue_url"], "https://r.example/1");
+    let rescued = json!({"primary_rescue_company": "湖州维保", "task_open_time": "20261201T122700",
+                         "task_accept_time": "20261201T122800", "arrive_time": "20261201T124000",
+                         "rescue_time": "20261201T125000", "trap_people": "2"});
+    let r = s.gql(save, json!({"i": {"id": rid, "kind": "RESCUE", "status": "RESCUED", "fields": rescued}})).await;
+    assert_eq!(r.data()["saveTicket"]["status"], "RESCUED", "{}", r.raw);
+    until("rescue end", || dc.pushes("put_ie_elev_paras").len() == 3).await;
+    assert_eq!(s.dc.pushes("put_ie_elev_paras")[2].info["rt_paras"][0]["rescue_url"], "#");
+    let r = s
+        .gql(
+            save,
+            json!({"i": {"id": rid, "kind": "RESCUE", "status": "CLOSED", "fields": {"handle_result": "盘车放人"}}}),
+        )
+        .await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "the seed's required fields are checked: {}", r.raw);
+    let closed = json!({"handle_result": "盘车放人", "scene_describe": "停在 5-6 层之间", "fault_cause": "门锁回路断开",
+                        "main_company_name": "湖州维保", "use_company_name": "湖州物业", "device_location": "3 幢",
+                        "area_num": "330503"});
+    let r = s.gql(save, json!({"i": {"id": rid, "kind": "RESCUE", "status": "CLOSED", "fields": closed}})).await;
+    assert_eq!(r.data()["saveTicket"]["status"], "CLOSED", "{}", r.raw);
+    until("trap fault", || dc.pushes("put_ie_trap_fault").len() == 1).await;
+    let tf = &s.dc.pushes("put_ie_trap_fault")[0].info;
+    assert_eq!(
+        (tf["data_source"].as_str(), tf["is_examine"].as_str(), tf["rescue_level"].as_str()),
+        (Some("3"), Some("F"), Some("1"))
+    );
+    assert_eq!((tf["unique_id"].as_str(), tf["trap_people"].as_str()), (Some("204150"), Some("2")));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.dc.pushes("put_ie_elev_paras").len(), 3, "closing an ended rescue sends no second #");
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}
+
+#[tokio::test]
+async fn the_data_center_pulls_and_subscribes_with_its_own_token() {
+    let s = setup().await;
+    s.elevator(
+        "204150",
+        "ELEVATOR",
+        json!({"providerId": "P-1", "address": "湖州", "floors": "1,2,3", "streamUrl": "https://v.example/1.flv"}),
+    )
+    .await;
+    s.elevator("204151", "ELEVATOR", json!({})).await;
+    let (_, t) = s
+        .telemetry(json!({"readings": [reading("204150", json!({"car_position": 3, "speed": 1.5, "car_status": 1,
+        "car_direction": 1, "door_status": 1, "passenger_status": 1}))]}))
+        .await;
+    assert_eq!(t["accepted"], 1, "{t}");
+
+    let bad = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret=nope")).await;
+    assert_eq!(bad["ret_code"], "300", "{bad}");
+    let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
+    assert_eq!(t["ret_code"], "200", "{t}");
+    let token = t["ret_token"].as_str().expect("token").to_owned();
+    assert_eq!(s.elev_api("action=get_dev_info&elev_id=204150").await["ret_code"], "301");
+    assert_eq!(s.elev_api("action=get_dev_info&token=FORGED&elev_id=204150").await["ret_code"], "301");
+    let info = s.elev_api(&format!("action=get_dev_info&token={token}&elev_id=204150")).await;
+    assert_eq!(
+        (info["elev_id"].as_str(), info["elev_provider_id"].as_str(), info["elev_floors"].as_str()),
+        (Some("204150"), Some("P-1"), Some("1,2,3"))
+    );
+    let rt = s.elev_api(&format!("action=get_rt_info&token={token}&elev_id=204150")).await;
+    assert_eq!(
+        (rt["curr_floor"].as_str(), rt["curr_speed"].as_str(), rt["run_state"].as_str(), rt["run_trend"].as_str()),
+        (Some("3"), Some("1.5"), Some("运行"), Some("上"))
+    );
+    assert_eq!((rt["door_state"].as_str(), rt["passenger_state"].as_str()), (Some("关"), Some("有人")));
+    let url = s.elev_api(&format!("action=get_stream_url&token={token}&elev_id=204150")).await;
+    assert_eq!(url["ret_data"]["stream_url"], "https://v.example/1.flv");
+    let none = s.elev_api(&format!("action=get_stream_url&token={token}&elev_id=204151")).await;
+    assert_eq!(none["ret_data"]["stream_url"], "");
+    assert_eq!(s.elev_api(&format!("action=get_rt_info&token={token}&elev_id=000000")).await["ret_code"], "360");
+    assert_eq!(s.elev_api(&format!("action=get_rt_info&token={token}")).await["ret_code"], "320");
+    assert_eq!(s.elev_api(&format!("action=nope&token={token}")).await["ret_code"], "330");
+    let notice = s.app.url(&format!("/hooks/{}/huzhou/elev_api?action=put_rt_notice&token={token}", s.integration));
+    let malformed = s.app.http.post(&notice).body("{oops").send().await.expect("send");
+    assert_eq!(malformed.status().as_u16(), 200);
+    assert_eq!(malformed.json::<Value>().await.expect("json")["ret_code"], "330");
+
+    // Another integration (here: another tenant's) does not accept this token.
+    let root = s.app.admin_token().await;
+    let other = tenant_with_admin(&s.app, &root).await;
+    let r = s
+        .app
+        .configure_integration(
+            &other.admin_token,
+            json!({"kind": "HUZHOU_ELEVATOR", "name": "o",
+        "settings": {"baseUrl": "http://127.0.0.1:9", "dcBaseUrl": "http://127.0.0.1:9"},
+        "credentials": {"appKey": "a", "appSecret": "b", "inboundAppKey": IN_KEY, "inboundAppSecret": IN_SECRET}}),
+        )
+        .await;
+    let other_id = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+    let u = s.app.url(&format!("/hooks/{other_id}/huzhou/elev_api?action=get_dev_info&token={token}&elev_id=204150"));
+    let v: Value = s.app.http.get(u).send().await.expect("send").json().await.expect("json");
+    assert_eq!(v["ret_code"], "301");
+    // With its own token, the other integration does not see this tenant's elevator.
+    let u = s
+        .app
+        .url(&format!("/hooks/{other_id}/huzhou/elev_api?action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}"));
+    let v: Value = s.app.http.get(u).send().await.expect("send").json().await.expect("json");
+    let other_token = v["ret_token"].as_str().expect("token").to_owned();
+    for action in ["get_dev_info", "get_rt_info", "get_stream_url"] {
+        let u =
+            s.app.url(&format!("/hooks/{other_id}/huzhou/elev_api?action={action}&token={other_token}&elev_id=204150"));
+        let v: Value = s.app.http.get(u).send().await.expect("send").json().await.expect("json");
+        assert_eq!(v["ret_code"], "360", "{action}: {v}");
+    }
+
+    // 7.4: subscribe (POST JSON) -> a push each interval (1 s here) for the window (4 s).
+    let started = Instant::now();
+    let sub = s
+        .app
+        .http
+        .post(&notice)
+        .json(&json!({"unique_ids": "204150,204151", "subscribe": "1"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sub.json::<Value>().await.expect("json")["ret_code"], "200");
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let live = s.dc.pushes("put_ie_elev_things");
+    assert_eq!(live.len(), 4, "one push per interval for the window, then none: {}", live.len());
+    let spread = live.last().map(|p| p.at.duration_since(started)).unwrap_or_default();
+    assert!(spread >= Duration::from_millis(2500), "spread over the window, not a burst: {spread:?}");
+    for p in &live {
+        let items = p.info["rt_data"].as_array().expect("items");
+        assert_eq!(items.len(), 2, "both elevators in one request");
+        let it = items.iter().find(|i| i["unique_id"] == "204150").expect("item");
+        assert_eq!(
+            (it["curr_floor"].as_str(), it["run_trend"].as_str(), it["door_state"].as_str()),
+            (Some("3"), Some("1"), Some("2"))
+        );
+    }
+    assert!(s.deliveries("huzhou.put_ie_elev_things").await.is_empty(), "live pushes are not stored deliveries");
+
+    // GET form; a new subscribe extends the window (4 s here), subscribe=2 ends it early.
+    let q = |sub: &str| format!("action=put_rt_notice&token={token}&unique_ids=204150&subscribe={sub}");
+    let before = s.dc.pushes("put_ie_elev_things").len();
+    assert_eq!(s.elev_api(&q("1")).await["ret_code"], "200");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(s.elev_api(&q("1")).await["ret_code"], "200");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let n = s.dc.pushes("put_ie_elev_things").len();
+    assert!(n - before >= 5, "pushed past the first window's 4: {}", n - before);
+    assert_eq!(s.elev_api(&q("2")).await["ret_code"], "200");
+    let n = s.dc.pushes("put_ie_elev_things").len();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(s.dc.pushes("put_ie_elev_things").len(), n, "nothing after subscribe=2");
+    let last = s.dc.pushes("put_ie_elev_things").last().and_then(|p| p.info["rt_data"].as_array().map(Vec::len));
+    assert_eq!(last, Some(1), "only the listed elevator");
+    assert_eq!(s.elev_api(&q("3")).await["ret_code"], "330");
+
+    // Raw calls are stored, without the secret or the token.
+    let ev = s.gql("{ inboundEvents(first: 100){ totalCount edges { node { kind body headers } } } }", json!({})).await;
+    assert!(ev.data()["inboundEvents"]["totalCount"].as_i64().unwrap_or_default() >= 10, "{}", ev.raw);
+    assert!(!ev.raw.contains(IN_SECRET) && !ev.raw.contains(&token), "secrets in stored events");
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}
+
+/// Writes elevators straight to the table (upsertDevice would push 7.7 for each).
+async fn many_elevators(s: &Setup, n: usize) -> Vec<String> {
+    use sea_orm::ConnectionTrait;
+    let db = &s.app.state.db;
+    let ids: Vec<String> = (0..n).map(|k| format!("{:06}", 300_000 + k)).collect();
+    let tenant: uuid::Uuid = s.tenant.id.parse().expect("uuid");
+    let integration: uuid::Uuid = s.integration.parse().expect("uuid");
+    let latest = json!({"car_position": {"value": 2, "ts": chrono::Utc::now().to_rfc3339()}});
+    for ext in &ids {
+        let sql = "INSERT INTO devices (id, tenant_id, integration_id, external_id, kind, name, search_text, attributes, latest, created_at, updated_at) \
+                   VALUES ($1, $2, $3, $4, 'ELEVATOR', $4, $4, $5, $6, $7, $7)";
+        let values: Vec<sea_orm::Value> = vec![
+            uuid::Uuid::now_v7().into(),
+            tenant.into(),
+            integration.into(),
+            ext.as_str().into(),
+            json!({}).into(),
+            latest.clone().into(),
+            chrono::Utc::now().into(),
+        ];
+        db.execute_raw(sea_orm::Statement::from_sql_and_values(db.get_database_backend(), sql, values))
+            .await
+            .expect("insert");
+    }
+    ids
+}
+
+#[tokio::test]
+async fn requests_hold_at_most_100_elevators() {
+    let s = setup().await;
+    let ids = many_elevators(&s, 150).await;
+    let run = "mutation($i:ID!,$j:ScheduledJob!){ runScheduledJob(integrationId:$i, job:$j){ outcome detail } }";
+    let r = s.gql(run, json!({"i": s.integration, "j": "ELEV_THINGS_DAILY"})).await;
+    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
+    let dc = s.dc.clone();
+    until("both requests", || dc.pushes("put_ie_elev_things").len() == 2).await;
+    let mut sizes: Vec<usize> =
+        s.dc.pushes("put_ie_elev_things").iter().filter_map(|p| p.info["rt_data"].as_array().map(Vec::len)).collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [50, 100]);
+
+    let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
+    let token = t["ret_token"].as_str().expect("token");
+    let notice = s.app.url(&format!("/hooks/{}/huzhou/elev_api?action=put_rt_notice&token={token}", s.integration));
+    let sub = s
+        .app
+        .http
+        .post(&notice)
+        .json(&json!({"unique_ids": ids.join(","), "subscribe": 1}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sub.json::<Value>().await.expect("json")["ret_code"], "200");
+    until("the first round", || dc.pushes("put_ie_elev_things").len() >= 4).await;
+    let live = s.dc.pushes("put_ie_elev_things");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for p in &live[2..4] {
+        let items = p.info["rt_data"].as_array().expect("items");
+        assert!(items.len() <= 100, "{}", items.len());
+        for i in items {
+            *seen.entry(i["unique_id"].as_str().expect("id").to_owned()).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 150, "every elevator in the first round, once");
+    assert!(seen.values().all(|n| *n == 1));
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}
