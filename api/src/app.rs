@@ -199,7 +199,10 @@ impl AppState {
         let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
         let deliveries = DeliveryService::new(
             DeliveryPorts {
-                repo: Arc::new(SqlDeliveryRepo::new(db.clone())),
+                repo: Arc::new(SqlDeliveryRepo::with_bookkeeping(
+                    db.clone(),
+                    adapters::db::connect_bookkeeping(&config.database_url, &db).await?,
+                )),
                 integrations: integration_repo.clone(),
                 sender: senders.clone(),
                 queue,

@@ -42,6 +42,29 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Database::connect(opts).await.context("connecting to the database")
 }
 
+/// A second pool on the same PostgreSQL database whose commits do not wait for the disk
+/// (`synchronous_commit = off`): for the delivery workers' bookkeeping, four commits per
+/// delivery that would otherwise each wait for a WAL flush. A database crash can lose the
+/// last fraction of a second of them (never corrupt anything); a lost claim or outcome
+/// only sends that delivery again, with the same idempotency key. Deliveries themselves
+/// are created durably, with the change that causes them. On SQLite this is `db` itself.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_bookkeeping(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+    if !url.starts_with("postgres") {
+        return Ok(db.clone());
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(10)
+        .min_connections(0)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false)
+        .map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
+    Database::connect(opts).await.context("connecting the bookkeeping pool")
+}
+
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();

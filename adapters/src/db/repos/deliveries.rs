@@ -55,11 +55,22 @@ const UNFINISHED: [&str; 3] = ["PENDING", "IN_FLIGHT", "RETRYING"];
 #[derive(Clone)]
 pub struct SqlDeliveryRepo {
     db: DatabaseConnection,
+    /// Where workers write their own bookkeeping (claims, attempts, outcomes): the
+    /// connection of `crate::db::connect_bookkeeping`. A claim or outcome lost with a
+    /// database crash only makes the delivery go out once more with its idempotency key.
+    bookkeeping: DatabaseConnection,
 }
 
 impl SqlDeliveryRepo {
+    /// Everything on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { bookkeeping: db.clone(), db }
+    }
+
+    /// Deliveries are created on `db` (with the change that causes them); workers' claims,
+    /// attempts and outcomes are written on `bookkeeping`.
+    pub fn with_bookkeeping(db: DatabaseConnection, bookkeeping: DatabaseConnection) -> Self {
+        Self { db, bookkeeping }
     }
 }
 
@@ -141,7 +152,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .col_expr(d::Column::UpdatedAt, Expr::value(now))
             .filter(d::Column::Id.eq(id.as_uuid()))
             .filter(claimable)
-            .exec_with_returning(&self.db)
+            .exec_with_returning(&self.bookkeeping)
             .await
             .map_err(unknown)?;
         let Some(row) = claimed.into_iter().next() else { return Ok(Claim::Taken) };
@@ -152,7 +163,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
                 .filter(d::Column::OrderKey.eq(key.as_str()))
                 .filter(d::Column::Id.lt(id.as_uuid()))
                 .filter(d::Column::State.is_in(UNFINISHED))
-                .count(&self.db)
+                .count(&self.bookkeeping)
                 .await
                 .map_err(unknown)?;
             if earlier > 0 {
@@ -164,7 +175,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
                     .col_expr(d::Column::Attempts, Expr::value(before))
                     .filter(d::Column::Id.eq(id.as_uuid()))
                     .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
-                    .exec(&self.db)
+                    .exec(&self.bookkeeping)
                     .await
                     .map_err(unknown)?;
                 return Ok(Claim::Waiting);
@@ -181,7 +192,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(d::Column::Id.eq(id.as_uuid()))
             .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
-            .exec(&self.db)
+            .exec(&self.bookkeeping)
             .await
             .map_err(unknown)?;
         Ok(())
@@ -239,7 +250,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             error: Set(at.error),
             outcome: Set(at.outcome),
         }
-        .insert(&self.db)
+        .insert(&self.bookkeeping)
         .await
         .map_err(unknown)?;
         Ok(())
@@ -261,7 +272,8 @@ impl DeliveryRepo for SqlDeliveryRepo {
         if let Some(n) = attempts {
             q = q.col_expr(d::Column::Attempts, Expr::value(n));
         }
-        let rows = q.filter(d::Column::Id.eq(id.as_uuid())).exec_with_returning(&self.db).await.map_err(unknown)?;
+        let rows =
+            q.filter(d::Column::Id.eq(id.as_uuid())).exec_with_returning(&self.bookkeeping).await.map_err(unknown)?;
         rows.into_iter().next().map(to_domain).transpose()?.ok_or(DomainError::NotFound("delivery"))
     }
 

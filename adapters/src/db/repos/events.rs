@@ -68,15 +68,18 @@ impl InboundEventRepo for SqlInboundEventRepo {
         let inserted = ev::Entity::insert(row)
             .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
             .exec_with_returning(&self.db)
-            .await
-            .map_err(unknown)?;
+            .await;
         match inserted {
-            TryInsertResult::Inserted(m) => Ok(Recorded { event: to_domain(m)?, duplicate: false }),
-            TryInsertResult::Conflicted | TryInsertResult::Empty => {
+            Ok(TryInsertResult::Inserted(m)) => Ok(Recorded { event: to_domain(m)?, duplicate: false }),
+            // `DO NOTHING` returns no row: sea-orm says "not inserted" or, with RETURNING,
+            // "not found".
+            Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
+            | Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => {
                 let existing =
                     find().one(&self.db).await.map_err(unknown)?.ok_or(DomainError::NotFound("inbound event"))?;
                 Ok(Recorded { event: to_domain(existing)?, duplicate: true })
             }
+            Err(e) => Err(unknown(e)),
         }
     }
 
