@@ -66,4 +66,8 @@ id_type!(
     EntryId,
     /// An outbound vendor message.
     DeliveryId,
+    /// A password of a lock (any kind: platform, admin, local, activation code).
+    LockPasswordId,
+    /// One state-changing operation on a meter (or water meter) sent to Dingding.
+    OperationId,
 );

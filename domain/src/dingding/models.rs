@@ -6,41 +6,8 @@ use crate::ids::{DeviceId, IntegrationId, TenantId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
-macro_rules! local_id {
-    ($(#[$m:meta])* $name:ident) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(Uuid);
-
-        impl $name {
-            pub fn new() -> Self { Self(Uuid::now_v7()) }
-            pub const fn from_uuid(id: Uuid) -> Self { Self(id) }
-            pub const fn as_uuid(&self) -> Uuid { self.0 }
-        }
-        impl Default for $name {
-            fn default() -> Self { Self::new() }
-        }
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { self.0.fmt(f) }
-        }
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> { Uuid::parse_str(s).map(Self) }
-        }
-    };
-}
-
-local_id!(
-    /// A password of a lock (any kind: platform, admin, local, activation code).
-    LockPasswordId
-);
-local_id!(
-    /// One state-changing operation on a meter (or water meter) sent to Dingding.
-    OperationId
-);
+pub use crate::ids::{LockPasswordId, OperationId};
 
 string_enum!(
     /// Where a password comes from (3.3 password id rules).
