@@ -1,1 +1,86 @@
-//! Integration tests live in `it/`; this empty library only anchors the package.
+//! Integration tests live in `it/`; this library holds what the benchmarks share: the
+//! bench database URL and the bootstrap every bench starts with (an admin, a tenant, its
+//! admin's token).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+
+/// The PostgreSQL server the benches create their databases on: `BENCH_DATABASE_URL`, by
+/// default the local test server over loopback without TLS (`sslmode=disable`, as a
+/// database on the same host is reached; TLS would add its cost to every query).
+pub fn bench_admin_url() -> String {
+    std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".into())
+}
+
+/// `admin_url` with its database replaced by `name`, its options kept.
+pub fn with_database(admin_url: &str, name: &str) -> String {
+    let (url, query) = admin_url.split_once('?').map_or((admin_url, None), |(u, q)| (u, Some(q)));
+    let (base, _) = url.rsplit_once('/').expect("URL with a database");
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// One GraphQL call that must succeed; its `data`.
+pub async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut req = http.post(format!("{base}/graphql")).json(&json!({"query": query, "variables": variables}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let body: Value = req.send().await.expect("request").json().await.expect("json");
+    assert!(body.get("errors").is_none(), "errors: {body}");
+    body["data"].clone()
+}
+
+/// The admin and password the benches start their servers with.
+pub const BENCH_ADMIN: (&str, &str) = ("bench-admin@example.com", "bench-admin-password-1!");
+
+/// A tenant `bench` with a tenant admin, on a server started with `BENCH_ADMIN`.
+pub struct BenchTenant {
+    pub tenant_id: String,
+    /// The tenant admin's token.
+    pub token: String,
+}
+
+/// Logs in as the bench admin, creates tenant `bench` and its admin, logs in as that admin.
+pub async fn bench_tenant(http: &reqwest::Client, base: &str) -> BenchTenant {
+    let login = "mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }";
+    let root = gql(http, base, None, login, json!({"e": BENCH_ADMIN.0, "p": BENCH_ADMIN.1})).await;
+    let root = root["login"]["token"].as_str().expect("root token").to_owned();
+    let t = gql(
+        http,
+        base,
+        Some(&root),
+        "mutation{ createTenant(input:{slug:\"bench\", name:\"Bench\"}){ id } }",
+        json!({}),
+    )
+    .await;
+    let tenant_id = t["createTenant"]["id"].as_str().expect("tenant").to_owned();
+    gql(
+        http,
+        base,
+        Some(&root),
+        "mutation($t:ID!){ createUser(input:{tenantId:$t, email:\"ops@bench.example.com\", password:\"bench-ops-password-1!\", role:TENANT_ADMIN}){ id } }",
+        json!({"t": tenant_id}),
+    )
+    .await;
+    let token = gql(http, base, None, login, json!({"e": "ops@bench.example.com", "p": "bench-ops-password-1!"})).await;
+    let token = token["login"]["token"].as_str().expect("tenant token").to_owned();
+    BenchTenant { tenant_id, token }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn the_database_is_replaced_and_options_kept() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/test?sslmode=disable", "b1"),
+            "postgres://u@h:5432/b1?sslmode=disable"
+        );
+        assert_eq!(with_database("postgres://u@h/test", "b2"), "postgres://u@h/b2");
+    }
+}

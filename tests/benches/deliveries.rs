@@ -18,8 +18,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use domain::deliveries::{DeliveryState, NewDelivery};
 use domain::ids::{IntegrationId, TenantId};
+use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_admin_url, bench_tenant, gql, with_database};
 use sea_orm::{ConnectionTrait, Database};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,16 +38,6 @@ async fn receive(State(v): State<Vendor>, headers: HeaderMap) -> StatusCode {
     }
     v.keys.lock().unwrap().insert(key.to_owned());
     StatusCode::OK
-}
-
-async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let mut req = http.post(format!("{base}/graphql")).json(&json!({"query": query, "variables": variables}));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let body: Value = req.send().await.expect("request").json().await.expect("json");
-    assert!(body.get("errors").is_none(), "errors: {body}");
-    body["data"].clone()
 }
 
 struct Report {
@@ -69,8 +60,8 @@ async fn run(
         addr: "127.0.0.1:0".into(),
         database_url: Some(url.to_owned()),
         redis_url: redis,
-        admin_email: Some("bench-admin@example.com".into()),
-        admin_password: Some("bench-admin-password-1!".into()),
+        admin_email: Some(BENCH_ADMIN.0.into()),
+        admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: queue,
         ..Settings::defaults(dir.path().to_path_buf())
     };
@@ -79,30 +70,7 @@ async fn run(
     let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
     let http = reqwest::Client::new();
     let base = format!("http://{}", running.addr);
-    let login = "mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }";
-    let root =
-        gql(&http, &base, None, login, json!({"e": "bench-admin@example.com", "p": "bench-admin-password-1!"})).await;
-    let root = root["login"]["token"].as_str().unwrap().to_owned();
-    let t = gql(
-        &http,
-        &base,
-        Some(&root),
-        "mutation{ createTenant(input:{slug:\"bench\", name:\"Bench\"}){ id } }",
-        json!({}),
-    )
-    .await;
-    let tenant_id = t["createTenant"]["id"].as_str().unwrap().to_owned();
-    gql(
-        &http,
-        &base,
-        Some(&root),
-        "mutation($t:ID!){ createUser(input:{tenantId:$t, email:\"ops@bench.example.com\", password:\"bench-ops-password-1!\", role:TENANT_ADMIN}){ id } }",
-        json!({"t": tenant_id}),
-    )
-    .await;
-    let token =
-        gql(&http, &base, None, login, json!({"e": "ops@bench.example.com", "p": "bench-ops-password-1!"})).await;
-    let token = token["login"]["token"].as_str().unwrap().to_owned();
+    let BenchTenant { tenant_id, token } = bench_tenant(&http, &base).await;
     let i = gql(
         &http,
         &base,
@@ -162,8 +130,7 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
-    let admin_url =
-        std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n: usize = std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
 
@@ -174,12 +141,11 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-    let (db_base, _) = admin_url.rsplit_once('/').expect("URL with a database");
     let mut reports = Vec::new();
     for (label, with_redis) in [("redis", true), ("postgres", false)] {
         let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-        let url = format!("{db_base}/{name}");
+        let url = with_database(&admin_url, &name);
         let report = run(label, &url, with_redis.then(|| redis.clone()), n, &vendor_url, &vendor).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.expect("drop");

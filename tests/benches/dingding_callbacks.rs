@@ -13,6 +13,7 @@
 
 use adapters::vendors::dingding::sign;
 use api::config::{Config, Settings};
+use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_admin_url, bench_tenant, gql, with_database};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -21,16 +22,6 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const CONNECTIONS: usize = 64;
-
-async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let mut req = http.post(format!("{base}/graphql")).json(&json!({"query": query, "variables": variables}));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let body: Value = req.send().await.expect("request").json().await.expect("json");
-    assert!(body.get("errors").is_none(), "errors: {body}");
-    body["data"].clone()
-}
 
 struct Report {
     label: String,
@@ -75,8 +66,8 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
         public_url: Some("https://linkyard.bench".into()),
         database_url: Some(url.to_owned()),
         redis_url: redis,
-        admin_email: Some("bench-admin@example.com".into()),
-        admin_password: Some("bench-admin-password-1!".into()),
+        admin_email: Some(BENCH_ADMIN.0.into()),
+        admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         ..Settings::defaults(dir.path().to_path_buf())
     };
@@ -85,30 +76,7 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
     let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
     let http = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
     let base = format!("http://{}", running.addr);
-    let login = "mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }";
-    let root =
-        gql(&http, &base, None, login, json!({"e": "bench-admin@example.com", "p": "bench-admin-password-1!"})).await;
-    let root = root["login"]["token"].as_str().unwrap().to_owned();
-    let t = gql(
-        &http,
-        &base,
-        Some(&root),
-        "mutation{ createTenant(input:{slug:\"bench\", name:\"Bench\"}){ id } }",
-        json!({}),
-    )
-    .await;
-    let tenant_id = t["createTenant"]["id"].as_str().unwrap().to_owned();
-    gql(
-        &http,
-        &base,
-        Some(&root),
-        "mutation($t:ID!){ createUser(input:{tenantId:$t, email:\"ops@bench.example.com\", password:\"bench-ops-password-1!\", role:TENANT_ADMIN}){ id } }",
-        json!({"t": tenant_id}),
-    )
-    .await;
-    let token =
-        gql(&http, &base, None, login, json!({"e": "ops@bench.example.com", "p": "bench-ops-password-1!"})).await;
-    let token = token["login"]["token"].as_str().unwrap().to_owned();
+    let BenchTenant { token, .. } = bench_tenant(&http, &base).await;
     let i = gql(
         &http,
         &base,
@@ -210,8 +178,7 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
 
 #[tokio::main]
 async fn main() {
-    let admin_url =
-        std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
     let n: usize = std::env::var("BENCH_CALLBACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let which = std::env::var("BENCH_DATABASES").unwrap_or_else(|_| "postgres,sqlite".into());
@@ -220,10 +187,9 @@ async fn main() {
         match label {
             "postgres" => {
                 let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-                let (db_base, _) = admin_url.rsplit_once('/').expect("URL with a database");
                 let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
                 admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-                reports.push(run(label, &format!("{db_base}/{name}"), redis.clone(), n).await);
+                reports.push(run(label, &with_database(&admin_url, &name), redis.clone(), n).await);
                 admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                     .await

@@ -1060,3 +1060,59 @@ async fn device_search_treats_wildcards_literally() {
     assert_eq!(device_ids(&app, tok, json!({"search": "_"})).await, set(&[&odd]));
     assert_eq!(device_ids(&app, tok, json!({"search": "plain"})).await, set(&[&plain]));
 }
+
+/// Readings as adapters record them: the newest reading of each metric is the device's
+/// `latest` (an older one arriving later does not replace it), reports racing on one
+/// device lose none of their metrics, and a device of another tenant takes none.
+#[tokio::test]
+async fn readings_keep_the_newest_per_metric_and_stay_in_their_tenant() {
+    use domain::devices::NewReading;
+    use domain::ids::{DeviceId, TenantId};
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let (a, b) = (tenant_with_admin(&app, &root).await, tenant_with_admin(&app, &root).await);
+    let integ = integration(&app, &a.admin_token, etc("readings")).await;
+    let dev = device(&app, &a.admin_token, &integ, "R-1", "GANTRY_CABINET", "cabinet").await;
+    let (tenant, other): (TenantId, TenantId) = (a.id.parse().unwrap(), b.id.parse().unwrap());
+    let id: DeviceId = dev.parse().unwrap();
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let reading = |m: &str, v: i64, ts: &str| NewReading { metric: m.into(), value: json!(v), ts: at(ts) };
+    let devices = &app.state.devices;
+    devices.record_readings(tenant, id, vec![reading("temp", 2, "2026-12-01T10:00:02Z")]).await.expect("newer");
+    let d = devices
+        .record_readings(
+            tenant,
+            id,
+            vec![reading("temp", 1, "2026-12-01T10:00:01Z"), reading("volt", 7, "2026-12-01T09:00:00Z")],
+        )
+        .await
+        .expect("older");
+    assert_eq!(d.latest["temp"]["value"], json!(2), "{}", d.latest);
+    assert_eq!(d.latest["volt"]["value"], json!(7), "{}", d.latest);
+    assert_eq!(d.last_seen_at, Some(at("2026-12-01T10:00:02Z")));
+    // Twenty metrics reported at once: every one is in `latest` afterwards.
+    let racing = (0..20).map(|k| {
+        let r = reading(&format!("m{k}"), k, "2026-12-01T11:00:00Z");
+        async move { devices.record_readings(tenant, id, vec![r]).await.expect("racing") }
+    });
+    futures::future::join_all(racing).await;
+    let d = devices.record_readings(tenant, id, vec![reading("temp", 3, "2026-12-01T12:00:00Z")]).await.unwrap();
+    for k in 0..20 {
+        assert_eq!(d.latest[format!("m{k}")]["value"], json!(k), "m{k} lost: {}", d.latest);
+    }
+    assert_eq!(d.latest["temp"]["value"], json!(3));
+    // Another tenant's device: not found, and nothing recorded.
+    let err = devices.record_readings(other, id, vec![reading("temp", 9, "2026-12-01T13:00:00Z")]).await;
+    assert!(matches!(err, Err(domain::DomainError::NotFound(_))), "{err:?}");
+    let r = app
+        .gql(
+            Some(&a.admin_token),
+            "query($d:ID!){ device(id:$d){ readings(metric:\"temp\", last:10){ value } } }",
+            json!({"d": dev}),
+        )
+        .await;
+    let values: Vec<Value> =
+        r.data()["device"]["readings"].as_array().unwrap().iter().map(|x| x["value"].clone()).collect();
+    assert_eq!(values.len(), 3, "{values:?}");
+    assert!(!values.contains(&json!(9)));
+}

@@ -8,6 +8,7 @@ use crate::devices::DeviceRepo;
 use crate::ids::{AlarmId, DeliveryId, DeviceId, IntegrationId, TenantId, TicketId};
 use crate::integrations::{IntegrationKind, IntegrationRepo};
 use crate::tickets::TicketRepo;
+use crate::ttl::{CONFIG_TTL, TtlCache};
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -40,6 +41,9 @@ pub struct AlarmService {
 struct Outbound {
     integrations: Arc<dyn IntegrationRepo>,
     queue: Arc<dyn DeliveryQueue>,
+    /// The webhook integrations of each tenant as of recently (read on every alarm change;
+    /// a new webhook integration receives alarm changes within `CONFIG_TTL`).
+    webhooks: Arc<TtlCache<TenantId, Vec<IntegrationId>>>,
 }
 
 impl AlarmService {
@@ -55,15 +59,22 @@ impl AlarmService {
     /// Sends alarm changes to the tenant's `WEBHOOK` integrations (outbox deliveries).
     #[must_use]
     pub fn with_outbound(mut self, integrations: Arc<dyn IntegrationRepo>, queue: Arc<dyn DeliveryQueue>) -> Self {
-        self.outbound = Some(Outbound { integrations, queue });
+        let webhooks = Arc::new(TtlCache::new(CONFIG_TTL, 10_000));
+        self.outbound = Some(Outbound { integrations, queue, webhooks });
         self
     }
 
     /// The tenant's webhook integrations (at most 100 are served).
     async fn webhooks(&self, tenant: TenantId) -> DomainResult<Vec<IntegrationId>> {
         let Some(o) = &self.outbound else { return Ok(Vec::new()) };
+        if let Some(ids) = o.webhooks.get(&tenant) {
+            return Ok(ids);
+        }
         let page = o.integrations.list(tenant, PageRequest::new(Some(100), None)?).await?;
-        Ok(page.items.into_iter().filter(|i| i.kind == IntegrationKind::Webhook).map(|i| i.id).collect())
+        let ids: Vec<IntegrationId> =
+            page.items.into_iter().filter(|i| i.kind == IntegrationKind::Webhook).map(|i| i.id).collect();
+        o.webhooks.put(tenant, ids.clone());
+        Ok(ids)
     }
 
     /// Asks workers to send what a change wrote; the sweep sends it if the queue is down.

@@ -208,6 +208,19 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn record_attempt(&self, tenant: TenantId, attempt: Attempt) -> DomainResult<()>;
+    /// Records an attempt and sets the state it led to (`attempts` = its number), in one
+    /// write where the storage allows.
+    ///
+    /// # Errors
+    /// `NotFound` when the delivery is gone; `Unknown` on storage failure.
+    async fn complete(
+        &self,
+        tenant: TenantId,
+        attempt: Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+        last_error: Option<String>,
+    ) -> DomainResult<Delivery>;
     /// Sets the state after an attempt (or a manual retry).
     ///
     /// # Errors

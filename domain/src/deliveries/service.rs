@@ -171,53 +171,46 @@ impl DeliveryService {
                 Verdict::Delivered => None,
                 Verdict::Retry(e) | Verdict::Permanent(e) | Verdict::TokenExpired(e) => Some(e.clone()),
             };
-            self.repo
-                .record_attempt(
-                    d.tenant_id,
-                    Attempt {
-                        id: EntryId::new(),
-                        delivery_id: d.id,
-                        number,
-                        at: Utc::now(),
-                        request: report.request.clone(),
-                        http_status: report.http_status,
-                        vendor_code: report.vendor_code.clone(),
-                        vendor_message: report.vendor_message.clone(),
-                        latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
-                        error: error.clone(),
-                        outcome: outcome_name(&report.verdict).to_owned(),
-                    },
-                )
-                .await?;
-            let finished = match report.verdict {
-                Verdict::Delivered => {
-                    let done = self.repo.finish(d.id, DeliveryState::Succeeded, None, None, Some(number)).await?;
-                    self.clear_failure_alarm(&done).await;
-                    self.wake_successor(&done).await;
-                    done
-                }
+            let attempt = Attempt {
+                id: EntryId::new(),
+                delivery_id: d.id,
+                number,
+                at: Utc::now(),
+                request: report.request.clone(),
+                http_status: report.http_status,
+                vendor_code: report.vendor_code.clone(),
+                vendor_message: report.vendor_message.clone(),
+                latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
+                error,
+                outcome: outcome_name(&report.verdict).to_owned(),
+            };
+            let (state, next_at, last_error) = match report.verdict {
+                Verdict::Delivered => (DeliveryState::Succeeded, None, None),
                 Verdict::TokenExpired(_) if !fresh_token => {
+                    self.repo.record_attempt(d.tenant_id, attempt).await?;
                     fresh_token = true;
                     number += 1;
                     continue;
                 }
-                Verdict::Permanent(e) | Verdict::TokenExpired(e) => self.dead(&d, number, e).await?,
+                Verdict::Permanent(e) | Verdict::TokenExpired(e) => (DeliveryState::Dead, None, Some(e)),
                 Verdict::Retry(e) => {
-                    let attempt = u32::try_from(number).unwrap_or(u32::MAX);
-                    match policy.next_delay(attempt, RetryPolicy::jitter(d.id.as_uuid(), attempt)) {
-                        None => self.dead(&d, number, format!("attempts used up; last error: {e}")).await?,
-                        Some(delay) => {
-                            let at = later(delay);
-                            let r = self
-                                .repo
-                                .finish(d.id, DeliveryState::Retrying, Some(at), Some(e), Some(number))
-                                .await?;
-                            self.schedule(d.id, at).await;
-                            r
-                        }
+                    let n = u32::try_from(number).unwrap_or(u32::MAX);
+                    match policy.next_delay(n, RetryPolicy::jitter(d.id.as_uuid(), n)) {
+                        None => (DeliveryState::Dead, None, Some(format!("attempts used up; last error: {e}"))),
+                        Some(delay) => (DeliveryState::Retrying, Some(later(delay)), Some(e)),
                     }
                 }
             };
+            // The attempt and the state it leads to are written together.
+            let finished = self.repo.complete(d.tenant_id, attempt, state, next_at, last_error.clone()).await?;
+            match (state, next_at) {
+                (DeliveryState::Succeeded, _) => {
+                    self.clear_failure_alarm(&finished).await;
+                    self.wake_successor(&finished).await;
+                }
+                (DeliveryState::Retrying, Some(at)) => self.schedule(d.id, at).await,
+                _ => self.dead(&finished, last_error.unwrap_or_default()).await,
+            }
             return Ok(RunOutcome::Finished { delivery: Box::new(finished), attempts: summaries });
         }
     }
@@ -254,13 +247,12 @@ impl DeliveryService {
         self.repo.depth().await
     }
 
-    async fn dead(&self, d: &Delivery, number: i32, error: String) -> DomainResult<Delivery> {
-        let dead = self.repo.finish(d.id, DeliveryState::Dead, None, Some(error.clone()), Some(number)).await?;
+    /// After a delivery went DEAD: the integration's alarm, and its successor in order.
+    async fn dead(&self, dead: &Delivery, error: String) {
         // The alarm is a signal for operators; failing to raise it must not undo the state.
-        self.quiet.remove(&d.integration_id);
-        let _ = self.alarms.raise_in(d.tenant_id, failure_alarm(d, Some(&error))).await;
-        self.wake_successor(&dead).await;
-        Ok(dead)
+        self.quiet.remove(&dead.integration_id);
+        let _ = self.alarms.raise_in(dead.tenant_id, failure_alarm(dead, Some(&error))).await;
+        self.wake_successor(dead).await;
     }
 
     async fn clear_failure_alarm(&self, d: &Delivery) {

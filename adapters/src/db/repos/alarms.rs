@@ -174,7 +174,7 @@ impl SqlAlarmRepo {
     ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let now = Utc::now();
         let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
-        a::Entity::update_many()
+        let row = a::Entity::update_many()
             .col_expr(a::Column::Occurrences, Expr::col(a::Column::Occurrences).add(1))
             .col_expr(a::Column::LastSeenAt, Expr::value(Ord::max(input.raised_at, current.last_seen_at)))
             .col_expr(a::Column::Severity, Expr::value(input.severity.as_str()))
@@ -184,20 +184,17 @@ impl SqlAlarmRepo {
             .col_expr(a::Column::UpdatedAt, Expr::value(now))
             .filter(a::Column::TenantId.eq(tenant.as_uuid()))
             .filter(a::Column::Id.eq(current.id.as_uuid()))
-            .exec(&txn)
+            .exec_with_returning(&txn)
             .await
-            .map_err(unknown)?;
+            .map_err(unknown)?
+            .into_iter()
+            .next()
+            .ok_or(DomainError::NotFound("alarm"))?;
         add_entry(&txn, tenant, current.id, TimelineKind::Repeated, None, input.message.clone(), now).await?;
         if current.severity != input.severity {
             let text = format!("{} -> {}", current.severity.as_str(), input.severity.as_str());
             add_entry(&txn, tenant, current.id, TimelineKind::SeverityChanged, None, text, now).await?;
         }
-        let row = scoped(tenant)
-            .filter(a::Column::Id.eq(current.id.as_uuid()))
-            .one(&txn)
-            .await
-            .map_err(unknown)?
-            .ok_or(DomainError::NotFound("alarm"))?;
         let repeated = (to_domain(row)?, RaiseOutcome::Repeated);
         let sent = insert_outbox(&txn, tenant, outbox(&repeated)).await?;
         txn.commit().await.map_err(unknown)?;

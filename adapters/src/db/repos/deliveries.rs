@@ -8,8 +8,8 @@ use domain::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
 };
 
 /// Writes the deliveries a domain change planned, on the change's own connection or
@@ -254,6 +254,52 @@ impl DeliveryRepo for SqlDeliveryRepo {
         .await
         .map_err(unknown)?;
         Ok(())
+    }
+
+    async fn complete(
+        &self,
+        tenant: TenantId,
+        at: Attempt,
+        state: DeliveryState,
+        next_attempt_at: Option<DateTime<Utc>>,
+        last_error: Option<String>,
+    ) -> DomainResult<Delivery> {
+        let (id, number) = (at.delivery_id, at.number);
+        if self.bookkeeping.get_database_backend() != DbBackend::Postgres {
+            self.record_attempt(tenant, at).await?;
+            return self.finish(id, state, next_attempt_at, last_error, Some(number)).await;
+        }
+        // PostgreSQL: one statement, the attempt's insert as a data-modifying CTE.
+        let sql = "WITH attempt AS (INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, at, \
+                   request, http_status, vendor_code, vendor_message, latency_ms, error, outcome) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) \
+                   UPDATE deliveries SET state = $13, next_attempt_at = $14, last_error = $15, updated_at = $16, \
+                   attempts = $4 WHERE id = $3 RETURNING *";
+        let values: Vec<sea_orm::Value> = vec![
+            at.id.as_uuid().into(),
+            tenant.as_uuid().into(),
+            id.as_uuid().into(),
+            number.into(),
+            at.at.into(),
+            at.request.into(),
+            at.http_status.into(),
+            at.vendor_code.into(),
+            at.vendor_message.into(),
+            at.latency_ms.into(),
+            at.error.into(),
+            at.outcome.into(),
+            state.as_str().into(),
+            next_attempt_at.into(),
+            last_error.into(),
+            Utc::now().into(),
+        ];
+        d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+            .one(&self.bookkeeping)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()?
+            .ok_or(DomainError::NotFound("delivery"))
     }
 
     async fn finish(

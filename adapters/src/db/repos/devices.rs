@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceRepo, DeviceStatus, NewReading, Reading, UpsertDevice};
 use domain::ids::{DeviceId, HomeId, IntegrationId, ReadingId, RoomId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set, Statement,
 };
 use serde_json::{Map, Value, json};
 
@@ -22,12 +24,57 @@ impl SqlDeviceRepo {
         Self { db }
     }
 
-    async fn row(&self, tenant: TenantId, id: DeviceId) -> DomainResult<d::Model> {
-        scoped(tenant)
-            .filter(d::Column::Id.eq(id.as_uuid()))
+    /// `record_readings` on PostgreSQL in one statement: the readings' insert as a CTE
+    /// (nothing inserted for a device outside the tenant), and `latest` merged from the row
+    /// as it is when updated, so concurrent reports of one device cannot lose each other.
+    async fn record_readings_pg(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        readings: Vec<NewReading>,
+    ) -> DomainResult<Device> {
+        let mut values: Vec<sea_orm::Value> = vec![tenant.as_uuid().into(), id.as_uuid().into(), Utc::now().into()];
+        let newest = readings.iter().map(|r| r.ts).max();
+        values.push(newest.into());
+        let mut rows = Vec::with_capacity(readings.len());
+        for nr in readings {
+            let n = values.len();
+            rows.push(format!(
+                "(${}::uuid, ${}, ${}::jsonb, ${}::jsonb, ${}::timestamptz)",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            ));
+            let latest = json!({"value": nr.value, "ts": nr.ts.to_rfc3339()});
+            values.extend([
+                ReadingId::new().as_uuid().into(),
+                nr.metric.into(),
+                nr.value.into(),
+                latest.into(),
+                nr.ts.into(),
+            ]);
+        }
+        let base = "(CASE WHEN jsonb_typeof(devices.latest) = 'object' THEN devices.latest ELSE '{}'::jsonb END)";
+        let sql = format!(
+            "WITH r (id, metric, value, latest, ts) AS (VALUES {rows}), \
+             ins AS (INSERT INTO readings (id, tenant_id, device_id, metric, value, ts) \
+               SELECT r.id, $1, $2, r.metric, r.value, r.ts FROM r \
+               WHERE EXISTS (SELECT 1 FROM devices WHERE tenant_id = $1 AND id = $2)) \
+             UPDATE devices SET latest = {base} || COALESCE((SELECT jsonb_object_agg(r.metric, r.latest ORDER BY r.ts) \
+               FROM r WHERE {base} -> r.metric ->> 'ts' IS NULL \
+               OR ({base} -> r.metric ->> 'ts')::timestamptz <= r.ts), '{{}}'::jsonb), \
+             last_seen_at = GREATEST(last_seen_at, $4), updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING *",
+            rows = rows.join(", ")
+        );
+        d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
             .one(&self.db)
             .await
             .map_err(unknown)?
+            .map(to_domain)
+            .transpose()?
             .ok_or(DomainError::NotFound("device"))
     }
 }
@@ -168,33 +215,47 @@ impl DeviceRepo for SqlDeviceRepo {
     }
 
     async fn set_status(&self, tenant: TenantId, id: DeviceId, s: DeviceStatus) -> DomainResult<Device> {
-        let row = self.row(tenant, id).await?;
+        // One round trip: the online flip is decided by the row as it is when updated.
         let now = Utc::now();
         let seen = s.seen_at.unwrap_or(now);
-        let flipped = s.online.is_some_and(|o| row.online != Some(o));
-        let mut am: d::ActiveModel = row.into();
+        let mut q = d::Entity::update_many().col_expr(d::Column::UpdatedAt, Expr::value(now));
         if let Some(o) = s.online {
-            am.online = Set(Some(o));
-            if flipped {
-                am.online_changed_at = Set(Some(seen));
-            }
+            q = q
+                .col_expr(
+                    d::Column::OnlineChangedAt,
+                    Expr::case(
+                        Expr::col(d::Column::Online).is_null().or(Expr::col(d::Column::Online).ne(o)),
+                        Expr::value(Some(seen)),
+                    )
+                    .finally(Expr::col(d::Column::OnlineChangedAt))
+                    .into(),
+                )
+                .col_expr(d::Column::Online, Expr::value(Some(o)));
         }
         if let Some(b) = s.battery {
-            am.battery = Set(Some(b));
+            q = q.col_expr(d::Column::Battery, Expr::value(Some(b)));
         }
         if let Some(sig) = s.signal {
-            am.signal = Set(Some(sig));
+            q = q.col_expr(d::Column::Signal, Expr::value(Some(sig)));
         }
         // Only a report from the device moves `last_seen_at`; a status the system sets
         // (offline after silence) does not.
         if s.seen_at.is_some() {
-            am.last_seen_at = Set(Some(seen));
+            q = q.col_expr(d::Column::LastSeenAt, Expr::value(Some(seen)));
         }
-        am.updated_at = Set(now);
-        to_domain(am.update(&self.db).await.map_err(unknown)?)
+        let rows = q
+            .filter(d::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().next().map(to_domain).transpose()?.ok_or(DomainError::NotFound("device"))
     }
 
     async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device> {
+        if self.db.get_database_backend() == DbBackend::Postgres && !readings.is_empty() {
+            return self.record_readings_pg(tenant, id, readings).await;
+        }
         let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         let row = scoped(tenant)
             .filter(d::Column::Id.eq(id.as_uuid()))
@@ -228,7 +289,7 @@ impl DeviceRepo for SqlDeviceRepo {
             if newer {
                 latest.insert(nr.metric.clone(), json!({"value": nr.value, "ts": nr.ts.to_rfc3339()}));
             }
-            last_seen = Some(last_seen.map_or(nr.ts, |l| l.max(nr.ts)));
+            last_seen = Some(last_seen.map_or(nr.ts, |l| Ord::max(l, nr.ts)));
         }
         let mut am: d::ActiveModel = row.into();
         am.latest = Set(Value::Object(latest));
