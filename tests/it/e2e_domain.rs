@@ -1073,9 +1073,9 @@ async fn readings_keep_the_newest_per_metric_and_stay_in_their_tenant() {
     let (a, b) = (tenant_with_admin(&app, &root).await, tenant_with_admin(&app, &root).await);
     let integ = integration(&app, &a.admin_token, etc("readings")).await;
     let dev = device(&app, &a.admin_token, &integ, "R-1", "GANTRY_CABINET", "cabinet").await;
-    let (tenant, other): (TenantId, TenantId) = (a.id.parse().unwrap(), b.id.parse().unwrap());
-    let id: DeviceId = dev.parse().unwrap();
-    let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+    let (tenant, other): (TenantId, TenantId) = (a.id.parse().expect("valid"), b.id.parse().expect("valid"));
+    let id: DeviceId = dev.parse().expect("valid");
+    let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("valid").with_timezone(&Utc);
     let reading = |m: &str, v: i64, ts: &str| NewReading { metric: m.into(), value: json!(v), ts: at(ts) };
     let devices = &app.state.devices;
     devices.record_readings(tenant, id, vec![reading("temp", 2, "2026-12-01T10:00:02Z")]).await.expect("newer");
@@ -1096,7 +1096,7 @@ async fn readings_keep_the_newest_per_metric_and_stay_in_their_tenant() {
         async move { devices.record_readings(tenant, id, vec![r]).await.expect("racing") }
     });
     futures::future::join_all(racing).await;
-    let d = devices.record_readings(tenant, id, vec![reading("temp", 3, "2026-12-01T12:00:00Z")]).await.unwrap();
+    let d = devices.record_readings(tenant, id, vec![reading("temp", 3, "2026-12-01T12:00:00Z")]).await.expect("valid");
     for k in 0..20 {
         assert_eq!(d.latest[format!("m{k}")]["value"], json!(k), "m{k} lost: {}", d.latest);
     }
@@ -1112,7 +1112,7 @@ async fn readings_keep_the_newest_per_metric_and_stay_in_their_tenant() {
         )
         .await;
     let values: Vec<Value> =
-        r.data()["device"]["readings"].as_array().unwrap().iter().map(|x| x["value"].clone()).collect();
+        r.data()["device"]["readings"].as_array().expect("valid").iter().map(|x| x["value"].clone()).collect();
     assert_eq!(values.len(), 3, "{values:?}");
     assert!(!values.contains(&json!(9)));
 }
