@@ -1116,3 +1116,49 @@ async fn readings_keep_the_newest_per_metric_and_stay_in_their_tenant() {
     assert_eq!(values.len(), 3, "{values:?}");
     assert!(!values.contains(&json!(9)));
 }
+
+/// Inbound events as hooks store them, many at once (as in a callback burst): each dedup
+/// key is stored once, exactly one of its concurrent senders is told it is new, every
+/// repeat gets the stored event; outcomes land on their own event only.
+#[tokio::test]
+async fn concurrent_inbound_events_are_stored_once_per_key() {
+    use domain::events::{EventState, NewInboundEvent};
+    use domain::ids::{IntegrationId, TenantId};
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let a = tenant_with_admin(&app, &root).await;
+    let integ: IntegrationId = integration(&app, &a.admin_token, etc("events")).await.parse().expect("id");
+    let tenant: TenantId = a.id.parse().expect("tenant");
+    let events = &app.state.events;
+    let input = |k: usize| NewInboundEvent {
+        integration_id: integ,
+        protocol: "ETC_GANTRY".into(),
+        kind: "burst".into(),
+        dedup_key: format!("key-{}", k % 10),
+        headers: json!({}),
+        body: format!("{{\"n\":{k}}}"),
+        received_at: Utc::now(),
+    };
+    let calls = (0..60).map(|k| async move { (k % 10, events.record(tenant, input(k)).await.expect("recorded")) });
+    let results = futures::future::join_all(calls).await;
+    for key in 0..10 {
+        let of_key: Vec<_> = results.iter().filter(|(k, _)| *k == key).map(|(_, r)| r).collect();
+        assert_eq!(of_key.iter().filter(|r| !r.duplicate).count(), 1, "key {key}: one is new");
+        assert!(of_key.iter().all(|r| r.event.id == of_key[0].event.id), "key {key}: one stored event");
+    }
+    let first = results.iter().find(|(k, r)| *k == 3 && !r.duplicate).map(|(_, r)| r.event.id).expect("key 3");
+    events.finish(tenant, first, EventState::Processed, None).await.expect("finish");
+    let other: TenantId = tenant_with_admin(&app, &root).await.id.parse().expect("tenant");
+    assert!(events.finish(other, first, EventState::Failed, None).await.is_err(), "another tenant's event");
+    let r = app
+        .gql(
+            Some(&a.admin_token),
+            "query{ inboundEvents(first:100){ totalCount edges{ node{ id state } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.data()["inboundEvents"]["totalCount"], json!(10), "{}", r.raw);
+    let states: Vec<&Value> =
+        r.data()["inboundEvents"]["edges"].as_array().expect("edges").iter().map(|e| &e["node"]["state"]).collect();
+    assert_eq!(states.iter().filter(|s| **s == "PROCESSED").count(), 1, "{states:?}");
+}

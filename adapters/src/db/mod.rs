@@ -1,6 +1,7 @@
 //! Database access: connection, migrations, and the repositories implementing domain ports.
 //! Entities are private to this module; repositories return domain types.
 
+mod batch;
 mod entities;
 mod page;
 pub mod repos;

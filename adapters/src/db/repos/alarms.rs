@@ -13,8 +13,8 @@ use domain::ids::{AlarmId, DeliveryId, DeviceId, EntryId, InboundEventId, Integr
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select,
-    Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, Select, Set, Statement,
 };
 
 /// Alarms and their timelines in SQL.
@@ -165,6 +165,55 @@ impl SqlAlarmRepo {
         }
     }
 
+    /// A repeat that plans no delivery, on PostgreSQL: the update and its timeline
+    /// entries in one statement (data-modifying CTEs).
+    async fn repeat_pg(
+        &self,
+        tenant: TenantId,
+        current: &Alarm,
+        input: &RaiseAlarm,
+        now: DateTime<Utc>,
+    ) -> DomainResult<Alarm> {
+        let mut values: Vec<sea_orm::Value> = vec![
+            tenant.as_uuid().into(),
+            current.id.as_uuid().into(),
+            now.into(),
+            Ord::max(input.raised_at, current.last_seen_at).into(),
+            input.severity.as_str().into(),
+            input.message.clone().into(),
+            input.vendor_code.clone().or(current.vendor_code.clone()).into(),
+            input.vendor_text.clone().or(current.vendor_text.clone()).into(),
+            EntryId::new().as_uuid().into(),
+            TimelineKind::Repeated.as_str().into(),
+        ];
+        let mut entries =
+            "SELECT $9::uuid, tenant_id, id, $3::timestamptz, NULL::uuid, $10::text, $6::text FROM u".to_owned();
+        if current.severity != input.severity {
+            let text = format!("{} -> {}", current.severity.as_str(), input.severity.as_str());
+            values.extend([
+                EntryId::new().as_uuid().into(),
+                TimelineKind::SeverityChanged.as_str().into(),
+                text.into(),
+            ]);
+            entries.push_str(
+                " UNION ALL SELECT $11::uuid, tenant_id, id, $3::timestamptz, NULL::uuid, $12::text, $13::text FROM u",
+            );
+        }
+        let sql = format!(
+            "WITH u AS (UPDATE alarms SET occurrences = occurrences + 1, last_seen_at = $4, severity = $5, \
+             message = $6, vendor_code = $7, vendor_text = $8, updated_at = $3 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING *), \
+             t AS (INSERT INTO alarm_entries (id, tenant_id, alarm_id, at, actor_id, kind, text) {entries}) \
+             SELECT * FROM u"
+        );
+        let row = a::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .ok_or(DomainError::NotFound("alarm"))?;
+        to_domain(row)
+    }
+
     async fn repeat(
         &self,
         tenant: TenantId,
@@ -173,14 +222,34 @@ impl SqlAlarmRepo {
         outbox: Outbox<'_, (Alarm, RaiseOutcome)>,
     ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let now = Utc::now();
+        let last_seen = Ord::max(input.raised_at, current.last_seen_at);
+        let vendor_code = input.vendor_code.clone().or(current.vendor_code.clone());
+        let vendor_text = input.vendor_text.clone().or(current.vendor_text.clone());
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            // The alarm as the update will leave it: when it plans no delivery (the usual
+            // case: repeats notify no webhook), update and timeline go in one statement.
+            let predicted = Alarm {
+                occurrences: current.occurrences + 1,
+                last_seen_at: last_seen,
+                severity: input.severity,
+                message: input.message.clone(),
+                vendor_code: vendor_code.clone(),
+                vendor_text: vendor_text.clone(),
+                updated_at: now,
+                ..current.clone()
+            };
+            if outbox(&(predicted, RaiseOutcome::Repeated)).is_empty() {
+                return Ok((self.repeat_pg(tenant, &current, input, now).await?, Vec::new()));
+            }
+        }
         let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
         let row = a::Entity::update_many()
             .col_expr(a::Column::Occurrences, Expr::col(a::Column::Occurrences).add(1))
-            .col_expr(a::Column::LastSeenAt, Expr::value(Ord::max(input.raised_at, current.last_seen_at)))
+            .col_expr(a::Column::LastSeenAt, Expr::value(last_seen))
             .col_expr(a::Column::Severity, Expr::value(input.severity.as_str()))
             .col_expr(a::Column::Message, Expr::value(input.message.clone()))
-            .col_expr(a::Column::VendorCode, Expr::value(input.vendor_code.clone().or(current.vendor_code.clone())))
-            .col_expr(a::Column::VendorText, Expr::value(input.vendor_text.clone().or(current.vendor_text.clone())))
+            .col_expr(a::Column::VendorCode, Expr::value(vendor_code))
+            .col_expr(a::Column::VendorText, Expr::value(vendor_text))
             .col_expr(a::Column::UpdatedAt, Expr::value(now))
             .filter(a::Column::TenantId.eq(tenant.as_uuid()))
             .filter(a::Column::Id.eq(current.id.as_uuid()))

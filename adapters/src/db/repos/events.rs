@@ -1,3 +1,4 @@
+use crate::db::batch::Batcher;
 use crate::db::entities::inbound_events as ev;
 use crate::db::page::{Order, fetch_page_ordered, try_map};
 use crate::db::unknown;
@@ -6,18 +7,161 @@ use domain::events::{EventFilter, EventState, InboundEvent, InboundEventRepo, Ne
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set, TryInsertResult};
+use sea_orm::{
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, Select, Set,
+    Statement, TryInsertResult,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-/// Raw inbound events in SQL.
+/// Raw inbound events in SQL. On PostgreSQL, concurrent `record`s and `finish`es are
+/// written in batches (`crate::db::batch`): a callback burst costs a fraction of a round
+/// trip and of a commit per event, and each call still returns once its row is committed.
 #[derive(Clone)]
 pub struct SqlInboundEventRepo {
     db: DatabaseConnection,
+    batched: Option<Arc<Batched>>,
 }
+
+type FinishItem = (TenantId, InboundEventId, EventState, Option<String>);
+
+struct Batched {
+    record: Batcher<(TenantId, NewInboundEvent), Recorded>,
+    finish: Batcher<FinishItem, ()>,
+}
+
+/// Events per statement, and statements in flight at once, per kind of write.
+const BATCH: usize = 64;
+const PARALLEL: usize = 4;
 
 impl SqlInboundEventRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let batched = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            let (a, b) = (db.clone(), db.clone());
+            Arc::new(Batched {
+                record: Batcher::new(
+                    BATCH,
+                    PARALLEL,
+                    Arc::new(move |items| {
+                        let db = a.clone();
+                        Box::pin(async move { record_many(&db, items).await })
+                    }),
+                ),
+                finish: Batcher::new(
+                    BATCH,
+                    PARALLEL,
+                    Arc::new(move |items| {
+                        let db = b.clone();
+                        Box::pin(async move { finish_many(&db, items).await })
+                    }),
+                ),
+            })
+        });
+        Self { db, batched }
     }
+}
+
+fn new_row(tenant: TenantId, input: NewInboundEvent) -> ev::ActiveModel {
+    ev::ActiveModel {
+        id: Set(InboundEventId::new().as_uuid()),
+        tenant_id: Set(tenant.as_uuid()),
+        integration_id: Set(input.integration_id.as_uuid()),
+        protocol: Set(input.protocol),
+        kind: Set(input.kind),
+        dedup_key: Set(input.dedup_key),
+        headers: Set(input.headers),
+        body: Set(input.body),
+        received_at: Set(input.received_at),
+        state: Set(EventState::Received.as_str().to_owned()),
+        error: Set(None),
+        processed_at: Set(None),
+    }
+}
+
+/// One insert for a batch; an event whose key is taken (stored before, or earlier in the
+/// same batch) is answered with the stored one as a duplicate.
+async fn record_many(
+    db: &DatabaseConnection,
+    items: Vec<(TenantId, NewInboundEvent)>,
+) -> DomainResult<Vec<DomainResult<Recorded>>> {
+    let keys: Vec<(TenantId, IntegrationId, String)> =
+        items.iter().map(|(t, i)| (*t, i.integration_id, i.dedup_key.clone())).collect();
+    let rows = items.into_iter().map(|(t, i)| new_row(t, i));
+    let inserted = match ev::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
+        .exec_with_returning_many(db)
+        .await
+    {
+        Ok(TryInsertResult::Inserted(models)) => models,
+        Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
+        | Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => Vec::new(),
+        Err(e) => return Err(unknown(e)),
+    };
+    let mut fresh: HashMap<(uuid::Uuid, String), ev::Model> =
+        inserted.into_iter().map(|m| ((m.integration_id, m.dedup_key.clone()), m)).collect();
+    let missing: Vec<&(TenantId, IntegrationId, String)> =
+        keys.iter().filter(|(_, i, k)| !fresh.contains_key(&(i.as_uuid(), k.clone()))).collect();
+    let mut stored: HashMap<(uuid::Uuid, String), ev::Model> = HashMap::new();
+    if !missing.is_empty() {
+        let mut any = Condition::any();
+        for (t, i, k) in &missing {
+            any = any.add(
+                Condition::all()
+                    .add(ev::Column::TenantId.eq(t.as_uuid()))
+                    .add(ev::Column::IntegrationId.eq(i.as_uuid()))
+                    .add(ev::Column::DedupKey.eq(k.as_str())),
+            );
+        }
+        for m in ev::Entity::find().filter(any).all(db).await.map_err(unknown)? {
+            stored.insert((m.integration_id, m.dedup_key.clone()), m);
+        }
+    }
+    Ok(keys
+        .into_iter()
+        .map(|(_, i, k)| {
+            let key = (i.as_uuid(), k);
+            if let Some(m) = fresh.remove(&key) {
+                // The first of the batch with this key inserted it; later ones are repeats.
+                stored.insert(key, m.clone());
+                return Ok(Recorded { event: to_domain(m)?, duplicate: false });
+            }
+            let m = stored.get(&key).cloned().ok_or(DomainError::NotFound("inbound event"))?;
+            Ok(Recorded { event: to_domain(m)?, duplicate: true })
+        })
+        .collect())
+}
+
+/// One update for a batch of outcomes.
+async fn finish_many(db: &DatabaseConnection, items: Vec<FinishItem>) -> DomainResult<Vec<DomainResult<()>>> {
+    let now = chrono::Utc::now();
+    let mut values: Vec<sea_orm::Value> = vec![now.into()];
+    let mut rows = Vec::with_capacity(items.len());
+    for (t, id, state, error) in &items {
+        let n = values.len();
+        rows.push(format!("(${}::uuid, ${}::uuid, ${}::text, ${}::text)", n + 1, n + 2, n + 3, n + 4));
+        values.extend([t.as_uuid().into(), id.as_uuid().into(), state.as_str().into(), error.clone().into()]);
+    }
+    let sql = format!(
+        "UPDATE inbound_events AS e SET state = v.state, error = v.error, processed_at = $1 \
+         FROM (VALUES {}) AS v (tenant_id, id, state, error) \
+         WHERE e.id = v.id AND e.tenant_id = v.tenant_id RETURNING e.id",
+        rows.join(", ")
+    );
+    let done: HashSet<uuid::Uuid> = db
+        .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .await
+        .map_err(unknown)?
+        .into_iter()
+        .filter_map(|r| r.try_get::<uuid::Uuid>("", "id").ok())
+        .collect();
+    Ok(items
+        .iter()
+        .map(
+            |(_, id, _, _)| {
+                if done.contains(&id.as_uuid()) { Ok(()) } else { Err(DomainError::NotFound("inbound event")) }
+            },
+        )
+        .collect())
 }
 
 fn scoped(tenant: TenantId) -> Select<ev::Entity> {
@@ -44,28 +188,17 @@ fn to_domain(m: ev::Model) -> DomainResult<InboundEvent> {
 #[async_trait]
 impl InboundEventRepo for SqlInboundEventRepo {
     async fn record(&self, tenant: TenantId, input: NewInboundEvent) -> DomainResult<Recorded> {
+        if let Some(b) = &self.batched {
+            return b.record.submit((tenant, input)).await;
+        }
         let find = || {
             scoped(tenant)
                 .filter(ev::Column::IntegrationId.eq(input.integration_id.as_uuid()))
                 .filter(ev::Column::DedupKey.eq(input.dedup_key.clone()))
         };
-        let row = ev::ActiveModel {
-            id: Set(InboundEventId::new().as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            integration_id: Set(input.integration_id.as_uuid()),
-            protocol: Set(input.protocol.clone()),
-            kind: Set(input.kind.clone()),
-            dedup_key: Set(input.dedup_key.clone()),
-            headers: Set(input.headers.clone()),
-            body: Set(input.body.clone()),
-            received_at: Set(input.received_at),
-            state: Set(EventState::Received.as_str().to_owned()),
-            error: Set(None),
-            processed_at: Set(None),
-        };
         // One round trip for a new event: the unique (integration, dedup key) index decides,
         // also when the vendor's retry races its first delivery.
-        let inserted = ev::Entity::insert(row)
+        let inserted = ev::Entity::insert(new_row(tenant, input.clone()))
             .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
             .exec_with_returning(&self.db)
             .await;
@@ -90,6 +223,9 @@ impl InboundEventRepo for SqlInboundEventRepo {
         state: EventState,
         error: Option<String>,
     ) -> DomainResult<()> {
+        if let Some(b) = &self.batched {
+            return b.finish.submit((tenant, id, state, error)).await;
+        }
         let res = ev::Entity::update_many()
             .col_expr(ev::Column::State, Expr::value(state.as_str()))
             .col_expr(ev::Column::Error, Expr::value(error))
