@@ -67,6 +67,8 @@ pub struct AppState {
     pub tickets: TicketService,
     /// Dingding locks, meters and callbacks.
     pub dingding: domain::dingding::DingdingService,
+    /// Dingding callbacks waiting when a burst outruns processing.
+    pub dingding_backlog: Arc<crate::hooks::DingdingBacklog>,
     pub deliveries: DeliveryService,
     pub scheduler: SchedulerService,
     /// Huzhou elevator data center: fault pushes, the pull API, live subscriptions.
@@ -256,6 +258,8 @@ impl AppState {
         let scheduler =
             scheduler.with_job(ScheduledJob::Sync, Arc::new(domain::dingding::DingdingSync::new(dingding.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
+        let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
+        let dingding_backlog = crate::hooks::DingdingBacklog::start(dingding.clone(), events.clone(), shutdown.clone());
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),
@@ -284,6 +288,7 @@ impl AppState {
             .with_observer(Arc::new(huzhou.clone())),
             homes: HomeService::new(home_repo, integration_repo),
             dingding,
+            dingding_backlog,
             alarms,
             deliveries,
             scheduler,
@@ -292,7 +297,7 @@ impl AppState {
             limiter,
             jobs: job_store,
             worker_settings,
-            events: InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone()))),
+            events,
             audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
             bus,
             users,

@@ -526,3 +526,81 @@ async fn water_meter_reads_and_bluetooth_access() {
     assert_eq!(r.code(), "BAD_USER_INPUT");
     assert!(s.fake.rejected().is_empty(), "{:?}", s.fake.rejected());
 }
+
+/// A burst of callbacks at once: each is answered, stored once and processed (before its
+/// answer, or from the backlog when the burst outruns processing).
+#[tokio::test]
+async fn a_burst_of_callbacks_is_answered_and_each_processed_once() {
+    let s = setup().await;
+    let mut locks = Vec::new();
+    for k in 0..24 {
+        locks.push(s.device(&format!("burst-{k}"), "LOCK", json!({})).await);
+    }
+    let t0 = now_ms();
+    let sends = (0..24).map(|k| {
+        let body = json!({"event": "batteryAsync", "time": t0 + k, "uuid": format!("burst-{k}"), "home_id": "dd-h",
+                          "detail": {"battery": (k + 10).to_string()}});
+        let s = &s;
+        async move { s.callback(body).await }
+    });
+    for (status, answer) in futures::future::join_all(sends).await {
+        assert_eq!((status, answer), (200, json!({"ErrNo": 0, "ErrMsg": "ok"})));
+    }
+    for (k, id) in locks.iter().enumerate() {
+        eventually("each lock's battery", || async { s.device_state(id).await["battery"] == json!(k + 10) }).await;
+    }
+    eventually("every callback processed", || async {
+        let inbound = s.inbound().await;
+        inbound.len() == 24 && inbound.iter().all(|e| e["state"] == "PROCESSED")
+    })
+    .await;
+}
+
+/// A callback a stopped process stored but never processed (still RECEIVED long after) is
+/// claimed by the sweep and processed, once.
+#[tokio::test]
+async fn a_callback_left_received_is_swept_up_and_processed_once() {
+    use domain::events::{EventState, NewInboundEvent};
+    let s = setup().await;
+    let lock = s.device("swept-1", "LOCK", json!({})).await;
+    let body = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "home_id": "dd-h",
+                      "detail": {"battery": "33"}});
+    let state = &s.app.state;
+    let tenant = s.tenant.id.parse().expect("tenant");
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let stored = state
+        .events
+        .record(
+            tenant,
+            NewInboundEvent {
+                integration_id: s.integration.parse().expect("integration"),
+                protocol: "DINGDING".into(),
+                kind: "batteryAsync".into(),
+                dedup_key: "swept-1|batteryAsync|1".into(),
+                headers: json!({}),
+                body: body.to_string(),
+                received_at: long_ago,
+            },
+        )
+        .await
+        .expect("stored");
+    assert_eq!(stored.event.state, EventState::Received);
+    // A fresh one is not taken: its process may still be on it.
+    let fresh = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "detail": {"battery": "1"}});
+    let input = NewInboundEvent {
+        integration_id: s.integration.parse().expect("integration"),
+        protocol: "DINGDING".into(),
+        kind: "batteryAsync".into(),
+        dedup_key: "swept-1|batteryAsync|2".into(),
+        headers: json!({}),
+        body: fresh.to_string(),
+        received_at: chrono::Utc::now(),
+    };
+    state.events.record(tenant, input).await.expect("stored");
+    let backlog = &state.dingding_backlog;
+    assert_eq!(backlog.sweep(&state.events, chrono::Utc::now()).await.expect("sweep"), 1);
+    eventually("the swept callback processed", || async { s.device_state(&lock).await["battery"] == json!(33) }).await;
+    eventually("its event PROCESSED", || async { s.inbound().await.iter().any(|e| e["state"] == "PROCESSED") }).await;
+    assert_eq!(backlog.sweep(&state.events, chrono::Utc::now()).await.expect("sweep"), 0, "processed once");
+    assert_eq!(s.device_state(&lock).await["battery"], json!(33), "the fresh one was left alone");
+}

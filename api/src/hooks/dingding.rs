@@ -4,6 +4,11 @@
 //! is stored under its dedup key (event: uuid+event+time; service: serviceid+service),
 //! processed once, and answered `{"ErrNo":0,"ErrMsg":"ok"}`, undocumented callbacks
 //! included.
+//!
+//! A callback is processed before it is answered while processing keeps up. In a burst
+//! that outruns it (more than `INLINE` at once), callbacks are answered once stored and
+//! processed from a backlog, in arrival order per device; a callback left RECEIVED by a
+//! stopped process is picked up by the backlog's sweep (`STALE_AFTER`).
 
 use super::{HookRefusal, integration, record};
 use crate::app::AppState;
@@ -14,12 +19,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use domain::dingding::Handled;
-use domain::events::EventState;
+use domain::DomainResult;
+use domain::dingding::{Callback, DingdingService, Handled};
+use domain::events::{EventState, InboundEventService};
+use domain::ids::{InboundEventId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind};
 use domain::ttl::{CONFIG_TTL, TtlCache};
 use serde_json::{Value, json};
-use std::sync::OnceLock;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/hooks/{integration_id}/dingding", post(callback))
@@ -79,8 +91,7 @@ async fn callback(State(st): State<AppState>, Path(id): Path<String>, body: Byte
     };
     // SQLite has one writer: callbacks write one after the other instead of failing on a
     // busy database when a read transaction cannot become a write.
-    let _writer =
-        if st.config.database_url.starts_with("sqlite") { sqlite_writer().acquire().await.ok() } else { None };
+    let writer = if st.config.database_url.starts_with("sqlite") { sqlite_writer().acquire().await.ok() } else { None };
     let name = map::callback_name(&parsed);
     let kind = if name.is_empty() { "unknown".to_owned() } else { name.clone() };
     let dedup = map::dedup_key(&parsed, raw);
@@ -98,23 +109,180 @@ async fn callback(State(st): State<AppState>, Path(id): Path<String>, body: Byte
     if recorded.duplicate && recorded.event.state != EventState::Failed {
         return answer(StatusCode::OK, 0, "ok");
     }
-    let event = recorded.event.id;
-    let tenant = integration.tenant_id;
-    let (state, error) = match st.dingding.handle(tenant, integration.id, event, &name, map::callback(&parsed)).await {
-        Ok(Handled::Processed) => (EventState::Processed, None),
-        Ok(Handled::Ignored(why)) => (EventState::Ignored, Some(why)),
-        Err(e) => {
-            tracing::error!(error = ?e, inbound_event_id = %event, "processing a Dingding callback");
-            (EventState::Failed, Some("processing failed".to_owned()))
+    let work = Box::new(Work {
+        tenant: integration.tenant_id,
+        integration: integration.id,
+        event: recorded.event.id,
+        lane: parsed.uuid.clone().unwrap_or_default(),
+        name,
+        callback: map::callback(&parsed),
+    });
+    let state = match st.dingding_backlog.inline_or_defer(work) {
+        Route::Deferred => return answer(StatusCode::OK, 0, "ok"),
+        Route::Inline(work, slot) => {
+            let state = process(&st.dingding, &st.events, *work).await;
+            drop((slot, writer));
+            state
         }
     };
-    let failed = state == EventState::Failed;
-    if let Err(e) = st.events.finish(tenant, event, state, error).await {
-        tracing::error!(error = ?e, inbound_event_id = %event, "recording a Dingding callback's outcome");
-    }
-    if failed {
+    if state == EventState::Failed {
         // Stored, but not applied: a non-2xx answer makes Dingding send it again.
         return answer(StatusCode::INTERNAL_SERVER_ERROR, 15000, "internal error");
     }
     answer(StatusCode::OK, 0, "ok")
+}
+
+/// Where a stored callback is processed.
+enum Route {
+    /// In the backlog: answer now.
+    Deferred,
+    /// Here, before the answer, under its inline slot (none when the backlog is full).
+    Inline(Box<Work>, Option<OwnedSemaphorePermit>),
+}
+
+/// A stored callback to process.
+pub struct Work {
+    tenant: TenantId,
+    integration: IntegrationId,
+    event: InboundEventId,
+    /// Callbacks of one device are processed in order: its uuid picks their lane.
+    lane: String,
+    name: String,
+    callback: Callback,
+}
+
+/// Applies a stored callback and records the outcome on its event.
+async fn process(dingding: &DingdingService, events: &InboundEventService, w: Work) -> EventState {
+    let (state, error) = match dingding.handle(w.tenant, w.integration, w.event, &w.name, w.callback).await {
+        Ok(Handled::Processed) => (EventState::Processed, None),
+        Ok(Handled::Ignored(why)) => (EventState::Ignored, Some(why)),
+        Err(e) => {
+            tracing::error!(error = ?e, inbound_event_id = %w.event, "processing a Dingding callback");
+            (EventState::Failed, Some("processing failed".to_owned()))
+        }
+    };
+    if let Err(e) = events.finish(w.tenant, w.event, state, error).await {
+        tracing::error!(error = ?e, inbound_event_id = %w.event, "recording a Dingding callback's outcome");
+    }
+    state
+}
+
+/// Callbacks processed before their answer at once, at most.
+const INLINE: usize = 4;
+/// Lanes processing the backlog (each in order).
+const LANES: usize = 2;
+/// Past this many waiting, callbacks wait for an inline slot again (the backlog is bounded
+/// in memory; Dingding's sender slows down with our answers).
+const MAX_BACKLOG: usize = 100_000;
+/// A callback still RECEIVED this long after it was stored was lost by a stopped process.
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Where callbacks wait when a burst outruns processing; see the module doc.
+pub struct Backlog {
+    inline: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    lanes: Vec<mpsc::UnboundedSender<Box<Work>>>,
+}
+
+impl Backlog {
+    /// Starts the lanes and the sweep; they stop with `shutdown`.
+    pub fn start(dingding: DingdingService, events: InboundEventService, shutdown: CancellationToken) -> Arc<Self> {
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let mut lanes = Vec::with_capacity(LANES);
+        for _ in 0..LANES {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Box<Work>>();
+            let (dingding, events, waiting, shutdown) =
+                (dingding.clone(), events.clone(), waiting.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    let work = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        w = rx.recv() => match w { Some(w) => w, None => return },
+                    };
+                    process(&dingding, &events, *work).await;
+                    waiting.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+            lanes.push(tx);
+        }
+        let backlog = Arc::new(Self { inline: Arc::new(Semaphore::new(INLINE)), waiting, lanes });
+        let sweeper = backlog.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                if let Err(e) = sweeper.sweep(&events, chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "sweeping stale Dingding callbacks");
+                }
+            }
+        });
+        backlog
+    }
+
+    /// Inline while nothing waits and a slot is free (or the backlog is full); else the
+    /// backlog.
+    fn inline_or_defer(&self, work: Box<Work>) -> Route {
+        let waiting = self.waiting.load(Ordering::Acquire);
+        if waiting == 0 || waiting >= MAX_BACKLOG {
+            if let Ok(slot) = self.inline.clone().try_acquire_owned() {
+                return Route::Inline(work, Some(slot));
+            }
+            if waiting >= MAX_BACKLOG {
+                return Route::Inline(work, None);
+            }
+        }
+        match self.defer(work) {
+            Ok(()) => Route::Deferred,
+            Err(work) => Route::Inline(work, None),
+        }
+    }
+
+    fn defer(&self, work: Box<Work>) -> Result<(), Box<Work>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        work.lane.hash(&mut h);
+        let lane = usize::try_from(h.finish() % self.lanes.len() as u64).unwrap_or(0);
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.lanes[lane].send(work).map_err(|e| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            e.0
+        })
+    }
+
+    /// Callbacks waiting in the backlog.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Puts callbacks stored before `now - STALE_AFTER` and still RECEIVED into the backlog.
+    ///
+    /// # Errors
+    /// When they cannot be claimed.
+    pub async fn sweep(&self, events: &InboundEventService, now: chrono::DateTime<chrono::Utc>) -> DomainResult<usize> {
+        let before = now - chrono::Duration::from_std(STALE_AFTER).unwrap_or(chrono::Duration::minutes(10));
+        let stale = events.claim_stale(IntegrationKind::Dingding.as_str(), before, 500).await?;
+        let n = stale.len();
+        for e in stale {
+            let Ok(parsed) = serde_json::from_str::<wire::CallbackBody>(&e.body) else {
+                let why = Some("the stored body is not a callback".to_owned());
+                events.finish(e.tenant_id, e.id, EventState::Ignored, why).await?;
+                continue;
+            };
+            let work = Box::new(Work {
+                tenant: e.tenant_id,
+                integration: e.integration_id,
+                event: e.id,
+                lane: parsed.uuid.clone().unwrap_or_default(),
+                name: map::callback_name(&parsed),
+                callback: map::callback(&parsed),
+            });
+            if self.defer(work).is_err() {
+                tracing::warn!(inbound_event_id = %e.id, "the Dingding backlog stopped; left for the next sweep");
+            }
+        }
+        Ok(n)
+    }
 }

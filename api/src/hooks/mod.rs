@@ -4,6 +4,7 @@
 //! its protocol's own envelope, never with a bare 5xx.
 
 mod dingding;
+pub use dingding::Backlog as DingdingBacklog;
 mod huzhou;
 mod telemetry;
 

@@ -91,6 +91,14 @@ pub trait InboundEventRepo: Send + Sync {
         state: EventState,
         error: Option<String>,
     ) -> DomainResult<()>;
+    /// Claims up to `limit` events of `protocol`, of any tenant, still RECEIVED although
+    /// stored before `before` and not claimed since `before` (their process stopped before
+    /// processing them): each is returned to one caller only, whose claim is its
+    /// `processed_at` until it finishes the event.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn claim_stale(&self, protocol: &str, before: DateTime<Utc>, limit: u64) -> DomainResult<Vec<InboundEvent>>;
     /// Newest first.
     ///
     /// # Errors
@@ -126,6 +134,19 @@ impl InboundEventService {
         error: Option<String>,
     ) -> DomainResult<()> {
         self.repo.finish(tenant, id, state, error).await
+    }
+
+    /// Events of `protocol` left RECEIVED since before `before`, claimed for processing.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn claim_stale(
+        &self,
+        protocol: &str,
+        before: DateTime<Utc>,
+        limit: u64,
+    ) -> DomainResult<Vec<InboundEvent>> {
+        self.repo.claim_stale(protocol, before, limit).await
     }
 
     /// # Errors

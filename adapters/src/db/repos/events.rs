@@ -241,6 +241,36 @@ impl InboundEventRepo for SqlInboundEventRepo {
         Ok(())
     }
 
+    async fn claim_stale(
+        &self,
+        protocol: &str,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u64,
+    ) -> DomainResult<Vec<InboundEvent>> {
+        let unclaimed = || {
+            Condition::all()
+                .add(ev::Column::State.eq(EventState::Received.as_str()))
+                .add(ev::Column::Protocol.eq(protocol))
+                .add(ev::Column::ReceivedAt.lt(before))
+                .add(Condition::any().add(ev::Column::ProcessedAt.is_null()).add(ev::Column::ProcessedAt.lt(before)))
+        };
+        let ids = sea_orm::sea_query::Query::select()
+            .column(ev::Column::Id)
+            .from(ev::Entity)
+            .cond_where(unclaimed())
+            .limit(limit)
+            .to_owned();
+        // The condition again in the update: a concurrent claimer's commit is seen there.
+        let rows = ev::Entity::update_many()
+            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
+            .filter(ev::Column::Id.in_subquery(ids))
+            .filter(unclaimed())
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+
     async fn list(&self, tenant: TenantId, f: &EventFilter, page: PageRequest) -> DomainResult<Page<InboundEvent>> {
         let mut q = scoped(tenant);
         if let Some(i) = f.integration_id {
