@@ -259,7 +259,12 @@ impl AppState {
             scheduler.with_job(ScheduledJob::Sync, Arc::new(domain::dingding::DingdingSync::new(dingding.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
-        let dingding_backlog = crate::hooks::DingdingBacklog::start(dingding.clone(), events.clone(), shutdown.clone());
+        let dingding_backlog = crate::hooks::DingdingBacklog::start(
+            dingding.clone(),
+            events.clone(),
+            config.database_url.starts_with("sqlite"),
+            shutdown.clone(),
+        );
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),

@@ -54,11 +54,6 @@ fn seen() -> &'static TtlCache<String, Integration> {
     SEEN.get_or_init(|| TtlCache::new(CONFIG_TTL, 10_000))
 }
 
-fn sqlite_writer() -> &'static tokio::sync::Semaphore {
-    static WRITER: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
-    &WRITER
-}
-
 async fn known(st: &AppState, id: &str) -> Result<Integration, HookRefusal> {
     if let Some(i) = seen().get(&id.to_owned()) {
         return Ok(i);
@@ -89,14 +84,15 @@ async fn callback(State(st): State<AppState>, Path(id): Path<String>, body: Byte
         Ok(b) => b,
         Err(e) => return answer(StatusCode::BAD_REQUEST, 14001, &format!("malformed callback: {e}")),
     };
-    // SQLite has one writer: callbacks write one after the other instead of failing on a
-    // busy database when a read transaction cannot become a write.
-    let writer = if st.config.database_url.starts_with("sqlite") { sqlite_writer().acquire().await.ok() } else { None };
+    let backlog = &st.dingding_backlog;
+    let writer = backlog.writer().await;
     let name = map::callback_name(&parsed);
     let kind = if name.is_empty() { "unknown".to_owned() } else { name.clone() };
     let dedup = map::dedup_key(&parsed, raw);
     let stored = map::redacted(raw, &parsed);
-    let recorded = match record(&st, &integration, &kind, dedup, json!({}), &stored).await {
+    let recorded = record(&st, &integration, &kind, dedup, json!({}), &stored).await;
+    drop(writer);
+    let recorded = match recorded {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = ?e, integration_id = %integration.id, "storing a Dingding callback");
@@ -117,9 +113,10 @@ async fn callback(State(st): State<AppState>, Path(id): Path<String>, body: Byte
         name,
         callback: map::callback(&parsed),
     });
-    let state = match st.dingding_backlog.inline_or_defer(work) {
+    let state = match backlog.inline_or_defer(work) {
         Route::Deferred => return answer(StatusCode::OK, 0, "ok"),
         Route::Inline(work, slot) => {
+            let writer = backlog.writer().await;
             let state = process(&st.dingding, &st.events, *work).await;
             drop((slot, writer));
             state
@@ -180,6 +177,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Where callbacks wait when a burst outruns processing; see the module doc.
 pub struct Backlog {
+    /// SQLite has one writer: callbacks write one after the other (in arrival order)
+    /// instead of failing on a busy database. `None` on PostgreSQL.
+    writer: Option<Arc<Semaphore>>,
     inline: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     lanes: Vec<mpsc::UnboundedSender<Box<Work>>>,
@@ -187,26 +187,38 @@ pub struct Backlog {
 
 impl Backlog {
     /// Starts the lanes and the sweep; they stop with `shutdown`.
-    pub fn start(dingding: DingdingService, events: InboundEventService, shutdown: CancellationToken) -> Arc<Self> {
+    pub fn start(
+        dingding: DingdingService,
+        events: InboundEventService,
+        sqlite: bool,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let writer = sqlite.then(|| Arc::new(Semaphore::new(1)));
         let waiting = Arc::new(AtomicUsize::new(0));
         let mut lanes = Vec::with_capacity(LANES);
         for _ in 0..LANES {
             let (tx, mut rx) = mpsc::unbounded_channel::<Box<Work>>();
             let (dingding, events, waiting, shutdown) =
                 (dingding.clone(), events.clone(), waiting.clone(), shutdown.clone());
+            let writer = writer.clone();
             tokio::spawn(async move {
                 loop {
                     let work = tokio::select! {
                         () = shutdown.cancelled() => return,
                         w = rx.recv() => match w { Some(w) => w, None => return },
                     };
+                    let turn = match &writer {
+                        Some(w) => w.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
                     process(&dingding, &events, *work).await;
+                    drop(turn);
                     waiting.fetch_sub(1, Ordering::AcqRel);
                 }
             });
             lanes.push(tx);
         }
-        let backlog = Arc::new(Self { inline: Arc::new(Semaphore::new(INLINE)), waiting, lanes });
+        let backlog = Arc::new(Self { writer, inline: Arc::new(Semaphore::new(INLINE)), waiting, lanes });
         let sweeper = backlog.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(SWEEP_EVERY);
@@ -250,6 +262,14 @@ impl Backlog {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             e.0
         })
+    }
+
+    /// The SQLite writer's turn (nothing to wait for on PostgreSQL).
+    async fn writer(&self) -> Option<OwnedSemaphorePermit> {
+        match &self.writer {
+            Some(w) => w.clone().acquire_owned().await.ok(),
+            None => None,
+        }
     }
 
     /// Callbacks waiting in the backlog.

@@ -1,3 +1,4 @@
+use crate::db::batch::Batcher;
 use crate::db::entities::{deliveries as d, delivery_attempts as a};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
 use crate::db::{map_err, unknown};
@@ -9,8 +10,10 @@ use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement, TryInsertResult,
 };
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Writes the deliveries a domain change planned, on the change's own connection or
 /// transaction (the outbox): they commit or roll back with it.
@@ -24,28 +27,64 @@ pub(crate) async fn insert_outbox(
 ) -> DomainResult<Vec<Delivery>> {
     let mut out = Vec::with_capacity(planned.len());
     for input in planned {
-        let now = Utc::now();
-        let row = d::ActiveModel {
-            id: Set(DeliveryId::new().as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            integration_id: Set(input.integration_id.as_uuid()),
-            kind: Set(input.kind),
-            idempotency_key: Set(input.idempotency_key),
-            order_key: Set(input.order_key),
-            payload: Set(input.payload),
-            state: Set(DeliveryState::Pending.as_str().to_owned()),
-            attempts: Set(0),
-            next_attempt_at: Set(None),
-            last_error: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        }
-        .insert(db)
-        .await
-        .map_err(map_err("the integration already has a delivery with this idempotency key"))?;
+        let row = new_row(tenant, input)
+            .insert(db)
+            .await
+            .map_err(map_err("the integration already has a delivery with this idempotency key"))?;
         out.push(to_domain(row)?);
     }
     Ok(out)
+}
+
+fn new_row(tenant: TenantId, input: NewDelivery) -> d::ActiveModel {
+    let now = Utc::now();
+    d::ActiveModel {
+        id: Set(DeliveryId::new().as_uuid()),
+        tenant_id: Set(tenant.as_uuid()),
+        integration_id: Set(input.integration_id.as_uuid()),
+        kind: Set(input.kind),
+        idempotency_key: Set(input.idempotency_key),
+        order_key: Set(input.order_key),
+        payload: Set(input.payload),
+        state: Set(DeliveryState::Pending.as_str().to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// Concurrent `create`s in one insert (group commit, `crate::db::batch`); a key the
+/// integration already used (before, or earlier in the batch) is that item's `Duplicate`.
+async fn create_many(
+    db: &DatabaseConnection,
+    items: Vec<(TenantId, NewDelivery)>,
+) -> DomainResult<Vec<DomainResult<Delivery>>> {
+    let keys: Vec<(uuid::Uuid, String)> =
+        items.iter().map(|(_, i)| (i.integration_id.as_uuid(), i.idempotency_key.clone())).collect();
+    let rows = items.into_iter().map(|(t, i)| new_row(t, i));
+    let inserted = match d::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on([d::Column::IntegrationId, d::Column::IdempotencyKey])
+        .exec_with_returning_many(db)
+        .await
+    {
+        Ok(TryInsertResult::Inserted(models)) => models,
+        Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
+        | Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => Vec::new(),
+        Err(e) => return Err(unknown(e)),
+    };
+    let mut fresh: HashMap<(uuid::Uuid, String), d::Model> =
+        inserted.into_iter().map(|m| ((m.integration_id, m.idempotency_key.clone()), m)).collect();
+    Ok(keys
+        .into_iter()
+        .map(|key| match fresh.remove(&key) {
+            Some(m) => to_domain(m),
+            None => {
+                Err(DomainError::Duplicate("the integration already has a delivery with this idempotency key".into()))
+            }
+        })
+        .collect())
 }
 
 /// States a delivery's successors in order wait for it to leave.
@@ -55,6 +94,8 @@ const UNFINISHED: [&str; 3] = ["PENDING", "IN_FLIGHT", "RETRYING"];
 #[derive(Clone)]
 pub struct SqlDeliveryRepo {
     db: DatabaseConnection,
+    /// `create` batched on PostgreSQL.
+    creates: Option<Arc<Batcher<(TenantId, NewDelivery), Delivery>>>,
     /// Where workers write their own bookkeeping (claims, attempts, outcomes): the
     /// connection of `crate::db::connect_bookkeeping`. A claim or outcome lost with a
     /// database crash only makes the delivery go out once more with its idempotency key.
@@ -64,13 +105,24 @@ pub struct SqlDeliveryRepo {
 impl SqlDeliveryRepo {
     /// Everything on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { bookkeeping: db.clone(), db }
+        Self::with_bookkeeping(db.clone(), db)
     }
 
     /// Deliveries are created on `db` (with the change that causes them); workers' claims,
     /// attempts and outcomes are written on `bookkeeping`.
     pub fn with_bookkeeping(db: DatabaseConnection, bookkeeping: DatabaseConnection) -> Self {
-        Self { db, bookkeeping }
+        let creates = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            let db = db.clone();
+            Arc::new(Batcher::new(
+                64,
+                4,
+                Arc::new(move |items| {
+                    let db = db.clone();
+                    Box::pin(async move { create_many(&db, items).await }) as futures::future::BoxFuture<'static, _>
+                }),
+            ))
+        });
+        Self { db, creates, bookkeeping }
     }
 }
 
@@ -116,6 +168,9 @@ fn attempt(m: a::Model) -> Attempt {
 #[async_trait]
 impl DeliveryRepo for SqlDeliveryRepo {
     async fn create(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
+        if let Some(b) = &self.creates {
+            return b.submit((tenant, input)).await;
+        }
         insert_outbox(&self.db, tenant, vec![input])
             .await?
             .pop()
