@@ -374,10 +374,12 @@ impl HuzhouService {
                 .filter(|(_, u, _)| still.contains(&(integration, u.clone())))
                 .map(|(at, _, item)| (at, item))
                 .collect();
-            for chunk in items.chunks(MAX_ITEMS) {
+            let mut items = items.into_iter().peekable();
+            while items.peek().is_some() {
+                let chunk: Vec<(i64, Value)> = items.by_ref().take(MAX_ITEMS).collect();
                 // Sent when its last item is due: no elevator is pushed before its time.
                 let last = chunk.last().map_or(slot_ms, |(at, _)| *at);
-                let rt_data: Vec<Value> = chunk.iter().map(|(_, item)| item.clone()).collect();
+                let rt_data: Vec<Value> = chunk.into_iter().map(|(_, item)| item).collect();
                 let svc = self.clone();
                 sends.spawn(async move {
                     sleep_until_ms(last).await;
@@ -402,10 +404,10 @@ impl HuzhouService {
         now: DateTime<Utc>,
     ) -> usize {
         let snaps = self.load(tenant, integration, ids).await;
-        let items: Vec<Value> = snaps.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
         let mut sends = tokio::task::JoinSet::new();
-        for chunk in items.chunks(MAX_ITEMS) {
-            let (svc, rt_data) = (self.clone(), chunk.to_vec());
+        for chunk in snaps.chunks(MAX_ITEMS) {
+            let rt_data: Vec<Value> = chunk.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
+            let svc = self.clone();
             sends.spawn(async move { svc.send_live(tenant, integration, rt_data).await });
         }
         let mut ok = 0;
