@@ -36,6 +36,7 @@ pub async fn run_live_ticker(service: HuzhouService, every: Duration, shutdown: 
     let in_flight = Arc::new(Semaphore::new(SLOTS_IN_FLIGHT));
     let mut next = now_ms().div_euclid(slot) * slot;
     let mut pruned = tokio::time::Instant::now();
+    tracing::debug!(slot_ms = slot, "huzhou live ticker started");
     loop {
         let wait = next - ms(LEAD) - now_ms();
         if wait > 0 {
@@ -58,7 +59,10 @@ pub async fn run_live_ticker(service: HuzhouService, every: Duration, shutdown: 
             let _permit = permit;
             match svc.live_slot(at, slot).await {
                 Ok(0) => {}
-                Ok(n) => metrics::counter!("linkyard_huzhou_live_pushes_total").increment(n as u64),
+                Ok(n) => {
+                    tracing::debug!(slot_ms = at, requests = n, "huzhou live slot sent");
+                    metrics::counter!("linkyard_huzhou_live_pushes_total").increment(n as u64);
+                }
                 Err(e) => tracing::warn!(error = %e, slot_ms = at, "huzhou live slot failed"),
             }
         });
