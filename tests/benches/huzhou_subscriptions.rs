@@ -60,9 +60,10 @@ async fn push(
         return Json(json!({"ret_status": {"ret_code": "310", "ret_msg": "bad signature"}}));
     }
     if action == "put_ie_elev_things" {
-        let items = body["req_info"]["rt_data"].as_array().cloned().unwrap_or_default();
+        // Read in place: cloning every request's items made the fake a cost of its own.
+        let items = body["req_info"]["rt_data"].as_array().map(Vec::as_slice).unwrap_or_default();
         let mut a = dc.arrivals.lock().unwrap();
-        for i in &items {
+        for i in items {
             a.entry(i["unique_id"].as_str().unwrap_or_default().to_owned()).or_default().push(now);
         }
         dc.requests.lock().unwrap().0 += 1;

@@ -888,3 +888,31 @@ async fn requests_hold_at_most_100_elevators() {
     assert!(seen.values().all(|n| *n == 1));
     assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
 }
+
+/// Two processes tick the same live schedule (issue 6): the claim of each slot in storage
+/// makes every push go out from one of them only.
+#[tokio::test]
+async fn two_processes_send_each_live_push_once() {
+    let s = setup().await;
+    s.elevator("204160", "ELEVATOR", json!({})).await;
+    s.elevator("204161", "ELEVATOR", json!({})).await;
+    let mut env = vec![("RUST_LOG", "warn,jobs::live=debug".to_owned())];
+    if let Some(redis) = std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) {
+        env.push(("REDIS_URL", redis));
+    }
+    let child = crate::utils::child::Child::start(&s.app, "worker", &env);
+    until("the second process ticking", || child.log().contains("huzhou live ticker started")).await;
+
+    let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
+    let token = t["ret_token"].as_str().expect("token");
+    let q = format!("action=put_rt_notice&token={token}&unique_ids=204160,204161&subscribe=1");
+    assert_eq!(s.elev_api(&q).await["ret_code"], "200");
+    // A push each interval (1 s) for the window (4 s), from either process.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let live = s.dc.pushes("put_ie_elev_things");
+    assert_eq!(live.len(), 4, "each push once, not once per process: {}\n{}", live.len(), child.log());
+    for p in &live {
+        assert_eq!(p.info["rt_data"].as_array().map(Vec::len), Some(2), "both elevators in one request");
+    }
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}

@@ -71,8 +71,9 @@ pub struct LiveSnapshot {
 /// Live subscriptions and inbound tokens.
 #[async_trait]
 pub trait HuzhouRepo: Send + Sync {
-    /// Subscribes the elevators: new ones are first due at `first_due_ms`; one already
-    /// subscribed keeps its rhythm and is extended to `until_ms` (a lapsed one restarts).
+    /// Subscribes the elevators from `first_due_ms` on, one push every `interval_ms`
+    /// before `until_ms`: a new or lapsed subscription starts its rhythm at
+    /// `first_due_ms`; a running one keeps its rhythm and ends at `until_ms` now.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
@@ -85,6 +86,11 @@ pub trait HuzhouRepo: Send + Sync {
         interval_ms: i64,
         until_ms: i64,
     ) -> DomainResult<u64>;
+    /// The unique ids of the integration's subscriptions still running at `now_ms`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn running(&self, tenant: TenantId, integration: IntegrationId, now_ms: i64) -> DomainResult<Vec<String>>;
     /// Ends the subscriptions of these elevators.
     ///
     /// # Errors
@@ -95,14 +101,20 @@ pub trait HuzhouRepo: Send + Sync {
         integration: IntegrationId,
         unique_ids: &[String],
     ) -> DomainResult<u64>;
-    /// Claims every push due at `now_ms` across all integrations (workers know no tenant)
-    /// and moves each subscription to its next time, atomically: two processes never
-    /// claim the same push.
+    /// Claims the slot of the live schedule starting at `slot_ms` for this process:
+    /// true for exactly one caller across all processes (workers know no tenant).
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn claim_due(&self, now_ms: i64) -> DomainResult<Vec<DuePush>>;
-    /// Deletes lapsed subscriptions and expired tokens.
+    async fn claim_slot(&self, slot_ms: i64) -> DomainResult<bool>;
+    /// Every push due in `[from_ms, to_ms)` across all integrations, except each
+    /// subscription's first (pushed by the notice itself) and any at or after its end.
+    /// `to_ms - from_ms` must not exceed the shortest interval.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn due_in(&self, from_ms: i64, to_ms: i64) -> DomainResult<Vec<DuePush>>;
+    /// Deletes lapsed subscriptions, old slot claims and expired tokens.
     ///
     /// # Errors
     /// `Unknown` on storage failure.

@@ -4,8 +4,8 @@
 
 use super::state::{self, is_lift};
 use super::{
-    DuePush, ELEV_PARAS, ELEV_THINGS, ELEVATOR_FAULT, HuzhouRepo, LIFT_ALARM, LIFT_MAINTAIN, MAX_ITEMS, TRAP_FAULT,
-    request_id,
+    DuePush, ELEV_PARAS, ELEV_THINGS, ELEVATOR_FAULT, HuzhouRepo, LIFT_ALARM, LIFT_MAINTAIN, LiveSnapshot, MAX_ITEMS,
+    TRAP_FAULT, request_id,
 };
 use crate::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
 use crate::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
@@ -22,8 +22,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Elevators whose live state one task loads and sends.
+/// Elevators whose live state one statement loads.
 const LOAD_SLICE: usize = 500;
+/// Slices of live state loaded at once by one batch of pushes (the pool serves others too).
+const LOADS_AT_ONCE: usize = 4;
 
 /// How long a token issued by 7.1 `get_token` is valid (the seed: 2 小时).
 pub const INBOUND_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(2);
@@ -276,11 +278,13 @@ impl HuzhouService {
         unique_ids: Option<&str>,
         subscribe: Option<&str>,
     ) -> Result<u64, ApiRefusal> {
+        let mut seen = std::collections::HashSet::new();
         let ids: Vec<String> = unique_ids
             .ok_or(ApiRefusal::Missing("unique_ids"))?
             .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
+            .map(str::trim)
+            .filter(|s| !s.is_empty() && seen.insert(*s))
+            .map(str::to_owned)
             .collect();
         if ids.is_empty() {
             return Err(ApiRefusal::Missing("unique_ids"));
@@ -295,6 +299,19 @@ impl HuzhouService {
                 let now = Utc::now().timestamp_millis();
                 let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
                 let until = now + ms(live.window);
+                // The first push is due now: this process sends it, to the elevators not
+                // already subscribed (those keep their rhythm), while the subscriptions are
+                // written; the slots of the live schedule send the later ones.
+                let running: std::collections::HashSet<String> =
+                    self.p.repo.running(tenant, id, now).await.map_err(internal)?.into_iter().collect();
+                let first: Vec<String> = ids.iter().filter(|i| !running.contains(*i)).cloned().collect();
+                if !first.is_empty() {
+                    let svc = self.clone();
+                    tokio::spawn(async move {
+                        let due = Utc::now();
+                        svc.push_now(tenant, id, first, due).await
+                    });
+                }
                 self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
             }
             Some("2") => self.p.repo.unsubscribe(tenant, id, &ids).await.map_err(internal),
@@ -303,28 +320,71 @@ impl HuzhouService {
         }
     }
 
-    /// One live tick: claims every push due at `now` and sends them, per integration in
-    /// requests of at most 100 elevators, all at once (the vendor's concurrency cap
-    /// applies). Returns how many requests were sent successfully.
+    /// One slot of the live schedule, `[slot_ms, slot_ms + len_ms)`, called about
+    /// `LIVE_LEAD` before it starts: claims the slot (one process sends it), reads the
+    /// pushes due in it and their elevators' live state, then sends them on time, per
+    /// integration in requests of at most 100 elevators, each request when its items are
+    /// due. Just before sending it reads the due pushes again, so an elevator
+    /// unsubscribed meanwhile is left out. Returns how many requests were delivered.
     ///
     /// # Errors
-    /// `Unknown` when the due pushes cannot be claimed.
-    pub async fn live_tick(&self, now: DateTime<Utc>) -> DomainResult<usize> {
-        let due = self.p.repo.claim_due(now.timestamp_millis()).await?;
+    /// `Unknown` when the slot cannot be claimed or read.
+    pub async fn live_slot(&self, slot_ms: i64, len_ms: i64) -> DomainResult<usize> {
+        if !self.p.repo.claim_slot(slot_ms).await? {
+            return Ok(0);
+        }
+        let due = self.p.repo.due_in(slot_ms, slot_ms + len_ms).await?;
         if due.is_empty() {
             return Ok(0);
         }
-        let mut groups: HashMap<(TenantId, IntegrationId), Vec<String>> = HashMap::new();
-        for DuePush { tenant_id, integration_id, unique_id, .. } in due {
-            groups.entry((tenant_id, integration_id)).or_default().push(unique_id);
+        let mut groups: HashMap<(TenantId, IntegrationId), Vec<(String, i64)>> = HashMap::new();
+        for DuePush { tenant_id, integration_id, unique_id, due_ms } in due {
+            groups.entry((tenant_id, integration_id)).or_default().push((unique_id, due_ms));
         }
-        // Each slice of elevators loads its live state and sends its requests on its own,
-        // so the first requests leave while later slices are still being read.
+        // The items are built during the lead; their elevators' state is that recent.
+        let mut batches = Vec::new();
+        for ((tenant, integration), pushes) in groups {
+            let due_at: HashMap<String, i64> = pushes.iter().cloned().collect();
+            let ids: Vec<String> = pushes.into_iter().map(|(u, _)| u).collect();
+            let snaps = self.load(tenant, integration, ids).await;
+            let now = Utc::now();
+            let mut items: Vec<(i64, String, Value)> = snaps
+                .iter()
+                .filter_map(|s| {
+                    let at = *due_at.get(&s.unique_id)?;
+                    Some((at, s.unique_id.clone(), state::things_item(&s.unique_id, &s.latest, now)))
+                })
+                .collect();
+            items.sort_by_key(|(at, _, _)| *at);
+            batches.push((tenant, integration, items));
+        }
+        sleep_until_ms(slot_ms).await;
+        let still: std::collections::HashSet<(IntegrationId, String)> = self
+            .p
+            .repo
+            .due_in(slot_ms, slot_ms + len_ms)
+            .await?
+            .into_iter()
+            .map(|d| (d.integration_id, d.unique_id))
+            .collect();
         let mut sends = tokio::task::JoinSet::new();
-        for ((tenant, integration), ids) in groups {
-            for slice in ids.chunks(LOAD_SLICE) {
-                let (svc, slice) = (self.clone(), slice.to_vec());
-                sends.spawn(async move { svc.push_live(tenant, integration, &slice, now).await });
+        for (tenant, integration, items) in batches {
+            let items: Vec<(i64, Value)> = items
+                .into_iter()
+                .filter(|(_, u, _)| still.contains(&(integration, u.clone())))
+                .map(|(at, _, item)| (at, item))
+                .collect();
+            let mut items = items.into_iter().peekable();
+            while items.peek().is_some() {
+                let chunk: Vec<(i64, Value)> = items.by_ref().take(MAX_ITEMS).collect();
+                // Sent when its last item is due: no elevator is pushed before its time.
+                let last = chunk.last().map_or(slot_ms, |(at, _)| *at);
+                let rt_data: Vec<Value> = chunk.into_iter().map(|(_, item)| item).collect();
+                let svc = self.clone();
+                sends.spawn(async move {
+                    sleep_until_ms(last).await;
+                    svc.send_live(tenant, integration, rt_data).await
+                });
             }
         }
         let mut ok = 0;
@@ -334,46 +394,67 @@ impl HuzhouService {
         Ok(ok)
     }
 
-    /// Sends the live state of some elevators of one integration, 100 per request, all
-    /// at once; returns how many requests were delivered.
-    async fn push_live(
+    /// The first push of new subscriptions, due now: live state loaded and sent at once,
+    /// 100 elevators per request. Returns how many requests were delivered.
+    async fn push_now(
         &self,
         tenant: TenantId,
         integration: IntegrationId,
-        ids: &[String],
+        ids: Vec<String>,
         now: DateTime<Utc>,
     ) -> usize {
-        let snaps = match self.p.repo.snapshots(tenant, integration, ids).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, integration_id = %integration, "loading live states");
-                return 0;
-            }
-        };
-        let items: Vec<Value> = snaps.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
+        let snaps = self.load(tenant, integration, ids).await;
         let mut sends = tokio::task::JoinSet::new();
-        for chunk in items.chunks(MAX_ITEMS) {
-            let d = live_delivery(tenant, integration, json!({"rt_data": chunk}), now);
-            let sender = self.p.sender.clone();
-            sends.spawn(async move {
-                let mut report = sender.send(&d, false).await;
-                if matches!(report.verdict, Verdict::TokenExpired(_)) {
-                    report = sender.send(&d, true).await;
-                }
-                match report.verdict {
-                    Verdict::Delivered => 1,
-                    v => {
-                        tracing::warn!(integration_id = %d.integration_id, verdict = ?v, "live push failed");
-                        0
-                    }
-                }
-            });
+        for chunk in snaps.chunks(MAX_ITEMS) {
+            let rt_data: Vec<Value> = chunk.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
+            let svc = self.clone();
+            sends.spawn(async move { svc.send_live(tenant, integration, rt_data).await });
         }
         let mut ok = 0;
         while let Some(r) = sends.join_next().await {
             ok += r.unwrap_or(0);
         }
         ok
+    }
+
+    /// The live state of these elevators, a few slices at a time; a slice that cannot be
+    /// read is logged and left out (its pushes are skipped, the next ones come anyway).
+    async fn load(&self, tenant: TenantId, integration: IntegrationId, ids: Vec<String>) -> Vec<LiveSnapshot> {
+        let gate = Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE));
+        let mut loads = tokio::task::JoinSet::new();
+        for slice in ids.chunks(LOAD_SLICE) {
+            let (repo, slice, gate) = (self.p.repo.clone(), slice.to_vec(), gate.clone());
+            loads.spawn(async move {
+                let _turn = gate.acquire_owned().await.ok();
+                repo.snapshots(tenant, integration, &slice).await
+            });
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        while let Some(r) = loads.join_next().await {
+            match r {
+                Ok(Ok(s)) => out.extend(s),
+                Ok(Err(e)) => tracing::warn!(error = %e, integration_id = %integration, "loading live states"),
+                Err(e) => tracing::warn!(error = %e, integration_id = %integration, "loading live states"),
+            }
+        }
+        out
+    }
+
+    /// One 7.5 request of live items; 1 when delivered. A rejected token is fetched
+    /// again once; anything else is logged (a 3-second sample retried later is stale).
+    async fn send_live(&self, tenant: TenantId, integration: IntegrationId, rt_data: Vec<Value>) -> usize {
+        let d = live_delivery(tenant, integration, json!({"rt_data": rt_data}), Utc::now());
+        let mut report = self.p.sender.send(&d, false).await;
+        if matches!(report.verdict, Verdict::TokenExpired(_)) {
+            report = self.p.sender.send(&d, true).await;
+        }
+        match report.verdict {
+            Verdict::Delivered => 1,
+            v => {
+                tracing::warn!(integration_id = %d.integration_id, verdict = ?v, "live push failed");
+                0
+            }
+        }
     }
 
     /// Deletes lapsed subscriptions and expired inbound tokens.
@@ -387,6 +468,14 @@ impl HuzhouService {
     /// Devices and repositories, for the daily jobs.
     pub(super) fn ports(&self) -> &HuzhouPorts {
         &self.p
+    }
+}
+
+/// Sleeps until the Unix time `at_ms` (returns at once when it has passed).
+async fn sleep_until_ms(at_ms: i64) {
+    let wait = at_ms - Utc::now().timestamp_millis();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
     }
 }
 

@@ -36,6 +36,11 @@ pub struct HuzhouSender {
     integrations: IntegrationService,
     tokens: Arc<TokenProvider>,
     endpoints: Arc<TtlCache<IntegrationId, Endpoint>>,
+    /// The token each integration's sends used last, for a few seconds: the shared cache
+    /// (Redis) is then asked once per integration every few seconds, not once per push
+    /// (issue 6: at hundreds of live pushes a second that round trip was a send's
+    /// largest cost). Well inside the provider's refresh margin, so never near expiry.
+    recent: Arc<TtlCache<IntegrationId, String>>,
 }
 
 fn report(
@@ -79,7 +84,13 @@ fn classify(code: &str, msg: &str) -> Verdict {
 
 impl HuzhouSender {
     pub fn new(http: reqwest::Client, integrations: IntegrationService, tokens: Arc<TokenProvider>) -> Self {
-        Self { http, integrations, tokens, endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
+        Self {
+            http,
+            integrations,
+            tokens,
+            endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+            recent: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+        }
     }
 
     async fn endpoint(&self, d: &Delivery) -> Result<Endpoint, Verdict> {
@@ -146,11 +157,22 @@ impl HuzhouSender {
 
     async fn token(&self, e: &Endpoint, integration: IntegrationId, fresh: bool) -> DomainResult<String> {
         let key = format!("huzhou:{integration}");
-        let current = self.tokens.token(&key, None, || self.fetch_token(e)).await?;
-        if !fresh {
-            return Ok(current.value);
+        if !fresh && let Some(t) = self.recent.get(&integration) {
+            return Ok(t);
         }
-        Ok(self.tokens.token(&key, Some(&current.value), || self.fetch_token(e)).await?.value)
+        let value = if fresh {
+            // The token just rejected: the one these sends used, else the cached one.
+            let used = match self.recent.get(&integration) {
+                Some(t) => t,
+                None => self.tokens.token(&key, None, || self.fetch_token(e)).await?.value,
+            };
+            self.recent.remove(&integration);
+            self.tokens.token(&key, Some(&used), || self.fetch_token(e)).await?.value
+        } else {
+            self.tokens.token(&key, None, || self.fetch_token(e)).await?.value
+        };
+        self.recent.put(integration, value.clone());
+        Ok(value)
     }
 
     async fn push(&self, d: &Delivery, action: Action, fresh_token: bool) -> SendReport {
