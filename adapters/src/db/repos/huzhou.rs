@@ -1,5 +1,5 @@
 //! Huzhou live subscriptions and inbound tokens (`m20261201_000006_huzhou`,
-//! `m20261215_000008_huzhou_slots`). Plain SQL that runs on SQLite and PostgreSQL alike:
+//! `m20261201_000008_huzhou_slots`). Plain SQL that runs on SQLite and PostgreSQL alike:
 //! times are Unix milliseconds; a subscription keeps its phase (`first_due_ms %
 //! interval_ms`), so the pushes due in a slot are a range of `(interval_ms, phase_ms)`,
 //! and nothing is written per push: one row of `huzhou_live_slots` claims a whole slot.
