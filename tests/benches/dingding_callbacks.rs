@@ -33,6 +33,8 @@ struct Report {
     stored: i64,
     distinct: i64,
     unique: usize,
+    /// From the first callback until every one is processed.
+    drain: Duration,
 }
 
 /// Devices per kind the burst is spread over (a burst comes from many devices).
@@ -160,6 +162,26 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
         .expect("count")
         .expect("row");
     let stored: i64 = row.try_get("", "n").expect("n");
+    // What the burst left in the backlog is processed after it: how long until none is
+    // RECEIVED any more.
+    let drain = loop {
+        let left = running
+            .state
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                running.state.db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM inbound_events WHERE integration_id = $1 AND state = 'RECEIVED'",
+                [sea_orm::Value::from(uuid::Uuid::parse_str(&integration).unwrap())],
+            ))
+            .await
+            .expect("count")
+            .expect("row");
+        let left: i64 = left.try_get("", "n").expect("n");
+        if left == 0 || started.elapsed() > Duration::from_secs(600) {
+            break started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let distinct: i64 = row.try_get("", "d").expect("d");
     shutdown.cancel();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -173,6 +195,7 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
         stored,
         distinct,
         unique: n,
+        drain,
     }
 }
 
@@ -222,6 +245,7 @@ async fn main() {
             r.distinct,
             if once { "each stored exactly once" } else { "NOT stored exactly once" }
         );
+        println!("          all processed {:.2} s after the first callback", r.drain.as_secs_f64());
         let target = if r.label == "postgres" { 2000.0 } else { 1000.0 };
         if !once || r.accepted != r.sent {
             ok = false;

@@ -131,6 +131,7 @@ async fn main() {
         admin_email: Some("bench-admin@example.com".into()),
         admin_password: Some("bench-admin-password-1!".into()),
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        vendor_concurrency: std::env::var("BENCH_VENDOR_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");
