@@ -6,7 +6,7 @@
 //! received every one, and deliveries per second end to end. Target with Redis on a
 //! 2-core machine: at least 1,000 per second.
 //!
-//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`, must allow
+//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`, must allow
 //! `CREATE DATABASE`), `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`),
 //! `BENCH_DELIVERIES` (default 10000). Bench databases are dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]

@@ -6,7 +6,7 @@
 //! was stored exactly once (one inbound event per distinct callback, repeats included).
 //! Targets on a 2-core machine: at least 2,000/s on PostgreSQL, 1,000/s on SQLite.
 //!
-//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`, must allow
+//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`, must allow
 //! `CREATE DATABASE`), `BENCH_REDIS_URL` (unset: in-process job storage and caches),
 //! `BENCH_DATABASES` (default `postgres,sqlite`). Bench databases are dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]

@@ -8,7 +8,7 @@
 //! fake data center and harness together) from `/proc/self/stat`. Target on a 2-core
 //! machine: p99 lateness under 500 ms.
 //!
-//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`, must allow
+//! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`, must allow
 //! `CREATE DATABASE`; the bench database is dropped at the end), `BENCH_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`; empty for none).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
@@ -18,6 +18,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_admin_url, bench_tenant, gql, with_database};
 use md5::{Digest, Md5};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
@@ -71,16 +72,6 @@ async fn push(
     Json(json!({"ret_status": {"ret_code": "200", "ret_msg": "数据推送成功"}, "ret_data": {}}))
 }
 
-async fn gql(http: &reqwest::Client, base: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
-    let mut req = http.post(format!("{base}/graphql")).json(&json!({"query": query, "variables": variables}));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let body: Value = req.send().await.expect("request").json().await.expect("json");
-    assert!(body.get("errors").is_none(), "errors: {body}");
-    body["data"].clone()
-}
-
 /// User and system CPU seconds of this process.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -101,8 +92,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let admin_url =
-        std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n: usize = std::env::var("BENCH_ELEVATORS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let window: u64 = std::env::var("BENCH_WINDOW_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
@@ -118,18 +108,17 @@ async fn main() {
     tokio::spawn(async move { axum::serve(listener, fake).await });
 
     let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-    let (db_base, _) = admin_url.rsplit_once('/').expect("URL with a database");
     let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-    let url = format!("{db_base}/{name}");
+    let url = with_database(&admin_url, &name);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = Settings {
         addr: "127.0.0.1:0".into(),
         database_url: Some(url.clone()),
         redis_url: Some(redis).filter(|r| !r.is_empty()),
-        admin_email: Some("bench-admin@example.com".into()),
-        admin_password: Some("bench-admin-password-1!".into()),
+        admin_email: Some(BENCH_ADMIN.0.into()),
+        admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         vendor_concurrency: std::env::var("BENCH_VENDOR_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
         ..Settings::defaults(dir.path().to_path_buf())
@@ -139,30 +128,7 @@ async fn main() {
     let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
     let base = format!("http://{}", running.addr);
-    let login = "mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token } }";
-    let root =
-        gql(&http, &base, None, login, json!({"e": "bench-admin@example.com", "p": "bench-admin-password-1!"})).await;
-    let root = root["login"]["token"].as_str().unwrap().to_owned();
-    let t = gql(
-        &http,
-        &base,
-        Some(&root),
-        "mutation{ createTenant(input:{slug:\"bench\", name:\"Bench\"}){ id } }",
-        json!({}),
-    )
-    .await;
-    let tenant_id = t["createTenant"]["id"].as_str().unwrap().to_owned();
-    gql(
-        &http,
-        &base,
-        Some(&root),
-        "mutation($t:ID!){ createUser(input:{tenantId:$t, email:\"ops@bench.example.com\", password:\"bench-ops-password-1!\", role:TENANT_ADMIN}){ id } }",
-        json!({"t": tenant_id}),
-    )
-    .await;
-    let token =
-        gql(&http, &base, None, login, json!({"e": "ops@bench.example.com", "p": "bench-ops-password-1!"})).await;
-    let token = token["login"]["token"].as_str().unwrap().to_owned();
+    let BenchTenant { tenant_id, token } = bench_tenant(&http, &base).await;
     let i = gql(
         &http,
         &base,

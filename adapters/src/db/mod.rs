@@ -116,6 +116,17 @@ pub(crate) fn unknown(e: DbErr) -> domain::DomainError {
     domain::DomainError::Unknown(anyhow::Error::new(e))
 }
 
+/// The rows an `INSERT ... ON CONFLICT DO NOTHING RETURNING` wrote: none when every one
+/// conflicted (sea-orm says "conflicted", "not inserted" or, with RETURNING, "not found").
+pub(crate) fn inserted<M>(r: Result<sea_orm::TryInsertResult<Vec<M>>, DbErr>) -> domain::DomainResult<Vec<M>> {
+    match r {
+        Ok(sea_orm::TryInsertResult::Inserted(models)) => Ok(models),
+        Ok(sea_orm::TryInsertResult::Conflicted | sea_orm::TryInsertResult::Empty)
+        | Err(DbErr::RecordNotInserted | DbErr::RecordNotFound(_)) => Ok(Vec::new()),
+        Err(e) => Err(unknown(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::sqlite_path;

@@ -1,7 +1,7 @@
 use crate::db::batch::Batcher;
 use crate::db::entities::{deliveries as d, delivery_attempts as a};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::{map_err, unknown};
+use crate::db::{inserted, map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::deliveries::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryRepo, DeliveryState, NewDelivery};
@@ -10,7 +10,7 @@ use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement, TryInsertResult,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,16 +64,12 @@ async fn create_many(
     let keys: Vec<(uuid::Uuid, String)> =
         items.iter().map(|(_, i)| (i.integration_id.as_uuid(), i.idempotency_key.clone())).collect();
     let rows = items.into_iter().map(|(t, i)| new_row(t, i));
-    let inserted = match d::Entity::insert_many(rows)
-        .on_conflict_do_nothing_on([d::Column::IntegrationId, d::Column::IdempotencyKey])
-        .exec_with_returning_many(db)
-        .await
-    {
-        Ok(TryInsertResult::Inserted(models)) => models,
-        Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
-        | Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => Vec::new(),
-        Err(e) => return Err(unknown(e)),
-    };
+    let inserted = inserted(
+        d::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([d::Column::IntegrationId, d::Column::IdempotencyKey])
+            .exec_with_returning_many(db)
+            .await,
+    )?;
     let mut fresh: HashMap<(uuid::Uuid, String), d::Model> =
         inserted.into_iter().map(|m| ((m.integration_id, m.idempotency_key.clone()), m)).collect();
     Ok(keys

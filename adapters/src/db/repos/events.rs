@@ -1,7 +1,7 @@
 use crate::db::batch::Batcher;
 use crate::db::entities::inbound_events as ev;
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::unknown;
+use crate::db::{inserted, unknown};
 use async_trait::async_trait;
 use domain::events::{EventFilter, EventState, InboundEvent, InboundEventRepo, NewInboundEvent, Recorded};
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
@@ -9,7 +9,7 @@ use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, Select, Set,
-    Statement, TryInsertResult,
+    Statement,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -87,16 +87,12 @@ async fn record_many(
     let keys: Vec<(TenantId, IntegrationId, String)> =
         items.iter().map(|(t, i)| (*t, i.integration_id, i.dedup_key.clone())).collect();
     let rows = items.into_iter().map(|(t, i)| new_row(t, i));
-    let inserted = match ev::Entity::insert_many(rows)
-        .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
-        .exec_with_returning_many(db)
-        .await
-    {
-        Ok(TryInsertResult::Inserted(models)) => models,
-        Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
-        | Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => Vec::new(),
-        Err(e) => return Err(unknown(e)),
-    };
+    let inserted = inserted(
+        ev::Entity::insert_many(rows)
+            .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
+            .exec_with_returning_many(db)
+            .await,
+    )?;
     let mut fresh: HashMap<(uuid::Uuid, String), ev::Model> =
         inserted.into_iter().map(|m| ((m.integration_id, m.dedup_key.clone()), m)).collect();
     let missing: Vec<&(TenantId, IntegrationId, String)> =
@@ -191,29 +187,12 @@ impl InboundEventRepo for SqlInboundEventRepo {
         if let Some(b) = &self.batched {
             return b.record.submit((tenant, input)).await;
         }
-        let find = || {
-            scoped(tenant)
-                .filter(ev::Column::IntegrationId.eq(input.integration_id.as_uuid()))
-                .filter(ev::Column::DedupKey.eq(input.dedup_key.clone()))
-        };
         // One round trip for a new event: the unique (integration, dedup key) index decides,
         // also when the vendor's retry races its first delivery.
-        let inserted = ev::Entity::insert(new_row(tenant, input.clone()))
-            .on_conflict_do_nothing_on([ev::Column::IntegrationId, ev::Column::DedupKey])
-            .exec_with_returning(&self.db)
-            .await;
-        match inserted {
-            Ok(TryInsertResult::Inserted(m)) => Ok(Recorded { event: to_domain(m)?, duplicate: false }),
-            // `DO NOTHING` returns no row: sea-orm says "not inserted" or, with RETURNING,
-            // "not found".
-            Ok(TryInsertResult::Conflicted | TryInsertResult::Empty)
-            | Err(sea_orm::DbErr::RecordNotInserted | sea_orm::DbErr::RecordNotFound(_)) => {
-                let existing =
-                    find().one(&self.db).await.map_err(unknown)?.ok_or(DomainError::NotFound("inbound event"))?;
-                Ok(Recorded { event: to_domain(existing)?, duplicate: true })
-            }
-            Err(e) => Err(unknown(e)),
-        }
+        record_many(&self.db, vec![(tenant, input)])
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(DomainError::Unknown(anyhow::anyhow!("an event insert answered nothing"))))
     }
 
     async fn finish(
