@@ -13,4 +13,4 @@ mod store;
 pub use live::run_live_ticker;
 pub use scheduler::run_scheduler;
 pub use senders::SenderRegistry;
-pub use store::{ApalisQueue, DeliverJob, JobStore, WorkerSettings};
+pub use store::{ApalisQueue, DeliverJob, FINISHED_JOB_RETENTION, JobStore, WorkerSettings};

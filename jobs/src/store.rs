@@ -20,6 +20,38 @@ use tokio_util::task::TaskTracker;
 /// How long shutdown waits for attempts in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 
+/// How long a finished job's record is kept in the job storage. The delivery row and its
+/// attempts are the record; apalis keeps every finished job (in Redis: its payload, its
+/// metadata hash and its id in the done set) until deleted, so without pruning the
+/// storage grows by one job per delivery for good.
+pub const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(3600);
+/// How often each worker process prunes finished jobs.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Job ids looked at per Redis call while pruning: each call is short, so Redis serves
+/// the queue in between.
+const PRUNE_SCAN: usize = 500;
+
+/// Deletes one scanned page of finished jobs finished at or before the cutoff.
+/// KEYS: the done set, the data hash, the metadata prefix. ARGV: cursor, cutoff (Unix
+/// seconds), page size. Returns the next cursor and how many were deleted.
+const PRUNE_REDIS: &str = r"
+local page = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[3])
+local cutoff = tonumber(ARGV[2])
+local deleted = 0
+for _, id in ipairs(page[2]) do
+  local meta = KEYS[3] .. ':' .. id
+  local done_at = tonumber(redis.call('HGET', meta, 'done_at') or '0') or 0
+  if done_at <= cutoff then
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3] .. ':result', id)
+    redis.call('DEL', meta)
+    redis.call('SREM', KEYS[1], id)
+    deleted = deleted + 1
+  end
+end
+return {page[1], deleted}
+";
+
 /// The job: which delivery to attempt. Versioned so a payload change stays readable.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "v")]
@@ -88,6 +120,80 @@ impl JobStore {
         }
     }
 
+    /// Deletes the records of jobs of `queue` that finished at least `older_than` ago
+    /// (done, or failed for good); returns how many. Jobs waiting or running are kept.
+    ///
+    /// # Errors
+    /// When the storage is unreachable.
+    pub async fn prune_finished(&self, queue: &str, older_than: Duration) -> anyhow::Result<u64> {
+        let age = i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX / 2);
+        let cutoff = Utc::now().timestamp() - age;
+        match self {
+            Self::Redis(c) => {
+                let mut conn = c.clone();
+                let cfg = apalis_redis::Config::default().queue(queue);
+                let script = redis::Script::new(PRUNE_REDIS);
+                let mut total = 0u64;
+                for set in [cfg.done_jobs_set(), cfg.dead_jobs_set()] {
+                    let mut cursor = "0".to_owned();
+                    loop {
+                        let (next, deleted): (String, u64) = script
+                            .key(&set)
+                            .key(cfg.job_data_hash())
+                            .key(cfg.job_meta_hash())
+                            .arg(&cursor)
+                            .arg(cutoff)
+                            .arg(PRUNE_SCAN)
+                            .invoke_async(&mut conn)
+                            .await?;
+                        total += deleted;
+                        if next == "0" {
+                            break;
+                        }
+                        cursor = next;
+                    }
+                }
+                Ok(total)
+            }
+            Self::Postgres(p) => {
+                let done = sea_orm::sqlx::query(
+                    "DELETE FROM apalis.jobs WHERE job_type = $1 AND done_at <= to_timestamp($2) \
+                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
+                )
+                .bind(queue)
+                .bind(cutoff)
+                .execute(p)
+                .await?;
+                Ok(done.rows_affected())
+            }
+            Self::Sqlite(p) => {
+                let done = sea_orm::sqlx::query(
+                    "DELETE FROM Jobs WHERE job_type = ?1 AND done_at <= ?2 \
+                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
+                )
+                .bind(queue)
+                .bind(cutoff)
+                .execute(p)
+                .await?;
+                Ok(done.rows_affected())
+            }
+        }
+    }
+
+    /// Prunes finished jobs every minute until `shutdown`.
+    async fn keep_pruned(self, queue: String, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(PRUNE_EVERY) => {}
+            }
+            match self.prune_finished(&queue, FINISHED_JOB_RETENTION).await {
+                Ok(n) => tracing::debug!(pruned = n, queue = %queue, "finished jobs pruned"),
+                Err(e) => tracing::warn!(error = %e, queue = %queue, "pruning finished jobs"),
+            }
+        }
+    }
+
     /// Runs delivery workers until `shutdown`; attempts in flight finish (up to 30 s), the
     /// rest return to the queue.
     ///
@@ -103,6 +209,7 @@ impl JobStore {
         // jobs under its name (PostgreSQL would leave them stranded).
         let base = format!("{}-{}-{}", s.queue, std::process::id(), start_nanos());
         let (poll, concurrency) = (s.poll, s.concurrency.max(1));
+        tokio::spawn(self.clone().keep_pruned(s.queue.clone(), shutdown.clone()));
         let attempts = TaskTracker::new();
         macro_rules! worker {
             ($backend:expr) => {{

@@ -366,3 +366,28 @@ async fn a_rate_limited_key_holds_deliveries_back_without_using_attempts() {
     assert!(at(second) - at(first) >= Duration::from_millis(1500), "one per permit per window");
     assert!(at("lim-3") < at(second), "another permit is not held back");
 }
+
+#[tokio::test]
+async fn finished_jobs_are_pruned_from_the_job_storage_once_old_enough() {
+    let s = setup().await;
+    let id = s.enqueue("ok", "req-prune-1").await;
+    s.until(&id, "SUCCEEDED").await;
+    let (store, queue) = (&s.app.state.jobs, s.app.state.worker_settings.queue.clone());
+    // A job finished moments ago is kept for the retention time.
+    assert_eq!(store.prune_finished(&queue, jobs::FINISHED_JOB_RETENTION).await.expect("prune"), 0);
+    // Once older than the cutoff it is deleted (the worker acknowledges it just after the
+    // delivery is recorded, so it is awaited), and only once.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = store.prune_finished(&queue, Duration::ZERO).await.expect("prune");
+        if n > 0 {
+            assert_eq!(n, 1, "one finished job");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the finished job was never pruned");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(store.prune_finished(&queue, Duration::ZERO).await.expect("prune"), 0);
+    // The delivery itself, the record, is untouched.
+    assert_eq!(s.delivery(&id).await["state"], "SUCCEEDED");
+}
