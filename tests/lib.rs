@@ -71,6 +71,13 @@ pub async fn bench_tenant(http: &reqwest::Client, base: &str) -> BenchTenant {
     BenchTenant { tenant_id, token }
 }
 
+/// With `RUST_LOG` set, the server's logs go to stderr while a bench runs.
+pub fn bench_logs() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

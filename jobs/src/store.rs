@@ -114,7 +114,11 @@ impl JobStore {
     /// The queue handle services push to.
     pub fn queue(&self, s: &WorkerSettings) -> ApalisQueue {
         match self {
-            Self::Redis(c) => ApalisQueue::Redis(redis_storage(c.clone(), s)),
+            Self::Redis(c) => ApalisQueue::Redis(RedisQueue {
+                conn: c.clone(),
+                config: redis_config(s),
+                script: std::sync::Arc::new(redis::Script::new(PUSH_REDIS)),
+            }),
             Self::Postgres(p) => ApalisQueue::Postgres(pg_storage(p, s)),
             Self::Sqlite(p) => ApalisQueue::Sqlite(sqlite_storage(p, s)),
         }
@@ -284,14 +288,17 @@ async fn handle(
     Ok(())
 }
 
-fn redis_storage<T>(conn: redis::aio::ConnectionManager, s: &WorkerSettings) -> RedisStorage<T> {
-    let cfg = apalis_redis::Config::default()
+fn redis_config(s: &WorkerSettings) -> apalis_redis::Config {
+    apalis_redis::Config::default()
         .queue(&s.queue)
         .heartbeat_interval(s.heartbeat)
         .missed_heartbeats(2)
         .batch_size(20)
-        .idempotency_ttl(Some(Duration::from_secs(86_400)));
-    RedisStorage::new(conn).with_config(cfg)
+        .idempotency_ttl(Some(Duration::from_secs(86_400)))
+}
+
+fn redis_storage<T>(conn: redis::aio::ConnectionManager, s: &WorkerSettings) -> RedisStorage<T> {
+    RedisStorage::new(conn).with_config(redis_config(s))
 }
 
 fn pg_storage<T>(pool: &sea_orm::sqlx::PgPool, s: &WorkerSettings) -> PostgresStorage<T> {
@@ -312,20 +319,68 @@ fn sqlite_storage<T>(pool: &sea_orm::sqlx::SqlitePool, s: &WorkerSettings) -> Sq
     SqliteStorage::new(pool).with_config(cfg)
 }
 
-/// Pushes delivery jobs to the apalis storage in use.
+/// Pushes a job that is due now straight onto apalis-redis' active list, in the layout
+/// its own push writes (payload in the data hash, a `Pending` metadata hash, the id on
+/// the list, the fetch signal set). apalis-redis 1.0's own push puts every job in its
+/// scheduled set, and its fetch moves all due scheduled jobs with one Lua `unpack`, which
+/// fails once about 8,000 are due: a backlog that size stopped every worker of the queue
+/// for good ("too many results to unpack"). Jobs pushed here never enter that set.
+/// KEYS: data hash, active list, signal list, metadata prefix. ARGV: task id, payload.
+const PUSH_REDIS: &str = r"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[4] .. ':' .. ARGV[1], 'attempts', 0, 'max_attempts', 1, 'status', 'Pending',
+    'idempotency_key', '')
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[3])
+  redis.call('LPUSH', KEYS[3], 1)
+end
+return 1
+";
+
+/// Where delivery jobs are pushed on Redis: the connection and the queue's key layout.
+#[derive(Clone)]
+pub struct RedisQueue {
+    conn: redis::aio::ConnectionManager,
+    config: apalis_redis::Config,
+    script: std::sync::Arc<redis::Script>,
+}
+
+impl RedisQueue {
+    async fn push(&self, job: &DeliverJob) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(job)?;
+        let c = &self.config;
+        let mut conn = self.conn.clone();
+        self.script
+            .key(c.job_data_hash())
+            .key(c.active_jobs_list())
+            .key(c.signal_list())
+            .key(c.job_meta_hash())
+            .arg(ulid::Ulid::generate().to_string())
+            .arg(payload)
+            .invoke_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Pushes delivery jobs to the job storage in use.
 #[derive(Clone)]
 pub enum ApalisQueue {
-    Redis(RedisStorage<DeliverJob>),
+    Redis(RedisQueue),
     Postgres(PostgresStorage<DeliverJob>),
     Sqlite(SqliteStorage<DeliverJob>),
 }
 
 impl ApalisQueue {
     async fn push_now(&self, id: DeliveryId) -> DomainResult<()> {
-        let task = TaskBuilder::new(DeliverJob::V1 { delivery_id: id.to_string() }).max_attempts(1).build();
+        let job = DeliverJob::V1 { delivery_id: id.to_string() };
         let err = |e: String| DomainError::Unknown(anyhow::anyhow!("pushing a delivery job: {e}"));
+        if let Self::Redis(q) = self {
+            return q.push(&job).await.map_err(|e| err(e.to_string()));
+        }
+        let task = TaskBuilder::new(job).max_attempts(1).build();
         match self {
-            Self::Redis(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
+            Self::Redis(_) => Ok(()),
             Self::Postgres(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
             Self::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
         }

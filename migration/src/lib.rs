@@ -12,6 +12,7 @@ mod m20261125_000005_schedules;
 mod m20261201_000006_huzhou;
 mod m20261201_000007_dingding;
 mod m20261201_000008_huzhou_slots;
+mod m20261201_000009_huzhou_changes;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_huzhou::Migration),
             Box::new(m20261201_000007_dingding::Migration),
             Box::new(m20261201_000008_huzhou_slots::Migration),
+            Box::new(m20261201_000009_huzhou_changes::Migration),
         ]
     }
 }

@@ -139,6 +139,7 @@ async fn run(
 
 #[tokio::main]
 async fn main() {
+    linkyard_tests::bench_logs();
     let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n: usize = std::env::var("BENCH_DELIVERIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);

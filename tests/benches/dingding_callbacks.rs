@@ -201,6 +201,7 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
 
 #[tokio::main]
 async fn main() {
+    linkyard_tests::bench_logs();
     let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
     let n: usize = std::env::var("BENCH_CALLBACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);

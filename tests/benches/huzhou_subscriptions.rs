@@ -92,6 +92,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    linkyard_tests::bench_logs();
     let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n: usize = std::env::var("BENCH_ELEVATORS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);

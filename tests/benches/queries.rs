@@ -70,6 +70,7 @@ async fn time(client: &Client, token: &str, query: &str, vars: Value) -> Vec<Dur
 
 #[tokio::main]
 async fn main() {
+    linkyard_tests::bench_logs();
     let admin_url =
         std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -391,3 +391,43 @@ async fn finished_jobs_are_pruned_from_the_job_storage_once_old_enough() {
     // The delivery itself, the record, is untouched.
     assert_eq!(s.delivery(&id).await["state"], "SUCCEEDED");
 }
+
+/// A backlog larger than one Lua call can unpack (about 8,000 ids): apalis-redis 1.0
+/// moves every due job of its scheduled set in one `unpack`, so its own push would leave
+/// such a backlog, and every worker of the queue, stuck for good.
+#[tokio::test]
+async fn a_backlog_of_nine_thousand_jobs_is_worked_off() {
+    use domain::deliveries::DeliveryQueue;
+    const BACKLOG: u64 = 9_000;
+    let s = setup().await;
+    let state = &s.app.state;
+    let settings =
+        jobs::WorkerSettings { queue: format!("backlog-{}", crate::utils::unique()), ..state.worker_settings.clone() };
+    let queue = state.jobs.queue(&settings);
+    // Jobs for deliveries that do not exist: each is run (and skipped) at once.
+    let ids: Vec<domain::ids::DeliveryId> = (0..BACKLOG).map(|_| domain::ids::DeliveryId::new()).collect();
+    futures::future::join_all(ids.chunks(500).map(|chunk| {
+        let queue = queue.clone();
+        async move {
+            for id in chunk {
+                queue.schedule(*id, chrono::Utc::now()).await.expect("push");
+            }
+        }
+    }))
+    .await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let name = settings.queue.clone();
+    let (store, service, stop) = (state.jobs.clone(), state.deliveries.clone(), shutdown.clone());
+    let workers = tokio::spawn(async move { store.run_workers(service, settings, stop).await });
+    // Every job ends finished; pruning counts them.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut finished = 0;
+    while finished < BACKLOG {
+        assert!(Instant::now() < deadline, "only {finished} of {BACKLOG} jobs finished");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        finished += state.jobs.prune_finished(&name, Duration::ZERO).await.expect("prune");
+    }
+    assert_eq!(finished, BACKLOG);
+    shutdown.cancel();
+    workers.await.expect("join").expect("workers stop cleanly");
+}

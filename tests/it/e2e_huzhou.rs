@@ -916,3 +916,58 @@ async fn two_processes_send_each_live_push_once() {
     }
     assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
 }
+
+/// The live schedule's storage: a slot reads its due pushes together with the live state
+/// of the subscribing tenant's elevators; an ended subscription keeps its row, ended, so
+/// a slot read before the end sees it (`changed_since`) before sending.
+#[tokio::test]
+async fn a_slot_reads_live_state_with_its_pushes_and_sees_ends_written_after_its_read() {
+    use domain::huzhou::HuzhouRepo;
+    let s = setup().await;
+    s.elevator("204150", "ELEVATOR", json!({})).await;
+    let (status, _) = s.telemetry(json!({"readings": [reading("204150", json!({"car_position": 7}))]})).await;
+    assert_eq!(status, 200);
+    // Another tenant's elevator with the same unique code is not this subscription's.
+    let root = s.app.admin_token().await;
+    let other = crate::utils::tenant_with_admin(&s.app, &root).await;
+    let r = s
+        .app
+        .configure_integration(
+            &other.admin_token,
+            json!({"kind": "HUZHOU_ELEVATOR", "name": "other", "settings": {"baseUrl": "http://127.0.0.1:9", "dcBaseUrl": "http://127.0.0.1:9"},
+                   "credentials": {"appKey": "k", "appSecret": "s", "inboundAppKey": "ik", "inboundAppSecret": "is"}}),
+        )
+        .await;
+    let other_integration = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
+    let q = "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }";
+    let i = json!({"integrationId": other_integration, "externalId": "204151", "kind": "ELEVATOR", "name": "x"});
+    s.app.gql(Some(&other.admin_token), q, json!({"i": i})).await.data();
+
+    let repo = adapters::db::repos::SqlHuzhouRepo::new(s.app.state.db.clone());
+    let tenant: domain::ids::TenantId = s.tenant.id.parse().expect("tenant");
+    let integration: domain::ids::IntegrationId = s.integration.parse().expect("integration");
+    // 204151 is the other tenant's (and of its integration), 999999 no device at all.
+    let ids: Vec<String> = ["204150", "204151", "999999"].map(str::to_owned).to_vec();
+    assert_eq!(repo.subscribe(tenant, integration, &ids, 1_000, 1_000, 10_000).await.expect("subscribe"), 3);
+    let due = repo.due_in(2_000, 2_100).await.expect("due");
+    let mine: Vec<_> = due.iter().filter(|d| d.integration_id == integration).collect();
+    assert_eq!(mine.len(), 1, "{due:?}");
+    assert_eq!((mine[0].unique_id.as_str(), mine[0].due_ms, mine[0].tenant_id), ("204150", 2_000, tenant));
+    assert_eq!(mine[0].latest["car_position"]["value"], 7, "{:?}", mine[0].latest);
+    assert!(repo.due_in(2_100, 2_200).await.expect("due").iter().all(|d| d.integration_id != integration));
+
+    // Ended at 2,500: no longer due, and found as changed by a slot that read before.
+    assert_eq!(repo.unsubscribe(tenant, integration, &ids[..1], 2_500).await.expect("end"), 1);
+    assert_eq!(repo.unsubscribe(tenant, integration, &ids[..1], 2_600).await.expect("end"), 0, "already ended");
+    let changed = repo.changed_since(2_400).await.expect("changed");
+    let w = changed.iter().find(|w| w.integration_id == integration && w.unique_id == "204150").expect("window");
+    assert!(w.covers(2_000) && !w.covers(3_000), "{w:?}");
+    assert!(repo.due_in(3_000, 3_100).await.expect("due").iter().all(|d| d.integration_id != integration));
+    // Another tenant cannot end this tenant's subscription.
+    assert_eq!(repo.unsubscribe(other.id.parse().expect("t"), integration, &ids[1..2], 2_500).await.expect("end"), 0);
+    // The ended row is kept a minute after its end, then pruned.
+    repo.prune(2_500 + 30_000).await.expect("prune");
+    assert!(repo.changed_since(2_400).await.expect("changed").iter().any(|w| w.unique_id == "204150"));
+    repo.prune(10_000 + 61_000).await.expect("prune");
+    assert!(repo.changed_since(0).await.expect("changed").iter().all(|w| w.integration_id != integration));
+}

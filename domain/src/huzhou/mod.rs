@@ -50,7 +50,8 @@ pub fn request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// One live push that is due: an elevator of a subscription at its scheduled time.
+/// One live push that is due: an elevator of a subscription at its scheduled time, with
+/// the elevator's live state as read with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DuePush {
     pub tenant_id: TenantId,
@@ -58,6 +59,26 @@ pub struct DuePush {
     pub unique_id: String,
     /// When the push was due (Unix ms).
     pub due_ms: i64,
+    /// The device's newest value per metric (`{metric: {"value", "ts"}}`).
+    pub latest: Value,
+}
+
+/// A subscription's window as last written: it pushes at the times after `first_due_ms`
+/// and before `until_ms` (ended subscriptions keep their row, with `until_ms` at the end,
+/// for a while).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionWindow {
+    pub integration_id: IntegrationId,
+    pub unique_id: String,
+    pub first_due_ms: i64,
+    pub until_ms: i64,
+}
+
+impl SubscriptionWindow {
+    /// Whether a push due at `due_ms` is still wanted.
+    pub fn covers(&self, due_ms: i64) -> bool {
+        self.first_due_ms < due_ms && due_ms < self.until_ms
+    }
 }
 
 /// An elevator's live state as the 7.5 items are built from it.
@@ -91,7 +112,7 @@ pub trait HuzhouRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn running(&self, tenant: TenantId, integration: IntegrationId, now_ms: i64) -> DomainResult<Vec<String>>;
-    /// Ends the subscriptions of these elevators.
+    /// Ends the running subscriptions of these elevators at `now_ms`; returns how many.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
@@ -100,6 +121,7 @@ pub trait HuzhouRepo: Send + Sync {
         tenant: TenantId,
         integration: IntegrationId,
         unique_ids: &[String],
+        now_ms: i64,
     ) -> DomainResult<u64>;
     /// Claims the slot of the live schedule starting at `slot_ms` for this process:
     /// true for exactly one caller across all processes (workers know no tenant).
@@ -108,13 +130,22 @@ pub trait HuzhouRepo: Send + Sync {
     /// `Unknown` on storage failure.
     async fn claim_slot(&self, slot_ms: i64) -> DomainResult<bool>;
     /// Every push due in `[from_ms, to_ms)` across all integrations, except each
-    /// subscription's first (pushed by the notice itself) and any at or after its end.
+    /// subscription's first (pushed by the notice itself) and any at or after its end,
+    /// with its elevator's live state (read in the same statement; a subscription whose
+    /// elevator is not the subscribing tenant's device of that integration is left out).
     /// `to_ms - from_ms` must not exceed the shortest interval.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
     async fn due_in(&self, from_ms: i64, to_ms: i64) -> DomainResult<Vec<DuePush>>;
-    /// Deletes lapsed subscriptions, old slot claims and expired tokens.
+    /// The windows of the subscriptions written (subscribed, extended or ended) at or
+    /// after `since_ms`, across all integrations: a slot read earlier checks its pushes
+    /// against them just before it sends.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn changed_since(&self, since_ms: i64) -> DomainResult<Vec<SubscriptionWindow>>;
+    /// Deletes subscriptions lapsed a while ago, old slot claims and expired tokens.
     ///
     /// # Errors
     /// `Unknown` on storage failure.

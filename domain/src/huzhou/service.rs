@@ -4,8 +4,8 @@
 
 use super::state::{self, is_lift};
 use super::{
-    DuePush, ELEV_PARAS, ELEV_THINGS, ELEVATOR_FAULT, HuzhouRepo, LIFT_ALARM, LIFT_MAINTAIN, LiveSnapshot, MAX_ITEMS,
-    TRAP_FAULT, request_id,
+    DuePush, ELEV_PARAS, ELEV_THINGS, ELEVATOR_FAULT, HuzhouRepo, LIFT_ALARM, LIFT_MAINTAIN, MAX_ITEMS,
+    SubscriptionWindow, TRAP_FAULT, request_id,
 };
 use crate::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
 use crate::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
@@ -26,6 +26,9 @@ use std::time::Duration;
 const LOAD_SLICE: usize = 500;
 /// Slices of live state loaded at once by one batch of pushes (the pool serves others too).
 const LOADS_AT_ONCE: usize = 4;
+/// How far before its read a live slot looks for changed subscriptions (clock skew
+/// between the processes that write them).
+const CHANGE_MARGIN_MS: i64 = 1_000;
 
 /// How long a token issued by 7.1 `get_token` is valid (the seed: 2 小时).
 pub const INBOUND_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(2);
@@ -314,7 +317,10 @@ impl HuzhouService {
                 }
                 self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
             }
-            Some("2") => self.p.repo.unsubscribe(tenant, id, &ids).await.map_err(internal),
+            Some("2") => {
+                let now = Utc::now().timestamp_millis();
+                self.p.repo.unsubscribe(tenant, id, &ids, now).await.map_err(internal)
+            }
             Some(_) => Err(ApiRefusal::Invalid("subscribe must be 1 or 2".into())),
             None => Err(ApiRefusal::Missing("subscribe")),
         }
@@ -322,10 +328,11 @@ impl HuzhouService {
 
     /// One slot of the live schedule, `[slot_ms, slot_ms + len_ms)`, called about
     /// `LIVE_LEAD` before it starts: claims the slot (one process sends it), reads the
-    /// pushes due in it and their elevators' live state, then sends them on time, per
-    /// integration in requests of at most 100 elevators, each request when its items are
-    /// due. Just before sending it reads the due pushes again, so an elevator
-    /// unsubscribed meanwhile is left out. Returns how many requests were delivered.
+    /// pushes due in it with their elevators' live state and builds their items, then
+    /// sends them on time, per integration in requests of at most 100 elevators, each
+    /// request when its items are due. Just before sending it reads the subscriptions
+    /// written since its read, so an elevator unsubscribed meanwhile is left out. Returns
+    /// how many requests were delivered.
     ///
     /// # Errors
     /// `Unknown` when the slot cannot be claimed or read.
@@ -333,47 +340,37 @@ impl HuzhouService {
         if !self.p.repo.claim_slot(slot_ms).await? {
             return Ok(0);
         }
+        // Changes are looked for from a little before the read: clocks of the processes
+        // that write subscriptions differ slightly; checking a few more rows is harmless.
+        let read_at = Utc::now().timestamp_millis() - CHANGE_MARGIN_MS;
         let due = self.p.repo.due_in(slot_ms, slot_ms + len_ms).await?;
         if due.is_empty() {
             return Ok(0);
         }
-        let mut groups: HashMap<(TenantId, IntegrationId), Vec<(String, i64)>> = HashMap::new();
-        for DuePush { tenant_id, integration_id, unique_id, due_ms } in due {
-            groups.entry((tenant_id, integration_id)).or_default().push((unique_id, due_ms));
-        }
         // The items are built during the lead; their elevators' state is that recent.
-        let mut batches = Vec::new();
-        for ((tenant, integration), pushes) in groups {
-            let due_at: HashMap<String, i64> = pushes.iter().cloned().collect();
-            let ids: Vec<String> = pushes.into_iter().map(|(u, _)| u).collect();
-            let snaps = self.load(tenant, integration, ids).await;
-            let now = Utc::now();
-            let mut items: Vec<(i64, String, Value)> = snaps
-                .iter()
-                .filter_map(|s| {
-                    let at = *due_at.get(&s.unique_id)?;
-                    Some((at, s.unique_id.clone(), state::things_item(&s.unique_id, &s.latest, now)))
-                })
-                .collect();
-            items.sort_by_key(|(at, _, _)| *at);
-            batches.push((tenant, integration, items));
+        let now = Utc::now();
+        let mut groups: HashMap<(TenantId, IntegrationId), Vec<LiveItem>> = HashMap::new();
+        for DuePush { tenant_id, integration_id, unique_id, due_ms, latest } in due {
+            let item = state::things_item(&unique_id, &latest, now);
+            groups.entry((tenant_id, integration_id)).or_default().push((due_ms, unique_id, item));
         }
         sleep_until_ms(slot_ms).await;
-        let still: std::collections::HashSet<(IntegrationId, String)> = self
+        let changed: HashMap<(IntegrationId, String), SubscriptionWindow> = self
             .p
             .repo
-            .due_in(slot_ms, slot_ms + len_ms)
+            .changed_since(read_at)
             .await?
             .into_iter()
-            .map(|d| (d.integration_id, d.unique_id))
+            .map(|w| ((w.integration_id, w.unique_id.clone()), w))
             .collect();
         let mut sends = tokio::task::JoinSet::new();
-        for (tenant, integration, items) in batches {
-            let items: Vec<(i64, Value)> = items
+        for ((tenant, integration), items) in groups {
+            let mut items: Vec<(i64, Value)> = items
                 .into_iter()
-                .filter(|(_, u, _)| still.contains(&(integration, u.clone())))
+                .filter(|(at, u, _)| changed.get(&(integration, u.clone())).is_none_or(|w| w.covers(*at)))
                 .map(|(at, _, item)| (at, item))
                 .collect();
+            items.sort_by_key(|(at, _)| *at);
             let mut items = items.into_iter().peekable();
             while items.peek().is_some() {
                 let chunk: Vec<(i64, Value)> = items.by_ref().take(MAX_ITEMS).collect();
@@ -394,8 +391,11 @@ impl HuzhouService {
         Ok(ok)
     }
 
-    /// The first push of new subscriptions, due now: live state loaded and sent at once,
-    /// 100 elevators per request. Returns how many requests were delivered.
+    /// The first push of new subscriptions, due now, 100 elevators per request. Their live
+    /// state is read a slice at a time, and each slice is sent as soon as it is read, so
+    /// the first requests leave while later slices are still loading (a slice that cannot
+    /// be read is logged and skipped; the next pushes come anyway). Returns how many
+    /// requests were delivered.
     async fn push_now(
         &self,
         tenant: TenantId,
@@ -403,41 +403,41 @@ impl HuzhouService {
         ids: Vec<String>,
         now: DateTime<Utc>,
     ) -> usize {
-        let snaps = self.load(tenant, integration, ids).await;
-        let mut sends = tokio::task::JoinSet::new();
-        for chunk in snaps.chunks(MAX_ITEMS) {
-            let rt_data: Vec<Value> = chunk.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
-            let svc = self.clone();
-            sends.spawn(async move { svc.send_live(tenant, integration, rt_data).await });
+        let gate = Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE));
+        let mut slices = tokio::task::JoinSet::new();
+        for slice in ids.chunks(LOAD_SLICE) {
+            let (svc, slice, gate) = (self.clone(), slice.to_vec(), gate.clone());
+            slices.spawn(async move {
+                let snaps = {
+                    let _turn = gate.acquire_owned().await.ok();
+                    svc.p.repo.snapshots(tenant, integration, &slice).await
+                };
+                let snaps = match snaps {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, integration_id = %integration, "loading live states");
+                        return 0;
+                    }
+                };
+                let mut sends = tokio::task::JoinSet::new();
+                for chunk in snaps.chunks(MAX_ITEMS) {
+                    let rt_data: Vec<Value> =
+                        chunk.iter().map(|s| state::things_item(&s.unique_id, &s.latest, now)).collect();
+                    let svc = svc.clone();
+                    sends.spawn(async move { svc.send_live(tenant, integration, rt_data).await });
+                }
+                let mut ok = 0;
+                while let Some(r) = sends.join_next().await {
+                    ok += r.unwrap_or(0);
+                }
+                ok
+            });
         }
         let mut ok = 0;
-        while let Some(r) = sends.join_next().await {
+        while let Some(r) = slices.join_next().await {
             ok += r.unwrap_or(0);
         }
         ok
-    }
-
-    /// The live state of these elevators, a few slices at a time; a slice that cannot be
-    /// read is logged and left out (its pushes are skipped, the next ones come anyway).
-    async fn load(&self, tenant: TenantId, integration: IntegrationId, ids: Vec<String>) -> Vec<LiveSnapshot> {
-        let gate = Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE));
-        let mut loads = tokio::task::JoinSet::new();
-        for slice in ids.chunks(LOAD_SLICE) {
-            let (repo, slice, gate) = (self.p.repo.clone(), slice.to_vec(), gate.clone());
-            loads.spawn(async move {
-                let _turn = gate.acquire_owned().await.ok();
-                repo.snapshots(tenant, integration, &slice).await
-            });
-        }
-        let mut out = Vec::with_capacity(ids.len());
-        while let Some(r) = loads.join_next().await {
-            match r {
-                Ok(Ok(s)) => out.extend(s),
-                Ok(Err(e)) => tracing::warn!(error = %e, integration_id = %integration, "loading live states"),
-                Err(e) => tracing::warn!(error = %e, integration_id = %integration, "loading live states"),
-            }
-        }
-        out
     }
 
     /// One 7.5 request of live items; 1 when delivered. A rejected token is fetched
@@ -470,6 +470,9 @@ impl HuzhouService {
         &self.p
     }
 }
+
+/// A built 7.5 item: when it is due (Unix ms), its elevator's unique id, the item.
+type LiveItem = (i64, String, Value);
 
 /// Sleeps until the Unix time `at_ms` (returns at once when it has passed).
 async fn sleep_until_ms(at_ms: i64) {

@@ -3,12 +3,14 @@
 //! times are Unix milliseconds; a subscription keeps its phase (`first_due_ms %
 //! interval_ms`), so the pushes due in a slot are a range of `(interval_ms, phase_ms)`,
 //! and nothing is written per push: one row of `huzhou_live_slots` claims a whole slot.
+//! Every write of a subscription stamps `changed_ms` (`m20261201_000009_huzhou_changes`),
+//! so a slot read ahead of time can check for ends in one indexed read just before sending.
 
 use crate::db::entities::devices as d;
 use crate::db::unknown;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::huzhou::{DuePush, HuzhouRepo, LiveSnapshot};
+use domain::huzhou::{DuePush, HuzhouRepo, LiveSnapshot, SubscriptionWindow};
 use domain::ids::{IntegrationId, TenantId};
 use domain::{DomainError, DomainResult};
 use sea_orm::{
@@ -25,6 +27,10 @@ const SUBSCRIBE_CHUNK: usize = 10_000;
 
 /// How long slot claims are kept: far longer than any worker lags behind the clock.
 const SLOT_KEEP_MS: i64 = 10 * 60 * 1000;
+
+/// How long an ended subscription's row is kept: a slot read before it ended finds the
+/// end (`changed_since`) when it checks again before sending.
+const LAPSED_KEEP_MS: i64 = 60 * 1000;
 
 /// Subscriptions and tokens in SQL.
 #[derive(Clone)]
@@ -72,9 +78,9 @@ impl HuzhouRepo for SqlHuzhouRepo {
         // due time, and its phase under the interval now set). `WHERE true` lets SQLite
         // parse the upsert after a SELECT.
         let sql = format!(
-            "INSERT INTO huzhou_subscriptions (integration_id, unique_id, tenant_id, first_due_ms, interval_ms, phase_ms, until_ms) \
-             SELECT $1, j.value, $2, $3, $4, $5, $6 FROM {from} WHERE true \
-             ON CONFLICT (integration_id, unique_id) DO UPDATE SET \
+            "INSERT INTO huzhou_subscriptions (integration_id, unique_id, tenant_id, first_due_ms, interval_ms, phase_ms, until_ms, changed_ms) \
+             SELECT $1, j.value, $2, $3, $4, $5, $6, $3 FROM {from} WHERE true \
+             ON CONFLICT (integration_id, unique_id) DO UPDATE SET changed_ms = excluded.changed_ms, \
              first_due_ms = CASE WHEN huzhou_subscriptions.until_ms <= excluded.first_due_ms \
              THEN excluded.first_due_ms ELSE huzhou_subscriptions.first_due_ms END, \
              phase_ms = CASE WHEN huzhou_subscriptions.until_ms <= excluded.first_due_ms \
@@ -113,14 +119,17 @@ impl HuzhouRepo for SqlHuzhouRepo {
         tenant: TenantId,
         integration: IntegrationId,
         unique_ids: &[String],
+        now_ms: i64,
     ) -> DomainResult<u64> {
+        // Ended, not deleted: a slot already read finds the end when it checks again.
         let mut n = 0;
         for chunk in unique_ids.chunks(CHUNK) {
             let sql = format!(
-                "DELETE FROM huzhou_subscriptions WHERE tenant_id = $1 AND integration_id = $2 AND unique_id IN ({})",
-                placeholders(3, chunk.len())
+                "UPDATE huzhou_subscriptions SET until_ms = $3, changed_ms = $3 WHERE tenant_id = $1 \
+                 AND integration_id = $2 AND until_ms > $3 AND unique_id IN ({})",
+                placeholders(4, chunk.len())
             );
-            let mut values: Vec<Value> = vec![tenant.as_uuid().into(), integration.as_uuid().into()];
+            let mut values: Vec<Value> = vec![tenant.as_uuid().into(), integration.as_uuid().into(), now_ms.into()];
             values.extend(chunk.iter().map(|u| Value::from(u.as_str())));
             n += self.db.execute_raw(self.stmt(sql, values)).await.map_err(unknown)?.rows_affected();
         }
@@ -152,9 +161,13 @@ impl HuzhouRepo for SqlHuzhouRepo {
             for (lo, hi, base) in ranges {
                 // Due at `base + phase_ms`: after the first push (the notice sends it) and
                 // before the end.
-                let sql = "SELECT tenant_id, integration_id, unique_id, phase_ms FROM huzhou_subscriptions \
-                           WHERE interval_ms = $1 AND phase_ms >= $2 AND phase_ms < $3 \
-                           AND first_due_ms < $4 + phase_ms AND until_ms > $4 + phase_ms"
+                // With the elevator's live state, found through the unique
+                // (integration_id, external_id) index and checked against the tenant.
+                let sql = "SELECT s.tenant_id, s.integration_id, s.unique_id, s.phase_ms, d.latest \
+                           FROM huzhou_subscriptions s JOIN devices d ON d.integration_id = s.integration_id \
+                           AND d.external_id = s.unique_id AND d.tenant_id = s.tenant_id \
+                           WHERE s.interval_ms = $1 AND s.phase_ms >= $2 AND s.phase_ms < $3 \
+                           AND s.first_due_ms < $4 + s.phase_ms AND s.until_ms > $4 + s.phase_ms"
                     .to_owned();
                 let values = vec![every.into(), lo.into(), hi.into(), base.into()];
                 for r in self.db.query_all_raw(self.stmt(sql, values)).await.map_err(unknown)? {
@@ -164,6 +177,7 @@ impl HuzhouRepo for SqlHuzhouRepo {
                         integration_id: IntegrationId::from_uuid(r.try_get("", "integration_id").map_err(unknown)?),
                         unique_id: r.try_get("", "unique_id").map_err(unknown)?,
                         due_ms: base + phase,
+                        latest: r.try_get("", "latest").map_err(unknown)?,
                     });
                 }
             }
@@ -171,9 +185,27 @@ impl HuzhouRepo for SqlHuzhouRepo {
         Ok(out)
     }
 
+    async fn changed_since(&self, since_ms: i64) -> DomainResult<Vec<SubscriptionWindow>> {
+        let sql = "SELECT integration_id, unique_id, first_due_ms, until_ms FROM huzhou_subscriptions \
+                   WHERE changed_ms >= $1"
+            .to_owned();
+        let rows = self.db.query_all_raw(self.stmt(sql, vec![since_ms.into()])).await.map_err(unknown)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(SubscriptionWindow {
+                    integration_id: IntegrationId::from_uuid(r.try_get("", "integration_id").map_err(unknown)?),
+                    unique_id: r.try_get("", "unique_id").map_err(unknown)?,
+                    first_due_ms: r.try_get("", "first_due_ms").map_err(unknown)?,
+                    until_ms: r.try_get("", "until_ms").map_err(unknown)?,
+                })
+            })
+            .collect()
+    }
+
     async fn prune(&self, now_ms: i64) -> DomainResult<u64> {
         let subs = "DELETE FROM huzhou_subscriptions WHERE until_ms <= $1".to_owned();
-        let a = self.db.execute_raw(self.stmt(subs, vec![now_ms.into()])).await.map_err(unknown)?.rows_affected();
+        let lapsed = now_ms - LAPSED_KEEP_MS;
+        let a = self.db.execute_raw(self.stmt(subs, vec![lapsed.into()])).await.map_err(unknown)?.rows_affected();
         let slots = "DELETE FROM huzhou_live_slots WHERE slot_ms < $1".to_owned();
         let old = now_ms - SLOT_KEEP_MS;
         self.db.execute_raw(self.stmt(slots, vec![old.into()])).await.map_err(unknown)?;
