@@ -73,6 +73,12 @@ impl DeliverySender for SenderRegistry {
         route.sender.send(delivery, fresh_token).await
     }
 
+    async fn prepare(&self, like: &Delivery) {
+        if let Some(route) = self.route(like) {
+            route.sender.prepare(like).await;
+        }
+    }
+
     fn rate_limit(&self, delivery: &Delivery) -> Option<RateLimit> {
         self.route(delivery).and_then(|r| r.sender.rate_limit(delivery))
     }

@@ -252,10 +252,10 @@ async fn main() {
         .iter_mut()
         .map(|r| {
             r.sort_by(|a, b| a.total_cmp(b));
-            format!("{:.0}", percentile(r, 0.99))
+            format!("{:.0}/{:.0}/{:.0}", percentile(r, 0.0), percentile(r, 0.5), percentile(r, 0.99))
         })
         .collect();
-    println!("  p99 lateness per round (ms): {}", rounds.join(" "));
+    println!("  lateness per round, min/median/p99 (ms): {}", rounds.join(" "));
     println!(
         "  {requests} requests ({:.0}/s), {:.0} items/s, {refused} refused",
         requests as f64 / wall,

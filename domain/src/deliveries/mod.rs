@@ -136,6 +136,11 @@ pub trait DeliverySender: Send + Sync {
     /// Sends once. `fresh_token` asks for a new vendor token instead of the cached one.
     async fn send(&self, delivery: &Delivery, fresh_token: bool) -> SendReport;
 
+    /// Gets ready to send deliveries like this one soon (their integration's endpoint and
+    /// credentials, a vendor token), so that a burst of sends finds them cached instead of
+    /// each loading them. A failure is left for the sends to meet and report.
+    async fn prepare(&self, _like: &Delivery) {}
+
     /// The rate limit this delivery falls under, if its protocol has one. A delivery over
     /// its limit waits (without using an attempt) until the window lets it through.
     fn rate_limit(&self, _delivery: &Delivery) -> Option<RateLimit> {

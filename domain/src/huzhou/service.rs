@@ -23,7 +23,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Elevators whose live state one statement loads.
-const LOAD_SLICE: usize = 500;
+const LOAD_SLICE: usize = 2_000;
+/// How long a notice waits for its first pushes' live state before writing its
+/// subscriptions anyway.
+const FIRST_READ_WAIT: Duration = Duration::from_secs(2);
 /// Slices of live state loaded at once by one batch of pushes (the pool serves others too).
 const LOADS_AT_ONCE: usize = 4;
 /// How far before its read a live slot looks for changed subscriptions (clock skew
@@ -310,10 +313,16 @@ impl HuzhouService {
                 let first: Vec<String> = ids.iter().filter(|i| !running.contains(*i)).cloned().collect();
                 if !first.is_empty() {
                     let svc = self.clone();
+                    let (loaded, mut all_loaded) = tokio::sync::mpsc::channel::<()>(1);
                     tokio::spawn(async move {
                         let due = Utc::now();
-                        svc.push_now(tenant, id, first, due).await
+                        svc.push_now(tenant, id, first, due, loaded).await
                     });
+                    // The subscriptions are written once the first pushes' live state is
+                    // read: that write (a row and three index entries per elevator) would
+                    // otherwise hold the database while the first pushes wait for it.
+                    // The next push is an interval away.
+                    let _ = tokio::time::timeout(FIRST_READ_WAIT, all_loaded.recv()).await;
                 }
                 self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
             }
@@ -353,6 +362,10 @@ impl HuzhouService {
         for DuePush { tenant_id, integration_id, unique_id, due_ms, latest } in due {
             let item = state::things_item(&unique_id, &latest, now);
             groups.entry((tenant_id, integration_id)).or_default().push((due_ms, unique_id, item));
+        }
+        // So is each integration's endpoint and token: the sends find them cached.
+        for (tenant, integration) in groups.keys() {
+            self.p.sender.prepare(&live_delivery(*tenant, *integration, Value::Null, now)).await;
         }
         sleep_until_ms(slot_ms).await;
         let changed: HashMap<(IntegrationId, String), SubscriptionWindow> = self
@@ -394,24 +407,39 @@ impl HuzhouService {
     /// The first push of new subscriptions, due now, 100 elevators per request. Their live
     /// state is read a slice at a time, and each slice is sent as soon as it is read, so
     /// the first requests leave while later slices are still loading (a slice that cannot
-    /// be read is logged and skipped; the next pushes come anyway). Returns how many
-    /// requests were delivered.
+    /// be read is logged and skipped; the next pushes come anyway). `loaded` closes when
+    /// every slice has been read. Returns how many requests were delivered.
     async fn push_now(
         &self,
         tenant: TenantId,
         integration: IntegrationId,
         ids: Vec<String>,
         now: DateTime<Utc>,
+        loaded: tokio::sync::mpsc::Sender<()>,
     ) -> usize {
         let gate = Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE));
+        // The endpoint and token are got ready once, while the first slices load, and the
+        // sends wait for that rather than each fetching them.
+        let ready = Arc::new(tokio::sync::OnceCell::new());
         let mut slices = tokio::task::JoinSet::new();
+        {
+            let (svc, ready) = (self.clone(), ready.clone());
+            let like = live_delivery(tenant, integration, Value::Null, now);
+            slices.spawn(async move {
+                ready.get_or_init(|| svc.p.sender.prepare(&like)).await;
+                0
+            });
+        }
         for slice in ids.chunks(LOAD_SLICE) {
-            let (svc, slice, gate) = (self.clone(), slice.to_vec(), gate.clone());
+            let (svc, slice, gate, loaded, ready) =
+                (self.clone(), slice.to_vec(), gate.clone(), loaded.clone(), ready.clone());
             slices.spawn(async move {
                 let snaps = {
                     let _turn = gate.acquire_owned().await.ok();
                     svc.p.repo.snapshots(tenant, integration, &slice).await
                 };
+                // Every slice read: the channel closes when the last one drops its end.
+                drop(loaded);
                 let snaps = match snaps {
                     Ok(s) => s,
                     Err(e) => {
@@ -419,6 +447,8 @@ impl HuzhouService {
                         return 0;
                     }
                 };
+                let like = live_delivery(tenant, integration, Value::Null, now);
+                ready.get_or_init(|| svc.p.sender.prepare(&like)).await;
                 let mut sends = tokio::task::JoinSet::new();
                 for chunk in snaps.chunks(MAX_ITEMS) {
                     let rt_data: Vec<Value> =
@@ -433,6 +463,7 @@ impl HuzhouService {
                 ok
             });
         }
+        drop(loaded);
         let mut ok = 0;
         while let Some(r) = slices.join_next().await {
             ok += r.unwrap_or(0);

@@ -6,23 +6,19 @@
 //! Every write of a subscription stamps `changed_ms` (`m20261201_000009_huzhou_changes`),
 //! so a slot read ahead of time can check for ends in one indexed read just before sending.
 
-use crate::db::entities::devices as d;
 use crate::db::unknown;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::huzhou::{DuePush, HuzhouRepo, LiveSnapshot, SubscriptionWindow};
 use domain::ids::{IntegrationId, TenantId};
 use domain::{DomainError, DomainResult};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter, QuerySelect, Statement,
-    Value,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};
 use sha2::{Digest, Sha256};
 
 /// Elevators per statement (bound parameters stay well under SQLite's limit).
 const CHUNK: usize = 900;
 
-/// Elevators per subscribing statement (one JSON parameter).
+/// Elevators per subscribing or reading statement (one JSON parameter).
 const SUBSCRIBE_CHUNK: usize = 10_000;
 
 /// How long slot claims are kept: far longer than any worker lags behind the clock.
@@ -162,22 +158,30 @@ impl HuzhouRepo for SqlHuzhouRepo {
                 // Due at `base + phase_ms`: after the first push (the notice sends it) and
                 // before the end.
                 // With the elevator's live state, found through the unique
-                // (integration_id, external_id) index and checked against the tenant.
-                let sql = "SELECT s.tenant_id, s.integration_id, s.unique_id, s.phase_ms, d.latest \
-                           FROM huzhou_subscriptions s JOIN devices d ON d.integration_id = s.integration_id \
-                           AND d.external_id = s.unique_id AND d.tenant_id = s.tenant_id \
+                // (integration_id, external_id) index and checked against the tenant
+                // (null when the device is missing or another tenant's). The tenant is
+                // compared in the select list, not the filter: as a join condition,
+                // PostgreSQL without fresh statistics read each subscription's elevator
+                // through the tenant's index, all 50,000 devices for every one of them.
+                let sql = "SELECT s.tenant_id, s.integration_id, s.unique_id, s.phase_ms, \
+                           (SELECT CASE WHEN d.tenant_id = s.tenant_id THEN d.latest END FROM devices d \
+                           WHERE d.integration_id = s.integration_id AND d.external_id = s.unique_id) AS latest \
+                           FROM huzhou_subscriptions s \
                            WHERE s.interval_ms = $1 AND s.phase_ms >= $2 AND s.phase_ms < $3 \
                            AND s.first_due_ms < $4 + s.phase_ms AND s.until_ms > $4 + s.phase_ms"
                     .to_owned();
                 let values = vec![every.into(), lo.into(), hi.into(), base.into()];
                 for r in self.db.query_all_raw(self.stmt(sql, values)).await.map_err(unknown)? {
+                    let Some(latest) = r.try_get::<Option<serde_json::Value>>("", "latest").map_err(unknown)? else {
+                        continue;
+                    };
                     let phase: i64 = r.try_get("", "phase_ms").map_err(unknown)?;
                     out.push(DuePush {
                         tenant_id: TenantId::from_uuid(r.try_get("", "tenant_id").map_err(unknown)?),
                         integration_id: IntegrationId::from_uuid(r.try_get("", "integration_id").map_err(unknown)?),
                         unique_id: r.try_get("", "unique_id").map_err(unknown)?,
                         due_ms: base + phase,
-                        latest: r.try_get("", "latest").map_err(unknown)?,
+                        latest,
                     });
                 }
             }
@@ -220,28 +224,28 @@ impl HuzhouRepo for SqlHuzhouRepo {
         integration: IntegrationId,
         unique_ids: &[String],
     ) -> DomainResult<Vec<LiveSnapshot>> {
+        // The ids travel as one JSON array: one short statement to plan however many
+        // there are (500 bound parameters took longer to plan than to run). Each is looked
+        // up through the unique (integration_id, external_id) index, whatever the
+        // statistics say (as a join, PostgreSQL read all the integration's devices for
+        // every slice); a missing device or another tenant's comes back null.
+        let from = match self.db.get_database_backend() {
+            DbBackend::Postgres => "json_array_elements_text($2::json) AS j(value)",
+            _ => "json_each($2) AS j",
+        };
+        let sql = format!(
+            "SELECT j.value AS unique_id, (SELECT CASE WHEN d.tenant_id = $3 THEN d.latest END FROM devices d \
+             WHERE d.integration_id = $1 AND d.external_id = j.value) AS latest FROM {from}"
+        );
         let mut out = Vec::with_capacity(unique_ids.len());
-        for chunk in unique_ids.chunks(CHUNK) {
-            // Found through the unique (integration_id, external_id) index; the tenant is
-            // checked on the rows. With `tenant_id` in the filter, PostgreSQL without fresh
-            // statistics picks ix_devices_integration and reads the whole integration for
-            // every slice (issue 6: 50,000 elevators, 100 slices, all CPU in the database).
-            let rows: Vec<(uuid::Uuid, String, serde_json::Value)> = d::Entity::find()
-                .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
-                .filter(d::Column::ExternalId.is_in(chunk.iter().map(String::as_str)))
-                .select_only()
-                .column(d::Column::TenantId)
-                .column(d::Column::ExternalId)
-                .column(d::Column::Latest)
-                .into_tuple()
-                .all(&self.db)
-                .await
-                .map_err(unknown)?;
-            out.extend(
-                rows.into_iter()
-                    .filter(|(t, _, _)| *t == tenant.as_uuid())
-                    .map(|(_, unique_id, latest)| LiveSnapshot { unique_id, latest }),
-            );
+        for chunk in unique_ids.chunks(SUBSCRIBE_CHUNK) {
+            let ids = serde_json::to_string(chunk).map_err(|e| DomainError::Unknown(e.into()))?;
+            let values: Vec<Value> = vec![integration.as_uuid().into(), ids.into(), tenant.as_uuid().into()];
+            for r in self.db.query_all_raw(self.stmt(sql.clone(), values)).await.map_err(unknown)? {
+                if let Some(latest) = r.try_get::<Option<serde_json::Value>>("", "latest").map_err(unknown)? {
+                    out.push(LiveSnapshot { unique_id: r.try_get("", "unique_id").map_err(unknown)?, latest });
+                }
+            }
         }
         Ok(out)
     }

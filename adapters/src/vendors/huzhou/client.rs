@@ -246,6 +246,15 @@ impl DeliverySender for HuzhouSender {
             None => report(d.kind.clone(), None, None, None, Verdict::Permanent(format!("unknown kind {}", d.kind))),
         }
     }
+
+    /// The endpoint and a token, loaded once before a burst of live pushes.
+    async fn prepare(&self, like: &Delivery) {
+        if let Ok(e) = self.endpoint(like).await
+            && let Err(err) = self.token(&e, like.integration_id, false).await
+        {
+            tracing::debug!(error = %err, integration_id = %like.integration_id, "preparing huzhou pushes");
+        }
+    }
 }
 
 #[cfg(test)]
