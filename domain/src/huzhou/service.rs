@@ -418,21 +418,12 @@ impl HuzhouService {
         loaded: tokio::sync::mpsc::Sender<()>,
     ) -> usize {
         let gate = Arc::new(tokio::sync::Semaphore::new(LOADS_AT_ONCE));
-        // The endpoint and token are got ready once, while the first slices load, and the
-        // sends wait for that rather than each fetching them.
-        let ready = Arc::new(tokio::sync::OnceCell::new());
+        // The endpoint and token are got ready first, while the process is still quiet
+        // (under the loads below it took up to 200 ms), so no send fetches them.
+        self.p.sender.prepare(&live_delivery(tenant, integration, Value::Null, now)).await;
         let mut slices = tokio::task::JoinSet::new();
-        {
-            let (svc, ready) = (self.clone(), ready.clone());
-            let like = live_delivery(tenant, integration, Value::Null, now);
-            slices.spawn(async move {
-                ready.get_or_init(|| svc.p.sender.prepare(&like)).await;
-                0
-            });
-        }
         for slice in ids.chunks(LOAD_SLICE) {
-            let (svc, slice, gate, loaded, ready) =
-                (self.clone(), slice.to_vec(), gate.clone(), loaded.clone(), ready.clone());
+            let (svc, slice, gate, loaded) = (self.clone(), slice.to_vec(), gate.clone(), loaded.clone());
             slices.spawn(async move {
                 let snaps = {
                     let _turn = gate.acquire_owned().await.ok();
@@ -447,8 +438,6 @@ impl HuzhouService {
                         return 0;
                     }
                 };
-                let like = live_delivery(tenant, integration, Value::Null, now);
-                ready.get_or_init(|| svc.p.sender.prepare(&like)).await;
                 let mut sends = tokio::task::JoinSet::new();
                 for chunk in snaps.chunks(MAX_ITEMS) {
                     let rt_data: Vec<Value> =
