@@ -25,6 +25,8 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// metadata hash and its id in the done set) until deleted, so without pruning the
 /// storage grows by one job per delivery for good.
 pub const FINISHED_JOB_RETENTION: Duration = Duration::from_secs(3600);
+/// A finished job in apalis' SQL job tables: done, killed, or failed with no attempt left.
+const FINISHED: &str = "(status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))";
 /// How often each worker process prunes finished jobs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Job ids looked at per Redis call while pruning: each call is short, so Redis serves
@@ -160,25 +162,17 @@ impl JobStore {
                 Ok(total)
             }
             Self::Postgres(p) => {
-                let done = sea_orm::sqlx::query(
-                    "DELETE FROM apalis.jobs WHERE job_type = $1 AND done_at <= to_timestamp($2) \
-                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
-                )
-                .bind(queue)
-                .bind(cutoff)
-                .execute(p)
-                .await?;
+                let sql = format!(
+                    "DELETE FROM apalis.jobs WHERE job_type = $1 AND done_at <= to_timestamp($2) AND {FINISHED}"
+                );
+                let done =
+                    sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql)).bind(queue).bind(cutoff).execute(p).await?;
                 Ok(done.rows_affected())
             }
             Self::Sqlite(p) => {
-                let done = sea_orm::sqlx::query(
-                    "DELETE FROM Jobs WHERE job_type = ?1 AND done_at <= ?2 \
-                     AND (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts))",
-                )
-                .bind(queue)
-                .bind(cutoff)
-                .execute(p)
-                .await?;
+                let sql = format!("DELETE FROM Jobs WHERE job_type = ?1 AND done_at <= ?2 AND {FINISHED}");
+                let done =
+                    sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql)).bind(queue).bind(cutoff).execute(p).await?;
                 Ok(done.rows_affected())
             }
         }
