@@ -66,13 +66,13 @@ pub struct AppState {
     pub tariffs: TariffService,
     pub tickets: TicketService,
     /// Dingding locks, meters and callbacks.
-    pub dingding: domain::dingding::DingdingService,
+    pub dingding: adapters::vendors::dingding::DingdingService,
     /// Dingding callbacks waiting when a burst outruns processing.
     pub dingding_backlog: Arc<crate::hooks::DingdingBacklog>,
     pub deliveries: DeliveryService,
     pub scheduler: SchedulerService,
     /// Huzhou elevator data center: fault pushes, the pull API, live subscriptions.
-    pub huzhou: domain::huzhou::HuzhouService,
+    pub huzhou: adapters::vendors::huzhou::HuzhouService,
     /// Vendor tokens, fetched once across workers and refreshed before they expire.
     pub tokens: Arc<TokenProvider>,
     /// Per-key rate limits (Redis when configured).
@@ -192,7 +192,7 @@ impl AppState {
         );
         let dingding_sender = adapters::vendors::dingding::DingdingSender::new(
             dingding_client.clone(),
-            domain::dingding::Outcomes::new(dingding_repo.clone(), dingding_secrets.clone()),
+            adapters::vendors::dingding::Outcomes::new(dingding_repo.clone(), dingding_secrets.clone()),
         );
         let senders =
             senders.or_with(adapters::vendors::dingding::PREFIX, Arc::new(dingding_sender), config.vendor_concurrency);
@@ -213,7 +213,7 @@ impl AppState {
             alarms.clone(),
             config.delivery_stale_after,
         );
-        let huzhou = domain::huzhou::HuzhouService::new(domain::huzhou::HuzhouPorts {
+        let huzhou = adapters::vendors::huzhou::HuzhouService::new(adapters::vendors::huzhou::HuzhouPorts {
             repo: Arc::new(adapters::db::repos::SqlHuzhouRepo::new(db.clone())),
             devices: device_repo.clone(),
             integrations: integration_repo.clone(),
@@ -229,9 +229,9 @@ impl AppState {
             config.sweep_every,
         )
         .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
-        .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(domain::huzhou::LiftNotifyDaily(huzhou.clone())))
-        .with_job(ScheduledJob::ElevThingsDaily, Arc::new(domain::huzhou::ElevThingsDaily(huzhou.clone())));
-        let dingding = domain::dingding::DingdingService::new(domain::dingding::DingdingPorts {
+        .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
+        .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));
+        let dingding = adapters::vendors::dingding::DingdingService::new(adapters::vendors::dingding::DingdingPorts {
             repo: dingding_repo,
             api: Arc::new(adapters::vendors::dingding::DingdingReads::new(dingding_client)),
             devices: DeviceService::new(
@@ -255,8 +255,8 @@ impl AppState {
                 integration_repo.clone(),
             ),
         });
-        let scheduler =
-            scheduler.with_job(ScheduledJob::Sync, Arc::new(domain::dingding::DingdingSync::new(dingding.clone())));
+        let scheduler = scheduler
+            .with_job(ScheduledJob::Sync, Arc::new(adapters::vendors::dingding::DingdingSync::new(dingding.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
         let dingding_backlog = crate::hooks::DingdingBacklog::start(

@@ -1,5 +1,7 @@
 //! `string_enum!`: enums whose values travel as fixed strings (GraphQL, storage, vendors).
 
+/// Exported for the vendor modules' own enums (`domain::string_enum!`).
+#[macro_export]
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident, $field:literal { $($(#[$vm:meta])* $variant:ident = $text:literal),* $(,)? }) => {
         $(#[$m])*
@@ -22,4 +24,4 @@ macro_rules! string_enum {
         }
     };
 }
-pub(crate) use string_enum;
+pub(crate) use crate::string_enum;

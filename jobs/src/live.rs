@@ -5,7 +5,7 @@
 //! Slots do not wait for each other's sends, and the loop takes every slot in turn, so a
 //! slow slot neither delays nor skips the next one; at most `SLOTS_IN_FLIGHT` run at once.
 
-use domain::huzhou::HuzhouService;
+use adapters::vendors::huzhou::HuzhouService;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;

@@ -922,7 +922,7 @@ async fn two_processes_send_each_live_push_once() {
 /// a slot read before the end sees it (`changed_since`) before sending.
 #[tokio::test]
 async fn a_slot_reads_live_state_with_its_pushes_and_sees_ends_written_after_its_read() {
-    use domain::huzhou::HuzhouRepo;
+    use adapters::vendors::huzhou::HuzhouRepo;
     let s = setup().await;
     s.elevator("204150", "ELEVATOR", json!({})).await;
     let (status, _) = s.telemetry(json!({"readings": [reading("204150", json!({"car_position": 7}))]})).await;

@@ -3,12 +3,12 @@
 
 use super::{actor, parse_id, state};
 use crate::error::{GqlResultExt, code};
-use async_graphql::{Context, Enum, ErrorExtensions, ID, InputObject, Json, Object, SimpleObject};
-use chrono::{DateTime, Utc};
-use domain::dingding::{
+use adapters::vendors::dingding::{
     ActivationCodeInput, AddPasswordInput, DeviceOperation, LockPassword, LockPasswordId, MeterCommand,
     MeterCommandInput, OperationId, PasswordOperation, Query, Reveal, UpdatePasswordInput, Upstream,
 };
+use async_graphql::{Context, Enum, ErrorExtensions, ID, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
 use domain::ids::{DeviceId, IntegrationId};
 use domain::{DomainError, DomainResult};
 use rust_decimal::Decimal;
@@ -43,21 +43,21 @@ macro_rules! gql_enum {
 
 gql_enum!(
     /// Where a lock password comes from.
-    PasswordKindGql as "LockPasswordKind" <=> domain::dingding::PasswordKind { Platform, Admin, Local, ActivationCode }
+    PasswordKindGql as "LockPasswordKind" <=> adapters::vendors::dingding::PasswordKind { Platform, Admin, Local, ActivationCode }
 );
 gql_enum!(
     /// Dingding's `pwd_state`.
-    PwdStateGql as "LockPasswordState" <=> domain::dingding::PwdState { Initial, Effective, Upcoming, Expired, Frozen }
+    PwdStateGql as "LockPasswordState" <=> adapters::vendors::dingding::PwdState { Initial, Effective, Upcoming, Expired, Frozen }
 );
 gql_enum!(
     /// A password operation.
-    PasswordOperationGql as "LockPasswordOperation" <=> domain::dingding::PasswordOperation {
+    PasswordOperationGql as "LockPasswordOperation" <=> adapters::vendors::dingding::PasswordOperation {
         Add, Delete, Update, Freeze, Unfreeze
     }
 );
 gql_enum!(
     /// Where an operation is.
-    OperationStageGql as "OperationStage" <=> domain::dingding::OperationStage { Pending, Failed, Succeeded }
+    OperationStageGql as "OperationStage" <=> adapters::vendors::dingding::OperationStage { Pending, Failed, Succeeded }
 );
 
 /// A password of a lock; the digits are never shown.
@@ -275,8 +275,8 @@ pub struct BluetoothInputGql {
 }
 
 impl BluetoothInputGql {
-    fn into_domain(self) -> async_graphql::Result<domain::dingding::BluetoothInput> {
-        Ok(domain::dingding::BluetoothInput {
+    fn into_domain(self) -> async_graphql::Result<adapters::vendors::dingding::BluetoothInput> {
+        Ok(adapters::vendors::dingding::BluetoothInput {
             home_id: parse_id("homeId", &self.home_id)?,
             room_ids: self.room_ids.iter().map(|r| parse_id("roomIds", r)).collect::<Result<_, _>>()?,
             phone: self.phone,

@@ -12,6 +12,7 @@
 
 use super::{HookRefusal, integration, record};
 use crate::app::AppState;
+use adapters::vendors::dingding::{Callback, DingdingService, Handled};
 use adapters::vendors::dingding::{map, sign, wire};
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +21,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use domain::DomainResult;
-use domain::dingding::{Callback, DingdingService, Handled};
 use domain::events::{EventState, InboundEventService};
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind};

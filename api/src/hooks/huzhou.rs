@@ -10,13 +10,13 @@
 
 use super::{HookRefusal, integration, record};
 use crate::app::AppState;
+use adapters::vendors::huzhou::{ApiRefusal, state};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::events::EventState;
-use domain::huzhou::{ApiRefusal, state};
 use domain::integrations::{Integration, IntegrationKind};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;

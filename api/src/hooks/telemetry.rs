@@ -5,6 +5,7 @@
 //! drops the good ones; the same batch resent is stored once and applied once.
 
 use crate::app::AppState;
+use adapters::vendors::huzhou::state;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -13,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use domain::devices::{Device, NewReading};
 use domain::events::EventState;
-use domain::huzhou::state;
 use domain::ids::IntegrationId;
 use domain::integrations::Integration;
 use serde_json::{Map, Value, json};

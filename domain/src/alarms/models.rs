@@ -70,7 +70,7 @@ impl AlarmKind {
     }
 
     /// A kind the system itself raises (its code is a literal known to be valid).
-    pub(crate) fn system(code: &'static str) -> Self {
+    pub fn system(code: &'static str) -> Self {
         Self(code.to_owned())
     }
 }

@@ -2,11 +2,11 @@ use crate::db::entities::{
     dingding_lock_passwords as pw, dingding_operations as op, homes as h, rooms as r, tickets as t,
 };
 use crate::db::{map_err, unknown};
-use async_trait::async_trait;
-use domain::dingding::{
+use crate::vendors::dingding::{
     DeviceOperation, DingdingRepo, LockPassword, LockPasswordId, MeterCommand, OperationId, OperationStage,
     PasswordKind, PasswordOperation, PwdState,
 };
+use async_trait::async_trait;
 use domain::homes::{Home, Room};
 use domain::ids::{DeviceId, HomeId, IntegrationId, RoomId, TenantId, TicketId};
 use domain::{DomainError, DomainResult};

@@ -7,9 +7,9 @@
 //! so a slot read ahead of time can check for ends in one indexed read just before sending.
 
 use crate::db::unknown;
+use crate::vendors::huzhou::{DuePush, HuzhouRepo, LiveSnapshot, SubscriptionWindow};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::huzhou::{DuePush, HuzhouRepo, LiveSnapshot, SubscriptionWindow};
 use domain::ids::{IntegrationId, TenantId};
 use domain::{DomainError, DomainResult};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, Value};

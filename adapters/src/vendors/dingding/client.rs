@@ -241,13 +241,13 @@ impl Client {
         let env: Envelope = resp.json().await.map_err(|e| transport(&e))?;
         match env.err_no {
             Some(0) => Ok(env.rest),
-            Some(code @ (101 | 102)) => Err(CallError::TokenExpired(domain::dingding::api_error_text(code).to_owned())),
+            Some(code @ (101 | 102)) => Err(CallError::TokenExpired(super::api_error_text(code).to_owned())),
             Some(code) => Err(CallError::Rejected {
                 code,
                 message: env
                     .err_msg
                     .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| domain::dingding::api_error_text(code).to_owned()),
+                    .unwrap_or_else(|| super::api_error_text(code).to_owned()),
             }),
             None => Err(CallError::Malformed(format!("{name}: no ErrNo"))),
         }

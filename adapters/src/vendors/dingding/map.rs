@@ -4,12 +4,12 @@
 use super::client::CallError;
 use super::sign::encrypt_password;
 use super::wire::{self, *};
-use chrono::{DateTime, Utc};
-use domain::devices::DeviceKind;
-use domain::dingding::{
+use super::{
     Accepted, Callback, Command, Fact, MeterCommand, MeterHistoryEntry, OperationStage, Outcomes, PasswordOperation,
     PwdState, ServiceResult, SyncedDevice, SyncedPassword,
 };
+use chrono::{DateTime, Utc};
+use domain::devices::DeviceKind;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -481,14 +481,14 @@ pub fn passwords(p: Passwords) -> Vec<SyncedPassword> {
                 }),
                 description: p
                     .description
-                    .map(|d| d.trim().parse::<i64>().map_or(d.clone(), domain::dingding::password_error_text)),
+                    .map(|d| d.trim().parse::<i64>().map_or(d.clone(), super::password_error_text)),
             })
         })
         .collect()
 }
 
 /// A work order of 10.5 as the ticket fields of `INSTALLATION`/`REPAIR` (seed 002 section 10).
-pub fn synced_ticket(home_id: &str, t: TicketInfo) -> Option<domain::dingding::SyncedTicket> {
+pub fn synced_ticket(home_id: &str, t: TicketInfo) -> Option<super::SyncedTicket> {
     let ticket_id = t.ticket_id?;
     let service_type = t.service_type.unwrap_or(1);
     let rooms: Vec<String> = t.room_ids.clone().unwrap_or_else(|| {
@@ -509,7 +509,7 @@ pub fn synced_ticket(home_id: &str, t: TicketInfo) -> Option<domain::dingding::S
     if let Some(d) = t.ticket_description {
         fields["ticket_description"] = json!(d);
     }
-    Some(domain::dingding::SyncedTicket { ticket_id, service_type, state: t.ticket_state.unwrap_or(1), fields })
+    Some(super::SyncedTicket { ticket_id, service_type, state: t.ticket_state.unwrap_or(1), fields })
 }
 
 /// A device of the sync from its list entry and its `get_*_info` answer.

@@ -1,22 +1,37 @@
-//! Dingding (Yunding) smart-device SaaS open API v2.0.16 (seed `002`, `PROTOCOLS.md` 3):
-//! the `dingding` delivery sender (every state-changing call), the reads behind the
-//! `DingdingApi` port, callback signs and password encryption.
+//! Dingding (Yunding) smart-device SaaS open API v2.0.16 (seed `002`, `PROTOCOLS.md`
+//! section 3): lock passwords as first-class objects with their operations, meter
+//! operations, the meaning of every callback, home and room mirroring and the nightly sync.
+//!
+//! Every state-changing call is a `dingding.*` delivery whose payload is a [`Command`];
+//! reads go through the [`DingdingApi`] port. Here also: the `dingding` delivery sender, the
+//! reads behind `DingdingApi`, callback signs and password encryption.
 
+mod callbacks;
 pub mod client;
+mod commands;
+mod handle;
 pub mod map;
+mod models;
+mod ports;
+mod service;
 pub mod sign;
+mod sync;
 pub mod wire;
+
+pub use callbacks::*;
+pub use commands::*;
+pub use models::*;
+pub use ports::*;
+pub use service::*;
+pub use sync::{DingdingSync, SyncReport};
 
 use async_trait::async_trait;
 use client::{CallError, Client};
 use domain::deliveries::{Delivery, DeliverySender, SendReport, Verdict};
 use domain::devices::DeviceKind;
-use domain::dingding::{Command, DingdingApi, Outcomes, Query, Reveal, Revealed, SyncedHome, Upstream};
 use domain::ids::{IntegrationId, TenantId};
 use domain::{DomainError, DomainResult};
 use serde_json::{Map, Value, json};
-
-pub use domain::dingding::PREFIX;
 
 /// Sends `dingding.*` deliveries.
 #[derive(Clone)]

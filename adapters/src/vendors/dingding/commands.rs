@@ -83,7 +83,7 @@ pub enum Command {
     /// `add_ticket` (10.1): `service_target` 1 gateway, 2 lock, 3 meter; `service_type`
     /// 1 installation, 2 repair.
     AddTicket {
-        ticket: crate::ids::TicketId,
+        ticket: domain::ids::TicketId,
         home_id: String,
         service_target: i64,
         service_type: i64,

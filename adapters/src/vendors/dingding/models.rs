@@ -1,13 +1,13 @@
 //! Lock passwords, device operations and the commands sent to Dingding (seed 002,
 //! sections 3.2, 3.3, 6.4-6.15, 11, 13).
 
-use crate::enums::string_enum;
-use crate::ids::{DeviceId, IntegrationId, TenantId};
 use chrono::{DateTime, Utc};
+use domain::ids::{DeviceId, IntegrationId, TenantId};
+use domain::string_enum;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::ids::{LockPasswordId, OperationId};
+pub use domain::ids::{LockPasswordId, OperationId};
 
 string_enum!(
     /// Where a password comes from (3.3 password id rules).
@@ -238,7 +238,7 @@ pub struct SyncedPassword {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncedDevice {
     pub uuid: String,
-    pub kind: crate::devices::DeviceKind,
+    pub kind: domain::devices::DeviceKind,
     pub name: String,
     pub room_external_id: Option<String>,
     pub online: Option<bool>,

@@ -3,13 +3,13 @@
 
 use super::state::{self, is_lift};
 use super::{ELEV_THINGS, HuzhouService, LIFT_NOTIFY, MAX_ITEMS, request_id};
-use crate::deliveries::NewDelivery;
-use crate::devices::{Device, DeviceFilter};
-use crate::integrations::Integration;
-use crate::schedules::PeriodicJob;
-use crate::{DomainResult, PageRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::deliveries::NewDelivery;
+use domain::devices::{Device, DeviceFilter};
+use domain::integrations::Integration;
+use domain::schedules::PeriodicJob;
+use domain::{DomainResult, PageRequest};
 use serde_json::{Value, json};
 
 /// One page of the integration's elevators after `after`; the cursor of the next page

@@ -3,14 +3,14 @@
 //! them with their online state, battery, signal, versions and passwords.
 
 use super::{DingdingService, LockPassword, LockPasswordId, PasswordKind, SyncedDevice, SyncedTicket};
-use crate::devices::{DeviceStatus, UpsertDeviceInput};
-use crate::homes::{NewHome, NewRoom};
-use crate::ids::{HomeId, IntegrationId, TenantId};
-use crate::integrations::{Integration, IntegrationKind};
-use crate::schedules::PeriodicJob;
-use crate::{Actor, DomainError, DomainResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::devices::{DeviceStatus, UpsertDeviceInput};
+use domain::homes::{NewHome, NewRoom};
+use domain::ids::{HomeId, IntegrationId, TenantId};
+use domain::integrations::{Integration, IntegrationKind};
+use domain::schedules::PeriodicJob;
+use domain::{Actor, DomainError, DomainResult};
 use serde_json::Value;
 
 /// What one sync did.
@@ -83,7 +83,7 @@ impl DingdingService {
             for (room_id, name) in &h.rooms {
                 if self.repo.room_by_external(tenant, home.id, room_id).await?.is_none() {
                     let name = if name.trim().is_empty() { room_id.clone() } else { name.clone() };
-                    let new = NewRoom { home_id: home.id, external_id: Some(room_id.clone()), name };
+                    let new = NewRoom { home_id: home.id, external_id: Some(room_id.to_string()), name };
                     match self.homes.create_room(tenant, new).await {
                         // A room of that name exists already (made here before it was mirrored).
                         Ok(_) | Err(DomainError::Duplicate(_)) => {}
@@ -115,7 +115,7 @@ impl DingdingService {
         home: HomeId,
         t: SyncedTicket,
     ) -> DomainResult<bool> {
-        use crate::tickets::{SaveTicketInput, TicketKind, WORK_ORDER_STATE_CODES};
+        use domain::tickets::{SaveTicketInput, TicketKind, WORK_ORDER_STATE_CODES};
         let code = t.state.to_string();
         let Some((status, _)) = WORK_ORDER_STATE_CODES.iter().find(|(_, c)| *c == code) else { return Ok(false) };
         let kind = if t.service_type == 2 { TicketKind::Repair } else { TicketKind::Installation };

@@ -1,27 +1,10 @@
-//! Dingding (Yunding) smart-device SaaS open API v2.0.16 (seed `002`, `PROTOCOLS.md`
-//! section 3): lock passwords as first-class objects with their operations, meter
-//! operations, the meaning of every callback, home and room mirroring and the nightly sync.
-//!
-//! Every state-changing call is a `dingding.*` delivery whose payload is a [`Command`];
-//! reads go through the [`DingdingApi`] port.
+//! The ports and shared types of this vendor's use cases.
 
-mod callbacks;
-mod commands;
-mod handle;
-mod models;
-mod service;
-mod sync;
-
-pub use callbacks::*;
-pub use commands::*;
-pub use models::*;
-pub use service::*;
-pub use sync::{DingdingSync, SyncReport};
-
-use crate::DomainResult;
-use crate::homes::{Home, Room};
-use crate::ids::{DeviceId, HomeId, IntegrationId, TenantId};
+use super::{DeviceOperation, LockPassword, LockPasswordId, OperationId, Query, Reveal, Revealed, SyncedHome};
 use async_trait::async_trait;
+use domain::DomainResult;
+use domain::homes::{Home, Room};
+use domain::ids::{DeviceId, HomeId, IntegrationId, TenantId};
 use serde_json::Value;
 
 /// Kind prefix of Dingding deliveries (`dingding.add_password`).
@@ -111,7 +94,7 @@ pub trait DingdingRepo: Send + Sync {
         tenant: TenantId,
         integration: IntegrationId,
         external_id: &str,
-    ) -> DomainResult<Option<crate::ids::TicketId>>;
+    ) -> DomainResult<Option<domain::ids::TicketId>>;
     /// Records the Dingding `ticket_id` of a ticket that has none yet.
     ///
     /// # Errors
@@ -119,7 +102,7 @@ pub trait DingdingRepo: Send + Sync {
     async fn set_ticket_external(
         &self,
         tenant: TenantId,
-        ticket: crate::ids::TicketId,
+        ticket: domain::ids::TicketId,
         external_id: &str,
     ) -> DomainResult<()>;
 }

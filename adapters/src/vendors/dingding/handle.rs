@@ -5,11 +5,11 @@ use super::{
     Callback, DingdingService, Fact, Handled, LockPassword, LockPasswordId, MeterCommand, OperationStage, PasswordKind,
     PasswordOperation, PwdState, SERVICE_OK, ServiceResult, password_error_text,
 };
-use crate::alarms::{AlarmKind, AlarmSeverity, RaiseAlarm};
-use crate::devices::{Device, DeviceFilter, DeviceKind, DeviceStatus, NewReading, UpsertDeviceInput};
-use crate::ids::{InboundEventId, IntegrationId, TenantId};
-use crate::{DomainResult, PageRequest};
 use chrono::{DateTime, Utc};
+use domain::alarms::{AlarmKind, AlarmSeverity, RaiseAlarm};
+use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceStatus, NewReading, UpsertDeviceInput};
+use domain::ids::{InboundEventId, IntegrationId, TenantId};
+use domain::{DomainResult, PageRequest};
 use serde_json::{Value, json};
 
 /// An alarm of a Dingding device; `code` is the callback's name.
@@ -322,8 +322,8 @@ impl DingdingService {
         &self,
         tenant: TenantId,
         d: &Device,
-        home: Option<crate::ids::HomeId>,
-        room: Option<crate::ids::RoomId>,
+        home: Option<domain::ids::HomeId>,
+        room: Option<domain::ids::RoomId>,
         attributes: Value,
     ) -> DomainResult<Device> {
         let input = UpsertDeviceInput {
@@ -345,7 +345,7 @@ impl DingdingService {
         integration: IntegrationId,
         home_id: Option<&str>,
         room_id: Option<&str>,
-    ) -> DomainResult<(Option<crate::ids::HomeId>, Option<crate::ids::RoomId>)> {
+    ) -> DomainResult<(Option<domain::ids::HomeId>, Option<domain::ids::RoomId>)> {
         let Some(home) = home_id.filter(|h| !h.is_empty()) else { return Ok((None, None)) };
         let Some(h) = self.repo.home_by_external(tenant, integration, home).await? else { return Ok((None, None)) };
         let room = match room_id.filter(|r| !r.is_empty() && *r != home) {

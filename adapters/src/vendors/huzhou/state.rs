@@ -7,8 +7,8 @@
 //! `videoPos`, `videoUrl`, `streamUrl`, `rescueUrl`, `liveState` (7.7: 0 未安装, 1 离线,
 //! 2 在线, 3 已拆除).
 
-use crate::devices::{Device, DeviceKind};
 use chrono::{DateTime, Utc};
+use domain::devices::{Device, DeviceKind};
 use serde_json::{Map, Value, json};
 
 /// The telemetry values of an elevator reading (`lift_alarm` `req_info` plus counters).
@@ -263,7 +263,7 @@ pub fn static_params(device: &Device) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{DeviceId, IntegrationId, TenantId};
+    use domain::ids::{DeviceId, IntegrationId, TenantId};
 
     fn lift(latest: Value, attributes: Value) -> Device {
         Device {

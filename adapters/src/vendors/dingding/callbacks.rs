@@ -2,8 +2,8 @@
 //! checked its sign and stored it raw.
 
 use super::PasswordOperation;
-use crate::devices::DeviceKind;
 use chrono::{DateTime, Utc};
+use domain::devices::DeviceKind;
 
 /// One callback, in domain terms.
 #[derive(Debug, Clone, PartialEq)]

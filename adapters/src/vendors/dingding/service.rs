@@ -6,16 +6,16 @@ use super::{
     Accepted, Command, DeviceOperation, DingdingApi, DingdingRepo, LockPassword, LockPasswordId, MeterCommand,
     OperationId, OperationStage, PREFIX, PasswordKind, PasswordOperation, PwdState, Query, Reveal, Revealed,
 };
-use crate::alarms::AlarmService;
-use crate::deliveries::{DeliveryService, NewDelivery};
-use crate::devices::{Device, DeviceKind, DeviceRepo, DeviceService};
-use crate::homes::{Home, HomeRepo, Room};
-use crate::ids::{DeviceId, IntegrationId, TenantId};
-use crate::integrations::{Integration, IntegrationKind, IntegrationRepo};
-use crate::limits::RateLimiter;
-use crate::security::SecretBox;
-use crate::{Actor, DomainError, DomainResult};
 use chrono::{DateTime, Utc};
+use domain::alarms::AlarmService;
+use domain::deliveries::{DeliveryService, NewDelivery};
+use domain::devices::{Device, DeviceKind, DeviceRepo, DeviceService};
+use domain::homes::{Home, HomeRepo, Room};
+use domain::ids::{DeviceId, IntegrationId, TenantId};
+use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
+use domain::limits::RateLimiter;
+use domain::security::SecretBox;
+use domain::{Actor, DomainError, DomainResult};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -80,7 +80,7 @@ pub struct DingdingPorts {
     pub alarms: AlarmService,
     pub limiter: Arc<dyn RateLimiter>,
     pub secrets: Arc<dyn SecretBox>,
-    pub tickets: crate::tickets::TicketService,
+    pub tickets: domain::tickets::TicketService,
 }
 
 /// The Dingding use cases.
@@ -96,7 +96,7 @@ pub struct DingdingService {
     pub(super) alarms: AlarmService,
     pub(super) limiter: Arc<dyn RateLimiter>,
     pub(super) secrets: Arc<dyn SecretBox>,
-    pub(super) tickets: crate::tickets::TicketService,
+    pub(super) tickets: domain::tickets::TicketService,
 }
 
 fn check_password(p: &str) -> DomainResult<()> {
@@ -553,7 +553,7 @@ impl DingdingService {
             }
             MeterCommand::SetPriceWay => {
                 let way = params.get("way").and_then(Value::as_str).unwrap_or_default();
-                crate::tariffs::PriceWay::parse(way)
+                domain::tariffs::PriceWay::parse(way)
                     .map_err(|_| DomainError::invalid("params.way", "HOME, UNIFIED or ROOM"))?;
             }
             MeterCommand::SetPayType => {
@@ -728,7 +728,7 @@ impl DingdingService {
     pub async fn external_id_for_room(
         &self,
         actor: &Actor,
-        home: crate::ids::HomeId,
+        home: domain::ids::HomeId,
         given: Option<String>,
     ) -> DomainResult<Option<String>> {
         let tenant = actor.require_reader()?;
@@ -763,8 +763,8 @@ impl DingdingService {
 /// Input of `authorizeRoomBluetooth` / `revokeRoomBluetooth` (14.1, 14.2).
 #[derive(Debug, Clone)]
 pub struct BluetoothInput {
-    pub home_id: crate::ids::HomeId,
-    pub room_ids: Vec<crate::ids::RoomId>,
+    pub home_id: domain::ids::HomeId,
+    pub room_ids: Vec<domain::ids::RoomId>,
     pub phone: String,
     /// 1 manage, 2 open by bluetooth.
     pub auth_type: i64,
@@ -825,8 +825,8 @@ impl DingdingService {
     ///
     /// # Errors
     /// `Unknown` when the delivery cannot be written.
-    pub async fn ticket_saved(&self, tenant: TenantId, t: &crate::tickets::Ticket) -> DomainResult<()> {
-        use crate::tickets::{TicketKind, WORK_ORDER_STATE_CODES};
+    pub async fn ticket_saved(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<()> {
+        use domain::tickets::{TicketKind, WORK_ORDER_STATE_CODES};
         if !matches!(t.kind, TicketKind::Installation | TicketKind::Repair) {
             return Ok(());
         }

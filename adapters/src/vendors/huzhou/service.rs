@@ -7,16 +7,16 @@ use super::{
     DuePush, ELEV_PARAS, ELEV_THINGS, ELEVATOR_FAULT, HuzhouRepo, LIFT_ALARM, LIFT_MAINTAIN, MAX_ITEMS,
     SubscriptionWindow, TRAP_FAULT, request_id,
 };
-use crate::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
-use crate::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
-use crate::devices::{Device, DeviceObserver, DeviceRepo};
-use crate::ids::{DeliveryId, IntegrationId, TenantId};
-use crate::integrations::{Integration, IntegrationKind, IntegrationRepo};
-use crate::tickets::{Ticket, TicketKind, TicketObserver};
-use crate::ttl::{CONFIG_TTL, TtlCache};
-use crate::{DomainError, DomainResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use domain::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
+use domain::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
+use domain::devices::{Device, DeviceObserver, DeviceRepo};
+use domain::ids::{DeliveryId, IntegrationId, TenantId};
+use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
+use domain::tickets::{Ticket, TicketKind, TicketObserver};
+use domain::ttl::{CONFIG_TTL, TtlCache};
+use domain::{DomainError, DomainResult};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
