@@ -16,4 +16,5 @@ pub mod error;
 pub mod graphql;
 pub mod hooks;
 pub mod ops;
+pub mod state;
 pub mod telemetry;

@@ -1,0 +1,298 @@
+//! The application state: every service built once, every observer wired once, so a
+//! change reaches the same observers (subscriptions, outbound pushes) whatever its origin:
+//! a GraphQL mutation, a vendor callback or a periodic job.
+
+use crate::auth::Jwt;
+use crate::config::Config;
+use crate::graphql::{self, AppSchema};
+use crate::ops;
+use adapters::bus::Bus;
+use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
+use adapters::db::repos::{
+    SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeliveryRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo,
+    SqlIntegrationRepo, SqlScheduledRunRepo, SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
+};
+use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
+use anyhow::Context as _;
+use domain::alarms::AlarmService;
+use domain::audit::AuditService;
+use domain::deliveries::{DeliveryPorts, DeliveryService};
+use domain::devices::DeviceService;
+use domain::events::InboundEventService;
+use domain::homes::HomeService;
+use domain::integrations::IntegrationService;
+use domain::limits::RateLimiter;
+use domain::schedules::{HeartbeatCheck, ScheduledJob, SchedulerService};
+use domain::security::{LoginThrottle, PasswordHasher};
+use domain::tariffs::TariffService;
+use domain::tenants::TenantService;
+use domain::tickets::TicketService;
+use domain::tokens::{TokenCache, TokenProvider};
+use domain::users::{AuthService, UserService};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Everything a request handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: adapters::db::Db,
+    pub redis: Option<redis::aio::ConnectionManager>,
+    pub tenants: TenantService,
+    pub users: UserService,
+    pub auth: AuthService,
+    pub integrations: IntegrationService,
+    pub devices: DeviceService,
+    pub homes: HomeService,
+    pub alarms: AlarmService,
+    pub tariffs: TariffService,
+    pub tickets: TicketService,
+    /// Dingding locks, meters and callbacks.
+    pub dingding: adapters::vendors::dingding::DingdingService,
+    /// Dingding callbacks waiting when a burst outruns processing.
+    pub dingding_backlog: Arc<crate::hooks::DingdingBacklog>,
+    pub deliveries: DeliveryService,
+    pub scheduler: SchedulerService,
+    /// Huzhou elevator data center: fault pushes, the pull API, live subscriptions.
+    pub huzhou: adapters::vendors::huzhou::HuzhouService,
+    /// Vendor tokens, fetched once across workers and refreshed before they expire.
+    pub tokens: Arc<TokenProvider>,
+    /// Per-key rate limits (Redis when configured).
+    pub limiter: Arc<dyn RateLimiter>,
+    pub jobs: jobs::JobStore,
+    pub worker_settings: jobs::WorkerSettings,
+    pub events: InboundEventService,
+    pub audit: AuditService,
+    pub bus: Bus,
+    pub jwt: Arc<Jwt>,
+    pub schema: AppSchema,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// Starts the delivery workers and the scheduler (periodic jobs and the sweep); they
+    /// stop with the shutdown token, letting attempts in flight finish. The handle resolves
+    /// when the workers have stopped.
+    pub fn spawn_workers(&self) -> tokio::task::JoinHandle<()> {
+        let name = format!("{}-scheduler-{}", self.worker_settings.queue, std::process::id());
+        let (scheduler, tick, shutdown) = (self.scheduler.clone(), self.config.scheduler_tick, self.shutdown.clone());
+        let ticking = tokio::spawn(async move {
+            if let Err(e) = jobs::run_scheduler(scheduler, tick, name, shutdown).await {
+                tracing::error!(error = ?e, "scheduler stopped");
+            }
+        });
+        let (huzhou, shutdown) = (self.huzhou.clone(), self.shutdown.clone());
+        let live = tokio::spawn(jobs::run_live_ticker(huzhou, std::time::Duration::from_millis(100), shutdown));
+        let (store, service, settings, shutdown) =
+            (self.jobs.clone(), self.deliveries.clone(), self.worker_settings.clone(), self.shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.run_workers(service, settings, shutdown).await {
+                tracing::error!(error = ?e, "delivery workers stopped");
+            }
+            let _ = ticking.await;
+            let _ = live.await;
+        })
+    }
+
+    /// Connects the database (applying migrations) and Redis, wires the services, and
+    /// creates the configured platform admin if missing.
+    ///
+    /// # Errors
+    /// When a store is unreachable or a migration fails.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let db = adapters::db::connect(&config.database_url).await?;
+        adapters::db::migrate(&db).await?;
+        let redis = match &config.redis_url {
+            Some(url) => Some(adapters::redis_store::connect(url).await?),
+            None => None,
+        };
+        let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new()?);
+        let secrets = Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
+        let throttle: Arc<dyn LoginThrottle> = match &redis {
+            Some(conn) => Arc::new(RedisLoginThrottle::new(conn.clone())),
+            None => Arc::new(MemoryLoginThrottle::default()),
+        };
+        let tenant_repo = Arc::new(SqlTenantRepo::new(db.clone()));
+        let user_repo = Arc::new(SqlUserRepo::new(db.clone()));
+        let integration_repo = Arc::new(SqlIntegrationRepo::new(db.clone()));
+        let key_repo = Arc::new(SqlApiKeyRepo::new(db.clone()));
+        let home_repo = Arc::new(SqlHomeRepo::new(db.clone()));
+        let device_repo = Arc::new(SqlDeviceRepo::new(db.clone()));
+        let bus = match (&config.redis_url, &redis) {
+            (Some(url), Some(conn)) => Bus::redis(url, conn.clone(), shutdown.clone())?,
+            _ => Bus::local(),
+        };
+        let bus_port: Arc<dyn domain::bus::EventBus> = Arc::new(bus.clone());
+        let tariff_repo = Arc::new(SqlTariffRepo::new(db.clone()));
+        let ticket_repo = Arc::new(SqlTicketRepo::new(db.clone()));
+        let files: Arc<dyn domain::tickets::FileStore> =
+            Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files")));
+        let job_store = jobs::JobStore::open(&db, redis.clone()).await.context("opening the job storage")?;
+        let worker_settings = jobs::WorkerSettings {
+            queue: config.job_queue.clone(),
+            heartbeat: config.job_heartbeat,
+            poll: config.job_poll,
+            concurrency: config.delivery_concurrency,
+        };
+        let queue: Arc<dyn domain::deliveries::DeliveryQueue> = Arc::new(job_store.queue(&worker_settings));
+        let (token_cache, limiter): (Arc<dyn TokenCache>, Arc<dyn RateLimiter>) = match &redis {
+            Some(conn) => (
+                Arc::new(adapters::cache::RedisTokenCache::new(conn.clone())),
+                Arc::new(adapters::cache::RedisRateLimiter::new(conn.clone())),
+            ),
+            None => (
+                Arc::new(adapters::cache::MemoryTokenCache::default()),
+                Arc::new(adapters::cache::MemoryRateLimiter::default()),
+            ),
+        };
+        let alarms = AlarmService::new(
+            Arc::new(SqlAlarmRepo::new(db.clone())),
+            device_repo.clone(),
+            ticket_repo.clone(),
+            bus_port.clone(),
+        )
+        .with_outbound(integration_repo.clone(), queue.clone());
+        let integrations = IntegrationService::new(integration_repo.clone(), key_repo, secrets);
+        let http = adapters::vendors::http_client(std::time::Duration::from_secs(15))?;
+        let tokens = Arc::new(TokenProvider::new(token_cache));
+        let huzhou_sender =
+            adapters::vendors::huzhou::HuzhouSender::new(http.clone(), integrations.clone(), tokens.clone());
+        let senders = config.senders.clone().or_with(
+            adapters::vendors::webhook::PREFIX,
+            Arc::new(adapters::vendors::webhook::WebhookSender::new(http, integrations.clone())),
+            config.vendor_concurrency,
+        );
+        // Dingding (PROTOCOLS.md 3): the sender of its state-changing calls, its reads, its use cases.
+        let dingding_repo = Arc::new(adapters::db::repos::SqlDingdingRepo::new(db.clone()));
+        let dingding_secrets: Arc<dyn domain::security::SecretBox> =
+            Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
+        let dingding_client = adapters::vendors::dingding::client::Client::new(
+            adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
+            tokens.clone(),
+            integrations.clone(),
+        );
+        let dingding_sender = adapters::vendors::dingding::DingdingSender::new(
+            dingding_client.clone(),
+            adapters::vendors::dingding::Outcomes::new(dingding_repo.clone(), dingding_secrets.clone()),
+        );
+        let senders =
+            senders.or_with(adapters::vendors::dingding::PREFIX, Arc::new(dingding_sender), config.vendor_concurrency);
+        let senders =
+            senders.or_with(adapters::vendors::huzhou::PREFIX, Arc::new(huzhou_sender), config.vendor_concurrency);
+        let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
+        let deliveries = DeliveryService::new(
+            DeliveryPorts {
+                repo: Arc::new(SqlDeliveryRepo::with_bookkeeping(
+                    db.clone(),
+                    adapters::db::connect_bookkeeping(&config.database_url, &db).await?,
+                )),
+                integrations: integration_repo.clone(),
+                sender: senders.clone(),
+                queue,
+                limiter: limiter.clone(),
+            },
+            alarms.clone(),
+            config.delivery_stale_after,
+        );
+        let huzhou = adapters::vendors::huzhou::HuzhouService::new(adapters::vendors::huzhou::HuzhouPorts {
+            repo: Arc::new(adapters::db::repos::SqlHuzhouRepo::new(db.clone())),
+            devices: device_repo.clone(),
+            integrations: integration_repo.clone(),
+            alarms: alarms.clone(),
+            deliveries: deliveries.clone(),
+            sender: senders,
+        });
+        let scheduler = SchedulerService::new(
+            Arc::new(SqlScheduledRunRepo::new(db.clone())),
+            integration_repo.clone(),
+            deliveries.clone(),
+            format!("{}-{}", config.job_queue, std::process::id()),
+            config.sweep_every,
+        )
+        .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
+        .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
+        .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));
+        // Built once: every change, from GraphQL or from a vendor, reaches the same observers.
+        let devices =
+            DeviceService::new(device_repo.clone(), integration_repo.clone(), home_repo.clone(), bus_port.clone())
+                .with_observer(Arc::new(huzhou.clone()));
+        let tickets = TicketService::new(
+            ticket_repo.clone(),
+            files,
+            device_repo.clone(),
+            home_repo.clone(),
+            integration_repo.clone(),
+        )
+        .with_observer(Arc::new(huzhou.clone()));
+        let dingding = adapters::vendors::dingding::DingdingService::new(adapters::vendors::dingding::DingdingPorts {
+            repo: dingding_repo,
+            api: Arc::new(adapters::vendors::dingding::DingdingReads::new(dingding_client)),
+            devices: devices.clone(),
+            device_repo: device_repo.clone(),
+            homes: home_repo.clone(),
+            integrations: integration_repo.clone(),
+            deliveries: deliveries.clone(),
+            alarms: alarms.clone(),
+            limiter: limiter.clone(),
+            secrets: dingding_secrets,
+            tickets: tickets.clone(),
+        });
+        let scheduler = scheduler
+            .with_job(ScheduledJob::Sync, Arc::new(adapters::vendors::dingding::DingdingSync::new(dingding.clone())));
+        let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
+        let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
+        let dingding_backlog = crate::hooks::DingdingBacklog::start(
+            dingding.clone(),
+            events.clone(),
+            config.database_url.starts_with("sqlite"),
+            shutdown.clone(),
+        );
+        let state = Self {
+            tenants: TenantService::new(tenant_repo.clone()),
+            auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),
+            integrations,
+            devices,
+            tariffs: TariffService::new(
+                tariff_repo.clone(),
+                tariff_repo,
+                device_repo.clone(),
+                home_repo.clone(),
+                integration_repo.clone(),
+            ),
+            tickets,
+            homes: HomeService::new(home_repo, integration_repo),
+            dingding,
+            dingding_backlog,
+            alarms,
+            deliveries,
+            scheduler,
+            huzhou,
+            tokens,
+            limiter,
+            jobs: job_store,
+            worker_settings,
+            events,
+            audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
+            bus,
+            users,
+            jwt: Arc::new(Jwt::new(config.jwt_secret.expose_secret().as_bytes())),
+            schema: graphql::schema(),
+            metrics: ops::metrics_handle()?,
+            config: Arc::new(config),
+            db,
+            redis,
+            shutdown,
+        };
+        if let Some((email, password)) = &state.config.admin {
+            let (admin, created) = state
+                .users
+                .ensure_platform_admin(email, password.expose_secret())
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the platform admin from LINKYARD_ADMIN_EMAIL: {e}"))?;
+            tracing::info!(user_id = %admin.id, created, "platform admin ready");
+        }
+        Ok(state)
+    }
+}
