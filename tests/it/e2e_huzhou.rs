@@ -328,7 +328,9 @@ async fn push(
         record(&mut st, "301");
         return (axum::http::StatusCode::OK, ret("301"));
     }
-    let key = format!("{action}:{}", info["unique_id"].as_str().unwrap_or_default());
+    // 7.7 names its elevator inside its one-item list.
+    let unique_id = info["unique_id"].as_str().or_else(|| info["rt_paras"][0]["unique_id"].as_str());
+    let key = format!("{action}:{}", unique_id.unwrap_or_default());
     if st.reject.contains(&key) {
         record(&mut st, "330");
         return (axum::http::StatusCode::OK, ret("330"));
@@ -970,4 +972,36 @@ async fn a_slot_reads_live_state_with_its_pushes_and_sees_ends_written_after_its
     assert!(repo.changed_since(2_400).await.expect("changed").iter().any(|w| w.unique_id == "204150"));
     repo.prune(10_000 + 61_000).await.expect("prune");
     assert!(repo.changed_since(0).await.expect("changed").iter().all(|w| w.integration_id != integration));
+}
+
+/// 7.7 pushes of one elevator arrive in the order of its changes: round after round, the
+/// first push of three quick renames fails once (HTTP 500) and is retried, and still the
+/// later names wait for it instead of overtaking it.
+#[tokio::test]
+async fn parameter_pushes_of_one_elevator_arrive_in_the_order_of_the_changes() {
+    let s = setup().await;
+    let q = "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }";
+    let mut sent = Vec::new();
+    for round in 0..20 {
+        s.dc.st().fail.insert("put_ie_elev_paras:ord-1".into(), 1);
+        for step in 0..3 {
+            let name = format!("round {round} step {step}");
+            let i = json!({"integrationId": s.integration, "externalId": "ord-1", "kind": "ELEVATOR", "name": name,
+                           "attributes": {"providerId": "P-1", "address": "湖州市"}});
+            let r = s.gql(q, json!({"i": i})).await;
+            assert!(r.data()["upsertDevice"]["id"].is_string(), "{}", r.raw);
+            sent.push(name);
+        }
+        let dc = s.dc.clone();
+        let want = sent.len();
+        until("the round's pushes", || dc.pushes("put_ie_elev_paras").len() == want).await;
+    }
+    let arrived: Vec<String> =
+        s.dc.pushes("put_ie_elev_paras")
+            .iter()
+            .map(|p| p.info["rt_paras"][0]["elev_name"].as_str().unwrap_or_default().to_owned())
+            .collect();
+    assert_eq!(arrived, sent, "7.7 pushes arrived out of the order of the changes");
+    assert_eq!(s.dc.all("put_ie_elev_paras").len(), sent.len() + 20, "one failed attempt per round");
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
 }

@@ -385,3 +385,29 @@ async fn with_redis_a_change_made_on_one_process_reaches_subscribers_of_another(
     assert_eq!(c["alarm"]["kind"], "ELEVATOR_DOOR_FAULT");
     drop(child);
 }
+
+/// A change that starts from a vendor callback (a Dingding lock reporting its battery)
+/// reaches subscribers the way one made through GraphQL does: the same event, carrying the
+/// device as it is now.
+#[tokio::test]
+async fn a_dingding_originated_device_change_emits_the_same_event_as_a_graphql_one() {
+    const SUB: &str = "subscription{ deviceChanged{ id name externalId homeId battery } }";
+    let s = crate::e2e_dingding::setup().await;
+    let api = Api::of(&s.app);
+    let token = s.tenant.admin_token.clone();
+    let (etc, _) = equipped(&s.app, &s.tenant).await;
+    let mut ws = Ws::subscribe(&s.app.base, bearer(&token), SUB).await;
+    let warm = devices_live(&mut ws, &api, &token, &etc).await;
+
+    let lock = s.device("sub-lock-1", "LOCK", json!({})).await;
+    let from_graphql = ws.expect("deviceChanged", &lock, &warm).await;
+    assert_eq!(from_graphql["externalId"], "sub-lock-1", "{from_graphql}");
+
+    let body = json!({"event": "batteryAsync", "time": chrono::Utc::now().timestamp_millis(), "uuid": "sub-lock-1",
+                      "home_id": "dd-h", "detail": {"battery": "42"}});
+    assert_eq!(s.callback(body).await, (200, json!({"ErrNo": 0, "ErrMsg": "ok"})));
+    let from_callback = ws.expect("deviceChanged", &lock, &warm).await;
+    assert_eq!(from_callback["battery"], 42, "the change carries the device as the callback left it");
+    let same = |v: &Value| json!([v["id"], v["name"], v["externalId"], v["homeId"]]);
+    assert_eq!(same(&from_callback), same(&from_graphql), "the same event as a GraphQL change");
+}

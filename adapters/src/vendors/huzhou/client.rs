@@ -135,24 +135,8 @@ impl HuzhouSender {
             .await
             .map_err(|err| DomainError::Unknown(anyhow::anyhow!("token request: {}", transport(&err))))?;
         let status = resp.status();
-        let answer: TokenAnswer = resp
-            .json()
-            .await
-            .map_err(|_| DomainError::Unknown(anyhow::anyhow!("token request: HTTP {status}, unreadable answer")))?;
-        let code = map::code_text(&answer.ret_status.ret_code);
-        let msg = answer.ret_status.ret_msg.unwrap_or_default();
-        match answer.ret_data {
-            Some(data) if code == "200" && !data.app_token.is_empty() => {
-                let secs = data.token_valid_time.as_ref().map(map::code_text).and_then(|s| s.parse::<i64>().ok());
-                let secs = secs.filter(|s| *s > 0).unwrap_or(7200);
-                Ok(CachedToken::new(data.app_token, Utc::now() + chrono::Duration::seconds(secs)))
-            }
-            // 300 (application or keys invalid), 310 (bad sign): no retry fixes them.
-            _ if code == "300" || code == "310" => {
-                Err(DomainError::invalid("credentials", format!("token refused: ret_code {code}: {msg}")))
-            }
-            _ => Err(DomainError::Unknown(anyhow::anyhow!("token refused: ret_code {code}: {msg}"))),
-        }
+        let body = resp.text().await.unwrap_or_default();
+        token_outcome(status.as_u16(), &body, Utc::now())
     }
 
     async fn token(&self, e: &Endpoint, integration: IntegrationId, fresh: bool) -> DomainResult<String> {
@@ -257,10 +241,56 @@ impl DeliverySender for HuzhouSender {
     }
 }
 
+/// What a token answer (3.2) means: the token and its expiry; `Invalid("credentials")` for
+/// the refusals no retry fixes (300 application or keys invalid, 310 bad sign), whatever
+/// `ret_data` holds (the data center sends `{}` with them); `Unknown` (retried) otherwise.
+fn token_outcome(status: u16, body: &str, now: chrono::DateTime<Utc>) -> DomainResult<CachedToken> {
+    let answer: TokenAnswer = serde_json::from_str(body)
+        .map_err(|_| DomainError::Unknown(anyhow::anyhow!("token request: HTTP {status}, unreadable answer")))?;
+    let code = map::code_text(&answer.ret_status.ret_code);
+    let msg = answer.ret_status.ret_msg.unwrap_or_default();
+    match answer.ret_data {
+        Some(data) if code == "200" && !data.app_token.is_empty() => {
+            let secs = data.token_valid_time.as_ref().map(map::code_text).and_then(|s| s.parse::<i64>().ok());
+            let secs = secs.filter(|s| *s > 0).unwrap_or(7200);
+            Ok(CachedToken::new(data.app_token, now + chrono::Duration::seconds(secs)))
+        }
+        _ if code == "300" || code == "310" => {
+            Err(DomainError::invalid("credentials", format!("token refused: ret_code {code}: {msg}")))
+        }
+        _ => Err(DomainError::Unknown(anyhow::anyhow!("token refused: ret_code {code}: {msg}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::classify;
+    use super::{classify, token_outcome};
+    use domain::DomainError;
     use domain::deliveries::Verdict;
+
+    #[test]
+    fn token_refusals_with_empty_ret_data_are_read_and_permanent() {
+        let now = chrono::Utc::now();
+        for code in ["300", "310"] {
+            let body = format!(r#"{{"ret_status":{{"ret_code":"{code}","ret_msg":"refused"}},"ret_data":{{}}}}"#);
+            match token_outcome(200, &body, now) {
+                Err(DomainError::Invalid { field, message }) => {
+                    assert_eq!(field, "credentials");
+                    assert!(message.contains(code) && message.contains("refused"), "{message}");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+        let busy = r#"{"ret_status":{"ret_code":"500","ret_msg":"busy"},"ret_data":{}}"#;
+        assert!(
+            matches!(token_outcome(200, busy, now), Err(DomainError::Unknown(_))),
+            "a temporary refusal is retried"
+        );
+        assert!(matches!(token_outcome(502, "<html>", now), Err(DomainError::Unknown(_))));
+        let ok = r#"{"ret_status":{"ret_code":"200"},"ret_data":{"app_token":"t-1","token_valid_time":"60"}}"#;
+        let t = token_outcome(200, ok, now).expect("token");
+        assert_eq!(t.expires_at, now + chrono::Duration::seconds(60));
+    }
 
     #[test]
     fn return_codes_are_classified_as_the_seed_says() {

@@ -209,14 +209,39 @@ impl HuzhouService {
     }
 
     async fn push(&self, tenant: TenantId, integration: IntegrationId, kind: &str, payload: Value) -> DomainResult<()> {
+        self.push_in_order(tenant, integration, kind, payload, None).await
+    }
+
+    /// A push that leaves only after the earlier ones of its `order` key have finished.
+    async fn push_in_order(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        kind: &str,
+        payload: Value,
+        order: Option<String>,
+    ) -> DomainResult<()> {
         let input = NewDelivery {
             integration_id: integration,
             kind: kind.to_owned(),
             idempotency_key: request_id(),
-            order_key: None,
+            order_key: order,
             payload,
         };
         self.p.deliveries.enqueue(tenant, input).await.map(|_| ())
+    }
+
+    /// 7.7 for one elevator: its pushes leave in the order of the changes (a newer name never
+    /// overtaken by an older one), one order key per device.
+    async fn paras(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        device: &Device,
+        item: Value,
+    ) -> DomainResult<()> {
+        let order = Some(format!("paras:{}", device.id));
+        self.push_in_order(tenant, integration, ELEV_PARAS, json!({"rt_paras": [item]}), order).await
     }
 
     /// 7.1: checks the data center's key and secret (the integration's `inboundAppKey` and
@@ -562,11 +587,11 @@ impl TicketObserver for HuzhouService {
                             fields.get("rescue_url").and_then(state::text).or_else(|| state::attr(d, "rescueUrl"));
                         if let Some(url) = url.filter(|u| !u.is_empty()) {
                             let item = state::paras_item(d, Some(&url));
-                            self.push(tenant, integration.id, ELEV_PARAS, json!({"rt_paras": [item]})).await?;
+                            self.paras(tenant, integration.id, d, item).await?;
                         }
                     } else if ended_now && before.is_some() {
                         let item = state::paras_item(d, Some("#"));
-                        self.push(tenant, integration.id, ELEV_PARAS, json!({"rt_paras": [item]})).await?;
+                        self.paras(tenant, integration.id, d, item).await?;
                     }
                 }
                 if became("CLOSED") {
@@ -591,6 +616,6 @@ impl DeviceObserver for HuzhouService {
         if before.is_some_and(|b| state::static_params(b) == state::static_params(after)) {
             return Ok(());
         }
-        self.push(tenant, integration.id, ELEV_PARAS, json!({"rt_paras": [state::paras_item(after, None)]})).await
+        self.paras(tenant, integration.id, after, state::paras_item(after, None)).await
     }
 }

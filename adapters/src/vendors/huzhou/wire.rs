@@ -24,6 +24,8 @@ pub(super) struct TokenAnswer {
 
 #[derive(Debug, Deserialize)]
 pub(super) struct TokenData {
+    /// Absent in a refusal (`"ret_data": {}`).
+    #[serde(default)]
     pub app_token: String,
     /// Seconds, `"7200"` by default.
     #[serde(default)]
