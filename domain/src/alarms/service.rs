@@ -154,7 +154,7 @@ impl AlarmService {
     }
 
     /// The same, with the vendor deliveries `extra` plans written in the raise's own
-    /// transaction beside the webhooks' (Huzhou `lift_alarm`).
+    /// transaction beside the webhooks' (a vendor's fault notice).
     ///
     /// # Errors
     /// `Unknown` on storage failure.
@@ -206,7 +206,7 @@ impl AlarmService {
     }
 
     /// The same, with the vendor deliveries `extra` plans written in the clear's own
-    /// transaction (Huzhou `lift_alarm` recovery); nothing is planned when none is open.
+    /// transaction (a vendor's recovery notice); nothing is planned when none is open.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
