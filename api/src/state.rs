@@ -223,9 +223,18 @@ impl AppState {
         .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
         .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));
         // Built once: every change, from GraphQL or from a vendor, reaches the same observers.
+        // Outbound: every change is written with the deliveries each vendor module plans for
+        // it, in one unit of work. One registration line per vendor planner.
+        let units: Arc<dyn domain::ingest::UnitOfWork> = Arc::new(adapters::db::repos::SqlUnitOfWork::new(db.clone()));
+        let outbound = domain::outbound::Outbound::new(units.clone(), Some(queue.clone()))
+            .with_planner(Arc::new(huzhou.clone()))
+            .with_planner(Arc::new(adapters::vendors::dingding::DingdingMirror::new(
+                integration_repo.clone(),
+                home_repo.clone(),
+            )));
         let devices =
             DeviceService::new(device_repo.clone(), integration_repo.clone(), home_repo.clone(), bus_port.clone())
-                .with_observer(Arc::new(huzhou.clone()));
+                .with_outbound(outbound.clone());
         let tickets = TicketService::new(
             ticket_repo.clone(),
             files,
@@ -233,7 +242,7 @@ impl AppState {
             home_repo.clone(),
             integration_repo.clone(),
         )
-        .with_observer(Arc::new(huzhou.clone()));
+        .with_outbound(outbound.clone());
         let dingding = adapters::vendors::dingding::DingdingService::new(adapters::vendors::dingding::DingdingPorts {
             repo: dingding_repo,
             api: Arc::new(adapters::vendors::dingding::DingdingReads::new(dingding_client)),
@@ -251,7 +260,7 @@ impl AppState {
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
         let ingest = domain::ingest::IngestService::new(
-            Arc::new(adapters::db::repos::SqlUnitOfWork::new(db.clone())),
+            units,
             devices.clone(),
             alarms.clone(),
             bus_port.clone(),
@@ -294,7 +303,7 @@ impl AppState {
                 integration_repo.clone(),
             ),
             tickets,
-            homes: HomeService::new(home_repo, integration_repo),
+            homes: HomeService::new(home_repo, integration_repo).with_outbound(outbound),
             dingding,
             inbound,
             inbound_backlog,

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod ingest;
 pub mod integrations;
 pub mod limits;
+pub mod outbound;
 pub mod page;
 pub mod schedules;
 pub mod security;

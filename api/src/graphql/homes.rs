@@ -147,7 +147,7 @@ impl HomeMutation {
         let actor = actor(ctx)?;
         let integration_id =
             input.integration_id.as_ref().map(|i| parse_id::<IntegrationId>("integrationId", i)).transpose()?;
-        // A Dingding home needs its `home_id` there (5.1); it is mirrored once created.
+        // A vendor's home may need its id there before it is mirrored (Dingding 5.1).
         let external_id =
             state(ctx).dingding.external_id_for_home(&actor, integration_id, input.external_id).await.gql()?;
         let new = NewHome {
@@ -158,7 +158,6 @@ impl HomeMutation {
             attributes: input.attributes.map_or(serde_json::Value::Null, |j| j.0),
         };
         let home = state(ctx).homes.add_home(&actor, new).await.gql()?;
-        state(ctx).dingding.home_added(home.tenant_id, &home).await.gql()?;
         Ok(home.into())
     }
 
@@ -168,7 +167,6 @@ impl HomeMutation {
         let external_id = state(ctx).dingding.external_id_for_room(&actor, home_id, input.external_id).await.gql()?;
         let new = NewRoom { home_id, external_id, name: input.name };
         let room = state(ctx).homes.add_room(&actor, new).await.gql()?;
-        state(ctx).dingding.room_added(room.tenant_id, &room).await.gql()?;
         Ok(room.into())
     }
 }

@@ -217,8 +217,6 @@ impl TicketMutation {
             external_id: input.external_id,
         };
         let ticket = state(ctx).tickets.save(&actor(ctx)?, input).await.gql()?;
-        // INSTALLATION and REPAIR tickets of a Dingding integration are its work orders.
-        state(ctx).dingding.ticket_saved(ticket.tenant_id, &ticket).await.gql()?;
         Ok(ticket.into())
     }
 

@@ -6,5 +6,5 @@ mod ports;
 mod service;
 
 pub use models::{Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Reading, UpsertDevice};
-pub use ports::{DeviceObserver, DeviceRepo};
+pub use ports::DeviceRepo;
 pub use service::{DeviceService, MAX_READINGS, UpsertDeviceInput};

@@ -48,13 +48,3 @@ pub trait DeviceRepo: Send + Sync {
         last: u64,
     ) -> DomainResult<Vec<Reading>>;
 }
-
-/// Told about every device upsert (vendor modules push parameter changes).
-#[async_trait]
-pub trait DeviceObserver: Send + Sync {
-    /// After a create (`before` is `None`) or an update.
-    ///
-    /// # Errors
-    /// Logged by the caller; the upsert itself stands.
-    async fn upserted(&self, tenant: TenantId, before: Option<&Device>, after: &Device) -> DomainResult<()>;
-}

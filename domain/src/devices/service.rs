@@ -31,7 +31,7 @@ pub struct DeviceService {
     integrations: Arc<dyn IntegrationRepo>,
     homes: Arc<dyn HomeRepo>,
     bus: Arc<dyn EventBus>,
-    observers: Vec<Arc<dyn super::DeviceObserver>>,
+    outbound: Option<crate::outbound::Outbound>,
 }
 
 impl DeviceService {
@@ -41,7 +41,7 @@ impl DeviceService {
         homes: Arc<dyn HomeRepo>,
         bus: Arc<dyn EventBus>,
     ) -> Self {
-        Self { repo, integrations, homes, bus, observers: Vec::new() }
+        Self { repo, integrations, homes, bus, outbound: None }
     }
 
     /// The same service over a unit of work's repository, publishing to `bus` (held
@@ -51,10 +51,11 @@ impl DeviceService {
         Self { repo, bus, ..self.clone() }
     }
 
-    /// Tells `observer` about every upsert.
+    /// Writes upserts in units of work with the deliveries the vendor modules plan for
+    /// them (`Message::DeviceSaved`).
     #[must_use]
-    pub fn with_observer(mut self, observer: Arc<dyn super::DeviceObserver>) -> Self {
-        self.observers.push(observer);
+    pub fn with_outbound(mut self, outbound: crate::outbound::Outbound) -> Self {
+        self.outbound = Some(outbound);
         self
     }
 
@@ -102,17 +103,17 @@ impl DeviceService {
             room_id: input.room_id,
             attributes,
         };
-        let before = match self.observers.is_empty() {
-            true => None,
-            false => self.repo.find_by_external(tenant, up.integration_id, up.external_id.as_str()).await?,
+        let Some(out) = &self.outbound else {
+            let (device, created) = self.repo.upsert(tenant, up).await?;
+            self.changed(&device);
+            return Ok((device, created));
         };
-        let (device, created) = self.repo.upsert(tenant, up).await?;
+        let unit = out.begin().await?;
+        let before = unit.devices().find_by_external(tenant, up.integration_id, up.external_id.as_str()).await?;
+        let (device, created) = unit.devices().upsert(tenant, up).await?;
+        let saved = crate::outbound::Message::DeviceSaved { before, after: device.clone() };
+        out.commit(unit, tenant, &[saved]).await?;
         self.changed(&device);
-        for o in &self.observers {
-            if let Err(e) = o.upserted(tenant, before.as_ref(), &device).await {
-                tracing::warn!(error = %e, device_id = %device.id, "device observer failed");
-            }
-        }
         Ok((device, created))
     }
 

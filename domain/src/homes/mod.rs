@@ -88,11 +88,20 @@ fn check_name(field: &str, name: &str) -> DomainResult<String> {
 pub struct HomeService {
     repo: Arc<dyn HomeRepo>,
     integrations: Arc<dyn crate::integrations::IntegrationRepo>,
+    outbound: Option<crate::outbound::Outbound>,
 }
 
 impl HomeService {
     pub fn new(repo: Arc<dyn HomeRepo>, integrations: Arc<dyn crate::integrations::IntegrationRepo>) -> Self {
-        Self { repo, integrations }
+        Self { repo, integrations, outbound: None }
+    }
+
+    /// Writes new homes and rooms in units of work with the deliveries the vendor modules
+    /// plan for them (a mirrored vendor home gets its `HomeAdded`, `RoomAdded`).
+    #[must_use]
+    pub fn with_outbound(mut self, outbound: crate::outbound::Outbound) -> Self {
+        self.outbound = Some(outbound);
+        self
     }
 
     /// # Errors
@@ -108,7 +117,11 @@ impl HomeService {
         if let Some(i) = input.integration_id {
             self.integrations.get(tenant, i).await?.ok_or(DomainError::NotFound("integration"))?;
         }
-        self.repo.create_home(tenant, input).await
+        let Some(out) = &self.outbound else { return self.repo.create_home(tenant, input).await };
+        let unit = out.begin().await?;
+        let home = unit.homes().create_home(tenant, input).await?;
+        out.commit(unit, tenant, &[crate::outbound::Message::HomeAdded(home.clone())]).await?;
+        Ok(home)
     }
 
     /// # Errors
@@ -116,8 +129,12 @@ impl HomeService {
     pub async fn add_room(&self, actor: &Actor, mut input: NewRoom) -> DomainResult<Room> {
         let tenant = actor.require_operator()?;
         input.name = check_name("name", &input.name)?;
-        self.repo.get_home(tenant, input.home_id).await?.ok_or(DomainError::NotFound("home"))?;
-        self.repo.create_room(tenant, input).await
+        let home = self.repo.get_home(tenant, input.home_id).await?.ok_or(DomainError::NotFound("home"))?;
+        let Some(out) = &self.outbound else { return self.repo.create_room(tenant, input).await };
+        let unit = out.begin().await?;
+        let room = unit.homes().create_room(tenant, input).await?;
+        out.commit(unit, tenant, &[crate::outbound::Message::RoomAdded { home, room: room.clone() }]).await?;
+        Ok(room)
     }
 
     /// # Errors

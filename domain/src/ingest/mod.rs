@@ -71,6 +71,14 @@ pub trait UnitOfWork: Send + Sync {
 pub trait Unit: Send + Sync {
     fn devices(&self) -> Arc<dyn DeviceRepo>;
     fn alarms(&self) -> Arc<dyn AlarmRepo>;
+    fn homes(&self) -> Arc<dyn crate::homes::HomeRepo>;
+    fn tickets(&self) -> Arc<dyn crate::tickets::TicketRepo>;
+    /// Writes planned deliveries (the outbox); one whose idempotency key its integration
+    /// already used is skipped. Returns the ids written.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn outbox(&self, tenant: TenantId, planned: Vec<NewDelivery>) -> DomainResult<Vec<DeliveryId>>;
     /// Moves a stored event to its final `state` unless it is already PROCESSED or
     /// IGNORED; `false` when it was (applied before). On PostgreSQL a concurrent unit
     /// finishing the same event waits for this one and then gets `false`.

@@ -51,13 +51,3 @@ pub trait FileStore: Send + Sync {
     /// `Unknown` when the store cannot read; `Ok(None)` when absent.
     async fn get(&self, key: &str) -> DomainResult<Option<Vec<u8>>>;
 }
-
-/// Told about every saved ticket (vendor modules push records when they complete).
-#[async_trait]
-pub trait TicketObserver: Send + Sync {
-    /// After a create (`before` is `None`) or an update.
-    ///
-    /// # Errors
-    /// Logged by the caller; the save itself stands.
-    async fn saved(&self, tenant: TenantId, before: Option<&Ticket>, after: &Ticket) -> DomainResult<()>;
-}

@@ -4,6 +4,7 @@ use crate::devices::DeviceRepo;
 use crate::homes::HomeRepo;
 use crate::ids::{DeviceId, FileId, HomeId, IntegrationId, TenantId, TicketId, UserId};
 use crate::integrations::IntegrationRepo;
+use crate::outbound::Message;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -41,7 +42,7 @@ pub struct TicketService {
     devices: Arc<dyn DeviceRepo>,
     homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
-    observers: Vec<Arc<dyn super::TicketObserver>>,
+    outbound: Option<crate::outbound::Outbound>,
 }
 
 fn fields_object(fields: Option<Value>) -> DomainResult<Map<String, Value>> {
@@ -79,22 +80,39 @@ impl TicketService {
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { repo, store, devices, homes, integrations, observers: Vec::new() }
+        Self { repo, store, devices, homes, integrations, outbound: None }
     }
 
-    /// Tells `observer` about every save.
+    /// Writes saves in units of work with the deliveries the vendor modules plan for
+    /// them (`Message::TicketSaved`).
     #[must_use]
-    pub fn with_observer(mut self, observer: Arc<dyn super::TicketObserver>) -> Self {
-        self.observers.push(observer);
+    pub fn with_outbound(mut self, outbound: crate::outbound::Outbound) -> Self {
+        self.outbound = Some(outbound);
         self
     }
 
-    async fn notify(&self, tenant: TenantId, before: Option<&Ticket>, after: &Ticket) {
-        for o in &self.observers {
-            if let Err(e) = o.saved(tenant, before, after).await {
-                tracing::warn!(error = %e, ticket_id = %after.id, "ticket observer failed");
-            }
-        }
+    async fn create(&self, tenant: TenantId, by: Option<UserId>, new: NewTicket) -> DomainResult<Ticket> {
+        let Some(out) = &self.outbound else { return self.repo.create(tenant, new).await };
+        let unit = out.begin().await?;
+        let created = unit.tickets().create(tenant, new).await?;
+        out.commit(unit, tenant, &[Message::TicketSaved { before: None, after: created.clone(), by }]).await?;
+        Ok(created)
+    }
+
+    async fn update(
+        &self,
+        tenant: TenantId,
+        by: Option<UserId>,
+        current: Ticket,
+        update: TicketUpdate,
+    ) -> DomainResult<Ticket> {
+        let Some(out) = &self.outbound else {
+            return self.repo.update(tenant, current.id, &current.status, update).await;
+        };
+        let unit = out.begin().await?;
+        let updated = unit.tickets().update(tenant, current.id, &current.status, update).await?;
+        out.commit(unit, tenant, &[Message::TicketSaved { before: Some(current), after: updated.clone(), by }]).await?;
+        Ok(updated)
     }
 
     /// # Errors
@@ -139,9 +157,7 @@ impl TicketService {
                 external_id: external,
                 created_by: by,
             };
-            let created = self.repo.create(tenant, new).await?;
-            self.notify(tenant, None, &created).await;
-            return Ok(created);
+            return self.create(tenant, by, new).await;
         };
         let current = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("ticket"))?;
         if current.kind != input.kind {
@@ -174,9 +190,7 @@ impl TicketService {
             fields,
             external_id: external.or(current.external_id.clone()),
         };
-        let updated = self.repo.update(tenant, id, &current.status, update).await?;
-        self.notify(tenant, Some(&current), &updated).await;
-        Ok(updated)
+        self.update(tenant, by, current, update).await
     }
 
     /// # Errors

@@ -36,6 +36,29 @@ pub(crate) async fn insert_outbox(
     Ok(out)
 }
 
+/// The same, skipping a delivery whose idempotency key its integration already used (a
+/// change saved again that the vendor already heard of); returns the ids written.
+///
+/// # Errors
+/// `Unknown` on storage failure.
+pub(crate) async fn insert_outbox_once(
+    db: &impl ConnectionTrait,
+    tenant: TenantId,
+    planned: Vec<NewDelivery>,
+) -> DomainResult<Vec<DeliveryId>> {
+    let mut ids = Vec::with_capacity(planned.len());
+    for input in planned {
+        let rows = inserted(
+            d::Entity::insert_many([new_row(tenant, input)])
+                .on_conflict_do_nothing_on([d::Column::IntegrationId, d::Column::IdempotencyKey])
+                .exec_with_returning_many(db)
+                .await,
+        )?;
+        ids.extend(rows.into_iter().map(|m| DeliveryId::from_uuid(m.id)));
+    }
+    Ok(ids)
+}
+
 fn new_row(tenant: TenantId, input: NewDelivery) -> d::ActiveModel {
     let now = Utc::now();
     d::ActiveModel {

@@ -161,7 +161,20 @@ impl DeviceRepo for SqlDeviceRepo {
             created_at: Set(now),
             updated_at: Set(now),
         };
-        match row.insert(&self.db).await {
+        // Inside a unit of work the insert gets a savepoint: a conflict must not abort the unit.
+        let inserted = if self.db.in_unit() {
+            let sp = self.db.begin_write().await.map_err(unknown)?;
+            let r = row.insert(&sp).await;
+            if r.is_ok() {
+                sp.commit().await.map_err(unknown)?
+            } else {
+                sp.rollback().await.map_err(unknown)?
+            }
+            r
+        } else {
+            row.insert(&self.db).await
+        };
+        match inserted {
             Ok(m) => Ok((to_domain(m)?, true)),
             // Created concurrently by another request: update that one instead.
             Err(e) if is_unique_violation(&e) => Box::pin(self.upsert(tenant, input)).await,

@@ -1,28 +1,49 @@
 use crate::db::entities::{
     dingding_lock_passwords as pw, dingding_operations as op, homes as h, rooms as r, tickets as t,
 };
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use crate::vendors::dingding::{
     DeviceOperation, DingdingRepo, LockPassword, LockPasswordId, MeterCommand, OperationId, OperationStage,
     PasswordKind, PasswordOperation, PwdState,
 };
 use async_trait::async_trait;
+use domain::deliveries::NewDelivery;
 use domain::homes::{Home, Room};
+use domain::ids::DeliveryId;
 use domain::ids::{DeviceId, HomeId, IntegrationId, RoomId, TenantId, TicketId};
 use domain::{DomainError, DomainResult};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
 };
+use std::sync::Arc;
 
 /// Dingding lock passwords and device operations in SQL.
 #[derive(Clone)]
 pub struct SqlDingdingRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlDingdingRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: Conn::Pool(db) }
+    }
+
+    /// Runs `save` and writes `send` in one transaction.
+    async fn sending<F, Fut>(&self, tenant: TenantId, send: NewDelivery, save: F) -> DomainResult<DeliveryId>
+    where
+        F: FnOnce(Self) -> Fut,
+        Fut: Future<Output = DomainResult<()>>,
+    {
+        let tx = Arc::new(self.db.begin_write().await.map_err(unknown)?);
+        save(Self { db: Conn::Tx(tx.clone()) }).await?;
+        let sent = super::deliveries::insert_outbox(&*tx, tenant, vec![send]).await?;
+        let tx =
+            Arc::try_unwrap(tx).map_err(|_| DomainError::Unknown(anyhow::anyhow!("a transaction outlived its use")))?;
+        tx.commit().await.map_err(unknown)?;
+        sent.into_iter()
+            .next()
+            .map(|d| d.id)
+            .ok_or_else(|| DomainError::Unknown(anyhow::anyhow!("no delivery written")))
     }
 }
 
@@ -132,6 +153,24 @@ impl DingdingRepo for SqlDingdingRepo {
             row.insert(&self.db).await.map_err(map_err("another password of the lock has this id"))?;
         }
         Ok(())
+    }
+
+    async fn save_password_sending(
+        &self,
+        tenant: TenantId,
+        p: &LockPassword,
+        send: NewDelivery,
+    ) -> DomainResult<DeliveryId> {
+        self.sending(tenant, send, |repo| async move { repo.save_password(tenant, p).await }).await
+    }
+
+    async fn save_operation_sending(
+        &self,
+        tenant: TenantId,
+        o: &DeviceOperation,
+        send: NewDelivery,
+    ) -> DomainResult<DeliveryId> {
+        self.sending(tenant, send, |repo| async move { repo.save_operation(tenant, o).await }).await
     }
 
     async fn get_password(&self, tenant: TenantId, id: LockPasswordId) -> DomainResult<Option<LockPassword>> {

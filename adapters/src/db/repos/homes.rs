@@ -1,6 +1,6 @@
 use crate::db::entities::{homes as h, rooms as r};
 use crate::db::page::fetch_page;
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use domain::homes::{Home, HomeRepo, NewHome, NewRoom, Room};
 use domain::ids::{HomeId, IntegrationId, RoomId, TenantId};
@@ -10,11 +10,16 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 /// Homes and rooms in SQL.
 #[derive(Clone)]
 pub struct SqlHomeRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlHomeRepo {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self { db: Conn::Pool(db) }
+    }
+
+    /// The same repository writing through a unit of work's transaction.
+    pub(crate) fn within(db: Conn) -> Self {
         Self { db }
     }
 }

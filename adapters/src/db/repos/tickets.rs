@@ -1,6 +1,6 @@
 use crate::db::entities::{ticket_files as f, tickets as t};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::unknown;
+use crate::db::{Conn, unknown};
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::ids::{DeviceId, FileId, HomeId, IntegrationId, TenantId, TicketId, UserId};
@@ -12,11 +12,16 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 /// Tickets and their files in SQL.
 #[derive(Clone)]
 pub struct SqlTicketRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlTicketRepo {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self { db: Conn::Pool(db) }
+    }
+
+    /// The same repository writing through a unit of work's transaction.
+    pub(crate) fn within(db: Conn) -> Self {
         Self { db }
     }
 }

@@ -1,15 +1,18 @@
 //! `domain::ingest::UnitOfWork` in SQL: one transaction; the device and alarm repositories
 //! of a unit write through it (savepoints where they open their own).
 
-use super::{SqlAlarmRepo, SqlDeviceRepo};
+use super::{SqlAlarmRepo, SqlDeviceRepo, SqlHomeRepo, SqlTicketRepo};
 use crate::db::entities::inbound_events as ev;
 use crate::db::{Conn, unknown};
 use async_trait::async_trait;
 use domain::alarms::AlarmRepo;
+use domain::deliveries::NewDelivery;
 use domain::devices::DeviceRepo;
 use domain::events::EventState;
-use domain::ids::{InboundEventId, TenantId};
+use domain::homes::HomeRepo;
+use domain::ids::{DeliveryId, InboundEventId, TenantId};
 use domain::ingest::{Unit, UnitOfWork};
+use domain::tickets::TicketRepo;
 use domain::{DomainError, DomainResult};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter};
@@ -47,6 +50,18 @@ impl Unit for SqlUnit {
 
     fn alarms(&self) -> Arc<dyn AlarmRepo> {
         Arc::new(SqlAlarmRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
+    fn homes(&self) -> Arc<dyn HomeRepo> {
+        Arc::new(SqlHomeRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
+    fn tickets(&self) -> Arc<dyn TicketRepo> {
+        Arc::new(SqlTicketRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
+    async fn outbox(&self, tenant: TenantId, planned: Vec<NewDelivery>) -> DomainResult<Vec<DeliveryId>> {
+        super::deliveries::insert_outbox_once(&*self.tx, tenant, planned).await
     }
 
     async fn finish_event(

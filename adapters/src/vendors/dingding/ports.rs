@@ -46,6 +46,27 @@ pub trait DingdingRepo: Send + Sync {
     /// # Errors
     /// `Duplicate` when the integration already has an operation with this trade number.
     async fn save_operation(&self, tenant: TenantId, op: &DeviceOperation) -> DomainResult<()>;
+    /// Saves the password and writes `send`, the delivery that carries its operation out,
+    /// in one transaction; returns the delivery's id.
+    ///
+    /// # Errors
+    /// As `save_password`; `Duplicate` when the delivery's key is taken.
+    async fn save_password_sending(
+        &self,
+        tenant: TenantId,
+        p: &LockPassword,
+        send: domain::deliveries::NewDelivery,
+    ) -> DomainResult<domain::ids::DeliveryId>;
+    /// The same for a device operation.
+    ///
+    /// # Errors
+    /// As `save_operation`; `Duplicate` when the delivery's key is taken.
+    async fn save_operation_sending(
+        &self,
+        tenant: TenantId,
+        op: &DeviceOperation,
+        send: domain::deliveries::NewDelivery,
+    ) -> DomainResult<domain::ids::DeliveryId>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get_operation(&self, tenant: TenantId, id: OperationId) -> DomainResult<Option<DeviceOperation>>;

@@ -9,7 +9,7 @@ use super::{
 use chrono::{DateTime, Utc};
 use domain::deliveries::{DeliveryService, NewDelivery};
 use domain::devices::{Device, DeviceKind, DeviceRepo, DeviceService};
-use domain::homes::{Home, HomeRepo, Room};
+use domain::homes::{Home, HomeRepo};
 use domain::ids::{DeviceId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
 use domain::limits::RateLimiter;
@@ -94,6 +94,23 @@ pub struct DingdingService {
     pub(super) limiter: Arc<dyn RateLimiter>,
     pub(super) secrets: Arc<dyn SecretBox>,
     pub(super) tickets: domain::tickets::TicketService,
+}
+
+/// The delivery that sends `cmd` (its payload), in the order of `order`.
+pub(super) fn delivery(
+    integration: IntegrationId,
+    order: String,
+    key: String,
+    cmd: &Command,
+) -> DomainResult<NewDelivery> {
+    let payload = serde_json::to_value(cmd).map_err(|e| DomainError::Unknown(e.into()))?;
+    Ok(NewDelivery {
+        integration_id: integration,
+        kind: cmd.kind(),
+        idempotency_key: key,
+        order_key: Some(order),
+        payload,
+    })
 }
 
 fn check_password(p: &str) -> DomainResult<()> {
@@ -185,25 +202,17 @@ impl DingdingService {
         key: String,
         cmd: &Command,
     ) -> DomainResult<()> {
-        let payload = serde_json::to_value(cmd).map_err(|e| DomainError::Unknown(e.into()))?;
-        self.deliveries
-            .enqueue(
-                tenant,
-                NewDelivery {
-                    integration_id: integration,
-                    kind: cmd.kind(),
-                    idempotency_key: key,
-                    order_key: Some(order),
-                    payload,
-                },
-            )
-            .await
-            .map(|_| ())
+        self.deliveries.enqueue(tenant, delivery(integration, order, key, cmd)?).await.map(|_| ())
     }
 
-    async fn send_password_command(&self, device: &Device, p: &LockPassword, cmd: Command) -> DomainResult<()> {
+    /// Saves the password with the command that carries its operation out, in one
+    /// transaction (neither is left without the other), and wakes the queue.
+    async fn save_and_send(&self, device: &Device, p: &LockPassword, cmd: Command) -> DomainResult<()> {
         let key = format!("{}:{}:{}", cmd.api(), p.id, uuid::Uuid::now_v7());
-        self.enqueue(device.tenant_id, device.integration_id, format!("lock:{}", device.external_id), key, &cmd).await
+        let send = delivery(device.integration_id, format!("lock:{}", device.external_id), key, &cmd)?;
+        let id = self.repo.save_password_sending(device.tenant_id, p, send).await?;
+        self.deliveries.dispatch(&[id]).await;
+        Ok(())
     }
 
     fn seal(&self, password: &str) -> DomainResult<String> {
@@ -246,7 +255,6 @@ impl DingdingService {
             created_at: now,
             updated_at: now,
         };
-        self.repo.save_password(tenant, &p).await?;
         let cmd = Command::AddPassword {
             password: p.id,
             uuid: device.external_id.clone(),
@@ -257,7 +265,7 @@ impl DingdingService {
             begin: input.begins_at.map(|t| t.timestamp()),
             end: input.ends_at.map(|t| t.timestamp()),
         };
-        self.send_password_command(&device, &p, cmd).await?;
+        self.save_and_send(&device, &p, cmd).await?;
         Ok(p)
     }
 
@@ -323,7 +331,6 @@ impl DingdingService {
         p.begins_at = begins_at;
         p.ends_at = ends_at;
         p.sealed_secret = Some(sealed.clone());
-        self.repo.save_password(tenant, &p).await?;
         let cmd = Command::UpdatePassword {
             password: p.id,
             uuid: device.external_id.clone(),
@@ -334,7 +341,7 @@ impl DingdingService {
             begin: begins_at.map(|t| t.timestamp()),
             end: ends_at.map(|t| t.timestamp()),
         };
-        self.send_password_command(&device, &p, cmd).await?;
+        self.save_and_send(&device, &p, cmd).await?;
         Ok(p)
     }
 
@@ -374,8 +381,7 @@ impl DingdingService {
         };
         self.rate_limit(&device, op).await?;
         Self::start(&mut p, op);
-        self.repo.save_password(tenant, &p).await?;
-        self.send_password_command(&device, &p, cmd).await?;
+        self.save_and_send(&device, &p, cmd).await?;
         Ok(p)
     }
 
@@ -414,7 +420,6 @@ impl DingdingService {
             created_at: now,
             updated_at: now,
         };
-        self.repo.save_password(tenant, &p).await?;
         let cmd = Command::AddActivationCode {
             password: p.id,
             uuid: device.external_id.clone(),
@@ -423,7 +428,7 @@ impl DingdingService {
             phone,
             end: input.ends_at.map(|t| t.timestamp()),
         };
-        self.send_password_command(&device, &p, cmd).await?;
+        self.save_and_send(&device, &p, cmd).await?;
         Ok(p)
     }
 
@@ -601,13 +606,15 @@ impl DingdingService {
             created_at: now,
             updated_at: now,
         };
-        self.repo.save_operation(tenant, &op).await?;
         let cmd = Command::Meter { operation: op.id, uuid: device.external_id.clone(), command, params };
         let key = match &trade_no {
             Some(t) => format!("elemeter_charge:{t}"),
             None => format!("{}:{}", cmd.api(), op.id),
         };
-        self.enqueue(tenant, device.integration_id, format!("meter:{}", device.external_id), key, &cmd).await?;
+        // The operation and its command in one transaction.
+        let send = delivery(device.integration_id, format!("meter:{}", device.external_id), key, &cmd)?;
+        let id = self.repo.save_operation_sending(tenant, &op, send).await?;
+        self.deliveries.dispatch(&[id]).await;
         Ok(op)
     }
 
@@ -669,8 +676,7 @@ impl DingdingService {
 
     /// The Dingding integration a home mirrors, if any.
     async fn mirror_of(&self, tenant: TenantId, home: &Home) -> DomainResult<Option<Integration>> {
-        let Some(id) = home.integration_id else { return Ok(None) };
-        Ok(self.integrations.get(tenant, id).await?.filter(|i| i.kind == IntegrationKind::Dingding))
+        super::mirror::mirror_of(&*self.integrations, tenant, home).await
     }
 
     /// The `home_id` a new home of a Dingding integration gets there (5.1: chosen by the
@@ -695,28 +701,6 @@ impl DingdingService {
         }
     }
 
-    /// Mirrors a new home to Dingding (`add_home`) when it belongs to a Dingding integration.
-    ///
-    /// # Errors
-    /// `Unknown` when the delivery cannot be written.
-    pub async fn home_added(&self, tenant: TenantId, home: &Home) -> DomainResult<()> {
-        let Some(integration) = self.mirror_of(tenant, home).await? else { return Ok(()) };
-        let Some(home_id) = home.external_id.clone() else { return Ok(()) };
-        let attr = |k: &str| home.attributes.get(k).and_then(Value::as_str).map(str::to_owned);
-        let cmd = Command::AddHome {
-            home_id: home_id.clone(),
-            name: home.name.clone(),
-            home_type: home.attributes.get("homeType").and_then(Value::as_i64),
-            country: attr("country").unwrap_or_else(|| "中国".to_owned()),
-            city: attr("city").unwrap_or_default(),
-            zone: attr("zone").unwrap_or_default(),
-            block: attr("block").unwrap_or_default(),
-            location: home.address.clone().unwrap_or_default(),
-            description: attr("description"),
-        };
-        self.enqueue(tenant, integration.id, format!("home:{home_id}"), format!("add_home:{home_id}"), &cmd).await
-    }
-
     /// The `room_id` a new room of a mirrored home gets at Dingding.
     ///
     /// # Errors
@@ -733,26 +717,6 @@ impl DingdingService {
             return Ok(Some(format!("ly{}", uuid::Uuid::now_v7().simple())));
         }
         Ok(given)
-    }
-
-    /// Mirrors a new room (`add_room`) when its home belongs to a Dingding integration.
-    ///
-    /// # Errors
-    /// `Unknown` when the delivery cannot be written.
-    pub async fn room_added(&self, tenant: TenantId, room: &Room) -> DomainResult<()> {
-        let Some(home) = self.homes.get_home(tenant, room.home_id).await? else { return Ok(()) };
-        let Some(integration) = self.mirror_of(tenant, &home).await? else { return Ok(()) };
-        let (Some(home_id), Some(room_id)) = (home.external_id.clone(), room.external_id.clone()) else {
-            return Ok(());
-        };
-        let cmd = Command::AddRoom {
-            home_id: home_id.clone(),
-            room_id: room_id.clone(),
-            name: room.name.clone(),
-            description: room.name.clone(),
-        };
-        self.enqueue(tenant, integration.id, format!("home:{home_id}"), format!("add_room:{home_id}:{room_id}"), &cmd)
-            .await
     }
 }
 
@@ -814,63 +778,6 @@ impl DingdingService {
         };
         let key = format!("{}:{}", cmd.api(), uuid::Uuid::now_v7());
         self.enqueue(tenant, integration.id, format!("home:{}", home.id), key, &cmd).await
-    }
-
-    /// Mirrors a saved INSTALLATION or REPAIR ticket of a Dingding integration (10.x): a new
-    /// one is added (`add_ticket`), a known one follows its status (`update_ticket_state`).
-    ///
-    /// # Errors
-    /// `Unknown` when the delivery cannot be written.
-    pub async fn ticket_saved(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<()> {
-        use domain::tickets::{TicketKind, WORK_ORDER_STATE_CODES};
-        if !matches!(t.kind, TicketKind::Installation | TicketKind::Repair) {
-            return Ok(());
-        }
-        let Some(integration) = t.integration_id else { return Ok(()) };
-        if self.integration(tenant, integration).await?.kind != IntegrationKind::Dingding {
-            return Ok(());
-        }
-        let int = |k: &str| t.fields.get(k).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
-        let (cmd, key) = match &t.external_id {
-            None => {
-                let home = match t.fields.get("home_id").and_then(Value::as_str) {
-                    Some(h) => Some(h.to_owned()),
-                    None => match t.home_id {
-                        Some(h) => self.homes.get_home(tenant, h).await?.and_then(|h| h.external_id),
-                        None => None,
-                    },
-                };
-                let Some(home_id) = home else {
-                    return Err(DomainError::invalid("fields.home_id", "the Dingding home is not known"));
-                };
-                let room_ids =
-                    t.fields.get("room_ids").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-                let cmd = Command::AddTicket {
-                    ticket: t.id,
-                    home_id,
-                    service_target: int("service_target").unwrap_or(2),
-                    service_type: if t.kind == TicketKind::Repair { 2 } else { 1 },
-                    room_ids,
-                    subscribe: t.fields.get("subscribe").cloned().unwrap_or_else(|| json!({})),
-                    description: t.fields.get("ticket_description").and_then(Value::as_str).map(str::to_owned),
-                };
-                (cmd, format!("add_ticket:{}", t.id))
-            }
-            Some(ext) => {
-                let code =
-                    WORK_ORDER_STATE_CODES.iter().find(|(s, _)| *s == t.status).and_then(|(_, c)| c.parse().ok());
-                let Some(state) = code else { return Ok(()) };
-                (
-                    Command::UpdateTicketState { ticket_id: ext.clone(), state },
-                    format!("update_ticket_state:{ext}:{state}"),
-                )
-            }
-        };
-        match self.enqueue(tenant, integration, format!("ticket:{}", t.id), key, &cmd).await {
-            // Saved again without a change Dingding needs to hear of.
-            Err(DomainError::Duplicate(_)) => Ok(()),
-            other => other,
-        }
     }
 }
 

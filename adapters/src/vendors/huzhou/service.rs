@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
 use domain::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
-use domain::devices::{Device, DeviceObserver, DeviceRepo};
+use domain::devices::{Device, DeviceRepo};
 use domain::ids::{DeliveryId, IntegrationId, TenantId};
 use domain::ingest::{Fact, ReadingRule};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
-use domain::tickets::{Ticket, TicketKind, TicketObserver};
+use domain::outbound::{Message, Planner};
+use domain::tickets::{Ticket, TicketKind};
 use domain::ttl::{CONFIG_TTL, TtlCache};
 use domain::{DomainError, DomainResult};
 use serde_json::{Map, Value, json};
@@ -209,40 +210,22 @@ impl HuzhouService {
         }
     }
 
-    async fn push(&self, tenant: TenantId, integration: IntegrationId, kind: &str, payload: Value) -> DomainResult<()> {
-        self.push_in_order(tenant, integration, kind, payload, None).await
-    }
-
-    /// A push that leaves only after the earlier ones of its `order` key have finished.
-    async fn push_in_order(
-        &self,
-        tenant: TenantId,
-        integration: IntegrationId,
-        kind: &str,
-        payload: Value,
-        order: Option<String>,
-    ) -> DomainResult<()> {
-        let input = NewDelivery {
+    /// A push, in its own order or none.
+    fn push(integration: IntegrationId, kind: &str, payload: Value, order: Option<String>) -> NewDelivery {
+        NewDelivery {
             integration_id: integration,
             kind: kind.to_owned(),
             idempotency_key: request_id(),
             order_key: order,
             payload,
-        };
-        self.p.deliveries.enqueue(tenant, input).await.map(|_| ())
+        }
     }
 
     /// 7.7 for one elevator: its pushes leave in the order of the changes (a newer name never
     /// overtaken by an older one), one order key per device.
-    async fn paras(
-        &self,
-        tenant: TenantId,
-        integration: IntegrationId,
-        device: &Device,
-        item: Value,
-    ) -> DomainResult<()> {
+    fn paras(integration: IntegrationId, device: &Device, item: Value) -> NewDelivery {
         let order = Some(format!("paras:{}", device.id));
-        self.push_in_order(tenant, integration, ELEV_PARAS, json!({"rt_paras": [item]}), order).await
+        Self::push(integration, ELEV_PARAS, json!({"rt_paras": [item]}), order)
     }
 
     /// 7.1: checks the data center's key and secret (the integration's `inboundAppKey` and
@@ -555,16 +538,32 @@ fn fields_of(t: &Ticket) -> Map<String, Value> {
 }
 
 #[async_trait]
-impl TicketObserver for HuzhouService {
+impl Planner for HuzhouService {
+    async fn plan(&self, tenant: TenantId, msg: &Message) -> DomainResult<Vec<NewDelivery>> {
+        match msg {
+            Message::TicketSaved { before, after, .. } => self.ticket_saved(tenant, before.as_ref(), after).await,
+            Message::DeviceSaved { before, after } => self.device_saved(tenant, before.as_ref(), after).await,
+            Message::HomeAdded(_) | Message::RoomAdded { .. } => Ok(Vec::new()),
+        }
+    }
+}
+
+impl HuzhouService {
     /// A MAINTENANCE ticket done sends 4.2; a RESCUE ticket opened sends 7.7 with its
     /// `rescue_url`, ended sends 7.7 with `#`, closed sends 7.8.
-    async fn saved(&self, tenant: TenantId, before: Option<&Ticket>, after: &Ticket) -> DomainResult<()> {
+    async fn ticket_saved(
+        &self,
+        tenant: TenantId,
+        before: Option<&Ticket>,
+        after: &Ticket,
+    ) -> DomainResult<Vec<NewDelivery>> {
+        let mut out = Vec::new();
         let device = match after.device_id {
             Some(d) => self.p.devices.get(tenant, d).await?,
             None => None,
         };
         let integration_id = after.integration_id.or(device.as_ref().map(|d| d.integration_id));
-        let Some(integration) = self.huzhou_of(tenant, integration_id).await? else { return Ok(()) };
+        let Some(integration) = self.huzhou_of(tenant, integration_id).await? else { return Ok(out) };
         let was = before.map(|b| b.status.as_str());
         let became = |s: &str| after.status == s && was != Some(s);
         let mut fields = fields_of(after);
@@ -577,7 +576,7 @@ impl TicketObserver for HuzhouService {
         }
         match after.kind {
             TicketKind::Maintenance if became("DONE") => {
-                self.push(tenant, integration.id, LIFT_MAINTAIN, Value::Object(fields)).await?;
+                out.push(Self::push(integration.id, LIFT_MAINTAIN, Value::Object(fields), None));
             }
             TicketKind::Rescue => {
                 let ended_now =
@@ -588,36 +587,40 @@ impl TicketObserver for HuzhouService {
                             fields.get("rescue_url").and_then(state::text).or_else(|| state::attr(d, "rescueUrl"));
                         if let Some(url) = url.filter(|u| !u.is_empty()) {
                             let item = state::paras_item(d, Some(&url));
-                            self.paras(tenant, integration.id, d, item).await?;
+                            out.push(Self::paras(integration.id, d, item));
                         }
                     } else if ended_now && before.is_some() {
                         let item = state::paras_item(d, Some("#"));
-                        self.paras(tenant, integration.id, d, item).await?;
+                        out.push(Self::paras(integration.id, d, item));
                     }
                 }
                 if became("CLOSED") {
                     fields.remove("rescue_url");
-                    self.push(tenant, integration.id, TRAP_FAULT, Value::Object(fields)).await?;
+                    out.push(Self::push(integration.id, TRAP_FAULT, Value::Object(fields), None));
                 }
             }
             _ => {}
         }
-        Ok(())
+        Ok(out)
     }
-}
 
-#[async_trait]
-impl DeviceObserver for HuzhouService {
     /// A new elevator, or one whose static parameters changed, sends 7.7.
-    async fn upserted(&self, tenant: TenantId, before: Option<&Device>, after: &Device) -> DomainResult<()> {
+    async fn device_saved(
+        &self,
+        tenant: TenantId,
+        before: Option<&Device>,
+        after: &Device,
+    ) -> DomainResult<Vec<NewDelivery>> {
         if !is_lift(after.kind) {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let Some(integration) = self.huzhou_of(tenant, Some(after.integration_id)).await? else { return Ok(()) };
+        let Some(integration) = self.huzhou_of(tenant, Some(after.integration_id)).await? else {
+            return Ok(Vec::new());
+        };
         if before.is_some_and(|b| state::static_params(b) == state::static_params(after)) {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        self.paras(tenant, integration.id, after, state::paras_item(after, None)).await
+        Ok(vec![Self::paras(integration.id, after, state::paras_item(after, None))])
     }
 }
 
