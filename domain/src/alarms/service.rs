@@ -3,6 +3,7 @@ use super::{
     Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
 };
 use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
+use crate::clock::{self, Clock};
 use crate::deliveries::{DeliveryQueue, Outbox, no_outbox};
 use crate::devices::DeviceRepo;
 use crate::ids::{AlarmId, DeliveryId, DeviceId, IntegrationId, TenantId, TicketId};
@@ -34,6 +35,8 @@ pub struct AlarmService {
     tickets: Arc<dyn TicketRepo>,
     bus: Arc<dyn EventBus>,
     outbound: Option<Outbound>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 /// Where alarm changes are sent: the tenant's webhook integrations, through the queue.
@@ -53,7 +56,14 @@ impl AlarmService {
         tickets: Arc<dyn TicketRepo>,
         bus: Arc<dyn EventBus>,
     ) -> Self {
-        Self { repo, devices, tickets, bus, outbound: None }
+        Self { repo, devices, tickets, bus, outbound: None, clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sends alarm changes to the tenant's `WEBHOOK` integrations (outbox deliveries).
@@ -81,7 +91,7 @@ impl AlarmService {
     async fn dispatch(&self, ids: &[DeliveryId]) {
         let Some(o) = &self.outbound else { return };
         for id in ids {
-            if let Err(e) = o.queue.schedule(*id, Utc::now()).await {
+            if let Err(e) = o.queue.schedule(*id, self.clock.now()).await {
                 tracing::warn!(error = %e, delivery_id = %id, "queue unreachable; the sweep will send it");
             }
         }
@@ -102,7 +112,7 @@ impl AlarmService {
         if let Some(t) = input.ticket_id {
             self.tickets.get(tenant, t).await?.ok_or(DomainError::NotFound("ticket"))?;
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         if input.raised_at.is_some_and(|at| at > now + chrono::Duration::minutes(5)) {
             return Err(DomainError::invalid("raisedAt", "must not be in the future"));
         }
@@ -125,7 +135,7 @@ impl AlarmService {
             vendor_code: None,
             vendor_text: None,
             inbound_event_id: None,
-            raised_at: input.raised_at.unwrap_or_else(Utc::now),
+            raised_at: input.raised_at.unwrap_or_else(|| self.clock.now()),
             attributes,
         };
         self.raise_in(tenant, raise).await
@@ -241,7 +251,7 @@ impl AlarmService {
         if !current.state.can_move_to(to) {
             return Err(DomainError::InvalidTransition(format!("{} -> {}", current.state.as_str(), to.as_str())));
         }
-        let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: Utc::now() };
+        let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: self.clock.now() };
         let hooks = self.webhooks(tenant).await?;
         let event = if to == AlarmState::Cleared { AlarmEvent::Cleared } else { AlarmEvent::Acknowledged };
         let plan = move |alarm: &Alarm| {

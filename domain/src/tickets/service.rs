@@ -1,5 +1,6 @@
 use super::rules::{TicketKind, check_transition, initial_status, parse_status, validate_fields};
 use super::{FileStore, NewTicket, Ticket, TicketFile, TicketFilter, TicketRepo, TicketUpdate};
+use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
 use crate::homes::HomeRepo;
 use crate::ids::{DeviceId, FileId, HomeId, IntegrationId, TenantId, TicketId, UserId};
@@ -42,6 +43,8 @@ pub struct TicketService {
     homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
     observers: Vec<Arc<dyn super::TicketObserver>>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 fn fields_object(fields: Option<Value>) -> DomainResult<Map<String, Value>> {
@@ -79,7 +82,14 @@ impl TicketService {
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { repo, store, devices, homes, integrations, observers: Vec::new() }
+        Self { repo, store, devices, homes, integrations, observers: Vec::new(), clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Tells `observer` about every save.
@@ -236,7 +246,7 @@ impl TicketService {
             content_type,
             size,
             storage_key,
-            created_at: chrono::Utc::now(),
+            created_at: self.clock.now(),
         };
         self.repo.add_file(tenant, file).await
     }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 /// An alarm of a Dingding device; `code` is the callback's name.
 fn alarm(
+    at: DateTime<Utc>,
     d: &Device,
     kind: &'static str,
     severity: AlarmSeverity,
@@ -31,7 +32,7 @@ fn alarm(
         vendor_code: Some(code.to_owned()),
         vendor_text: None,
         inbound_event_id: Some(event),
-        raised_at: Utc::now(),
+        raised_at: at,
         attributes: json!({}),
     }
 }
@@ -109,7 +110,9 @@ impl DingdingService {
                         2 => ("METER_OVER_AMOUNT", format!("out of credit ({})", e.amount.unwrap_or_default())),
                         _ => continue,
                     };
-                    self.alarms.raise_in(tenant, alarm(&d, kind, AlarmSeverity::Major, what, name, event)).await?;
+                    self.alarms
+                        .raise_in(tenant, alarm(self.clock.now(), &d, kind, AlarmSeverity::Major, what, name, event))
+                        .await?;
                     n += 1;
                 }
                 return Ok(if n > 0 {
@@ -128,11 +131,17 @@ impl DingdingService {
             Fact::BatteryLow { level } => {
                 self.devices.set_status(t, d.id, status(None, level, at)).await?;
                 let msg = format!("battery low ({}%)", level.map_or("?".into(), |l| l.to_string()));
-                self.alarms.raise_in(t, alarm(&d, "LOCK_LOW_BATTERY", AlarmSeverity::Minor, msg, name, event)).await?;
+                self.alarms
+                    .raise_in(
+                        t,
+                        alarm(self.clock.now(), &d, "LOCK_LOW_BATTERY", AlarmSeverity::Minor, msg, name, event),
+                    )
+                    .await?;
             }
             Fact::BatteryRecovered { level } => {
                 self.devices.set_status(t, d.id, status(None, level, at)).await?;
-                let key = alarm(&d, "LOCK_LOW_BATTERY", AlarmSeverity::Minor, String::new(), name, event);
+                let key =
+                    alarm(self.clock.now(), &d, "LOCK_LOW_BATTERY", AlarmSeverity::Minor, String::new(), name, event);
                 self.alarms.clear_open(t, &key, "battery recovered (clearBatteryAlarm)").await?;
             }
             Fact::Battery { level } => {
@@ -140,12 +149,20 @@ impl DingdingService {
             }
             Fact::Tampered => {
                 let msg = "the lock is being forced".to_owned();
-                self.alarms.raise_in(t, alarm(&d, "LOCK_TAMPERED", AlarmSeverity::Critical, msg, name, event)).await?;
+                self.alarms
+                    .raise_in(
+                        t,
+                        alarm(self.clock.now(), &d, "LOCK_TAMPERED", AlarmSeverity::Critical, msg, name, event),
+                    )
+                    .await?;
             }
             Fact::WrongPassword => {
                 let msg = "three wrong passwords in a row".to_owned();
                 self.alarms
-                    .raise_in(t, alarm(&d, "LOCK_WRONG_PASSWORD", AlarmSeverity::Major, msg, name, event))
+                    .raise_in(
+                        t,
+                        alarm(self.clock.now(), &d, "LOCK_WRONG_PASSWORD", AlarmSeverity::Major, msg, name, event),
+                    )
                     .await?;
             }
             Fact::AdminPasswordSynced { ids } => {
@@ -160,7 +177,7 @@ impl DingdingService {
             Fact::LocalPasswordDeleted { id } => {
                 if let Some(mut p) = self.repo.password_by_vendor_id(t, d.id, id).await? {
                     p.deleted = true;
-                    p.updated_at = Utc::now();
+                    p.updated_at = self.clock.now();
                     self.repo.save_password(t, &p).await?;
                 }
             }
@@ -177,6 +194,7 @@ impl DingdingService {
             Fact::WaterGatewayOffline(offline) => {
                 self.devices.set_status(t, d.id, status(Some(!offline), None, at)).await?;
                 let key = alarm(
+                    self.clock.now(),
                     &d,
                     "WATER_GATEWAY_OFFLINE",
                     AlarmSeverity::Major,
@@ -208,12 +226,20 @@ impl DingdingService {
             }
             Fact::MeterOverAmount { amount } => {
                 let msg = format!("out of credit ({})", amount.unwrap_or_default());
-                self.alarms.raise_in(t, alarm(&d, "METER_OVER_AMOUNT", AlarmSeverity::Major, msg, name, event)).await?;
+                self.alarms
+                    .raise_in(
+                        t,
+                        alarm(self.clock.now(), &d, "METER_OVER_AMOUNT", AlarmSeverity::Major, msg, name, event),
+                    )
+                    .await?;
             }
             Fact::MeterOverCapacity { capacity } => {
                 let msg = format!("over capacity ({})", capacity.unwrap_or_default());
                 self.alarms
-                    .raise_in(t, alarm(&d, "METER_OVER_CAPACITY", AlarmSeverity::Major, msg, name, event))
+                    .raise_in(
+                        t,
+                        alarm(self.clock.now(), &d, "METER_OVER_CAPACITY", AlarmSeverity::Major, msg, name, event),
+                    )
                     .await?;
             }
             Fact::MeterLocalClose => {
@@ -223,7 +249,10 @@ impl DingdingService {
             Fact::MeterTransmissionError => {
                 let msg = "meter transmission error".to_owned();
                 self.alarms
-                    .raise_in(t, alarm(&d, "METER_TRANSMISSION_ERROR", AlarmSeverity::Minor, msg, name, event))
+                    .raise_in(
+                        t,
+                        alarm(self.clock.now(), &d, "METER_TRANSMISSION_ERROR", AlarmSeverity::Minor, msg, name, event),
+                    )
                     .await?;
             }
             Fact::WaterReading { amount } => {
@@ -250,6 +279,7 @@ impl DingdingService {
         let t = d.tenant_id;
         self.devices.set_status(t, d.id, status(Some(!offline), None, at)).await?;
         let key = alarm(
+            self.clock.now(),
             d,
             "DEVICE_OFFLINE",
             AlarmSeverity::Major,
@@ -288,7 +318,7 @@ impl DingdingService {
 
     /// A password set on the lock itself (or the admin password synced from it).
     async fn local_password(&self, d: &Device, id: i64, kind: PasswordKind) -> DomainResult<()> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut p = match self.repo.password_by_vendor_id(d.tenant_id, d.id, id).await? {
             Some(p) => p,
             None => LockPassword {
@@ -496,7 +526,7 @@ impl DingdingService {
                     p.error = None;
                     match operation {
                         PasswordOperation::Add | PasswordOperation::Update | PasswordOperation::Unfreeze => {
-                            let upcoming = p.begins_at.is_some_and(|b| b > Utc::now());
+                            let upcoming = p.begins_at.is_some_and(|b| b > self.clock.now());
                             p.pwd_state = Some(if upcoming { PwdState::Upcoming } else { PwdState::Effective });
                         }
                         PasswordOperation::Freeze => p.pwd_state = Some(PwdState::Frozen),
@@ -506,7 +536,7 @@ impl DingdingService {
                     p.stage = Some(OperationStage::Failed);
                     p.error = Some(password_error_text(code.unwrap_or(5103)));
                 }
-                p.updated_at = Utc::now();
+                p.updated_at = self.clock.now();
                 self.repo.save_password(tenant, &p).await?;
                 Ok(Handled::Processed)
             }
@@ -527,7 +557,7 @@ impl DingdingService {
                         .get("consume_amount")
                         .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
                 {
-                    let r = NewReading { metric: "consume_amount".into(), value: json!(amount), ts: Utc::now() };
+                    let r = NewReading { metric: "consume_amount".into(), value: json!(amount), ts: self.clock.now() };
                     self.devices.record_readings(tenant, d.id, vec![r]).await?;
                 }
                 let Some(op) = op.as_mut() else {
@@ -540,14 +570,14 @@ impl DingdingService {
                 op.error =
                     (!ok).then(|| format!("{} meter operation failed", code.map_or("?".into(), |c| c.to_string())));
                 op.result = values;
-                op.updated_at = Utc::now();
+                op.updated_at = self.clock.now();
                 if op.command == MeterCommand::SwitchOn || op.command == MeterCommand::SwitchOff {
                     let on = op.command == MeterCommand::SwitchOn;
                     if ok {
                         let r = NewReading {
                             metric: "switch".into(),
                             value: json!(if on { "ON" } else { "OFF" }),
-                            ts: Utc::now(),
+                            ts: self.clock.now(),
                         };
                         self.devices.record_readings(tenant, d.id, vec![r]).await?;
                     }

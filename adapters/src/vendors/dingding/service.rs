@@ -15,7 +15,7 @@ use domain::ids::{DeviceId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
 use domain::limits::RateLimiter;
 use domain::security::SecretBox;
-use domain::{Actor, DomainError, DomainResult};
+use domain::{Actor, Clock, DomainError, DomainResult};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -81,6 +81,8 @@ pub struct DingdingPorts {
     pub limiter: Arc<dyn RateLimiter>,
     pub secrets: Arc<dyn SecretBox>,
     pub tickets: domain::tickets::TicketService,
+    /// Password windows, record stamps and alarm times.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The Dingding use cases.
@@ -97,6 +99,7 @@ pub struct DingdingService {
     pub(super) limiter: Arc<dyn RateLimiter>,
     pub(super) secrets: Arc<dyn SecretBox>,
     pub(super) tickets: domain::tickets::TicketService,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 fn check_password(p: &str) -> DomainResult<()> {
@@ -146,6 +149,7 @@ impl DingdingService {
             limiter: p.limiter,
             secrets: p.secrets,
             tickets: p.tickets,
+            clock: p.clock,
         }
     }
 
@@ -228,7 +232,7 @@ impl DingdingService {
         check_window(input.begins_at, input.ends_at)?;
         let device = self.device_of(tenant, input.device_id, &[DeviceKind::Lock]).await?;
         self.rate_limit(&device, PasswordOperation::Add).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let sealed = self.seal(&input.password)?;
         let p = LockPassword {
             id: LockPasswordId::new(),
@@ -285,11 +289,11 @@ impl DingdingService {
         p.vendor_id.ok_or_else(|| DomainError::InvalidTransition("the lock has not accepted this password".into()))
     }
 
-    fn start(p: &mut LockPassword, op: PasswordOperation) {
+    fn start(&self, p: &mut LockPassword, op: PasswordOperation) {
         p.operation = Some(op);
         p.stage = Some(OperationStage::Pending);
         p.error = None;
-        p.updated_at = Utc::now();
+        p.updated_at = self.clock.now();
     }
 
     /// Changes a password's validity, name, recipient or digits (`update_password`).
@@ -317,7 +321,7 @@ impl DingdingService {
             (None, None) => return Err(DomainError::invalid("password", "required: the current digits are not known")),
         };
         self.rate_limit(&device, PasswordOperation::Update).await?;
-        Self::start(&mut p, PasswordOperation::Update);
+        self.start(&mut p, PasswordOperation::Update);
         if let Some(n) = name {
             p.name = n;
         }
@@ -362,7 +366,7 @@ impl DingdingService {
         }
         if op == PasswordOperation::Delete && p.vendor_id.is_none() {
             p.deleted = true;
-            p.updated_at = Utc::now();
+            p.updated_at = self.clock.now();
             self.repo.save_password(tenant, &p).await?;
             return Ok(p);
         }
@@ -377,7 +381,7 @@ impl DingdingService {
             }
         };
         self.rate_limit(&device, op).await?;
-        Self::start(&mut p, op);
+        self.start(&mut p, op);
         self.repo.save_password(tenant, &p).await?;
         self.send_password_command(&device, &p, cmd).await?;
         Ok(p)
@@ -397,7 +401,7 @@ impl DingdingService {
         let phone = check_phone(Some(input.phone))?.ok_or_else(|| DomainError::invalid("phone", "is required"))?;
         let device = self.device_of(tenant, input.device_id, &[DeviceKind::Lock]).await?;
         self.rate_limit(&device, PasswordOperation::Add).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let p = LockPassword {
             id: LockPasswordId::new(),
             tenant_id: tenant,
@@ -474,7 +478,7 @@ impl DingdingService {
     /// the mutation is audited).
     ///
     /// # Errors
-    /// `Forbidden` unless tenant admin; `NotFound`; `Unknown(Upstream)`.
+    /// `Forbidden` unless tenant admin; `NotFound`; `Upstream`.
     pub async fn reveal(&self, actor: &Actor, device: DeviceId, which: Reveal) -> DomainResult<Revealed> {
         let tenant = actor.require_tenant_admin()?;
         let device = self.device_of(tenant, device, &[DeviceKind::Lock]).await?;
@@ -484,7 +488,7 @@ impl DingdingService {
     /// A read-only query about a device of the tenant.
     ///
     /// # Errors
-    /// `NotFound` for a device outside the tenant; `Unknown(Upstream)`.
+    /// `NotFound` for a device outside the tenant; `Upstream`.
     pub async fn query_device(
         &self,
         actor: &Actor,
@@ -503,7 +507,7 @@ impl DingdingService {
     /// A read-only query on an integration of the tenant.
     ///
     /// # Errors
-    /// `NotFound` for an integration outside the tenant; `Unknown(Upstream)`.
+    /// `NotFound` for an integration outside the tenant; `Upstream`.
     pub async fn query(&self, actor: &Actor, integration: IntegrationId, query: &Query) -> DomainResult<Value> {
         let tenant = actor.require_reader()?;
         let i = self.integration(tenant, integration).await?;
@@ -589,7 +593,7 @@ impl DingdingService {
         params: Value,
         trade_no: Option<String>,
     ) -> DomainResult<DeviceOperation> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let op = DeviceOperation {
             id: OperationId::new(),
             tenant_id: tenant,
@@ -884,11 +888,19 @@ impl DingdingService {
 pub struct Outcomes {
     repo: Arc<dyn DingdingRepo>,
     secrets: Arc<dyn SecretBox>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Outcomes {
     pub fn new(repo: Arc<dyn DingdingRepo>, secrets: Arc<dyn SecretBox>) -> Self {
-        Self { repo, secrets }
+        Self { repo, secrets, clock: domain::clock::system() }
+    }
+
+    /// Stamps records with the time of `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The sealed plaintext of a command's password, for the sender to encrypt.
@@ -919,7 +931,7 @@ impl Outcomes {
                         p.sealed_secret = Some(self.secrets.seal(code.as_bytes())?);
                     }
                 }
-                p.updated_at = Utc::now();
+                p.updated_at = self.clock.now();
                 self.repo.save_password(tenant, &p).await
             }
             Command::AddTicket { ticket, .. } => match &a.ticket_id {
@@ -934,7 +946,7 @@ impl Outcomes {
                 if !command.has_service_result() && op.stage == OperationStage::Pending {
                     op.stage = OperationStage::Succeeded;
                 }
-                op.updated_at = Utc::now();
+                op.updated_at = self.clock.now();
                 self.repo.save_operation(tenant, &op).await
             }
             _ => Ok(()),
@@ -957,14 +969,14 @@ impl Outcomes {
                 let Some(mut p) = self.repo.get_password(tenant, *password).await? else { return Ok(()) };
                 p.stage = Some(OperationStage::Failed);
                 p.error = Some(error.to_owned());
-                p.updated_at = Utc::now();
+                p.updated_at = self.clock.now();
                 self.repo.save_password(tenant, &p).await
             }
             Command::Meter { operation, .. } => {
                 let Some(mut op) = self.repo.get_operation(tenant, *operation).await? else { return Ok(()) };
                 op.stage = OperationStage::Failed;
                 op.error = Some(error.to_owned());
-                op.updated_at = Utc::now();
+                op.updated_at = self.clock.now();
                 self.repo.save_operation(tenant, &op).await
             }
             _ => Ok(()),

@@ -16,7 +16,7 @@ use domain::ids::{DeliveryId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
 use domain::tickets::{Ticket, TicketKind, TicketObserver};
 use domain::ttl::{CONFIG_TTL, TtlCache};
-use domain::{DomainError, DomainResult};
+use domain::{Clock, DomainError, DomainResult};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -114,6 +114,8 @@ pub struct HuzhouPorts {
     pub deliveries: DeliveryService,
     /// Live pushes go straight to the sender: a 3-second sample retried later is stale.
     pub sender: Arc<dyn DeliverySender>,
+    /// Token expiry, live slots and their waits.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Huzhou elevator integrations.
@@ -266,7 +268,7 @@ impl HuzhouService {
         let token = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
         self.p
             .repo
-            .put_token(integration.tenant_id, integration.id, &token, Utc::now() + INBOUND_TOKEN_TTL)
+            .put_token(integration.tenant_id, integration.id, &token, self.p.clock.now() + INBOUND_TOKEN_TTL)
             .await
             .map_err(internal)?;
         Ok(token)
@@ -281,7 +283,7 @@ impl HuzhouService {
         let ok = self
             .p
             .repo
-            .token_valid(integration.tenant_id, integration.id, token, Utc::now())
+            .token_valid(integration.tenant_id, integration.id, token, self.p.clock.now())
             .await
             .map_err(internal)?;
         if ok { Ok(()) } else { Err(ApiRefusal::BadToken) }
@@ -327,7 +329,7 @@ impl HuzhouService {
         match subscribe.map(str::trim) {
             Some("1") => {
                 let live = LiveSettings::of(&integration.settings);
-                let now = Utc::now().timestamp_millis();
+                let now = self.p.clock.now().timestamp_millis();
                 let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
                 let until = now + ms(live.window);
                 // The first push is due now: this process sends it, to the elevators not
@@ -340,7 +342,7 @@ impl HuzhouService {
                     let svc = self.clone();
                     let (loaded, mut all_loaded) = tokio::sync::mpsc::channel::<()>(1);
                     tokio::spawn(async move {
-                        let due = Utc::now();
+                        let due = svc.p.clock.now();
                         svc.push_now(tenant, id, first, due, loaded).await
                     });
                     // The subscriptions are written once the first pushes' live state is
@@ -352,7 +354,7 @@ impl HuzhouService {
                 self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
             }
             Some("2") => {
-                let now = Utc::now().timestamp_millis();
+                let now = self.p.clock.now().timestamp_millis();
                 self.p.repo.unsubscribe(tenant, id, &ids, now).await.map_err(internal)
             }
             Some(_) => Err(ApiRefusal::Invalid("subscribe must be 1 or 2".into())),
@@ -376,13 +378,13 @@ impl HuzhouService {
         }
         // Changes are looked for from a little before the read: clocks of the processes
         // that write subscriptions differ slightly; checking a few more rows is harmless.
-        let read_at = Utc::now().timestamp_millis() - CHANGE_MARGIN_MS;
+        let read_at = self.p.clock.now().timestamp_millis() - CHANGE_MARGIN_MS;
         let due = self.p.repo.due_in(slot_ms, slot_ms + len_ms).await?;
         if due.is_empty() {
             return Ok(0);
         }
         // The items are built during the lead; their elevators' state is that recent.
-        let now = Utc::now();
+        let now = self.p.clock.now();
         let mut groups: HashMap<(TenantId, IntegrationId), Vec<LiveItem>> = HashMap::new();
         for DuePush { tenant_id, integration_id, unique_id, due_ms, latest } in due {
             let item = state::things_item(&unique_id, &latest, now);
@@ -392,7 +394,7 @@ impl HuzhouService {
         for (tenant, integration) in groups.keys() {
             self.p.sender.prepare(&live_delivery(*tenant, *integration, Value::Null, now)).await;
         }
-        sleep_until_ms(slot_ms).await;
+        self.sleep_until_ms(slot_ms).await;
         let changed: HashMap<(IntegrationId, String), SubscriptionWindow> = self
             .p
             .repo
@@ -417,7 +419,7 @@ impl HuzhouService {
                 let rt_data: Vec<Value> = chunk.into_iter().map(|(_, item)| item).collect();
                 let svc = self.clone();
                 sends.spawn(async move {
-                    sleep_until_ms(last).await;
+                    svc.sleep_until_ms(last).await;
                     svc.send_live(tenant, integration, rt_data).await
                 });
             }
@@ -488,7 +490,7 @@ impl HuzhouService {
     /// One 7.5 request of live items; 1 when delivered. A rejected token is fetched
     /// again once; anything else is logged (a 3-second sample retried later is stale).
     async fn send_live(&self, tenant: TenantId, integration: IntegrationId, rt_data: Vec<Value>) -> usize {
-        let d = live_delivery(tenant, integration, json!({"rt_data": rt_data}), Utc::now());
+        let d = live_delivery(tenant, integration, json!({"rt_data": rt_data}), self.p.clock.now());
         let mut report = self.p.sender.send(&d, false).await;
         if matches!(report.verdict, Verdict::TokenExpired(_)) {
             report = self.p.sender.send(&d, true).await;
@@ -510,6 +512,14 @@ impl HuzhouService {
         self.p.repo.prune(now.timestamp_millis()).await
     }
 
+    /// Sleeps until the Unix time `at_ms` on the clock (returns at once when it has passed).
+    async fn sleep_until_ms(&self, at_ms: i64) {
+        let wait = at_ms - self.p.clock.now().timestamp_millis();
+        if wait > 0 {
+            self.p.clock.sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    }
+
     /// Devices and repositories, for the daily jobs.
     pub(super) fn ports(&self) -> &HuzhouPorts {
         &self.p
@@ -518,14 +528,6 @@ impl HuzhouService {
 
 /// A built 7.5 item: when it is due (Unix ms), its elevator's unique id, the item.
 type LiveItem = (i64, String, Value);
-
-/// Sleeps until the Unix time `at_ms` (returns at once when it has passed).
-async fn sleep_until_ms(at_ms: i64) {
-    let wait = at_ms - Utc::now().timestamp_millis();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
-    }
-}
 
 /// A live push: sent once (a token refresh aside) and not stored.
 fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, now: DateTime<Utc>) -> Delivery {
