@@ -73,3 +73,16 @@ pub fn ensure_codes(resp: &mut async_graphql::Response) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_failure_answers_upstream_failed_with_its_reason() {
+        let e = gql(DomainError::upstream("Acme", "ErrNo 4001: no such device"));
+        assert_eq!(e.message, "Acme: ErrNo 4001: no such device");
+        let code = e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
+        assert_eq!(code, Some(async_graphql::Value::from(code::UPSTREAM_FAILED)));
+    }
+}

@@ -387,6 +387,33 @@ mod tests {
         assert!(cache.try_lock("k", FETCH_LOCK_TTL).await.expect("lock"), "lock was released");
     }
 
+    #[tokio::test]
+    async fn freshness_and_the_lock_wait_are_read_from_the_clock() {
+        let t0 = Utc::now();
+        let clock = Arc::new(crate::clock::ManualClock::new(t0));
+        let cache = Arc::new(TestCache::default());
+        cache.put("k", &CachedToken::new("first", t0 + chrono::Duration::minutes(60))).await.expect("put");
+        let provider = TokenProvider::new(cache.clone()).with_clock(clock.clone());
+        let calls = AtomicUsize::new(0);
+        clock.set(t0 + chrono::Duration::minutes(54));
+        assert_eq!(provider.token("k", None, || counted(&calls)).await.expect("token").value, "first");
+        clock.set(t0 + chrono::Duration::minutes(56));
+        assert_eq!(
+            provider.token("k", None, || counted(&calls)).await.expect("token").value,
+            "t1",
+            "inside the margin"
+        );
+
+        // A lock held elsewhere is waited out on the clock: ten seconds pass on it, not in the test.
+        assert!(cache.try_lock("other", FETCH_LOCK_TTL).await.expect("lock"));
+        let before = std::time::Instant::now();
+        let waited_from = clock.now();
+        let token = provider.token("other", None, || counted(&calls)).await.expect("token");
+        assert_eq!(token.value, "t2");
+        assert!(clock.now() - waited_from >= chrono::Duration::seconds(10));
+        assert!(before.elapsed() < Duration::from_secs(5));
+    }
+
     #[test]
     fn debug_hides_the_value() {
         let shown = format!("{:?}", CachedToken::new("s3cr3t", in_minutes(1)));
