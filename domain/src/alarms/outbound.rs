@@ -35,7 +35,7 @@ pub fn webhook_payload(alarm: &Alarm, event: AlarmEvent) -> Value {
         "event": event.as_str(),
         "alarm": {
             "id": alarm.id.to_string(),
-            "kind": alarm.kind,
+            "kind": alarm.kind.as_str(),
             "severity": alarm.severity.as_str(),
             "state": alarm.state.as_str(),
             "message": alarm.message,
@@ -56,7 +56,7 @@ pub fn webhook_payload(alarm: &Alarm, event: AlarmEvent) -> Value {
 pub fn plan(webhooks: &[IntegrationId], alarm: &Alarm, event: AlarmEvent) -> Vec<NewDelivery> {
     webhooks
         .iter()
-        .filter(|w| !(alarm.kind == "DELIVERY_FAILED" && alarm.integration_id == Some(**w)))
+        .filter(|w| !(alarm.kind.as_str() == "DELIVERY_FAILED" && alarm.integration_id == Some(**w)))
         .map(|w| NewDelivery {
             integration_id: *w,
             kind: WEBHOOK_ALARM.to_owned(),
