@@ -1,4 +1,4 @@
-use super::rules::{TicketKind, check_transition, initial_status, parse_status, validate_fields};
+use super::rules::{TicketKind, TicketStatus, check_transition, parse_status, validate_fields};
 use super::{FileStore, NewTicket, Ticket, TicketFile, TicketFilter, TicketRepo, TicketUpdate};
 use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
@@ -134,17 +134,17 @@ impl TicketService {
         let external = external_id(input.external_id)?;
         let Some(id) = input.id else {
             let status = match &input.status {
-                Some(s) => parse_status(input.kind, s)?,
-                None => initial_status(input.kind),
+                Some(s) => TicketStatus::parse(input.kind, s)?,
+                None => TicketStatus::initial(input.kind),
             };
             let given: Map<String, Value> = given.into_iter().filter(|(_, v)| !v.is_null()).collect();
-            let fields = validate_fields(input.kind, status, &Value::Object(given))?;
+            let fields = validate_fields(input.kind, status.as_str(), &Value::Object(given))?;
             let new = NewTicket {
                 kind: input.kind,
                 integration_id: input.integration_id,
                 device_id: input.device_id,
                 home_id: input.home_id,
-                status: status.to_owned(),
+                status,
                 fields,
                 external_id: external,
                 created_by: by,
@@ -161,10 +161,10 @@ impl TicketService {
             return Err(DomainError::invalid("integrationId", "a ticket cannot move to another integration"));
         }
         let status = match &input.status {
-            Some(s) => parse_status(current.kind, s)?,
-            None => parse_status(current.kind, &current.status)?,
+            Some(s) => TicketStatus::parse(current.kind, s)?,
+            None => current.status,
         };
-        check_transition(current.kind, &current.status, status)?;
+        check_transition(current.kind, current.status.as_str(), status.as_str())?;
         let mut merged = match current.fields.clone() {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -176,15 +176,15 @@ impl TicketService {
                 merged.insert(k, v);
             }
         }
-        let fields = validate_fields(current.kind, status, &Value::Object(merged))?;
+        let fields = validate_fields(current.kind, status.as_str(), &Value::Object(merged))?;
         let update = TicketUpdate {
             device_id: input.device_id.or(current.device_id),
             home_id: input.home_id.or(current.home_id),
-            status: status.to_owned(),
+            status,
             fields,
             external_id: external.or(current.external_id.clone()),
         };
-        let updated = self.repo.update(tenant, id, &current.status, update).await?;
+        let updated = self.repo.update(tenant, id, current.status, update).await?;
         self.notify(tenant, Some(&current), &updated).await;
         Ok(updated)
     }

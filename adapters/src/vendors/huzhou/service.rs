@@ -14,7 +14,7 @@ use domain::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryStat
 use domain::devices::{Device, DeviceObserver, DeviceRepo};
 use domain::ids::{DeliveryId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
-use domain::tickets::{Ticket, TicketKind, TicketObserver};
+use domain::tickets::{MaintenanceStatus, RescueStatus, Ticket, TicketKind, TicketObserver, TicketStatus};
 use domain::ttl::{CONFIG_TTL, TtlCache};
 use domain::{Clock, DomainError, DomainResult};
 use serde_json::{Map, Value, json};
@@ -548,8 +548,10 @@ fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, n
     }
 }
 
-/// RESCUE statuses after which the rescue is over (7.7 `rescue_url` = `#`).
-const RESCUE_ENDED: &[&str] = &["RESCUED", "CLOSED", "CANCELLED"];
+/// Whether the rescue is over (7.7 `rescue_url` = `#`).
+fn rescue_ended(s: TicketStatus) -> bool {
+    matches!(s, TicketStatus::Rescue(RescueStatus::Rescued | RescueStatus::Closed | RescueStatus::Cancelled))
+}
 
 fn fields_of(t: &Ticket) -> Map<String, Value> {
     t.fields.as_object().cloned().unwrap_or_default()
@@ -566,8 +568,8 @@ impl TicketObserver for HuzhouService {
         };
         let integration_id = after.integration_id.or(device.as_ref().map(|d| d.integration_id));
         let Some(integration) = self.huzhou_of(tenant, integration_id).await? else { return Ok(()) };
-        let was = before.map(|b| b.status.as_str());
-        let became = |s: &str| after.status == s && was != Some(s);
+        let was = before.map(|b| b.status);
+        let became = |s: TicketStatus| after.status == s && was != Some(s);
         let mut fields = fields_of(after);
         if let Some(d) = &device {
             fields.entry("unique_id").or_insert_with(|| json!(d.external_id));
@@ -577,12 +579,11 @@ impl TicketObserver for HuzhouService {
             fields.entry("lift_type").or_insert_with(|| json!(state::lift_type(d.kind)));
         }
         match after.kind {
-            TicketKind::Maintenance if became("DONE") => {
+            TicketKind::Maintenance if became(TicketStatus::Maintenance(MaintenanceStatus::Done)) => {
                 self.push(tenant, integration.id, LIFT_MAINTAIN, Value::Object(fields)).await?;
             }
             TicketKind::Rescue => {
-                let ended_now =
-                    RESCUE_ENDED.contains(&after.status.as_str()) && !was.is_some_and(|w| RESCUE_ENDED.contains(&w));
+                let ended_now = rescue_ended(after.status) && !was.is_some_and(rescue_ended);
                 if let Some(d) = &device {
                     if before.is_none() && !ended_now {
                         let url =
@@ -596,7 +597,7 @@ impl TicketObserver for HuzhouService {
                         self.paras(tenant, integration.id, d, item).await?;
                     }
                 }
-                if became("CLOSED") {
+                if became(TicketStatus::Rescue(RescueStatus::Closed)) {
                     fields.remove("rescue_url");
                     self.push(tenant, integration.id, TRAP_FAULT, Value::Object(fields)).await?;
                 }
