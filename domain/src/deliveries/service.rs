@@ -373,6 +373,6 @@ fn failure_alarm(d: &Delivery, error: Option<&str>, at: DateTime<Utc>) -> RaiseA
         vendor_text: None,
         inbound_event_id: None,
         raised_at: at,
-        attributes: serde_json::json!({"deliveryId": d.id.to_string(), "kind": d.kind}),
+        attributes: serde_json::json!({"deliveryId": d.id.to_string(), "kind": d.kind.as_str()}),
     }
 }

@@ -69,12 +69,12 @@ impl DeliverySender for DingdingSender {
     async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
         let cmd: Command = match serde_json::from_value(d.payload.clone()) {
             Ok(c) => c,
-            Err(e) => return report(d.kind.clone(), None, None, Verdict::Permanent(format!("payload: {e}"))),
+            Err(e) => return report(d.kind.to_string(), None, None, Verdict::Permanent(format!("payload: {e}"))),
         };
         let name = cmd.api();
         let account = match self.client.account(d.tenant_id, d.integration_id).await {
             Ok(a) => a,
-            Err(e) => return report(d.kind.clone(), None, None, verdict_of(&e)),
+            Err(e) => return report(d.kind.to_string(), None, None, verdict_of(&e)),
         };
         let request = Client::summary(&account, name);
         let token = match self.client.token(&account, fresh_token).await {

@@ -238,9 +238,11 @@ impl HuzhouSender {
 #[async_trait]
 impl DeliverySender for HuzhouSender {
     async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
-        match map::action(&d.kind) {
+        match map::action(d.kind.as_str()) {
             Some(action) => self.push(d, action, fresh_token).await,
-            None => report(d.kind.clone(), None, None, None, Verdict::Permanent(format!("unknown kind {}", d.kind))),
+            None => {
+                report(d.kind.to_string(), None, None, None, Verdict::Permanent(format!("unknown kind {}", d.kind)))
+            }
         }
     }
 

@@ -10,7 +10,9 @@ use super::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
-use domain::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
+use domain::deliveries::{
+    Delivery, DeliveryKind, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict,
+};
 use domain::devices::{Device, DeviceObserver, DeviceRepo};
 use domain::ids::{DeliveryId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
@@ -192,7 +194,7 @@ impl HuzhouService {
         let values = values.clone();
         let delivery = move |alarm: &Alarm, recovered: bool| NewDelivery {
             integration_id: lift.integration_id,
-            kind: LIFT_ALARM.to_owned(),
+            kind: DeliveryKind::from_static(LIFT_ALARM),
             idempotency_key: request_id(),
             // A recovery never overtakes its fault.
             order_key: Some(format!("lift:{}", lift.external_id)),
@@ -210,7 +212,13 @@ impl HuzhouService {
         Ok(())
     }
 
-    async fn push(&self, tenant: TenantId, integration: IntegrationId, kind: &str, payload: Value) -> DomainResult<()> {
+    async fn push(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        kind: &'static str,
+        payload: Value,
+    ) -> DomainResult<()> {
         self.push_in_order(tenant, integration, kind, payload, None).await
     }
 
@@ -219,13 +227,13 @@ impl HuzhouService {
         &self,
         tenant: TenantId,
         integration: IntegrationId,
-        kind: &str,
+        kind: &'static str,
         payload: Value,
         order: Option<String>,
     ) -> DomainResult<()> {
         let input = NewDelivery {
             integration_id: integration,
-            kind: kind.to_owned(),
+            kind: DeliveryKind::from_static(kind),
             idempotency_key: request_id(),
             order_key: order,
             payload,
@@ -535,7 +543,7 @@ fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, n
         id: DeliveryId::new(),
         tenant_id: tenant,
         integration_id: integration,
-        kind: ELEV_THINGS.to_owned(),
+        kind: DeliveryKind::from_static(ELEV_THINGS),
         idempotency_key: request_id(),
         order_key: None,
         payload,
