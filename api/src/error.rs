@@ -26,6 +26,10 @@ pub fn gql(e: DomainError) -> async_graphql::Error {
         DomainError::Forbidden => (code::FORBIDDEN, e.to_string()),
         DomainError::RateLimited { .. } => (code::RATE_LIMITED, e.to_string()),
         DomainError::InvalidTransition(_) => (code::CONFLICT, e.to_string()),
+        DomainError::Upstream { vendor, message } => {
+            tracing::warn!(vendor, message = message.as_str(), "upstream failure");
+            (code::UPSTREAM_FAILED, e.to_string())
+        }
         DomainError::Unknown(cause) => {
             tracing::error!(error = format!("{cause:#}"), "internal error");
             (code::INTERNAL, "internal error".to_owned())
@@ -67,5 +71,18 @@ pub fn ensure_codes(resp: &mut async_graphql::Response) {
         if ext.get("code").is_none() {
             ext.set("code", code::BAD_USER_INPUT);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upstream_failure_answers_upstream_failed_with_its_reason() {
+        let e = gql(DomainError::upstream("Acme", "ErrNo 4001: no such device"));
+        assert_eq!(e.message, "Acme: ErrNo 4001: no such device");
+        let code = e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
+        assert_eq!(code, Some(async_graphql::Value::from(code::UPSTREAM_FAILED)));
     }
 }

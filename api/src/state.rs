@@ -29,6 +29,7 @@ use domain::tenants::TenantService;
 use domain::tickets::TicketService;
 use domain::tokens::{TokenCache, TokenProvider};
 use domain::users::{AuthService, UserService};
+use domain::{Clock, SystemClock};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub events: InboundEventService,
     pub audit: AuditService,
     pub bus: Bus,
+    /// Where every service reads the time: the system clock.
+    pub clock: Arc<dyn Clock>,
     pub jwt: Arc<Jwt>,
     pub schema: AppSchema,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -116,6 +119,8 @@ impl AppState {
             Some(url) => Some(adapters::redis_store::connect(url).await?),
             None => None,
         };
+        // The one clock: every rule that reads the time, or waits, reads this one.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new()?);
         let secrets = Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
         let throttle: Arc<dyn LoginThrottle> = match &redis {
@@ -161,12 +166,15 @@ impl AppState {
             ticket_repo.clone(),
             bus_port.clone(),
         )
-        .with_outbound(integration_repo.clone(), queue.clone());
-        let integrations = IntegrationService::new(integration_repo.clone(), key_repo, secrets);
+        .with_outbound(integration_repo.clone(), queue.clone())
+        .with_clock(clock.clone());
+        let integrations =
+            IntegrationService::new(integration_repo.clone(), key_repo, secrets).with_clock(clock.clone());
         let http = adapters::vendors::http_client(std::time::Duration::from_secs(15))?;
-        let tokens = Arc::new(TokenProvider::new(token_cache));
+        let tokens = Arc::new(TokenProvider::new(token_cache).with_clock(clock.clone()));
         let huzhou_sender =
-            adapters::vendors::huzhou::HuzhouSender::new(http.clone(), integrations.clone(), tokens.clone());
+            adapters::vendors::huzhou::HuzhouSender::new(http.clone(), integrations.clone(), tokens.clone())
+                .with_clock(clock.clone());
         let senders = config.senders.clone().or_with(
             adapters::vendors::webhook::PREFIX,
             Arc::new(adapters::vendors::webhook::WebhookSender::new(http, integrations.clone())),
@@ -180,10 +188,12 @@ impl AppState {
             adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
             tokens.clone(),
             integrations.clone(),
-        );
+        )
+        .with_clock(clock.clone());
         let dingding_sender = adapters::vendors::dingding::DingdingSender::new(
             dingding_client.clone(),
-            adapters::vendors::dingding::Outcomes::new(dingding_repo.clone(), dingding_secrets.clone()),
+            adapters::vendors::dingding::Outcomes::new(dingding_repo.clone(), dingding_secrets.clone())
+                .with_clock(clock.clone()),
         );
         let senders =
             senders.or_with(adapters::vendors::dingding::PREFIX, Arc::new(dingding_sender), config.vendor_concurrency);
@@ -203,7 +213,8 @@ impl AppState {
             },
             alarms.clone(),
             config.delivery_stale_after,
-        );
+        )
+        .with_clock(clock.clone());
         let huzhou = adapters::vendors::huzhou::HuzhouService::new(adapters::vendors::huzhou::HuzhouPorts {
             repo: Arc::new(adapters::db::repos::SqlHuzhouRepo::new(db.clone())),
             devices: device_repo.clone(),
@@ -211,6 +222,7 @@ impl AppState {
             alarms: alarms.clone(),
             deliveries: deliveries.clone(),
             sender: senders,
+            clock: clock.clone(),
         });
         let scheduler = SchedulerService::new(
             Arc::new(SqlScheduledRunRepo::new(db.clone())),
@@ -219,6 +231,7 @@ impl AppState {
             format!("{}-{}", config.job_queue, std::process::id()),
             config.sweep_every,
         )
+        .with_clock(clock.clone())
         .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
         .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
         .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));
@@ -242,7 +255,8 @@ impl AppState {
             home_repo.clone(),
             integration_repo.clone(),
         )
-        .with_outbound(outbound.clone());
+        .with_outbound(outbound.clone())
+        .with_clock(clock.clone());
         let dingding = adapters::vendors::dingding::DingdingService::new(adapters::vendors::dingding::DingdingPorts {
             repo: dingding_repo,
             api: Arc::new(adapters::vendors::dingding::DingdingReads::new(dingding_client)),
@@ -254,6 +268,7 @@ impl AppState {
             limiter: limiter.clone(),
             secrets: dingding_secrets,
             tickets: tickets.clone(),
+            clock: clock.clone(),
         });
         let scheduler = scheduler
             .with_job(ScheduledJob::Sync, Arc::new(adapters::vendors::dingding::DingdingSync::new(dingding.clone())));
@@ -292,7 +307,8 @@ impl AppState {
         );
         let state = Self {
             tenants: TenantService::new(tenant_repo.clone()),
-            auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle),
+            auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle)
+                .with_clock(clock.clone()),
             integrations,
             devices,
             tariffs: TariffService::new(
@@ -301,7 +317,8 @@ impl AppState {
                 device_repo.clone(),
                 home_repo.clone(),
                 integration_repo.clone(),
-            ),
+            )
+            .with_clock(clock.clone()),
             tickets,
             homes: HomeService::new(home_repo, integration_repo).with_outbound(outbound),
             dingding,
@@ -320,6 +337,7 @@ impl AppState {
             events,
             audit: AuditService::new(Arc::new(SqlAuditRepo::new(db.clone()))),
             bus,
+            clock,
             users,
             jwt: Arc::new(Jwt::new(config.jwt_secret.expose_secret().as_bytes())),
             schema: graphql::schema(),

@@ -28,6 +28,10 @@ pub enum DomainError {
     /// A state machine refused the move.
     #[error("invalid transition: {0}")]
     InvalidTransition(String),
+    /// An outside system the use case needed failed or refused (network, or the vendor's
+    /// own error code). `message` is shown to the caller, so it never holds a secret.
+    #[error("{vendor}: {message}")]
+    Upstream { vendor: &'static str, message: String },
     /// Anything else: logged with its cause chain and answered opaquely.
     #[error(transparent)]
     Unknown(#[from] anyhow::Error),
@@ -37,6 +41,11 @@ impl DomainError {
     /// Shorthand for a validation failure on `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Invalid { field: field.into(), message: message.into() }
+    }
+
+    /// Shorthand for a failure of the outside system `vendor`.
+    pub fn upstream(vendor: &'static str, message: impl Into<String>) -> Self {
+        Self::Upstream { vendor, message: message.into() }
     }
 }
 

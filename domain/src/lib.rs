@@ -8,6 +8,7 @@ pub mod actor;
 pub mod alarms;
 pub mod audit;
 pub mod bus;
+pub mod clock;
 pub mod deliveries;
 pub mod devices;
 mod enums;
@@ -30,5 +31,6 @@ pub mod ttl;
 pub mod users;
 
 pub use actor::{Actor, Role};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, DomainResult};
 pub use page::{Page, PageRequest};

@@ -5,6 +5,7 @@
 //! is issued, so a stampede of refreshes is both slow and self-defeating.
 
 use crate::DomainResult;
+use crate::clock::{self, Clock};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -86,12 +87,26 @@ pub struct TokenProvider {
     locks: StdMutex<HashMap<String, Arc<Mutex<()>>>>,
     /// How long a caller that lost the cross-process lock waits for the winner's token.
     lock_wait: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl TokenProvider {
     /// A provider that refreshes tokens 5 minutes before they expire.
     pub fn new(cache: Arc<dyn TokenCache>) -> Self {
-        Self { cache, refresh_margin: chrono::Duration::minutes(5), locks: StdMutex::default(), lock_wait: POLL_FOR }
+        Self {
+            cache,
+            refresh_margin: chrono::Duration::minutes(5),
+            locks: StdMutex::default(),
+            lock_wait: POLL_FOR,
+            clock: clock::system(),
+        }
+    }
+
+    /// Reads token expiry against `clock`, and waits for another process's token on it.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Refreshes tokens `margin` before they expire. Keep it well below the vendor's token
@@ -142,9 +157,10 @@ impl TokenProvider {
             return token;
         }
 
-        let deadline = tokio::time::Instant::now() + self.lock_wait;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(POLL_EVERY).await;
+        let deadline =
+            self.clock.now() + chrono::Duration::from_std(self.lock_wait).unwrap_or(chrono::Duration::seconds(10));
+        while self.clock.now() < deadline {
+            self.clock.sleep(POLL_EVERY).await;
             if let Some(token) = self.fresh(key).await? {
                 return Ok(token);
             }
@@ -160,7 +176,7 @@ impl TokenProvider {
     }
 
     async fn fresh(&self, key: &str) -> DomainResult<Option<CachedToken>> {
-        let now = Utc::now();
+        let now = self.clock.now();
         Ok(self.cache.get(key).await?.filter(|t| t.is_fresh(now, self.refresh_margin)))
     }
 
@@ -369,6 +385,33 @@ mod tests {
         let failed = provider.token("k", None, || async { Err(crate::DomainError::Unauthenticated) }).await;
         assert!(matches!(failed, Err(crate::DomainError::Unauthenticated)));
         assert!(cache.try_lock("k", FETCH_LOCK_TTL).await.expect("lock"), "lock was released");
+    }
+
+    #[tokio::test]
+    async fn freshness_and_the_lock_wait_are_read_from_the_clock() {
+        let t0 = Utc::now();
+        let clock = Arc::new(crate::clock::ManualClock::new(t0));
+        let cache = Arc::new(TestCache::default());
+        cache.put("k", &CachedToken::new("first", t0 + chrono::Duration::minutes(60))).await.expect("put");
+        let provider = TokenProvider::new(cache.clone()).with_clock(clock.clone());
+        let calls = AtomicUsize::new(0);
+        clock.set(t0 + chrono::Duration::minutes(54));
+        assert_eq!(provider.token("k", None, || counted(&calls)).await.expect("token").value, "first");
+        clock.set(t0 + chrono::Duration::minutes(56));
+        assert_eq!(
+            provider.token("k", None, || counted(&calls)).await.expect("token").value,
+            "t1",
+            "inside the margin"
+        );
+
+        // A lock held elsewhere is waited out on the clock: ten seconds pass on it, not in the test.
+        assert!(cache.try_lock("other", FETCH_LOCK_TTL).await.expect("lock"));
+        let before = std::time::Instant::now();
+        let waited_from = clock.now();
+        let token = provider.token("other", None, || counted(&calls)).await.expect("token");
+        assert_eq!(token.value, "t2");
+        assert!(clock.now() - waited_from >= chrono::Duration::seconds(10));
+        assert!(before.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

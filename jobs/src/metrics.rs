@@ -25,17 +25,13 @@ pub fn inbound_applied(protocol: &'static str, state: domain::events::EventState
     metrics::counter!("linkyard_inbound_applied_total", "protocol" => protocol, "state" => state.as_str()).increment(1);
 }
 
-fn vendor(kind: &str) -> String {
-    kind.split('.').next().unwrap_or_default().to_owned()
-}
-
 /// Records what one run of a delivery did.
 pub fn record_run(outcome: &RunOutcome) {
     match outcome {
         RunOutcome::Skipped => {}
         RunOutcome::Held { .. } => metrics::counter!("linkyard_deliveries_held_total").increment(1),
         RunOutcome::Finished { delivery, attempts } => {
-            let v = vendor(&delivery.kind);
+            let v = delivery.kind.sender().to_owned();
             for a in attempts {
                 metrics::counter!("linkyard_delivery_attempts_total", "vendor" => v.clone(), "outcome" => a.outcome)
                     .increment(1);

@@ -20,12 +20,11 @@ fn every_seconds(every: Duration) -> String {
     format!("*/{s} * * * * *")
 }
 
-async fn on_tick(tick: Tick, scheduler: Data<SchedulerService>, lookback: Data<Lookback>) -> Result<(), BoxDynError> {
-    let at = i64::try_from(tick.get_timestamp()).ok().and_then(|s| chrono::DateTime::from_timestamp(s, 0));
-    let now = at.unwrap_or_else(chrono::Utc::now);
+/// The scheduler reads the time from its clock; the cron tick only wakes it.
+async fn on_tick(_tick: Tick, scheduler: Data<SchedulerService>, lookback: Data<Lookback>) -> Result<(), BoxDynError> {
     let Lookback(window) = *lookback;
-    match scheduler.tick(now, window).await {
-        Ok(won) => tracing::debug!(won, tick = %now, "scheduler ticked"),
+    match scheduler.tick(window).await {
+        Ok(won) => tracing::debug!(won, "scheduler ticked"),
         // The next tick looks back over this one; nothing is lost by waiting.
         Err(e) => tracing::warn!(error = %e, "scheduler tick failed"),
     }

@@ -52,7 +52,7 @@ impl SenderRegistry {
     }
 
     fn route(&self, d: &Delivery) -> Option<&Route> {
-        self.by_prefix.get(d.kind.split('.').next().unwrap_or_default())
+        self.by_prefix.get(d.kind.sender())
     }
 }
 
@@ -61,7 +61,7 @@ impl DeliverySender for SenderRegistry {
     async fn send(&self, delivery: &Delivery, fresh_token: bool) -> SendReport {
         let Some(route) = self.route(delivery) else {
             return SendReport {
-                request: delivery.kind.clone(),
+                request: delivery.kind.to_string(),
                 http_status: None,
                 vendor_code: None,
                 vendor_message: None,

@@ -16,7 +16,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use domain::deliveries::{DeliveryState, NewDelivery};
+use domain::deliveries::{DeliveryKind, DeliveryState, NewDelivery};
 use domain::ids::{IntegrationId, TenantId};
 use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_admin_url, bench_tenant, gql, with_database};
 use sea_orm::{ConnectionTrait, Database};
@@ -92,7 +92,7 @@ async fn run(
             for k in (w..n).step_by(writers) {
                 let d = NewDelivery {
                     integration_id: integration,
-                    kind: "webhook.bench".into(),
+                    kind: DeliveryKind::from_static("webhook.bench"),
                     idempotency_key: format!("bench-{k:06}"),
                     order_key: None,
                     payload: json!({"event": "bench", "n": k}),

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use domain::deliveries::{Delivery, DeliverySender, NewDelivery, RateLimit, SendReport, Verdict};
+use domain::deliveries::{Delivery, DeliveryKind, DeliverySender, NewDelivery, RateLimit, SendReport, Verdict};
 use domain::ids::{IntegrationId, TenantId};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -66,7 +66,7 @@ struct FakeSender {
 impl DeliverySender for FakeSender {
     /// `fake.limited` deliveries: one per permit per 2 s, like hazchem attachments.
     fn rate_limit(&self, d: &Delivery) -> Option<RateLimit> {
-        (d.kind == "fake.limited").then(|| RateLimit {
+        (d.kind.as_str() == "fake.limited").then(|| RateLimit {
             key: format!("fake:{}:{}", d.integration_id, d.payload["permit"].as_str().unwrap_or_default()),
             limit: 1,
             window: Duration::from_secs(2),
@@ -160,7 +160,7 @@ impl Setup {
                 tenant,
                 NewDelivery {
                     integration_id: integration,
-                    kind: kind.into(),
+                    kind: DeliveryKind::parse(kind).expect("kind"),
                     idempotency_key: key.into(),
                     order_key: order_key.map(str::to_owned),
                     payload,
@@ -232,7 +232,7 @@ async fn a_message_failing_three_times_is_delivered_on_the_fourth_with_the_same_
             tenant,
             NewDelivery {
                 integration_id: s.integration.parse().expect("integration"),
-                kind: "fake.push".into(),
+                kind: DeliveryKind::from_static("fake.push"),
                 idempotency_key: "req-0001".into(),
                 order_key: None,
                 payload: json!({}),
@@ -293,7 +293,7 @@ async fn deliveries_are_filtered_retried_in_bulk_and_tenant_scoped() {
                 tenant,
                 NewDelivery {
                     integration_id: s.integration.parse().expect("integration"),
-                    kind: "nowhere.push".into(),
+                    kind: DeliveryKind::from_static("nowhere.push"),
                     idempotency_key: "k-c".into(),
                     order_key: None,
                     payload: json!({}),

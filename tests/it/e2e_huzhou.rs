@@ -1005,3 +1005,62 @@ async fn parameter_pushes_of_one_elevator_arrive_in_the_order_of_the_changes() {
     assert_eq!(s.dc.all("put_ie_elev_paras").len(), sent.len() + 20, "one failed attempt per round");
     assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
 }
+
+/// Refuses every send: the token test below sends nothing.
+struct NoSends;
+
+#[async_trait::async_trait]
+impl domain::deliveries::DeliverySender for NoSends {
+    async fn send(&self, d: &domain::deliveries::Delivery, _fresh: bool) -> domain::deliveries::SendReport {
+        domain::deliveries::SendReport {
+            request: d.kind.to_string(),
+            http_status: None,
+            vendor_code: None,
+            vendor_message: None,
+            verdict: domain::deliveries::Verdict::Permanent("no sends in this test".into()),
+        }
+    }
+}
+
+/// 7.1: a token the data center got from `get_token` works for exactly 2 hours on the
+/// service's clock: accepted a millisecond before its lifetime runs out, refused at it.
+#[tokio::test]
+async fn an_inbound_token_expires_exactly_when_its_lifetime_runs_out() {
+    use adapters::db::repos::{SqlDeviceRepo, SqlHuzhouRepo, SqlIntegrationRepo};
+    use adapters::vendors::huzhou::{ApiRefusal, HuzhouPorts, HuzhouService};
+    use chrono::{TimeZone, Utc};
+    use domain::ManualClock;
+    use domain::integrations::IntegrationRepo;
+
+    let s = setup().await;
+    let db = s.app.state.db.clone();
+    let tenant: domain::ids::TenantId = s.tenant.id.parse().expect("tenant");
+    let id: domain::ids::IntegrationId = s.integration.parse().expect("integration");
+    let integration = SqlIntegrationRepo::new(db.clone()).get(tenant, id).await.expect("get").expect("integration");
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).single().expect("t0");
+    let clock = Arc::new(ManualClock::new(t0));
+    let huzhou = HuzhouService::new(HuzhouPorts {
+        repo: Arc::new(SqlHuzhouRepo::new(db.clone())),
+        devices: Arc::new(SqlDeviceRepo::new(db.clone())),
+        integrations: Arc::new(SqlIntegrationRepo::new(db)),
+        alarms: s.app.state.alarms.clone(),
+        deliveries: s.app.state.deliveries.clone(),
+        sender: Arc::new(NoSends),
+        clock: clock.clone(),
+    });
+    let credentials = json!({"inboundAppKey": IN_KEY, "inboundAppSecret": IN_SECRET});
+    let credentials = credentials.as_object().expect("object");
+    let token = huzhou.issue_token(&integration, credentials, Some(IN_KEY), Some(IN_SECRET)).await.expect("token");
+
+    let lifetime = chrono::Duration::hours(2);
+    assert_eq!(huzhou.check_token(&integration, Some(&token)).await, Ok(()));
+    clock.set(t0 + lifetime - chrono::Duration::milliseconds(1));
+    assert_eq!(huzhou.check_token(&integration, Some(&token)).await, Ok(()), "valid until its last millisecond");
+    clock.set(t0 + lifetime);
+    assert_eq!(huzhou.check_token(&integration, Some(&token)).await, Err(ApiRefusal::BadToken), "expired");
+    clock.set(t0 + lifetime + chrono::Duration::minutes(1));
+    assert_eq!(huzhou.check_token(&integration, Some(&token)).await, Err(ApiRefusal::BadToken));
+    // A token issued on the moved clock lives two hours from then.
+    let fresh = huzhou.issue_token(&integration, credentials, Some(IN_KEY), Some(IN_SECRET)).await.expect("token");
+    assert_eq!(huzhou.check_token(&integration, Some(&fresh)).await, Ok(()));
+}

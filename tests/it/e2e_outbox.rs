@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
 use domain::alarms::{AlarmKind, AlarmRepo, AlarmSeverity, RaiseAlarm};
-use domain::deliveries::NewDelivery;
+use domain::deliveries::{DeliveryKind, NewDelivery};
 use domain::ids::{IntegrationId, TenantId};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
@@ -238,7 +238,7 @@ async fn a_change_and_its_deliveries_commit_together_or_not_at_all() {
     let broken = |_: &_| {
         let d = NewDelivery {
             integration_id: webhook,
-            kind: "webhook.alarm".into(),
+            kind: DeliveryKind::from_static("webhook.alarm"),
             idempotency_key: "same-key".into(),
             order_key: None,
             payload: json!({}),
@@ -253,7 +253,7 @@ async fn a_change_and_its_deliveries_commit_together_or_not_at_all() {
     let sound = |_: &_| {
         vec![NewDelivery {
             integration_id: webhook,
-            kind: "webhook.alarm".into(),
+            kind: DeliveryKind::from_static("webhook.alarm"),
             idempotency_key: "probe-key".into(),
             order_key: None,
             payload: json!({"event": "probe"}),

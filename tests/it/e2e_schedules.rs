@@ -179,3 +179,65 @@ async fn two_worker_processes_run_each_tick_once() {
     let alarm = e.offline_alarm().await.expect("offline alarm");
     assert_eq!(alarm["occurrences"].as_u64(), u64::try_from(runs.len()).ok(), "{alarm} vs {} runs", runs.len());
 }
+
+/// A daily job falls due from the scheduler's clock, not the wall clock: Huzhou's
+/// `LIFT_NOTIFY_DAILY` fires at 00:00 in the integration's time zone (Asia/Shanghai), so a
+/// tick at 23:59 runs nothing and one at 00:01 the next day runs it once, for midnight.
+#[tokio::test]
+async fn a_daily_job_falls_due_by_the_set_clock() {
+    use adapters::db::repos::{SqlIntegrationRepo, SqlScheduledRunRepo};
+    use adapters::vendors::huzhou::LiftNotifyDaily;
+    use chrono::{TimeZone, Utc};
+    use domain::schedules::{ScheduledJob, SchedulerService};
+    use domain::{Clock, ManualClock};
+    use std::sync::Arc;
+
+    let app = spawn_app_with(|c| c.run_workers = false).await;
+    let root = app.admin_token().await;
+    let tenant = tenant_with_admin(&app, &root).await;
+    let r = app
+        .configure_integration(
+            &tenant.admin_token,
+            json!({"kind": "HUZHOU_ELEVATOR", "name": "hz", "settings": {"baseUrl": "http://127.0.0.1:9", "dcBaseUrl": "http://127.0.0.1:9"},
+                   "credentials": {"appKey": "k", "appSecret": "s", "inboundAppKey": "ik", "inboundAppSecret": "is"}}),
+        )
+        .await;
+    let integration = r.data()["configureIntegration"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned();
+
+    // Asia/Shanghai: UTC+8 all year.
+    let shanghai = chrono::FixedOffset::east_opt(8 * 3600).expect("offset");
+    let at = |d, h, m| shanghai.with_ymd_and_hms(2026, 3, d, h, m, 0).single().expect("time").with_timezone(&Utc);
+    let clock = Arc::new(ManualClock::new(at(1, 23, 59)));
+    let db = app.state.db.clone();
+    let scheduler = SchedulerService::new(
+        Arc::new(SqlScheduledRunRepo::new(db.clone())),
+        Arc::new(SqlIntegrationRepo::new(db)),
+        app.state.deliveries.clone(),
+        "clock-test".into(),
+        Duration::from_secs(30),
+    )
+    .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(LiftNotifyDaily(app.state.huzhou.clone())))
+    .with_clock(clock.clone());
+    // As `jobs::run_scheduler` looks back: three ticks, at least a minute.
+    let lookback = Duration::from_secs(180);
+
+    // 23:59: only the sweep is due.
+    assert_eq!(scheduler.tick(lookback).await.expect("tick"), 1);
+    // 00:01 the next day: midnight is within the lookback, so the daily job is due.
+    clock.set(at(2, 0, 1));
+    assert_eq!(scheduler.tick(lookback).await.expect("tick"), 2);
+    // The same minute again: the run is claimed already.
+    clock.advance(chrono::Duration::seconds(30));
+    assert_eq!(scheduler.tick(lookback).await.expect("tick"), 1, "only the next sweep");
+
+    let q = "query($i:ID!){ scheduledRuns(integrationId:$i, last:10){ job trigger tick outcome detail } }";
+    let r = app.gql(Some(&tenant.admin_token), q, json!({"i": integration})).await;
+    let runs = r.data()["scheduledRuns"].as_array().expect("runs").clone();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0]["job"], "LIFT_NOTIFY_DAILY");
+    assert_eq!(runs[0]["trigger"], "SCHEDULE");
+    assert_eq!(runs[0]["outcome"], "SUCCEEDED", "{}", runs[0]);
+    let tick: chrono::DateTime<Utc> = runs[0]["tick"].as_str().expect("tick").parse().expect("rfc3339");
+    assert_eq!(tick, at(2, 0, 0), "run for midnight in Shanghai");
+    assert!(clock.now() > tick);
+}

@@ -83,11 +83,11 @@ impl DeliverySender for WebhookSender {
     async fn send(&self, d: &Delivery, _fresh_token: bool) -> SendReport {
         let Endpoint { url, secret } = match self.endpoint(d).await {
             Ok(e) => e,
-            Err(verdict) => return report(d.kind.clone(), None, verdict),
+            Err(verdict) => return report(d.kind.to_string(), None, verdict),
         };
         let body = match serde_json::to_vec(&d.payload) {
             Ok(b) => b,
-            Err(e) => return report(d.kind.clone(), None, Verdict::Permanent(format!("payload: {e}"))),
+            Err(e) => return report(d.kind.to_string(), None, Verdict::Permanent(format!("payload: {e}"))),
         };
         let ts = chrono::Utc::now().timestamp();
         let request = format!("POST {} {}", redact_url(&url), d.kind);

@@ -50,7 +50,7 @@ impl From<Alarm> for AlarmGql {
         let id = |s: String| ID(s);
         Self {
             id: id(a.id.to_string()),
-            kind: a.kind,
+            kind: a.kind.as_str().to_owned(),
             severity: a.severity.into(),
             state: a.state.into(),
             message: a.message,

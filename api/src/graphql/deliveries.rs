@@ -35,7 +35,7 @@ impl From<Delivery> for DeliveryGql {
         Self {
             id: ID(d.id.to_string()),
             integration_id: ID(d.integration_id.to_string()),
-            kind: d.kind,
+            kind: d.kind.to_string(),
             idempotency_key: d.idempotency_key,
             order_key: d.order_key,
             payload: Json(d.payload),

@@ -2,28 +2,16 @@
 //! the account sync.
 
 use super::{actor, parse_id, state};
-use crate::error::{GqlResultExt, code};
+use crate::error::GqlResultExt;
 use adapters::vendors::dingding::{
     ActivationCodeInput, AddPasswordInput, DeviceOperation, LockPassword, LockPasswordId, MeterCommand,
-    MeterCommandInput, OperationId, PasswordOperation, Query, Reveal, UpdatePasswordInput, Upstream,
+    MeterCommandInput, OperationId, PasswordOperation, Query, Reveal, UpdatePasswordInput,
 };
-use async_graphql::{Context, Enum, ErrorExtensions, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ids::{DeviceId, IntegrationId};
-use domain::{DomainError, DomainResult};
 use rust_decimal::Decimal;
 use serde_json::Value;
-
-/// Vendor failures answer `UPSTREAM_FAILED` with Dingding's reason; the rest as usual.
-fn dd<T>(r: DomainResult<T>) -> async_graphql::Result<T> {
-    match r {
-        Err(DomainError::Unknown(e)) if e.downcast_ref::<Upstream>().is_some() => {
-            let msg = e.to_string();
-            Err(async_graphql::Error::new(msg).extend_with(|_, ext| ext.set("code", code::UPSTREAM_FAILED)))
-        }
-        other => other.gql(),
-    }
-}
 
 macro_rules! gql_enum {
     ($(#[$m:meta])* $gql:ident as $name:literal <=> $dom:path { $($v:ident),* $(,)? }) => {
@@ -339,7 +327,7 @@ impl DingdingQuery {
         let (from, to) = window(from, to);
         let q =
             |d: &domain::devices::Device| Query::LockEvents { uuid: d.external_id.clone(), offset, count, from, to };
-        dd(state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await).map(Json)
+        state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await.gql().map(Json)
     }
 
     /// A device's operation log at Dingding (`search_device_op_log`, 7.3) with `total`.
@@ -363,7 +351,7 @@ impl DingdingQuery {
             from,
             to,
         };
-        dd(state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await).map(Json)
+        state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await.gql().map(Json)
     }
 
     /// A device's exceptions at Dingding (`device_fetch_exceptions`, 17.2; times in ms) with `total`.
@@ -379,7 +367,7 @@ impl DingdingQuery {
         let (from, to) = (from.map(|t| t.timestamp_millis()), to.map(|t| t.timestamp_millis()));
         let q =
             |d: &domain::devices::Device| Query::Exceptions { uuid: d.external_id.clone(), offset, count, from, to };
-        dd(state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await).map(Json)
+        state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await.gql().map(Json)
     }
 
     /// A meter's state at Dingding (11.x, 15.x).
@@ -412,7 +400,7 @@ impl DingdingQuery {
                 MeterQueryKind::DeviceInfo => Query::DeviceInfo { uuid },
             }
         };
-        dd(state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await).map(Json)
+        state(ctx).dingding.query_device(&actor(ctx)?, device(&device_id)?, q).await.gql().map(Json)
     }
 
     /// A Dingding app token for a phone with bluetooth access (`app_token`, 14.3, v2).
@@ -423,7 +411,7 @@ impl DingdingQuery {
         phone: String,
     ) -> async_graphql::Result<Json<Value>> {
         let i: IntegrationId = parse_id("integrationId", &integration_id)?;
-        dd(state(ctx).dingding.query(&actor(ctx)?, i, &Query::AppToken { phone }).await).map(Json)
+        state(ctx).dingding.query(&actor(ctx)?, i, &Query::AppToken { phone }).await.gql().map(Json)
     }
 
     /// Where a recharge is at Dingding (`elemeter_charge_query`, 11.19).
@@ -434,7 +422,7 @@ impl DingdingQuery {
         trade_no: String,
     ) -> async_graphql::Result<Json<Value>> {
         let i: IntegrationId = parse_id("integrationId", &integration_id)?;
-        dd(state(ctx).dingding.query(&actor(ctx)?, i, &Query::ChargeStatus { trade_no }).await).map(Json)
+        state(ctx).dingding.query(&actor(ctx)?, i, &Query::ChargeStatus { trade_no }).await.gql().map(Json)
     }
 
     /// Dingding's work orders of a home (`get_ticket_by_home`, 10.5; `serviceType` 1
@@ -455,7 +443,7 @@ impl DingdingQuery {
                 return Err(crate::error::bad_input("homeExternalId", "homeExternalId or ticketId is required"));
             }
         };
-        dd(state(ctx).dingding.query(&actor(ctx)?, i, &q).await).map(Json)
+        state(ctx).dingding.query(&actor(ctx)?, i, &q).await.gql().map(Json)
     }
 }
 
@@ -552,7 +540,7 @@ impl DingdingMutation {
             RevealKind::Admin => Reveal::Admin,
             RevealKind::Dynamic => Reveal::Dynamic,
         };
-        let r = dd(state(ctx).dingding.reveal(&actor(ctx)?, device(&device_id)?, which).await)?;
+        let r = state(ctx).dingding.reveal(&actor(ctx)?, device(&device_id)?, which).await.gql()?;
         Ok(RevealedPassword { password: r.password, expires_at: r.expires_at })
     }
 
@@ -617,7 +605,7 @@ impl DingdingMutation {
     /// Pulls the Dingding account's homes, rooms and devices now (tenant admins).
     async fn sync_integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<SyncReportGql> {
         let id: IntegrationId = parse_id("id", &id)?;
-        let r = dd(state(ctx).dingding.sync(&actor(ctx)?, id).await)?;
+        let r = state(ctx).dingding.sync(&actor(ctx)?, id).await.gql()?;
         let n = |v: usize| i32::try_from(v).unwrap_or(i32::MAX);
         Ok(SyncReportGql {
             homes: n(r.homes),

@@ -79,7 +79,7 @@ impl From<Ticket> for TicketGql {
             integration_id: t.integration_id.map(|i| ID(i.to_string())),
             device_id: t.device_id.map(|d| ID(d.to_string())),
             home_id: t.home_id.map(|h| ID(h.to_string())),
-            status: t.status,
+            status: t.status.as_str().to_owned(),
             fields: Json(t.fields),
             external_id: t.external_id,
             created_by: t.created_by.map(|u| ID(u.to_string())),

@@ -83,7 +83,7 @@ pub struct Alarm {
     pub device_id: Option<DeviceId>,
     pub integration_id: Option<IntegrationId>,
     pub ticket_id: Option<TicketId>,
-    pub kind: String,
+    pub kind: AlarmKind,
     pub severity: AlarmSeverity,
     pub state: AlarmState,
     pub message: String,

@@ -4,7 +4,7 @@
 //! written by the alarm repository in the change's own transaction.
 
 use super::{Alarm, RaiseOutcome};
-use crate::deliveries::NewDelivery;
+use crate::deliveries::{DeliveryKind, NewDelivery};
 use crate::ids::IntegrationId;
 use serde_json::{Value, json};
 
@@ -35,7 +35,7 @@ pub fn webhook_payload(alarm: &Alarm, event: AlarmEvent) -> Value {
         "event": event.as_str(),
         "alarm": {
             "id": alarm.id.to_string(),
-            "kind": alarm.kind,
+            "kind": alarm.kind.as_str(),
             "severity": alarm.severity.as_str(),
             "state": alarm.state.as_str(),
             "message": alarm.message,
@@ -56,10 +56,10 @@ pub fn webhook_payload(alarm: &Alarm, event: AlarmEvent) -> Value {
 pub fn plan(webhooks: &[IntegrationId], alarm: &Alarm, event: AlarmEvent) -> Vec<NewDelivery> {
     webhooks
         .iter()
-        .filter(|w| !(alarm.kind == "DELIVERY_FAILED" && alarm.integration_id == Some(**w)))
+        .filter(|w| !(alarm.kind.as_str() == "DELIVERY_FAILED" && alarm.integration_id == Some(**w)))
         .map(|w| NewDelivery {
             integration_id: *w,
-            kind: WEBHOOK_ALARM.to_owned(),
+            kind: DeliveryKind::from_static(WEBHOOK_ALARM),
             idempotency_key: format!("{}:{}", event.as_str(), alarm.id),
             // The events of one alarm arrive in the order they happened.
             order_key: Some(format!("alarm:{}", alarm.id)),

@@ -3,6 +3,7 @@ use super::{
     Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
 };
 use crate::bus::{AlarmAction, BusEvent, Change, EventBus};
+use crate::clock::{self, Clock};
 use crate::deliveries::{DeliveryQueue, Outbox, no_outbox};
 use crate::devices::DeviceRepo;
 use crate::ids::{AlarmId, DeliveryId, DeviceId, IntegrationId, TenantId, TicketId};
@@ -34,6 +35,8 @@ pub struct AlarmService {
     tickets: Arc<dyn TicketRepo>,
     bus: Arc<dyn EventBus>,
     outbound: Option<Outbound>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 /// Where alarm changes are sent: the tenant's webhook integrations, through the queue.
@@ -53,7 +56,14 @@ impl AlarmService {
         tickets: Arc<dyn TicketRepo>,
         bus: Arc<dyn EventBus>,
     ) -> Self {
-        Self { repo, devices, tickets, bus, outbound: None }
+        Self { repo, devices, tickets, bus, outbound: None, clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Sends alarm changes to the tenant's `WEBHOOK` integrations (outbox deliveries).
@@ -75,7 +85,7 @@ impl AlarmService {
         queue: Arc<dyn DeliveryQueue>,
     ) -> Self {
         let outbound = self.outbound.clone().map(|o| Outbound { queue, ..o });
-        Self { repo, devices, bus, outbound, tickets: self.tickets.clone() }
+        Self { repo, devices, bus, outbound, tickets: self.tickets.clone(), clock: self.clock.clone() }
     }
 
     /// The tenant's webhook integrations (at most 100 are served).
@@ -95,7 +105,7 @@ impl AlarmService {
     async fn dispatch(&self, ids: &[DeliveryId]) {
         let Some(o) = &self.outbound else { return };
         for id in ids {
-            if let Err(e) = o.queue.schedule(*id, Utc::now()).await {
+            if let Err(e) = o.queue.schedule(*id, self.clock.now()).await {
                 tracing::warn!(error = %e, delivery_id = %id, "queue unreachable; the sweep will send it");
             }
         }
@@ -116,7 +126,7 @@ impl AlarmService {
         if let Some(t) = input.ticket_id {
             self.tickets.get(tenant, t).await?.ok_or(DomainError::NotFound("ticket"))?;
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         if input.raised_at.is_some_and(|at| at > now + chrono::Duration::minutes(5)) {
             return Err(DomainError::invalid("raisedAt", "must not be in the future"));
         }
@@ -139,7 +149,7 @@ impl AlarmService {
             vendor_code: None,
             vendor_text: None,
             inbound_event_id: None,
-            raised_at: input.raised_at.unwrap_or_else(Utc::now),
+            raised_at: input.raised_at.unwrap_or_else(|| self.clock.now()),
             attributes,
         };
         self.raise_in(tenant, raise).await
@@ -255,7 +265,7 @@ impl AlarmService {
         if !current.state.can_move_to(to) {
             return Err(DomainError::InvalidTransition(format!("{} -> {}", current.state.as_str(), to.as_str())));
         }
-        let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: Utc::now() };
+        let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: self.clock.now() };
         let hooks = self.webhooks(tenant).await?;
         let event = if to == AlarmState::Cleared { AlarmEvent::Cleared } else { AlarmEvent::Acknowledged };
         let plan = move |alarm: &Alarm| {

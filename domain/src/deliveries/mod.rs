@@ -30,14 +30,72 @@ string_enum!(
     }
 );
 
+/// What a delivery sends: `<sender>.<message>`, e.g. `webhook.alarm`. The sender part
+/// (lower-case letters, digits, `_`, starting with a letter) picks who sends it; the message
+/// part (lower-case letters, digits, `_`, `.`) is the sender's own name for the call.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryKind(String);
+
+impl DeliveryKind {
+    /// # Errors
+    /// `Invalid { field: "kind" }` unless `sender.message` as above, at most 100 characters.
+    pub fn parse(s: &str) -> DomainResult<Self> {
+        let valid = s.len() <= 100
+            && s.split_once('.').is_some_and(|(sender, message)| {
+                sender.starts_with(|c: char| c.is_ascii_lowercase())
+                    && sender.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !message.is_empty()
+                    && message.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+            });
+        if valid {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(crate::DomainError::invalid("kind", "a delivery kind like sender.message"))
+        }
+    }
+
+    /// A kind the code names (a literal known to be valid).
+    pub fn from_static(kind: &'static str) -> Self {
+        debug_assert!(Self::parse(kind).is_ok(), "delivery kind {kind:?}");
+        Self(kind.to_owned())
+    }
+
+    /// `sender.message` from two names the code knows to be valid.
+    pub fn of(sender: &'static str, message: &'static str) -> Self {
+        let kind = format!("{sender}.{message}");
+        debug_assert!(Self::parse(&kind).is_ok(), "delivery kind {kind:?}");
+        Self(kind)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The part before the first `.`: which sender sends it.
+    pub fn sender(&self) -> &str {
+        self.0.split_once('.').map_or(self.0.as_str(), |(sender, _)| sender)
+    }
+
+    /// The part after the first `.`.
+    pub fn message(&self) -> &str {
+        self.0.split_once('.').map_or("", |(_, message)| message)
+    }
+}
+
+impl std::fmt::Display for DeliveryKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A stored delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
     pub id: DeliveryId,
     pub tenant_id: TenantId,
     pub integration_id: IntegrationId,
-    /// What is sent: `<vendor>.<message>`, the vendor prefix picking the sender.
-    pub kind: String,
+    /// What is sent: `<sender>.<message>`, the sender part picking the sender.
+    pub kind: DeliveryKind,
     /// Fixed at creation and reused by every attempt (a vendor's request id or serial number).
     pub idempotency_key: String,
     /// Deliveries with the same order key are sent one after the other, in creation order.
@@ -55,7 +113,7 @@ pub struct Delivery {
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub integration_id: IntegrationId,
-    pub kind: String,
+    pub kind: DeliveryKind,
     pub idempotency_key: String,
     pub order_key: Option<String>,
     pub payload: Value,
@@ -255,4 +313,20 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn due(&self, now: DateTime<Utc>, stale: DateTime<Utc>, limit: u64) -> DomainResult<Vec<DeliveryId>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeliveryKind;
+
+    #[test]
+    fn kinds_are_sender_dot_message() {
+        let k = DeliveryKind::parse("webhook.alarm").expect("kind");
+        assert_eq!((k.sender(), k.message(), k.as_str()), ("webhook", "alarm", "webhook.alarm"));
+        assert_eq!(DeliveryKind::parse("a1.b.c_2").expect("kind").message(), "b.c_2");
+        for bad in ["", "webhook", "webhook.", ".alarm", "Webhook.alarm", "1x.alarm", "web hook.alarm", "x.Alarm"] {
+            assert!(DeliveryKind::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(DeliveryKind::of("webhook", "alarm"), DeliveryKind::from_static("webhook.alarm"));
+    }
 }

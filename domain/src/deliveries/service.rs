@@ -3,6 +3,7 @@ use super::{
     RetryPolicy, Verdict,
 };
 use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};
+use crate::clock::{self, Clock};
 use crate::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
 use crate::integrations::IntegrationRepo;
 use crate::limits::{RateDecision, RateLimiter};
@@ -37,6 +38,8 @@ pub struct DeliveryService {
     /// Integrations with no open `DELIVERY_FAILED` alarm as of recently: a success need
     /// not look for one to clear.
     quiet: Arc<TtlCache<IntegrationId, ()>>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 /// The ports a `DeliveryService` runs on.
@@ -77,8 +80,8 @@ fn outcome_name(v: &Verdict) -> &'static str {
     }
 }
 
-fn later(d: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1))
+fn later(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::hours(1))
 }
 
 impl DeliveryService {
@@ -96,7 +99,15 @@ impl DeliveryService {
             policies: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
             known: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
             quiet: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+            clock: clock::system(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Writes a delivery and asks a worker to send it now. When the queue cannot take it,
@@ -112,14 +123,14 @@ impl DeliveryService {
             self.known.put(key, ());
         }
         let d = self.repo.create(tenant, input).await?;
-        self.schedule(d.id, Utc::now()).await;
+        self.schedule(d.id, self.clock.now()).await;
         Ok(d)
     }
 
     /// Asks a worker to run deliveries that a domain change wrote in its own transaction.
     pub async fn dispatch(&self, ids: &[DeliveryId]) {
         for id in ids {
-            self.schedule(*id, Utc::now()).await;
+            self.schedule(*id, self.clock.now()).await;
         }
     }
 
@@ -135,12 +146,12 @@ impl DeliveryService {
     /// # Errors
     /// `Unknown` on storage failure (the sweep finds the delivery again).
     pub async fn run(&self, id: DeliveryId) -> DomainResult<RunOutcome> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let d = match self.repo.claim(id, now, now - self.stale_after).await? {
             Claim::Claimed(d) => *d,
             Claim::Taken => return Ok(RunOutcome::Skipped),
             Claim::Waiting => {
-                let until = later(ORDER_RECHECK);
+                let until = later(now, ORDER_RECHECK);
                 self.schedule(id, until).await;
                 return Ok(RunOutcome::Held { until });
             }
@@ -149,7 +160,7 @@ impl DeliveryService {
             match self.limiter.acquire(&limit.key, limit.limit, limit.window).await {
                 Ok(RateDecision::Allowed) => {}
                 Ok(RateDecision::Limited { retry_after }) => {
-                    let until = later(retry_after);
+                    let until = later(now, retry_after);
                     self.repo.release(d.id, until).await?;
                     self.schedule(d.id, until).await;
                     return Ok(RunOutcome::Held { until });
@@ -175,7 +186,7 @@ impl DeliveryService {
                 id: EntryId::new(),
                 delivery_id: d.id,
                 number,
-                at: Utc::now(),
+                at: self.clock.now(),
                 request: report.request.clone(),
                 http_status: report.http_status,
                 vendor_code: report.vendor_code.clone(),
@@ -197,7 +208,7 @@ impl DeliveryService {
                     let n = u32::try_from(number).unwrap_or(u32::MAX);
                     match policy.next_delay(n, RetryPolicy::jitter(d.id.as_uuid(), n)) {
                         None => (DeliveryState::Dead, None, Some(format!("attempts used up; last error: {e}"))),
-                        Some(delay) => (DeliveryState::Retrying, Some(later(delay)), Some(e)),
+                        Some(delay) => (DeliveryState::Retrying, Some(later(self.clock.now(), delay)), Some(e)),
                     }
                 }
             };
@@ -233,7 +244,7 @@ impl DeliveryService {
             return;
         }
         match self.repo.next_in_order(d).await {
-            Ok(Some(next)) => self.schedule(next, Utc::now()).await,
+            Ok(Some(next)) => self.schedule(next, self.clock.now()).await,
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "finding the next delivery in order"),
         }
@@ -251,7 +262,7 @@ impl DeliveryService {
     async fn dead(&self, dead: &Delivery, error: String) {
         // The alarm is a signal for operators; failing to raise it must not undo the state.
         self.quiet.remove(&dead.integration_id);
-        let _ = self.alarms.raise_in(dead.tenant_id, failure_alarm(dead, Some(&error))).await;
+        let _ = self.alarms.raise_in(dead.tenant_id, failure_alarm(dead, Some(&error), self.clock.now())).await;
         self.wake_successor(dead).await;
     }
 
@@ -259,7 +270,12 @@ impl DeliveryService {
         if self.quiet.get(&d.integration_id).is_some() {
             return;
         }
-        if self.alarms.clear_open(d.tenant_id, &failure_alarm(d, None), "a delivery succeeded").await.is_ok() {
+        if self
+            .alarms
+            .clear_open(d.tenant_id, &failure_alarm(d, None, self.clock.now()), "a delivery succeeded")
+            .await
+            .is_ok()
+        {
             self.quiet.put(d.integration_id, ());
         }
     }
@@ -276,7 +292,7 @@ impl DeliveryService {
             return Err(DomainError::InvalidTransition(format!("{} -> PENDING", d.state.as_str())));
         }
         let d = self.repo.finish(id, DeliveryState::Pending, None, d.last_error.clone(), None).await?;
-        self.schedule(id, Utc::now()).await;
+        self.schedule(id, self.clock.now()).await;
         Ok(d)
     }
 
@@ -345,7 +361,7 @@ impl DeliveryService {
 }
 
 /// The `DELIVERY_FAILED` alarm of an integration.
-fn failure_alarm(d: &Delivery, error: Option<&str>) -> RaiseAlarm {
+fn failure_alarm(d: &Delivery, error: Option<&str>, at: DateTime<Utc>) -> RaiseAlarm {
     RaiseAlarm {
         device_id: None,
         integration_id: Some(d.integration_id),
@@ -356,7 +372,7 @@ fn failure_alarm(d: &Delivery, error: Option<&str>) -> RaiseAlarm {
         vendor_code: None,
         vendor_text: None,
         inbound_event_id: None,
-        raised_at: Utc::now(),
-        attributes: serde_json::json!({"deliveryId": d.id.to_string(), "kind": d.kind}),
+        raised_at: at,
+        attributes: serde_json::json!({"deliveryId": d.id.to_string(), "kind": d.kind.as_str()}),
     }
 }

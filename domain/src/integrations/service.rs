@@ -2,6 +2,7 @@ use super::{
     ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind, IntegrationRepo, NewIntegration,
     RotatedSecret,
 };
+use crate::clock::{self, Clock};
 use crate::ids::{IntegrationId, TenantId};
 use crate::security::SecretBox;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
@@ -14,6 +15,8 @@ pub struct IntegrationService {
     repo: Arc<dyn IntegrationRepo>,
     keys: Arc<dyn ApiKeyRepo>,
     secrets: Arc<dyn SecretBox>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 /// Length of generated secrets and API keys (URL-safe characters).
@@ -21,7 +24,14 @@ const SECRET_LEN: usize = 40;
 
 impl IntegrationService {
     pub fn new(repo: Arc<dyn IntegrationRepo>, keys: Arc<dyn ApiKeyRepo>, secrets: Arc<dyn SecretBox>) -> Self {
-        Self { repo, keys, secrets }
+        Self { repo, keys, secrets, clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Creates an integration, or reconfigures the one named by `input.id`.
@@ -85,7 +95,7 @@ impl IntegrationService {
         map.insert(field.to_owned(), Value::String(secret.clone()));
         let names = map.keys().cloned().collect();
         let integration =
-            self.repo.store_rotated_credentials(tenant, id, self.seal(&map)?, names, chrono::Utc::now()).await?;
+            self.repo.store_rotated_credentials(tenant, id, self.seal(&map)?, names, self.clock.now()).await?;
         Ok(RotatedSecret { integration, field, secret })
     }
 

@@ -34,7 +34,8 @@ fn interval_secs(device: &Device, integration: &Integration) -> i64 {
     of(&device.attributes).or_else(|| of(&integration.settings)).unwrap_or(DEFAULT_REPORT_INTERVAL_SECS)
 }
 
-fn offline_alarm(device: &Device, silent_since: DateTime<Utc>, interval: i64) -> RaiseAlarm {
+/// Raised as of `at`, the check's tick.
+fn offline_alarm(device: &Device, silent_since: DateTime<Utc>, interval: i64, at: DateTime<Utc>) -> RaiseAlarm {
     RaiseAlarm {
         device_id: Some(device.id),
         integration_id: Some(device.integration_id),
@@ -45,7 +46,7 @@ fn offline_alarm(device: &Device, silent_since: DateTime<Utc>, interval: i64) ->
         vendor_code: None,
         vendor_text: None,
         inbound_event_id: None,
-        raised_at: Utc::now(),
+        raised_at: at,
         attributes: json!({"lastSeenAt": device.last_seen_at.map(|t| t.to_rfc3339()), "intervalSeconds": interval}),
     }
 }
@@ -63,13 +64,13 @@ impl PeriodicJob for HeartbeatCheck {
                 let since = device.last_seen_at.unwrap_or(device.created_at);
                 if since < tick - chrono::Duration::seconds(2 * interval) {
                     offline += 1;
-                    self.alarms.raise_in(integration.tenant_id, offline_alarm(device, since, interval)).await?;
+                    self.alarms.raise_in(integration.tenant_id, offline_alarm(device, since, interval, tick)).await?;
                     if device.online != Some(false) {
                         let status = DeviceStatus { online: Some(false), battery: None, signal: None, seen_at: None };
                         self.devices.set_status(integration.tenant_id, device.id, status).await?;
                     }
                 } else {
-                    let key = offline_alarm(device, since, interval);
+                    let key = offline_alarm(device, since, interval, tick);
                     self.alarms.clear_open(integration.tenant_id, &key, "the device reports again").await?;
                 }
             }

@@ -1,4 +1,5 @@
 use super::{GLOBAL, ScheduledJob, ScheduledRun, ScheduledRunRepo, schedules_of};
+use crate::clock::{self, Clock};
 use crate::deliveries::DeliveryService;
 use crate::ids::IntegrationId;
 use crate::integrations::{Integration, IntegrationKind, IntegrationRepo};
@@ -28,6 +29,8 @@ pub struct SchedulerService {
     jobs: HashMap<ScheduledJob, Arc<dyn PeriodicJob>>,
     worker: String,
     sweep_every: Duration,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 /// How long run records are kept.
@@ -48,7 +51,14 @@ impl SchedulerService {
         worker: String,
         sweep_every: Duration,
     ) -> Self {
-        Self { runs, integrations, deliveries, jobs: HashMap::new(), worker, sweep_every }
+        Self { runs, integrations, deliveries, jobs: HashMap::new(), worker, sweep_every, clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Registers the implementation of a job; jobs without one are neither scheduled nor
@@ -59,13 +69,14 @@ impl SchedulerService {
         self
     }
 
-    /// One scheduler tick at `now`: the sweep when its interval has come round, and every
-    /// integration job whose schedule fired in `(now - lookback, now]`. Returns how many
-    /// runs this process won.
+    /// One scheduler tick at the clock's now: the sweep when its interval has come round,
+    /// and every integration job whose schedule fired in `(now - lookback, now]`. Returns
+    /// how many runs this process won.
     ///
     /// # Errors
     /// `Unknown` when the integrations cannot be listed.
-    pub async fn tick(&self, now: DateTime<Utc>, lookback: Duration) -> DomainResult<usize> {
+    pub async fn tick(&self, lookback: Duration) -> DomainResult<usize> {
+        let now = self.clock.now();
         let mut won = 0;
         let sweep_tick = floor_to(now, self.sweep_every);
         if self.claim(ScheduledJob::Sweep, GLOBAL.to_owned(), None, sweep_tick, "SCHEDULE").await?.is_some() {
@@ -119,7 +130,7 @@ impl SchedulerService {
                 format!("{} is not available in this deployment yet", job.as_str()),
             ));
         }
-        self.run_once(&integration, job, Utc::now(), "MANUAL")
+        self.run_once(&integration, job, self.clock.now(), "MANUAL")
             .await?
             .ok_or_else(|| DomainError::Duplicate("this run was just started".into()))
     }
@@ -175,7 +186,7 @@ impl SchedulerService {
             tick,
             trigger: trigger.to_owned(),
             worker: self.worker.clone(),
-            started_at: Utc::now(),
+            started_at: self.clock.now(),
             finished_at: None,
             outcome: None,
             detail: None,
@@ -204,7 +215,7 @@ impl SchedulerService {
         res: DomainResult<String>,
     ) -> ScheduledRun {
         let mut run = self.run_record(job, scope, tenant, tick, trigger);
-        run.finished_at = Some(Utc::now());
+        run.finished_at = Some(self.clock.now());
         match res {
             Ok(detail) => {
                 run.outcome = Some("SUCCEEDED".into());

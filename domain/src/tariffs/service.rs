@@ -3,6 +3,7 @@ use super::{
     LedgerEntry, MeterAccount, MeterAccountRepo, NewTariff, PriceAssignment, PriceScope, PriceWay, Tariff,
     TariffFilter, TariffRepo, effective_price,
 };
+use crate::clock::{self, Clock};
 use crate::devices::{Device, DeviceKind, DeviceRepo};
 use crate::homes::HomeRepo;
 use crate::ids::{AccountId, DeviceId, HomeId, IntegrationId, RoomId, TariffId, TenantId, UserId};
@@ -64,6 +65,8 @@ pub struct TariffService {
     devices: Arc<dyn DeviceRepo>,
     homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 impl TariffService {
@@ -74,7 +77,14 @@ impl TariffService {
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { tariffs, accounts, devices, homes, integrations }
+        Self { tariffs, accounts, devices, homes, integrations, clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Binds an electricity price to the tenant (no home), a home, or a room of it, and/or
@@ -258,7 +268,7 @@ impl TariffService {
                 let mut cycle_started_at = existing.cycle_started_at;
                 if tariff.clear_cycle && existing.tariff_id != Some(tariff.id) {
                     terms.reset_cycle();
-                    cycle_started_at = Some(Utc::now());
+                    cycle_started_at = Some(self.clock.now());
                 }
                 self.accounts.set_terms(tenant, existing.id, Some(tariff.id), &terms, cycle_started_at).await
             }

@@ -1,4 +1,4 @@
-use super::rules::TicketKind;
+use super::rules::{TicketKind, TicketStatus};
 use crate::ids::{DeviceId, FileId, HomeId, IntegrationId, TenantId, TicketId, UserId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -13,7 +13,7 @@ pub struct Ticket {
     pub device_id: Option<DeviceId>,
     pub home_id: Option<HomeId>,
     /// One of `rules::statuses(kind)`.
-    pub status: String,
+    pub status: TicketStatus,
     /// The kind's fields, validated by `rules::validate_fields`.
     pub fields: Value,
     /// The ticket's id at the vendor or regulator, once known.
@@ -30,7 +30,7 @@ pub struct NewTicket {
     pub integration_id: Option<IntegrationId>,
     pub device_id: Option<DeviceId>,
     pub home_id: Option<HomeId>,
-    pub status: String,
+    pub status: TicketStatus,
     pub fields: Value,
     pub external_id: Option<String>,
     pub created_by: Option<UserId>,
@@ -41,7 +41,7 @@ pub struct NewTicket {
 pub struct TicketUpdate {
     pub device_id: Option<DeviceId>,
     pub home_id: Option<HomeId>,
-    pub status: String,
+    pub status: TicketStatus,
     pub fields: Value,
     pub external_id: Option<String>,
 }

@@ -1,4 +1,4 @@
-use super::{NewTicket, Ticket, TicketFile, TicketFilter, TicketUpdate};
+use super::{NewTicket, Ticket, TicketFile, TicketFilter, TicketStatus, TicketUpdate};
 use crate::ids::{TenantId, TicketId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
@@ -18,7 +18,7 @@ pub trait TicketRepo: Send + Sync {
         &self,
         tenant: TenantId,
         id: TicketId,
-        expected_status: &str,
+        expected_status: TicketStatus,
         update: TicketUpdate,
     ) -> DomainResult<Ticket>;
     /// # Errors

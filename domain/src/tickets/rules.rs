@@ -37,6 +37,98 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// `WORK_PERMIT` statuses (seed 004 `ticket_status`, codes in `WORK_PERMIT_STATUS_CODES`).
+    WorkPermitStatus, "status" {
+        Applied = "APPLIED",
+        Issued = "ISSUED",
+        Accepted = "ACCEPTED",
+        Voided = "VOIDED",
+        Revoked = "REVOKED",
+    }
+);
+
+string_enum!(
+    /// `MAINTENANCE` statuses (seed 000 4.2 sends the `DONE` record).
+    MaintenanceStatus, "status" {
+        Planned = "PLANNED",
+        InProgress = "IN_PROGRESS",
+        Done = "DONE",
+        Cancelled = "CANCELLED",
+    }
+);
+
+string_enum!(
+    /// `RESCUE` statuses (seed 000 7.8 sends the `CLOSED` record).
+    RescueStatus, "status" {
+        Reported = "REPORTED",
+        Dispatched = "DISPATCHED",
+        Acknowledged = "ACKNOWLEDGED",
+        Arrived = "ARRIVED",
+        Rescued = "RESCUED",
+        Closed = "CLOSED",
+        Cancelled = "CANCELLED",
+    }
+);
+
+string_enum!(
+    /// `INSTALLATION` and `REPAIR` statuses (seed 002 `ticket_state`, codes in
+    /// `WORK_ORDER_STATE_CODES`).
+    WorkOrderStatus, "status" {
+        Pending = "PENDING",
+        Unassigned = "UNASSIGNED",
+        Assigned = "ASSIGNED",
+        Completed = "COMPLETED",
+        Closed = "CLOSED",
+    }
+);
+
+/// A ticket's status, typed by its kind's workflow. The meaning of each status and the
+/// moves between them are in the kind's rules below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TicketStatus {
+    WorkPermit(WorkPermitStatus),
+    Maintenance(MaintenanceStatus),
+    Rescue(RescueStatus),
+    /// `INSTALLATION` and `REPAIR` share one workflow.
+    WorkOrder(WorkOrderStatus),
+}
+
+impl TicketStatus {
+    /// A status of a ticket of `kind`.
+    ///
+    /// # Errors
+    /// `Invalid { field: "status" }` if `status` is not one of `statuses(kind)`.
+    pub fn parse(kind: TicketKind, status: &str) -> DomainResult<Self> {
+        let status = parse_status(kind, status)?;
+        Ok(match kind {
+            TicketKind::WorkPermit => Self::WorkPermit(WorkPermitStatus::parse(status)?),
+            TicketKind::Maintenance => Self::Maintenance(MaintenanceStatus::parse(status)?),
+            TicketKind::Rescue => Self::Rescue(RescueStatus::parse(status)?),
+            TicketKind::Installation | TicketKind::Repair => Self::WorkOrder(WorkOrderStatus::parse(status)?),
+        })
+    }
+
+    /// The status a new ticket of `kind` gets when the client gives none.
+    pub fn initial(kind: TicketKind) -> Self {
+        match kind {
+            TicketKind::WorkPermit => Self::WorkPermit(WorkPermitStatus::Applied),
+            TicketKind::Maintenance => Self::Maintenance(MaintenanceStatus::Planned),
+            TicketKind::Rescue => Self::Rescue(RescueStatus::Reported),
+            TicketKind::Installation | TicketKind::Repair => Self::WorkOrder(WorkOrderStatus::Pending),
+        }
+    }
+
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::WorkPermit(s) => s.as_str(),
+            Self::Maintenance(s) => s.as_str(),
+            Self::Rescue(s) => s.as_str(),
+            Self::WorkOrder(s) => s.as_str(),
+        }
+    }
+}
+
 /// `WORK_PERMIT` statuses and the seed 004 `ticket_status` code each one is sent as.
 /// The seed has no code 2.
 pub const WORK_PERMIT_STATUS_CODES: &[(&str, &str)] = &[
@@ -1329,6 +1421,27 @@ mod tests {
             Err(DomainError::Invalid { field, .. }) => assert_eq!(field, "status"),
             other => panic!("unknown target: {other:?}"),
         }
+    }
+
+    #[test]
+    fn typed_statuses_are_the_rules_statuses() {
+        let names = |all: Vec<&'static str>| all;
+        assert_eq!(names(WorkPermitStatus::ALL.iter().map(|s| s.as_str()).collect()), statuses(TicketKind::WorkPermit));
+        assert_eq!(
+            names(MaintenanceStatus::ALL.iter().map(|s| s.as_str()).collect()),
+            statuses(TicketKind::Maintenance)
+        );
+        assert_eq!(names(RescueStatus::ALL.iter().map(|s| s.as_str()).collect()), statuses(TicketKind::Rescue));
+        for kind in [TicketKind::Installation, TicketKind::Repair] {
+            assert_eq!(names(WorkOrderStatus::ALL.iter().map(|s| s.as_str()).collect()), statuses(kind));
+        }
+        for kind in TicketKind::ALL {
+            assert_eq!(TicketStatus::initial(*kind).as_str(), initial_status(*kind));
+            for s in statuses(*kind) {
+                assert_eq!(TicketStatus::parse(*kind, s).expect("status").as_str(), *s);
+            }
+        }
+        assert!(TicketStatus::parse(TicketKind::Maintenance, "CLOSED").is_err(), "a rescue status");
     }
 
     #[test]

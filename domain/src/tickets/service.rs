@@ -1,5 +1,6 @@
-use super::rules::{TicketKind, check_transition, initial_status, parse_status, validate_fields};
+use super::rules::{TicketKind, TicketStatus, check_transition, parse_status, validate_fields};
 use super::{FileStore, NewTicket, Ticket, TicketFile, TicketFilter, TicketRepo, TicketUpdate};
+use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
 use crate::homes::HomeRepo;
 use crate::ids::{DeviceId, FileId, HomeId, IntegrationId, TenantId, TicketId, UserId};
@@ -43,6 +44,8 @@ pub struct TicketService {
     homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
     outbound: Option<crate::outbound::Outbound>,
+    /// Where the time comes from.
+    clock: Arc<dyn Clock>,
 }
 
 fn fields_object(fields: Option<Value>) -> DomainResult<Map<String, Value>> {
@@ -80,7 +83,14 @@ impl TicketService {
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { repo, store, devices, homes, integrations, outbound: None }
+        Self { repo, store, devices, homes, integrations, outbound: None, clock: clock::system() }
+    }
+
+    /// Reads the time from `clock` instead of the system clock.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Writes saves in units of work with the deliveries the vendor modules plan for
@@ -107,10 +117,10 @@ impl TicketService {
         update: TicketUpdate,
     ) -> DomainResult<Ticket> {
         let Some(out) = &self.outbound else {
-            return self.repo.update(tenant, current.id, &current.status, update).await;
+            return self.repo.update(tenant, current.id, current.status, update).await;
         };
         let unit = out.begin().await?;
-        let updated = unit.tickets().update(tenant, current.id, &current.status, update).await?;
+        let updated = unit.tickets().update(tenant, current.id, current.status, update).await?;
         out.commit(unit, tenant, &[Message::TicketSaved { before: Some(current), after: updated.clone(), by }]).await?;
         Ok(updated)
     }
@@ -142,17 +152,17 @@ impl TicketService {
         let external = external_id(input.external_id)?;
         let Some(id) = input.id else {
             let status = match &input.status {
-                Some(s) => parse_status(input.kind, s)?,
-                None => initial_status(input.kind),
+                Some(s) => TicketStatus::parse(input.kind, s)?,
+                None => TicketStatus::initial(input.kind),
             };
             let given: Map<String, Value> = given.into_iter().filter(|(_, v)| !v.is_null()).collect();
-            let fields = validate_fields(input.kind, status, &Value::Object(given))?;
+            let fields = validate_fields(input.kind, status.as_str(), &Value::Object(given))?;
             let new = NewTicket {
                 kind: input.kind,
                 integration_id: input.integration_id,
                 device_id: input.device_id,
                 home_id: input.home_id,
-                status: status.to_owned(),
+                status,
                 fields,
                 external_id: external,
                 created_by: by,
@@ -167,10 +177,10 @@ impl TicketService {
             return Err(DomainError::invalid("integrationId", "a ticket cannot move to another integration"));
         }
         let status = match &input.status {
-            Some(s) => parse_status(current.kind, s)?,
-            None => parse_status(current.kind, &current.status)?,
+            Some(s) => TicketStatus::parse(current.kind, s)?,
+            None => current.status,
         };
-        check_transition(current.kind, &current.status, status)?;
+        check_transition(current.kind, current.status.as_str(), status.as_str())?;
         let mut merged = match current.fields.clone() {
             Value::Object(m) => m,
             _ => Map::new(),
@@ -182,11 +192,11 @@ impl TicketService {
                 merged.insert(k, v);
             }
         }
-        let fields = validate_fields(current.kind, status, &Value::Object(merged))?;
+        let fields = validate_fields(current.kind, status.as_str(), &Value::Object(merged))?;
         let update = TicketUpdate {
             device_id: input.device_id.or(current.device_id),
             home_id: input.home_id.or(current.home_id),
-            status: status.to_owned(),
+            status,
             fields,
             external_id: external.or(current.external_id.clone()),
         };
@@ -250,7 +260,7 @@ impl TicketService {
             content_type,
             size,
             storage_key,
-            created_at: chrono::Utc::now(),
+            created_at: self.clock.now(),
         };
         self.repo.add_file(tenant, file).await
     }

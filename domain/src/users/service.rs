@@ -1,5 +1,6 @@
 use super::models::check_password_rules;
 use super::{Email, NewUser, User, UserRepo};
+use crate::clock::{self, Clock};
 use crate::ids::{TenantId, UserId};
 use crate::security::{LoginThrottle, PasswordHasher, ThrottlePolicy};
 use crate::tenants::TenantRepo;
@@ -99,6 +100,8 @@ pub struct AuthService {
     hasher: Arc<dyn PasswordHasher>,
     throttle: Arc<dyn LoginThrottle>,
     policy: ThrottlePolicy,
+    /// Waits out the delay after failures.
+    clock: Arc<dyn Clock>,
 }
 
 impl AuthService {
@@ -109,7 +112,14 @@ impl AuthService {
         throttle: Arc<dyn LoginThrottle>,
         policy: ThrottlePolicy,
     ) -> Self {
-        Self { repo, tenants, hasher, throttle, policy }
+        Self { repo, tenants, hasher, throttle, policy, clock: clock::system() }
+    }
+
+    /// Waits out login delays on `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Checks an email and password, optionally within one tenant (by slug) when the same
@@ -127,7 +137,7 @@ impl AuthService {
         }
         let delay = self.policy.delay(failures);
         if !delay.is_zero() {
-            tokio_sleep(delay).await;
+            self.clock.sleep(delay).await;
         }
         match self.check(email, password, tenant_slug).await? {
             Some(user) => {
@@ -169,9 +179,4 @@ impl AuthService {
             _ => Err(DomainError::invalid("tenant", "this account exists in several tenants: name the tenant")),
         }
     }
-}
-
-/// The domain needs one timer; it comes from the runtime the application runs on.
-async fn tokio_sleep(d: std::time::Duration) {
-    tokio::time::sleep(d).await;
 }

@@ -5,7 +5,7 @@ use crate::db::{Conn, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::alarms::{
-    Alarm, AlarmFilter, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
+    Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
     TimelineKind,
 };
 use domain::deliveries::Outbox;
@@ -49,7 +49,7 @@ fn to_domain(m: a::Model) -> DomainResult<Alarm> {
         device_id: m.device_id.map(DeviceId::from_uuid),
         integration_id: m.integration_id.map(IntegrationId::from_uuid),
         ticket_id: m.ticket_id.map(TicketId::from_uuid),
-        kind: m.kind,
+        kind: stored(AlarmKind::parse(&m.kind))?,
         severity: stored(AlarmSeverity::parse(&m.severity))?,
         state: stored(AlarmState::parse(&m.state))?,
         message: m.message,

@@ -4,7 +4,9 @@ use crate::db::page::{Order, fetch_page_ordered, try_map};
 use crate::db::{inserted, map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::deliveries::{Attempt, Claim, Delivery, DeliveryFilter, DeliveryRepo, DeliveryState, NewDelivery};
+use domain::deliveries::{
+    Attempt, Claim, Delivery, DeliveryFilter, DeliveryKind, DeliveryRepo, DeliveryState, NewDelivery,
+};
 use domain::ids::{DeliveryId, EntryId, IntegrationId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -65,7 +67,7 @@ fn new_row(tenant: TenantId, input: NewDelivery) -> d::ActiveModel {
         id: Set(DeliveryId::new().as_uuid()),
         tenant_id: Set(tenant.as_uuid()),
         integration_id: Set(input.integration_id.as_uuid()),
-        kind: Set(input.kind),
+        kind: Set(input.kind.as_str().to_owned()),
         idempotency_key: Set(input.idempotency_key),
         order_key: Set(input.order_key),
         payload: Set(input.payload),
@@ -154,7 +156,8 @@ fn to_domain(m: d::Model) -> DomainResult<Delivery> {
         id: DeliveryId::from_uuid(m.id),
         tenant_id: TenantId::from_uuid(m.tenant_id),
         integration_id: IntegrationId::from_uuid(m.integration_id),
-        kind: m.kind,
+        kind: DeliveryKind::parse(&m.kind)
+            .map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored delivery: {e}")))?,
         idempotency_key: m.idempotency_key,
         order_key: m.order_key,
         payload: m.payload,

@@ -4,7 +4,9 @@ use crate::db::{Conn, unknown};
 use async_trait::async_trait;
 use chrono::Utc;
 use domain::ids::{DeviceId, FileId, HomeId, IntegrationId, TenantId, TicketId, UserId};
-use domain::tickets::{NewTicket, Ticket, TicketFile, TicketFilter, TicketKind, TicketRepo, TicketUpdate};
+use domain::tickets::{
+    NewTicket, Ticket, TicketFile, TicketFilter, TicketKind, TicketRepo, TicketStatus, TicketUpdate,
+};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select, Set};
@@ -31,7 +33,9 @@ fn scoped(tenant: TenantId) -> Select<t::Entity> {
 }
 
 fn to_domain(m: t::Model) -> DomainResult<Ticket> {
-    let kind = TicketKind::parse(&m.kind).map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored ticket: {e}")))?;
+    let stored = |e: DomainError| DomainError::Unknown(anyhow::anyhow!("stored ticket: {e}"));
+    let kind = TicketKind::parse(&m.kind).map_err(stored)?;
+    let status = TicketStatus::parse(kind, &m.status).map_err(stored)?;
     Ok(Ticket {
         id: TicketId::from_uuid(m.id),
         tenant_id: TenantId::from_uuid(m.tenant_id),
@@ -39,7 +43,7 @@ fn to_domain(m: t::Model) -> DomainResult<Ticket> {
         integration_id: m.integration_id.map(IntegrationId::from_uuid),
         device_id: m.device_id.map(DeviceId::from_uuid),
         home_id: m.home_id.map(HomeId::from_uuid),
-        status: m.status,
+        status,
         fields: m.fields,
         external_id: m.external_id,
         created_by: m.created_by.map(UserId::from_uuid),
@@ -72,7 +76,7 @@ impl TicketRepo for SqlTicketRepo {
             integration_id: Set(input.integration_id.map(|i| i.as_uuid())),
             device_id: Set(input.device_id.map(|d| d.as_uuid())),
             home_id: Set(input.home_id.map(|h| h.as_uuid())),
-            status: Set(input.status),
+            status: Set(input.status.as_str().to_owned()),
             fields: Set(input.fields),
             external_id: Set(input.external_id),
             created_by: Set(input.created_by.map(|u| u.as_uuid())),
@@ -89,11 +93,11 @@ impl TicketRepo for SqlTicketRepo {
         &self,
         tenant: TenantId,
         id: TicketId,
-        expected_status: &str,
+        expected_status: TicketStatus,
         update: TicketUpdate,
     ) -> DomainResult<Ticket> {
         let res = t::Entity::update_many()
-            .col_expr(t::Column::Status, Expr::value(update.status.clone()))
+            .col_expr(t::Column::Status, Expr::value(update.status.as_str()))
             .col_expr(t::Column::Fields, Expr::value(update.fields))
             .col_expr(t::Column::DeviceId, Expr::value(update.device_id.map(|d| d.as_uuid())))
             .col_expr(t::Column::HomeId, Expr::value(update.home_id.map(|h| h.as_uuid())))
@@ -101,7 +105,7 @@ impl TicketRepo for SqlTicketRepo {
             .col_expr(t::Column::UpdatedAt, Expr::value(Utc::now()))
             .filter(t::Column::TenantId.eq(tenant.as_uuid()))
             .filter(t::Column::Id.eq(id.as_uuid()))
-            .filter(t::Column::Status.eq(expected_status))
+            .filter(t::Column::Status.eq(expected_status.as_str()))
             .exec(&self.db)
             .await
             .map_err(unknown)?;
@@ -109,7 +113,7 @@ impl TicketRepo for SqlTicketRepo {
         if res.rows_affected == 0 {
             return Err(DomainError::InvalidTransition(format!(
                 "the ticket moved to {} meanwhile; reload and retry",
-                now.status
+                now.status.as_str()
             )));
         }
         Ok(now)

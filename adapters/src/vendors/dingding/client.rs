@@ -5,11 +5,11 @@
 
 use super::wire::{self, Envelope, Method, TokenAnswer, TokenRequest};
 use crate::vendors::retryable_status;
-use domain::DomainError;
 use domain::ids::{IntegrationId, TenantId};
 use domain::integrations::IntegrationService;
 use domain::tokens::{CachedToken, TokenProvider};
 use domain::ttl::{CONFIG_TTL, TtlCache};
+use domain::{Clock, DomainError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -68,6 +68,7 @@ pub struct Client {
     tokens: Arc<TokenProvider>,
     integrations: IntegrationService,
     accounts: Arc<TtlCache<IntegrationId, Account>>,
+    clock: Arc<dyn Clock>,
 }
 
 fn transport(e: &reqwest::Error) -> CallError {
@@ -95,7 +96,20 @@ fn query_value(v: &Value) -> Option<String> {
 
 impl Client {
     pub fn new(http: reqwest::Client, tokens: Arc<TokenProvider>, integrations: IntegrationService) -> Self {
-        Self { http, tokens, integrations, accounts: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
+        Self {
+            http,
+            tokens,
+            integrations,
+            accounts: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+            clock: domain::clock::system(),
+        }
+    }
+
+    /// Reads the time (a token's expiry when Dingding gives none) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The integration's base URL and credentials.
@@ -155,7 +169,7 @@ impl Client {
         let expires_at = t
             .expires_time
             .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-            .unwrap_or_else(|| chrono::Utc::now() + chrono::Duration::hours(2));
+            .unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(2));
         Ok(CachedToken::new(value, expires_at))
     }
 
@@ -173,7 +187,7 @@ impl Client {
                 if let Ok(mut slot) = err.lock() {
                     *slot = Some(e);
                 }
-                DomainError::Unknown(anyhow::anyhow!(msg))
+                DomainError::upstream(super::VENDOR, msg)
             })
         };
         let key = a.token_key();
@@ -189,7 +203,7 @@ impl Client {
                     if let Ok(mut slot) = err.lock() {
                         *slot = Some(e);
                     }
-                    DomainError::Unknown(anyhow::anyhow!(msg))
+                    DomainError::upstream(super::VENDOR, msg)
                 })
             };
             token = self.tokens.token(&key, Some(&stale), fetch).await;

@@ -4,6 +4,7 @@
 //! encrypted for Dingding at send time (18.2).
 
 use super::{LockPasswordId, MeterCommand, OperationId};
+use domain::deliveries::DeliveryKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -139,8 +140,8 @@ impl Command {
     }
 
     /// The delivery kind, e.g. `dingding.add_password`.
-    pub fn kind(&self) -> String {
-        format!("{}.{}", super::PREFIX, self.api())
+    pub fn kind(&self) -> DeliveryKind {
+        DeliveryKind::of(super::PREFIX, self.api())
     }
 }
 

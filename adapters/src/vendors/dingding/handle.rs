@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 /// An alarm of a Dingding device; `code` is the callback's name.
 fn alarm(
+    at: DateTime<Utc>,
     d: &Device,
     kind: &'static str,
     severity: AlarmSeverity,
@@ -32,7 +33,7 @@ fn alarm(
         vendor_code: Some(code.to_owned()),
         vendor_text: None,
         inbound_event_id: Some(event),
-        raised_at: Utc::now(),
+        raised_at: at,
         attributes: json!({}),
     }
 }
@@ -46,9 +47,17 @@ fn raised(alarm: RaiseAlarm) -> Neutral {
 }
 
 /// A device's offline or online callback: its state, and its `DEVICE_OFFLINE` alarm.
-fn offline_facts(d: &Device, offline: bool, at: DateTime<Utc>, name: &str, event: InboundEventId) -> Vec<Neutral> {
+/// `now` is when the alarm is raised, `at` when the device reported.
+fn offline_facts(
+    now: DateTime<Utc>,
+    d: &Device,
+    offline: bool,
+    at: DateTime<Utc>,
+    name: &str,
+    event: InboundEventId,
+) -> Vec<Neutral> {
     let what = format!("{} offline ({name})", d.kind.as_str());
-    let key = alarm(d, "DEVICE_OFFLINE", AlarmSeverity::Major, what, name, event);
+    let key = alarm(now, d, "DEVICE_OFFLINE", AlarmSeverity::Major, what, name, event);
     let change = if offline {
         raised(key)
     } else {
@@ -126,7 +135,7 @@ impl DingdingService {
                         2 => ("METER_OVER_AMOUNT", format!("out of credit ({})", e.amount.unwrap_or_default())),
                         _ => continue,
                     };
-                    facts.push(raised(alarm(&d, kind, AlarmSeverity::Major, what, name, event)));
+                    facts.push(raised(alarm(self.clock.now(), &d, kind, AlarmSeverity::Major, what, name, event)));
                 }
                 return Ok(if facts.is_empty() {
                     Handled::Ignored("no known meter in the history".into())
@@ -140,6 +149,7 @@ impl DingdingService {
             return Ok(Handled::Ignored(format!("unknown device {}", uuid.unwrap_or_default())));
         };
         let t = tenant;
+        let now = self.clock.now();
         let seen = |online: Option<bool>, battery: Option<i32>| Neutral::Status {
             device: d.id,
             status: status(online, battery, at),
@@ -149,10 +159,10 @@ impl DingdingService {
             readings: vec![NewReading { metric: metric.into(), value, ts }],
         };
         let raise = |kind: &'static str, severity: AlarmSeverity, msg: String| {
-            raised(alarm(&d, kind, severity, msg, name, event))
+            raised(alarm(now, &d, kind, severity, msg, name, event))
         };
         let clear = |kind: &'static str, note: String| Neutral::AlarmCleared {
-            key: alarm(&d, kind, AlarmSeverity::Minor, String::new(), name, event),
+            key: alarm(now, &d, kind, AlarmSeverity::Minor, String::new(), name, event),
             note,
             plan: None,
         };
@@ -183,7 +193,7 @@ impl DingdingService {
             Fact::LocalPasswordDeleted { id } => {
                 if let Some(mut p) = self.repo.password_by_vendor_id(t, d.id, id).await? {
                     p.deleted = true;
-                    p.updated_at = Utc::now();
+                    p.updated_at = self.clock.now();
                     self.repo.save_password(t, &p).await?;
                 }
                 return Ok(Handled::Processed);
@@ -193,11 +203,11 @@ impl DingdingService {
                 vec![reading("door_opened", value, at)]
             }
             Fact::GatewayOffline(offline) => {
-                let mut facts = offline_facts(&d, offline, at, name, event);
+                let mut facts = offline_facts(now, &d, offline, at, name, event);
                 facts.extend(self.sub_devices(&d, offline).await?);
                 facts
             }
-            Fact::DeviceOffline(offline) => offline_facts(&d, offline, at, name, event),
+            Fact::DeviceOffline(offline) => offline_facts(now, &d, offline, at, name, event),
             Fact::WaterGatewayOffline(offline) => {
                 let change = if offline {
                     raise("WATER_GATEWAY_OFFLINE", AlarmSeverity::Major, "water gateway offline".into())
@@ -265,7 +275,7 @@ impl DingdingService {
 
     /// A password set on the lock itself (or the admin password synced from it).
     async fn local_password(&self, d: &Device, id: i64, kind: PasswordKind) -> DomainResult<()> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut p = match self.repo.password_by_vendor_id(d.tenant_id, d.id, id).await? {
             Some(p) => p,
             None => LockPassword {
@@ -473,7 +483,7 @@ impl DingdingService {
                     p.error = None;
                     match operation {
                         PasswordOperation::Add | PasswordOperation::Update | PasswordOperation::Unfreeze => {
-                            let upcoming = p.begins_at.is_some_and(|b| b > Utc::now());
+                            let upcoming = p.begins_at.is_some_and(|b| b > self.clock.now());
                             p.pwd_state = Some(if upcoming { PwdState::Upcoming } else { PwdState::Effective });
                         }
                         PasswordOperation::Freeze => p.pwd_state = Some(PwdState::Frozen),
@@ -483,7 +493,7 @@ impl DingdingService {
                     p.stage = Some(OperationStage::Failed);
                     p.error = Some(password_error_text(code.unwrap_or(5103)));
                 }
-                p.updated_at = Utc::now();
+                p.updated_at = self.clock.now();
                 self.repo.save_password(tenant, &p).await?;
                 Ok(Handled::Processed)
             }
@@ -504,7 +514,7 @@ impl DingdingService {
                         .get("consume_amount")
                         .and_then(|v| v.as_f64().or_else(|| v.as_str()?.trim().parse().ok()))
                 {
-                    let r = NewReading { metric: "consume_amount".into(), value: json!(amount), ts: Utc::now() };
+                    let r = NewReading { metric: "consume_amount".into(), value: json!(amount), ts: self.clock.now() };
                     self.devices.record_readings(tenant, d.id, vec![r]).await?;
                 }
                 let Some(op) = op.as_mut() else {
@@ -517,14 +527,14 @@ impl DingdingService {
                 op.error =
                     (!ok).then(|| format!("{} meter operation failed", code.map_or("?".into(), |c| c.to_string())));
                 op.result = values;
-                op.updated_at = Utc::now();
+                op.updated_at = self.clock.now();
                 if op.command == MeterCommand::SwitchOn || op.command == MeterCommand::SwitchOff {
                     let on = op.command == MeterCommand::SwitchOn;
                     if ok {
                         let r = NewReading {
                             metric: "switch".into(),
                             value: json!(if on { "ON" } else { "OFF" }),
-                            ts: Utc::now(),
+                            ts: self.clock.now(),
                         };
                         self.devices.record_readings(tenant, d.id, vec![r]).await?;
                     }

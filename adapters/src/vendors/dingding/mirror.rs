@@ -129,8 +129,10 @@ impl DingdingMirror {
                 (cmd, format!("add_ticket:{}", t.id))
             }
             Some(ext) => {
-                let code =
-                    WORK_ORDER_STATE_CODES.iter().find(|(s, _)| *s == t.status).and_then(|(_, c)| c.parse().ok());
+                let code = WORK_ORDER_STATE_CODES
+                    .iter()
+                    .find(|(s, _)| *s == t.status.as_str())
+                    .and_then(|(_, c)| c.parse().ok());
                 let Some(state) = code else { return Ok(Vec::new()) };
                 (
                     Command::UpdateTicketState { ticket_id: ext.clone(), state },

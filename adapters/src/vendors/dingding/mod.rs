@@ -73,12 +73,12 @@ impl DeliverySender for DingdingSender {
     async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
         let cmd: Command = match serde_json::from_value(d.payload.clone()) {
             Ok(c) => c,
-            Err(e) => return report(d.kind.clone(), None, None, Verdict::Permanent(format!("payload: {e}"))),
+            Err(e) => return report(d.kind.to_string(), None, None, Verdict::Permanent(format!("payload: {e}"))),
         };
         let name = cmd.api();
         let account = match self.client.account(d.tenant_id, d.integration_id).await {
             Ok(a) => a,
-            Err(e) => return report(d.kind.clone(), None, None, verdict_of(&e)),
+            Err(e) => return report(d.kind.to_string(), None, None, verdict_of(&e)),
         };
         let request = Client::summary(&account, name);
         let token = match self.client.token(&account, fresh_token).await {
@@ -126,10 +126,7 @@ impl DingdingReads {
     }
 
     async fn read(&self, t: TenantId, i: IntegrationId, name: &str, params: Value) -> DomainResult<Map<String, Value>> {
-        self.client
-            .read(t, i, name, params)
-            .await
-            .map_err(|e| DomainError::Unknown(Upstream(format!("{name}: {e}")).into()))
+        self.client.read(t, i, name, params).await.map_err(|e| DomainError::upstream(VENDOR, format!("{name}: {e}")))
     }
 
     async fn info(
@@ -163,7 +160,7 @@ impl DingdingReads {
 }
 
 fn malformed(name: &str, e: serde_json::Error) -> DomainError {
-    DomainError::Unknown(Upstream(format!("{name}: malformed answer: {e}")).into())
+    DomainError::upstream(VENDOR, format!("{name}: malformed answer: {e}"))
 }
 
 /// `(fetch, count)` interfaces of a paged query and their parameters.
@@ -300,8 +297,7 @@ impl DingdingApi for DingdingReads {
         };
         let answer = self.read(t, i, name, json!({"uuid": uuid})).await?;
         let p: wire::Plaintext = serde_json::from_value(Value::Object(answer)).map_err(|e| malformed(name, e))?;
-        let password =
-            p.password.ok_or_else(|| DomainError::Unknown(Upstream(format!("{name}: no password")).into()))?;
+        let password = p.password.ok_or_else(|| DomainError::upstream(VENDOR, format!("{name}: no password")))?;
         // 6.6 `invalid_time`: milliseconds or seconds, by size.
         let expires_at = p.invalid_time.and_then(|t| {
             if t > 100_000_000_000 {

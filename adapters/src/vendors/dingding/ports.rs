@@ -10,12 +10,9 @@ use serde_json::Value;
 /// Kind prefix of Dingding deliveries (`dingding.add_password`).
 pub const PREFIX: &str = "dingding";
 
-/// A vendor failure a read could not get past (network, or Dingding's `ErrNo`); carried in
-/// `DomainError::Unknown` so that controllers can answer `UPSTREAM_FAILED` with its text,
-/// which never holds a secret.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("Dingding: {0}")]
-pub struct Upstream(pub String);
+/// The vendor's name in `DomainError::Upstream`: a failure a call could not get past
+/// (network, or Dingding's `ErrNo`), whose text never holds a secret.
+pub const VENDOR: &str = "Dingding";
 
 /// Lock passwords and device operations of a tenant, plus the lookups of mirrored homes.
 #[async_trait]
@@ -135,12 +132,12 @@ pub trait DingdingApi: Send + Sync {
     /// `find_home_devices`, `get_*_info`, `fetch_passwords`).
     ///
     /// # Errors
-    /// `Unknown(Upstream)` when Dingding cannot be reached or refuses.
+    /// `Upstream` when Dingding cannot be reached or refuses.
     async fn homes(&self, tenant: TenantId, integration: IntegrationId) -> DomainResult<Vec<SyncedHome>>;
     /// A lock's admin or current dynamic password in plaintext (6.5, 6.6).
     ///
     /// # Errors
-    /// `Unknown(Upstream)`.
+    /// `Upstream`.
     async fn reveal(
         &self,
         tenant: TenantId,
@@ -151,6 +148,6 @@ pub trait DingdingApi: Send + Sync {
     /// A read-only query; Dingding's answer without `ErrNo`/`ErrMsg`.
     ///
     /// # Errors
-    /// `Unknown(Upstream)`.
+    /// `Upstream`.
     async fn query(&self, tenant: TenantId, integration: IntegrationId, query: &Query) -> DomainResult<Value>;
 }

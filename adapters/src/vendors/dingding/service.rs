@@ -14,7 +14,7 @@ use domain::ids::{DeviceId, IntegrationId, TenantId};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
 use domain::limits::RateLimiter;
 use domain::security::SecretBox;
-use domain::{Actor, DomainError, DomainResult};
+use domain::{Actor, Clock, DomainError, DomainResult};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -79,6 +79,8 @@ pub struct DingdingPorts {
     pub limiter: Arc<dyn RateLimiter>,
     pub secrets: Arc<dyn SecretBox>,
     pub tickets: domain::tickets::TicketService,
+    /// Password windows, record stamps and alarm times.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The Dingding use cases.
@@ -94,6 +96,7 @@ pub struct DingdingService {
     pub(super) limiter: Arc<dyn RateLimiter>,
     pub(super) secrets: Arc<dyn SecretBox>,
     pub(super) tickets: domain::tickets::TicketService,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 /// The delivery that sends `cmd` (its payload), in the order of `order`.
@@ -159,6 +162,7 @@ impl DingdingService {
             limiter: p.limiter,
             secrets: p.secrets,
             tickets: p.tickets,
+            clock: p.clock,
         }
     }
 
@@ -233,7 +237,7 @@ impl DingdingService {
         check_window(input.begins_at, input.ends_at)?;
         let device = self.device_of(tenant, input.device_id, &[DeviceKind::Lock]).await?;
         self.rate_limit(&device, PasswordOperation::Add).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let sealed = self.seal(&input.password)?;
         let p = LockPassword {
             id: LockPasswordId::new(),
@@ -289,11 +293,11 @@ impl DingdingService {
         p.vendor_id.ok_or_else(|| DomainError::InvalidTransition("the lock has not accepted this password".into()))
     }
 
-    fn start(p: &mut LockPassword, op: PasswordOperation) {
+    fn start(&self, p: &mut LockPassword, op: PasswordOperation) {
         p.operation = Some(op);
         p.stage = Some(OperationStage::Pending);
         p.error = None;
-        p.updated_at = Utc::now();
+        p.updated_at = self.clock.now();
     }
 
     /// Changes a password's validity, name, recipient or digits (`update_password`).
@@ -321,7 +325,7 @@ impl DingdingService {
             (None, None) => return Err(DomainError::invalid("password", "required: the current digits are not known")),
         };
         self.rate_limit(&device, PasswordOperation::Update).await?;
-        Self::start(&mut p, PasswordOperation::Update);
+        self.start(&mut p, PasswordOperation::Update);
         if let Some(n) = name {
             p.name = n;
         }
@@ -365,7 +369,7 @@ impl DingdingService {
         }
         if op == PasswordOperation::Delete && p.vendor_id.is_none() {
             p.deleted = true;
-            p.updated_at = Utc::now();
+            p.updated_at = self.clock.now();
             self.repo.save_password(tenant, &p).await?;
             return Ok(p);
         }
@@ -380,7 +384,7 @@ impl DingdingService {
             }
         };
         self.rate_limit(&device, op).await?;
-        Self::start(&mut p, op);
+        self.start(&mut p, op);
         self.save_and_send(&device, &p, cmd).await?;
         Ok(p)
     }
@@ -399,7 +403,7 @@ impl DingdingService {
         let phone = check_phone(Some(input.phone))?.ok_or_else(|| DomainError::invalid("phone", "is required"))?;
         let device = self.device_of(tenant, input.device_id, &[DeviceKind::Lock]).await?;
         self.rate_limit(&device, PasswordOperation::Add).await?;
-        let now = Utc::now();
+        let now = self.clock.now();
         let p = LockPassword {
             id: LockPasswordId::new(),
             tenant_id: tenant,
@@ -475,7 +479,7 @@ impl DingdingService {
     /// the mutation is audited).
     ///
     /// # Errors
-    /// `Forbidden` unless tenant admin; `NotFound`; `Unknown(Upstream)`.
+    /// `Forbidden` unless tenant admin; `NotFound`; `Upstream`.
     pub async fn reveal(&self, actor: &Actor, device: DeviceId, which: Reveal) -> DomainResult<Revealed> {
         let tenant = actor.require_tenant_admin()?;
         let device = self.device_of(tenant, device, &[DeviceKind::Lock]).await?;
@@ -485,7 +489,7 @@ impl DingdingService {
     /// A read-only query about a device of the tenant.
     ///
     /// # Errors
-    /// `NotFound` for a device outside the tenant; `Unknown(Upstream)`.
+    /// `NotFound` for a device outside the tenant; `Upstream`.
     pub async fn query_device(
         &self,
         actor: &Actor,
@@ -504,7 +508,7 @@ impl DingdingService {
     /// A read-only query on an integration of the tenant.
     ///
     /// # Errors
-    /// `NotFound` for an integration outside the tenant; `Unknown(Upstream)`.
+    /// `NotFound` for an integration outside the tenant; `Upstream`.
     pub async fn query(&self, actor: &Actor, integration: IntegrationId, query: &Query) -> DomainResult<Value> {
         let tenant = actor.require_reader()?;
         let i = self.integration(tenant, integration).await?;
@@ -590,7 +594,7 @@ impl DingdingService {
         params: Value,
         trade_no: Option<String>,
     ) -> DomainResult<DeviceOperation> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let op = DeviceOperation {
             id: OperationId::new(),
             tenant_id: tenant,
@@ -787,11 +791,19 @@ impl DingdingService {
 pub struct Outcomes {
     repo: Arc<dyn DingdingRepo>,
     secrets: Arc<dyn SecretBox>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Outcomes {
     pub fn new(repo: Arc<dyn DingdingRepo>, secrets: Arc<dyn SecretBox>) -> Self {
-        Self { repo, secrets }
+        Self { repo, secrets, clock: domain::clock::system() }
+    }
+
+    /// Stamps records with the time of `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The sealed plaintext of a command's password, for the sender to encrypt.
@@ -822,7 +834,7 @@ impl Outcomes {
                         p.sealed_secret = Some(self.secrets.seal(code.as_bytes())?);
                     }
                 }
-                p.updated_at = Utc::now();
+                p.updated_at = self.clock.now();
                 self.repo.save_password(tenant, &p).await
             }
             Command::AddTicket { ticket, .. } => match &a.ticket_id {
@@ -837,7 +849,7 @@ impl Outcomes {
                 if !command.has_service_result() && op.stage == OperationStage::Pending {
                     op.stage = OperationStage::Succeeded;
                 }
-                op.updated_at = Utc::now();
+                op.updated_at = self.clock.now();
                 self.repo.save_operation(tenant, &op).await
             }
             _ => Ok(()),
@@ -860,14 +872,14 @@ impl Outcomes {
                 let Some(mut p) = self.repo.get_password(tenant, *password).await? else { return Ok(()) };
                 p.stage = Some(OperationStage::Failed);
                 p.error = Some(error.to_owned());
-                p.updated_at = Utc::now();
+                p.updated_at = self.clock.now();
                 self.repo.save_password(tenant, &p).await
             }
             Command::Meter { operation, .. } => {
                 let Some(mut op) = self.repo.get_operation(tenant, *operation).await? else { return Ok(()) };
                 op.stage = OperationStage::Failed;
                 op.error = Some(error.to_owned());
-                op.updated_at = Utc::now();
+                op.updated_at = self.clock.now();
                 self.repo.save_operation(tenant, &op).await
             }
             _ => Ok(()),

@@ -47,7 +47,7 @@ impl DingdingService {
     ///
     /// # Errors
     /// `Forbidden`; `NotFound`; `Invalid` for an integration of another kind;
-    /// `Unknown(Upstream)` when Dingding cannot be read.
+    /// `Upstream` when Dingding cannot be read.
     pub async fn sync(&self, actor: &Actor, id: IntegrationId) -> DomainResult<SyncReport> {
         let tenant = actor.require_tenant_admin()?;
         let integration = self.integration(tenant, id).await?;
@@ -174,7 +174,7 @@ impl DingdingService {
             self.devices.set_status(tenant, device.id, st).await?;
         }
         for sp in d.passwords {
-            let now: DateTime<Utc> = Utc::now();
+            let now: DateTime<Utc> = self.clock.now();
             let mut p = match self.repo.password_by_vendor_id(tenant, device.id, sp.vendor_id).await? {
                 Some(p) => p,
                 None => LockPassword {

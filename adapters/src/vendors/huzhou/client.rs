@@ -5,18 +5,18 @@
 //! the signed body. `ret_code` 200 delivers; 300/301 ask for a new token and one retry;
 //! 310-360 are permanent; anything else is retried.
 
+use super::VENDOR;
 use super::map::{self, Action};
 use super::sign::{push_signature, timestamp, token_sign};
 use super::wire::{PushAnswer, ReqContext, TokenAnswer};
 use crate::vendors::{redact_url, retryable_status};
 use async_trait::async_trait;
-use chrono::Utc;
 use domain::deliveries::{Delivery, DeliverySender, SendReport, Verdict};
 use domain::ids::IntegrationId;
 use domain::integrations::IntegrationService;
 use domain::tokens::{CachedToken, TokenProvider};
 use domain::ttl::{CONFIG_TTL, TtlCache};
-use domain::{DomainError, DomainResult};
+use domain::{Clock, DomainError, DomainResult};
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
@@ -41,6 +41,8 @@ pub struct HuzhouSender {
     /// (issue 6: at hundreds of live pushes a second that round trip was a send's
     /// largest cost). Well inside the provider's refresh margin, so never near expiry.
     recent: Arc<TtlCache<IntegrationId, String>>,
+    /// Request timestamps and token expiry.
+    clock: Arc<dyn Clock>,
 }
 
 fn report(
@@ -90,7 +92,15 @@ impl HuzhouSender {
             tokens,
             endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
             recent: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
+            clock: domain::clock::system(),
         }
+    }
+
+    /// Reads the time (request timestamps, token expiry) from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn endpoint(&self, d: &Delivery) -> Result<Endpoint, Verdict> {
@@ -121,7 +131,7 @@ impl HuzhouSender {
 
     /// 3.2: a new token.
     async fn fetch_token(&self, e: &Endpoint) -> DomainResult<CachedToken> {
-        let ts = timestamp(Utc::now());
+        let ts = timestamp(self.clock.now());
         let secret = e.app_secret.expose_secret();
         let sign = token_sign(&e.app_key, secret, &ts);
         let url = format!("{}/api_lift", e.base);
@@ -133,10 +143,10 @@ impl HuzhouSender {
             .query(&query)
             .send()
             .await
-            .map_err(|err| DomainError::Unknown(anyhow::anyhow!("token request: {}", transport(&err))))?;
+            .map_err(|err| DomainError::upstream(VENDOR, format!("token request: {}", transport(&err))))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
-        token_outcome(status.as_u16(), &body, Utc::now())
+        token_outcome(status.as_u16(), &body, self.clock.now())
     }
 
     async fn token(&self, e: &Endpoint, integration: IntegrationId, fresh: bool) -> DomainResult<String> {
@@ -178,9 +188,12 @@ impl HuzhouSender {
             Err(DomainError::Invalid { message, .. }) => {
                 return report(request, None, None, None, Verdict::Permanent(message));
             }
+            Err(DomainError::Upstream { message, .. }) => {
+                return report(request, None, None, None, Verdict::Retry(message));
+            }
             Err(err) => return report(request, None, None, None, Verdict::Retry(err.to_string())),
         };
-        let ts = timestamp(Utc::now());
+        let ts = timestamp(self.clock.now());
         let ctx =
             ReqContext { version: action.version, signature: push_signature(action.name, &ts, &token), timestamp: ts };
         let body = match body(&ctx, &req_info) {
@@ -225,9 +238,11 @@ impl HuzhouSender {
 #[async_trait]
 impl DeliverySender for HuzhouSender {
     async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
-        match map::action(&d.kind) {
+        match map::action(d.kind.as_str()) {
             Some(action) => self.push(d, action, fresh_token).await,
-            None => report(d.kind.clone(), None, None, None, Verdict::Permanent(format!("unknown kind {}", d.kind))),
+            None => {
+                report(d.kind.to_string(), None, None, None, Verdict::Permanent(format!("unknown kind {}", d.kind)))
+            }
         }
     }
 
@@ -243,10 +258,10 @@ impl DeliverySender for HuzhouSender {
 
 /// What a token answer (3.2) means: the token and its expiry; `Invalid("credentials")` for
 /// the refusals no retry fixes (300 application or keys invalid, 310 bad sign), whatever
-/// `ret_data` holds (the data center sends `{}` with them); `Unknown` (retried) otherwise.
-fn token_outcome(status: u16, body: &str, now: chrono::DateTime<Utc>) -> DomainResult<CachedToken> {
+/// `ret_data` holds (the data center sends `{}` with them); `Upstream` (retried) otherwise.
+fn token_outcome(status: u16, body: &str, now: chrono::DateTime<chrono::Utc>) -> DomainResult<CachedToken> {
     let answer: TokenAnswer = serde_json::from_str(body)
-        .map_err(|_| DomainError::Unknown(anyhow::anyhow!("token request: HTTP {status}, unreadable answer")))?;
+        .map_err(|_| DomainError::upstream(VENDOR, format!("token request: HTTP {status}, unreadable answer")))?;
     let code = map::code_text(&answer.ret_status.ret_code);
     let msg = answer.ret_status.ret_msg.unwrap_or_default();
     match answer.ret_data {
@@ -258,7 +273,7 @@ fn token_outcome(status: u16, body: &str, now: chrono::DateTime<Utc>) -> DomainR
         _ if code == "300" || code == "310" => {
             Err(DomainError::invalid("credentials", format!("token refused: ret_code {code}: {msg}")))
         }
-        _ => Err(DomainError::Unknown(anyhow::anyhow!("token refused: ret_code {code}: {msg}"))),
+        _ => Err(DomainError::upstream(VENDOR, format!("token refused: ret_code {code}: {msg}"))),
     }
 }
 
@@ -283,10 +298,10 @@ mod tests {
         }
         let busy = r#"{"ret_status":{"ret_code":"500","ret_msg":"busy"},"ret_data":{}}"#;
         assert!(
-            matches!(token_outcome(200, busy, now), Err(DomainError::Unknown(_))),
+            matches!(token_outcome(200, busy, now), Err(DomainError::Upstream { .. })),
             "a temporary refusal is retried"
         );
-        assert!(matches!(token_outcome(502, "<html>", now), Err(DomainError::Unknown(_))));
+        assert!(matches!(token_outcome(502, "<html>", now), Err(DomainError::Upstream { .. })));
         let ok = r#"{"ret_status":{"ret_code":"200"},"ret_data":{"app_token":"t-1","token_valid_time":"60"}}"#;
         let t = token_outcome(200, ok, now).expect("token");
         assert_eq!(t.expires_at, now + chrono::Duration::seconds(60));

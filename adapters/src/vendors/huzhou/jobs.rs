@@ -5,7 +5,7 @@ use super::state::{self, is_lift};
 use super::{ELEV_THINGS, HuzhouService, LIFT_NOTIFY, MAX_ITEMS, request_id};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use domain::deliveries::NewDelivery;
+use domain::deliveries::{DeliveryKind, NewDelivery};
 use domain::devices::{Device, DeviceFilter};
 use domain::integrations::Integration;
 use domain::schedules::PeriodicJob;
@@ -75,7 +75,7 @@ impl PeriodicJob for LiftNotifyDaily {
                 }
                 let input = NewDelivery {
                     integration_id: integration.id,
-                    kind: LIFT_NOTIFY.to_owned(),
+                    kind: DeliveryKind::from_static(LIFT_NOTIFY),
                     idempotency_key: request_id(),
                     order_key: None,
                     payload,
@@ -110,7 +110,7 @@ impl PeriodicJob for ElevThingsDaily {
                 let batch = std::mem::replace(&mut items, rest);
                 let input = NewDelivery {
                     integration_id: integration.id,
-                    kind: ELEV_THINGS.to_owned(),
+                    kind: DeliveryKind::from_static(ELEV_THINGS),
                     idempotency_key: request_id(),
                     order_key: None,
                     payload: json!({"rt_data": batch}),

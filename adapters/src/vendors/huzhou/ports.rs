@@ -8,6 +8,8 @@ use serde_json::Value;
 
 /// Kind prefix of Huzhou deliveries.
 pub const PREFIX: &str = "huzhou";
+/// The vendor's name in `DomainError::Upstream`.
+pub const VENDOR: &str = "Huzhou";
 /// 4.1 elevator fault (and its auto-recovery, `message_code` `00`).
 pub const LIFT_ALARM: &str = "huzhou.lift_alarm";
 /// 4.2 fault-repair record.

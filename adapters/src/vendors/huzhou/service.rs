@@ -10,15 +10,17 @@ use super::{
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, RaiseOutcome};
-use domain::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
+use domain::deliveries::{
+    Delivery, DeliveryKind, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict,
+};
 use domain::devices::{Device, DeviceRepo};
 use domain::ids::{DeliveryId, IntegrationId, TenantId};
 use domain::ingest::{Fact, ReadingRule};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
 use domain::outbound::{Message, Planner};
-use domain::tickets::{Ticket, TicketKind};
+use domain::tickets::{MaintenanceStatus, RescueStatus, Ticket, TicketKind, TicketStatus};
 use domain::ttl::{CONFIG_TTL, TtlCache};
-use domain::{DomainError, DomainResult};
+use domain::{Clock, DomainError, DomainResult};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -116,6 +118,8 @@ pub struct HuzhouPorts {
     pub deliveries: DeliveryService,
     /// Live pushes go straight to the sender: a 3-second sample retried later is stale.
     pub sender: Arc<dyn DeliverySender>,
+    /// Token expiry, live slots and their waits.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Huzhou elevator integrations.
@@ -192,7 +196,7 @@ impl HuzhouService {
         let values = values.clone();
         let delivery = Arc::new(move |alarm: &Alarm, recovered: bool| NewDelivery {
             integration_id: lift.integration_id,
-            kind: LIFT_ALARM.to_owned(),
+            kind: DeliveryKind::from_static(LIFT_ALARM),
             idempotency_key: request_id(),
             // A recovery never overtakes its fault.
             order_key: Some(format!("lift:{}", lift.external_id)),
@@ -211,10 +215,10 @@ impl HuzhouService {
     }
 
     /// A push, in its own order or none.
-    fn push(integration: IntegrationId, kind: &str, payload: Value, order: Option<String>) -> NewDelivery {
+    fn push(integration: IntegrationId, kind: &'static str, payload: Value, order: Option<String>) -> NewDelivery {
         NewDelivery {
             integration_id: integration,
-            kind: kind.to_owned(),
+            kind: DeliveryKind::from_static(kind),
             idempotency_key: request_id(),
             order_key: order,
             payload,
@@ -250,7 +254,7 @@ impl HuzhouService {
         let token = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
         self.p
             .repo
-            .put_token(integration.tenant_id, integration.id, &token, Utc::now() + INBOUND_TOKEN_TTL)
+            .put_token(integration.tenant_id, integration.id, &token, self.p.clock.now() + INBOUND_TOKEN_TTL)
             .await
             .map_err(internal)?;
         Ok(token)
@@ -265,7 +269,7 @@ impl HuzhouService {
         let ok = self
             .p
             .repo
-            .token_valid(integration.tenant_id, integration.id, token, Utc::now())
+            .token_valid(integration.tenant_id, integration.id, token, self.p.clock.now())
             .await
             .map_err(internal)?;
         if ok { Ok(()) } else { Err(ApiRefusal::BadToken) }
@@ -311,7 +315,7 @@ impl HuzhouService {
         match subscribe.map(str::trim) {
             Some("1") => {
                 let live = LiveSettings::of(&integration.settings);
-                let now = Utc::now().timestamp_millis();
+                let now = self.p.clock.now().timestamp_millis();
                 let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
                 let until = now + ms(live.window);
                 // The first push is due now: this process sends it, to the elevators not
@@ -324,7 +328,7 @@ impl HuzhouService {
                     let svc = self.clone();
                     let (loaded, mut all_loaded) = tokio::sync::mpsc::channel::<()>(1);
                     tokio::spawn(async move {
-                        let due = Utc::now();
+                        let due = svc.p.clock.now();
                         svc.push_now(tenant, id, first, due, loaded).await
                     });
                     // The subscriptions are written once the first pushes' live state is
@@ -336,7 +340,7 @@ impl HuzhouService {
                 self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
             }
             Some("2") => {
-                let now = Utc::now().timestamp_millis();
+                let now = self.p.clock.now().timestamp_millis();
                 self.p.repo.unsubscribe(tenant, id, &ids, now).await.map_err(internal)
             }
             Some(_) => Err(ApiRefusal::Invalid("subscribe must be 1 or 2".into())),
@@ -360,13 +364,13 @@ impl HuzhouService {
         }
         // Changes are looked for from a little before the read: clocks of the processes
         // that write subscriptions differ slightly; checking a few more rows is harmless.
-        let read_at = Utc::now().timestamp_millis() - CHANGE_MARGIN_MS;
+        let read_at = self.p.clock.now().timestamp_millis() - CHANGE_MARGIN_MS;
         let due = self.p.repo.due_in(slot_ms, slot_ms + len_ms).await?;
         if due.is_empty() {
             return Ok(0);
         }
         // The items are built during the lead; their elevators' state is that recent.
-        let now = Utc::now();
+        let now = self.p.clock.now();
         let mut groups: HashMap<(TenantId, IntegrationId), Vec<LiveItem>> = HashMap::new();
         for DuePush { tenant_id, integration_id, unique_id, due_ms, latest } in due {
             let item = state::things_item(&unique_id, &latest, now);
@@ -376,7 +380,7 @@ impl HuzhouService {
         for (tenant, integration) in groups.keys() {
             self.p.sender.prepare(&live_delivery(*tenant, *integration, Value::Null, now)).await;
         }
-        sleep_until_ms(slot_ms).await;
+        self.sleep_until_ms(slot_ms).await;
         let changed: HashMap<(IntegrationId, String), SubscriptionWindow> = self
             .p
             .repo
@@ -401,7 +405,7 @@ impl HuzhouService {
                 let rt_data: Vec<Value> = chunk.into_iter().map(|(_, item)| item).collect();
                 let svc = self.clone();
                 sends.spawn(async move {
-                    sleep_until_ms(last).await;
+                    svc.sleep_until_ms(last).await;
                     svc.send_live(tenant, integration, rt_data).await
                 });
             }
@@ -472,7 +476,7 @@ impl HuzhouService {
     /// One 7.5 request of live items; 1 when delivered. A rejected token is fetched
     /// again once; anything else is logged (a 3-second sample retried later is stale).
     async fn send_live(&self, tenant: TenantId, integration: IntegrationId, rt_data: Vec<Value>) -> usize {
-        let d = live_delivery(tenant, integration, json!({"rt_data": rt_data}), Utc::now());
+        let d = live_delivery(tenant, integration, json!({"rt_data": rt_data}), self.p.clock.now());
         let mut report = self.p.sender.send(&d, false).await;
         if matches!(report.verdict, Verdict::TokenExpired(_)) {
             report = self.p.sender.send(&d, true).await;
@@ -494,6 +498,14 @@ impl HuzhouService {
         self.p.repo.prune(now.timestamp_millis()).await
     }
 
+    /// Sleeps until the Unix time `at_ms` on the clock (returns at once when it has passed).
+    async fn sleep_until_ms(&self, at_ms: i64) {
+        let wait = at_ms - self.p.clock.now().timestamp_millis();
+        if wait > 0 {
+            self.p.clock.sleep(Duration::from_millis(wait.unsigned_abs())).await;
+        }
+    }
+
     /// Devices and repositories, for the daily jobs.
     pub(super) fn ports(&self) -> &HuzhouPorts {
         &self.p
@@ -503,21 +515,13 @@ impl HuzhouService {
 /// A built 7.5 item: when it is due (Unix ms), its elevator's unique id, the item.
 type LiveItem = (i64, String, Value);
 
-/// Sleeps until the Unix time `at_ms` (returns at once when it has passed).
-async fn sleep_until_ms(at_ms: i64) {
-    let wait = at_ms - Utc::now().timestamp_millis();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(wait.unsigned_abs())).await;
-    }
-}
-
 /// A live push: sent once (a token refresh aside) and not stored.
 fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, now: DateTime<Utc>) -> Delivery {
     Delivery {
         id: DeliveryId::new(),
         tenant_id: tenant,
         integration_id: integration,
-        kind: ELEV_THINGS.to_owned(),
+        kind: DeliveryKind::from_static(ELEV_THINGS),
         idempotency_key: request_id(),
         order_key: None,
         payload,
@@ -530,8 +534,10 @@ fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, n
     }
 }
 
-/// RESCUE statuses after which the rescue is over (7.7 `rescue_url` = `#`).
-const RESCUE_ENDED: &[&str] = &["RESCUED", "CLOSED", "CANCELLED"];
+/// Whether the rescue is over (7.7 `rescue_url` = `#`).
+fn rescue_ended(s: TicketStatus) -> bool {
+    matches!(s, TicketStatus::Rescue(RescueStatus::Rescued | RescueStatus::Closed | RescueStatus::Cancelled))
+}
 
 fn fields_of(t: &Ticket) -> Map<String, Value> {
     t.fields.as_object().cloned().unwrap_or_default()
@@ -564,8 +570,8 @@ impl HuzhouService {
         };
         let integration_id = after.integration_id.or(device.as_ref().map(|d| d.integration_id));
         let Some(integration) = self.huzhou_of(tenant, integration_id).await? else { return Ok(out) };
-        let was = before.map(|b| b.status.as_str());
-        let became = |s: &str| after.status == s && was != Some(s);
+        let was = before.map(|b| b.status);
+        let became = |s: TicketStatus| after.status == s && was != Some(s);
         let mut fields = fields_of(after);
         if let Some(d) = &device {
             fields.entry("unique_id").or_insert_with(|| json!(d.external_id));
@@ -575,12 +581,11 @@ impl HuzhouService {
             fields.entry("lift_type").or_insert_with(|| json!(state::lift_type(d.kind)));
         }
         match after.kind {
-            TicketKind::Maintenance if became("DONE") => {
+            TicketKind::Maintenance if became(TicketStatus::Maintenance(MaintenanceStatus::Done)) => {
                 out.push(Self::push(integration.id, LIFT_MAINTAIN, Value::Object(fields), None));
             }
             TicketKind::Rescue => {
-                let ended_now =
-                    RESCUE_ENDED.contains(&after.status.as_str()) && !was.is_some_and(|w| RESCUE_ENDED.contains(&w));
+                let ended_now = rescue_ended(after.status) && !was.is_some_and(rescue_ended);
                 if let Some(d) = &device {
                     if before.is_none() && !ended_now {
                         let url =
@@ -594,7 +599,7 @@ impl HuzhouService {
                         out.push(Self::paras(integration.id, d, item));
                     }
                 }
-                if became("CLOSED") {
+                if became(TicketStatus::Rescue(RescueStatus::Closed)) {
                     fields.remove("rescue_url");
                     out.push(Self::push(integration.id, TRAP_FAULT, Value::Object(fields), None));
                 }
