@@ -365,7 +365,7 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         let app = &app;
         async move {
             if name == "attachTicketFile" {
-                app.gql_upload(Some(&token), &q, vars, "f", b"photo".to_vec(), "p.jpg").await
+                app.gql_upload(&token, &q, vars, "f", b"photo".to_vec(), "p.jpg").await
             } else {
                 app.gql(Some(&token), &q, vars).await
             }
