@@ -5,6 +5,7 @@
 
 pub mod child;
 pub mod client;
+pub mod fake;
 pub mod logs;
 
 pub use client::{Client, Gql, nodes};
