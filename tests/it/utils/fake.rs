@@ -7,6 +7,7 @@
 //! else the vendor's own answer, else the default answer. Vendor fakes (`dingding`,
 //! `huzhou`, `webhook`) are the checks and answers of one vendor over this.
 
+pub mod dingding;
 pub mod webhook;
 
 use axum::body::Bytes;
