@@ -2,7 +2,7 @@
 //! permanent errors, manual retries, token refresh, and the operations surface.
 
 use crate::utils::fake::{Answer, FakeVendor, Judgement};
-use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
+use crate::utils::{TenantFixture, TestApp, quick_jobs, spawn_app_with, tenant_with_admin};
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use domain::deliveries::{Delivery, DeliverySender, NewDelivery, RateLimit, SendReport, Verdict};
@@ -101,9 +101,7 @@ async fn setup() -> Setup {
     let sender = Arc::new(FakeSender { http: reqwest::Client::new(), base: vendor.base().to_owned() });
     let app = spawn_app_with(|c| {
         c.senders = jobs::SenderRegistry::default().with("fake", sender);
-        c.sweep_every = Duration::from_millis(500);
-        c.job_poll = Duration::from_millis(100);
-        c.job_heartbeat = Duration::from_secs(1);
+        quick_jobs(c);
         c.delivery_stale_after = Duration::from_secs(3);
     })
     .await;
@@ -126,25 +124,26 @@ impl Setup {
     }
 
     async fn enqueue_as(&self, kind: &str, payload: Value, key: &str, order_key: Option<&str>) -> String {
+        self.try_enqueue(kind, payload, key, order_key).await.expect("enqueue").id.to_string()
+    }
+
+    async fn try_enqueue(
+        &self,
+        kind: &str,
+        payload: Value,
+        key: &str,
+        order_key: Option<&str>,
+    ) -> domain::DomainResult<Delivery> {
         let tenant: TenantId = self.tenant.id.parse().expect("tenant id");
         let integration: IntegrationId = self.integration.parse().expect("integration id");
-        let d = self
-            .app
-            .state
-            .deliveries
-            .enqueue(
-                tenant,
-                NewDelivery {
-                    integration_id: integration,
-                    kind: kind.into(),
-                    idempotency_key: key.into(),
-                    order_key: order_key.map(str::to_owned),
-                    payload,
-                },
-            )
-            .await
-            .expect("enqueue");
-        d.id.to_string()
+        let input = NewDelivery {
+            integration_id: integration,
+            kind: kind.into(),
+            idempotency_key: key.into(),
+            order_key: order_key.map(str::to_owned),
+            payload,
+        };
+        self.app.state.deliveries.enqueue(tenant, input).await
     }
 
     async fn delivery(&self, id: &str) -> Value {
@@ -210,22 +209,7 @@ async fn a_message_failing_three_times_is_delivered_on_the_fourth_with_the_same_
     assert_eq!(calls.len(), 4);
     assert!(calls.iter().all(|(key, _)| key == "req-0001"), "{calls:?}");
     // A second delivery with the same idempotency key is refused.
-    let tenant: TenantId = s.tenant.id.parse().expect("tenant");
-    let dup = s
-        .app
-        .state
-        .deliveries
-        .enqueue(
-            tenant,
-            NewDelivery {
-                integration_id: s.integration.parse().expect("integration"),
-                kind: "fake.push".into(),
-                idempotency_key: "req-0001".into(),
-                order_key: None,
-                payload: json!({}),
-            },
-        )
-        .await;
+    let dup = s.try_enqueue("fake.push", json!({}), "req-0001", None).await;
     assert!(matches!(dup, Err(domain::DomainError::Duplicate(_))), "{dup:?}");
 }
 
@@ -270,26 +254,7 @@ async fn deliveries_are_filtered_retried_in_bulk_and_tenant_scoped() {
     s.until(&a, "SUCCEEDED").await;
     s.until(&b, "SUCCEEDED").await;
     // A kind no sender handles is a permanent error.
-    let dead = {
-        let tenant: TenantId = s.tenant.id.parse().expect("tenant");
-        let d = s
-            .app
-            .state
-            .deliveries
-            .enqueue(
-                tenant,
-                NewDelivery {
-                    integration_id: s.integration.parse().expect("integration"),
-                    kind: "nowhere.push".into(),
-                    idempotency_key: "k-c".into(),
-                    order_key: None,
-                    payload: json!({}),
-                },
-            )
-            .await
-            .expect("enqueue");
-        d.id.to_string()
-    };
+    let dead = s.enqueue_as("nowhere.push", json!({}), "k-c", None).await;
     let d = s.until(&dead, "DEAD").await;
     assert!(d["lastError"].as_str().unwrap_or_default().contains("no sender"), "{d}");
     let tok = Some(s.tenant.admin_token.as_str());

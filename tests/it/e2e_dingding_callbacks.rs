@@ -526,34 +526,20 @@ async fn a_callback_left_received_is_swept_up_and_processed_once() {
     let state = &s.app.state;
     let tenant = s.tenant.id.parse().expect("tenant");
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(30);
-    let stored = state
-        .events
-        .record(
-            tenant,
-            NewInboundEvent {
-                integration_id: s.integration.parse().expect("integration"),
-                protocol: "DINGDING".into(),
-                kind: "batteryAsync".into(),
-                dedup_key: "swept-1|batteryAsync|1".into(),
-                headers: json!({}),
-                body: body.to_string(),
-                received_at: long_ago,
-            },
-        )
-        .await
-        .expect("stored");
-    assert_eq!(stored.event.state, EventState::Received);
-    // A fresh one is not taken: its process may still be on it.
-    let fresh = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "detail": {"battery": "1"}});
-    let input = NewInboundEvent {
+    let event = |dedup_key: &str, body: &Value, received_at| NewInboundEvent {
         integration_id: s.integration.parse().expect("integration"),
         protocol: "DINGDING".into(),
         kind: "batteryAsync".into(),
-        dedup_key: "swept-1|batteryAsync|2".into(),
+        dedup_key: dedup_key.into(),
         headers: json!({}),
-        body: fresh.to_string(),
-        received_at: chrono::Utc::now(),
+        body: body.to_string(),
+        received_at,
     };
+    let stored = state.events.record(tenant, event("swept-1|batteryAsync|1", &body, long_ago)).await.expect("stored");
+    assert_eq!(stored.event.state, EventState::Received);
+    // A fresh one is not taken: its process may still be on it.
+    let fresh = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "detail": {"battery": "1"}});
+    let input = event("swept-1|batteryAsync|2", &fresh, chrono::Utc::now());
     state.events.record(tenant, input).await.expect("stored");
     let backlog = &state.dingding_backlog;
     assert_eq!(backlog.sweep(&state.events, chrono::Utc::now()).await.expect("sweep"), 1);

@@ -4,7 +4,7 @@
 //! types, time format and enums of each action's `req_info`.
 
 use crate::utils::fake::huzhou::{APP_KEY, APP_SECRET, FakeDataCenter};
-use crate::utils::{Client, TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
+use crate::utils::{Client, TenantFixture, TestApp, quick_jobs, spawn_app_with, tenant_with_admin};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -64,12 +64,7 @@ impl Setup {
 async fn setup() -> Setup {
     let dc = FakeDataCenter::start().await;
     let base = dc.base().to_owned();
-    let app = spawn_app_with(|c| {
-        c.sweep_every = Duration::from_millis(500);
-        c.job_poll = Duration::from_millis(100);
-        c.job_heartbeat = Duration::from_secs(1);
-    })
-    .await;
+    let app = spawn_app_with(quick_jobs).await;
     let root = app.admin_token().await;
     let tenant = tenant_with_admin(&app, &root).await;
     let api = tenant.api.clone();

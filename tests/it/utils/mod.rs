@@ -85,6 +85,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Workers that poll, sweep and beat quickly, for tests that wait on deliveries.
+pub fn quick_jobs(c: &mut Config) {
+    c.sweep_every = Duration::from_millis(500);
+    c.job_poll = Duration::from_millis(100);
+    c.job_heartbeat = Duration::from_secs(1);
+}
+
 async fn create_pg_database(admin_url: &str, name: &str) -> String {
     use sea_orm::ConnectionTrait;
     let db = sea_orm::Database::connect(admin_url).await.expect("TEST_DATABASE_URL reachable");
