@@ -54,6 +54,10 @@ pub struct Settings {
     /// Sends to one vendor at once from this process.
     #[arg(long, env = "LINKYARD_VENDOR_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub vendor_concurrency: u64,
+    /// Seconds after which a hook request stored but left RECEIVED (its process stopped
+    /// before applying it) is applied by the inbound sweep.
+    #[arg(long, env = "LINKYARD_INBOUND_STALE_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub inbound_stale_secs: u64,
     /// Delivery attempts at once in this process.
     #[arg(long, env = "LINKYARD_DELIVERY_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub delivery_concurrency: u64,
@@ -80,6 +84,7 @@ impl Settings {
             sweep_secs: 30,
             vendor_concurrency: 32,
             delivery_concurrency: 64,
+            inbound_stale_secs: 600,
         }
     }
 }
@@ -111,6 +116,10 @@ pub struct Config {
     pub job_poll: std::time::Duration,
     /// When a PENDING or IN_FLIGHT delivery counts as abandoned.
     pub delivery_stale_after: std::time::Duration,
+    /// When a stored hook request left RECEIVED counts as abandoned by its process.
+    pub inbound_stale_after: std::time::Duration,
+    /// How often the inbound sweep looks for such requests.
+    pub inbound_sweep_every: std::time::Duration,
     /// Whether `serve` runs the job workers too (`linkyard worker` runs them alone).
     pub run_workers: bool,
     /// How often the scheduler ticks.
@@ -174,6 +183,8 @@ impl Config {
             job_heartbeat: std::time::Duration::from_secs(s.job_heartbeat_secs),
             job_poll: std::time::Duration::from_secs(1),
             delivery_stale_after: std::time::Duration::from_secs(s.delivery_stale_secs),
+            inbound_stale_after: std::time::Duration::from_secs(s.inbound_stale_secs),
+            inbound_sweep_every: std::time::Duration::from_secs(s.inbound_stale_secs.clamp(1, 60)),
             run_workers: true,
             scheduler_tick: std::time::Duration::from_secs(s.scheduler_tick_secs),
             vendor_concurrency: usize::try_from(s.vendor_concurrency).unwrap_or(32),

@@ -51,7 +51,15 @@ pub struct AppState {
     /// Dingding locks, meters and callbacks.
     pub dingding: adapters::vendors::dingding::DingdingService,
     /// Dingding callbacks waiting when a burst outruns processing.
-    pub dingding_backlog: Arc<crate::hooks::DingdingBacklog>,
+    /// The inbound protocols, one per vendor (`hooks.rs` picks one by path).
+    pub inbound: crate::hooks::Protocols,
+    /// Where stored hook requests wait in a burst; its sweep applies what a stopped
+    /// process left.
+    pub inbound_backlog: Arc<jobs::inbound::Backlog>,
+    /// Integrations of recent hook requests (protocols that allow it).
+    pub hook_integrations: Arc<domain::ttl::TtlCache<domain::ids::IntegrationId, adapters::vendors::inbound::Opened>>,
+    /// Vendor-neutral facts, applied with their outbox rows in one unit of work.
+    pub ingest: domain::ingest::IngestService,
     pub deliveries: DeliveryService,
     pub scheduler: SchedulerService,
     /// Huzhou elevator data center: fault pushes, the pull API, live subscriptions.
@@ -190,7 +198,7 @@ impl AppState {
                 )),
                 integrations: integration_repo.clone(),
                 sender: senders.clone(),
-                queue,
+                queue: queue.clone(),
                 limiter: limiter.clone(),
             },
             alarms.clone(),
@@ -234,7 +242,6 @@ impl AppState {
             homes: home_repo.clone(),
             integrations: integration_repo.clone(),
             deliveries: deliveries.clone(),
-            alarms: alarms.clone(),
             limiter: limiter.clone(),
             secrets: dingding_secrets,
             tickets: tickets.clone(),
@@ -243,10 +250,35 @@ impl AppState {
             .with_job(ScheduledJob::Sync, Arc::new(adapters::vendors::dingding::DingdingSync::new(dingding.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
-        let dingding_backlog = crate::hooks::DingdingBacklog::start(
-            dingding.clone(),
+        let ingest = domain::ingest::IngestService::new(
+            Arc::new(adapters::db::repos::SqlUnitOfWork::new(db.clone())),
+            devices.clone(),
+            alarms.clone(),
+            bus_port.clone(),
+            Some(queue.clone()),
+        );
+        // The inbound protocols: one registration line per vendor.
+        let inbound: crate::hooks::Protocols = Arc::new(vec![
+            Arc::new(adapters::vendors::dingding::DingdingInbound::new(
+                dingding.clone(),
+                ingest.clone(),
+                config.public_url.clone(),
+            )),
+            Arc::new(adapters::vendors::huzhou::HuzhouInbound::new(huzhou.clone())),
+            Arc::new(adapters::vendors::telemetry::TelemetryInbound::new(
+                integrations.clone(),
+                devices.clone(),
+                ingest.clone(),
+                vec![Arc::new(huzhou.clone())],
+            )),
+        ]);
+        let inbound_backlog = jobs::inbound::Backlog::start(
             events.clone(),
+            integrations.clone(),
+            inbound.to_vec(),
             config.database_url.starts_with("sqlite"),
+            config.inbound_stale_after,
+            config.inbound_sweep_every,
             shutdown.clone(),
         );
         let state = Self {
@@ -264,7 +296,10 @@ impl AppState {
             tickets,
             homes: HomeService::new(home_repo, integration_repo),
             dingding,
-            dingding_backlog,
+            inbound,
+            inbound_backlog,
+            hook_integrations: Arc::new(domain::ttl::TtlCache::new(domain::ttl::CONFIG_TTL, 10_000)),
+            ingest,
             alarms,
             deliveries,
             scheduler,

@@ -42,7 +42,7 @@ id_type!(
     IntegrationId,
     /// An API key for a tenant's own devices.
     ApiKeyId,
-    /// A device of any kind (elevator, lock, meter, gantry ...).
+    /// A device of any kind (elevator, lock, meter, roadside cabinet ...).
     DeviceId,
     /// A home (a building or flat) grouping rooms and devices.
     HomeId,
@@ -68,6 +68,6 @@ id_type!(
     DeliveryId,
     /// A password of a lock (any kind: platform, admin, local, activation code).
     LockPasswordId,
-    /// One state-changing operation on a meter (or water meter) sent to Dingding.
+    /// One state-changing operation on a meter (or water meter) sent to its vendor.
     OperationId,
 );

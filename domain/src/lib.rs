@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod homes;
 pub mod ids;
+pub mod ingest;
 pub mod integrations;
 pub mod limits;
 pub mod page;

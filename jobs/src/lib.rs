@@ -4,6 +4,7 @@
 //! `domain::deliveries::RetryPolicy`.
 #![forbid(unsafe_code)]
 
+pub mod inbound;
 mod live;
 pub mod metrics;
 mod scheduler;

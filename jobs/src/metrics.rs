@@ -6,8 +6,24 @@
 //! - `linkyard_deliveries_held_total{vendor}`: runs held back by a rate limit or order;
 //! - `linkyard_delivery_queue_depth{state}`: deliveries waiting (PENDING, RETRYING,
 //!   IN_FLIGHT), refreshed by the sweep.
+//!
+//! Inbound metrics, the same for every protocol of the inbound pipeline:
+//! - `linkyard_inbound_requests_total{protocol, outcome}`: hook requests by what the
+//!   pipeline did (`REFUSED`, `STORED`, `DUPLICATE`, `STORE_FAILED`);
+//! - `linkyard_inbound_applied_total{protocol, state}`: stored requests applied, by the
+//!   state they ended in.
 
 use domain::deliveries::{DeliveryState, RunOutcome};
+
+/// Counts a hook request by what the pipeline did with it.
+pub fn inbound_request(protocol: &'static str, outcome: &'static str) {
+    metrics::counter!("linkyard_inbound_requests_total", "protocol" => protocol, "outcome" => outcome).increment(1);
+}
+
+/// Counts a stored request applied, by the state it ended in.
+pub fn inbound_applied(protocol: &'static str, state: domain::events::EventState) {
+    metrics::counter!("linkyard_inbound_applied_total", "protocol" => protocol, "state" => state.as_str()).increment(1);
+}
 
 fn vendor(kind: &str) -> String {
     kind.split('.').next().unwrap_or_default().to_owned()

@@ -541,10 +541,10 @@ async fn a_callback_left_received_is_swept_up_and_processed_once() {
     let fresh = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "detail": {"battery": "1"}});
     let input = event("swept-1|batteryAsync|2", &fresh, chrono::Utc::now());
     state.events.record(tenant, input).await.expect("stored");
-    let backlog = &state.dingding_backlog;
-    assert_eq!(backlog.sweep(&state.events, chrono::Utc::now()).await.expect("sweep"), 1);
+    let backlog = &state.inbound_backlog;
+    assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 1);
     eventually("the swept callback processed", || async { s.device_state(&lock).await["battery"] == json!(33) }).await;
     eventually("its event PROCESSED", || async { s.inbound().await.iter().any(|e| e["state"] == "PROCESSED") }).await;
-    assert_eq!(backlog.sweep(&state.events, chrono::Utc::now()).await.expect("sweep"), 0, "processed once");
+    assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 0, "processed once");
     assert_eq!(s.device_state(&lock).await["battery"], json!(33), "the fresh one was left alone");
 }

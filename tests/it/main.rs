@@ -7,6 +7,7 @@ mod e2e_dingding;
 mod e2e_dingding_callbacks;
 mod e2e_domain;
 mod e2e_huzhou;
+mod e2e_inbound;
 mod e2e_integrations;
 mod e2e_ops;
 mod e2e_outbox;

@@ -2,6 +2,8 @@
 //! Entities are private to this module; repositories return domain types.
 
 mod batch;
+mod conn;
+pub use conn::Conn;
 mod entities;
 mod page;
 pub mod repos;

@@ -3,6 +3,8 @@
 
 pub mod dingding;
 pub mod huzhou;
+pub mod inbound;
+pub mod telemetry;
 pub mod webhook;
 
 use std::time::Duration;

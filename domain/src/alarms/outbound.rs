@@ -1,6 +1,6 @@
 //! What alarm changes send out: one delivery per `WEBHOOK` integration of the tenant for
 //! each alarm raised, acknowledged or cleared (a repeat sends nothing). The vendor modules
-//! add their own (Huzhou `lift_alarm`) as they come. Deliveries are planned here and
+//! plan their own beside these (an elevator fault notice) as they come. Deliveries are planned here and
 //! written by the alarm repository in the change's own transaction.
 
 use super::{Alarm, RaiseOutcome};

@@ -64,6 +64,20 @@ impl AlarmService {
         self
     }
 
+    /// The same service over a unit of work's repositories, publishing to `bus` and
+    /// waking deliveries through `queue` (both held until the unit commits).
+    #[must_use]
+    pub fn within(
+        &self,
+        repo: Arc<dyn AlarmRepo>,
+        devices: Arc<dyn DeviceRepo>,
+        bus: Arc<dyn EventBus>,
+        queue: Arc<dyn DeliveryQueue>,
+    ) -> Self {
+        let outbound = self.outbound.clone().map(|o| Outbound { queue, ..o });
+        Self { repo, devices, bus, outbound, tickets: self.tickets.clone() }
+    }
+
     /// The tenant's webhook integrations (at most 100 are served).
     async fn webhooks(&self, tenant: TenantId) -> DomainResult<Vec<IntegrationId>> {
         let Some(o) = &self.outbound else { return Ok(Vec::new()) };
@@ -140,7 +154,7 @@ impl AlarmService {
     }
 
     /// The same, with the vendor deliveries `extra` plans written in the raise's own
-    /// transaction beside the webhooks' (Huzhou `lift_alarm`).
+    /// transaction beside the webhooks' (a vendor's fault notice).
     ///
     /// # Errors
     /// `Unknown` on storage failure.
@@ -192,7 +206,7 @@ impl AlarmService {
     }
 
     /// The same, with the vendor deliveries `extra` plans written in the clear's own
-    /// transaction (Huzhou `lift_alarm` recovery); nothing is planned when none is open.
+    /// transaction (a vendor's recovery notice); nothing is planned when none is open.
     ///
     /// # Errors
     /// `Unknown` on storage failure.

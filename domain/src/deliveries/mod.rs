@@ -36,9 +36,9 @@ pub struct Delivery {
     pub id: DeliveryId,
     pub tenant_id: TenantId,
     pub integration_id: IntegrationId,
-    /// What is sent, e.g. `huzhou.lift_alarm` or `dingding.add_password`.
+    /// What is sent: `<vendor>.<message>`, the vendor prefix picking the sender.
     pub kind: String,
-    /// Fixed at creation and reused by every attempt (Huzhou `Request-Id`, gas `serialNo` ...).
+    /// Fixed at creation and reused by every attempt (a vendor's request id or serial number).
     pub idempotency_key: String,
     /// Deliveries with the same order key are sent one after the other, in creation order.
     pub order_key: Option<String>,
@@ -121,8 +121,8 @@ pub struct SendReport {
     pub verdict: Verdict,
 }
 
-/// A protocol's limit on how often deliveries of one key may go out, e.g. one hazchem
-/// attachment per permit per 60 s.
+/// A protocol's limit on how often deliveries of one key may go out, e.g. one attachment
+/// upload per work permit per 60 s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimit {
     pub key: String,

@@ -3,35 +3,9 @@ use crate::{DomainError, DomainResult};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::enums::string_enum;
-
-string_enum!(
-    /// Every device kind the integrations map into.
-    DeviceKind, "kind" {
-        /// Elevator (Huzhou: lift_type 1).
-        Elevator = "ELEVATOR",
-        /// Escalator (Huzhou: lift_type 2).
-        Escalator = "ESCALATOR",
-        /// ETC gantry industrial PC.
-        GantryComputer = "GANTRY_COMPUTER",
-        /// ETC gantry smart cabinet.
-        GantryCabinet = "GANTRY_CABINET",
-        /// Dingding smart lock.
-        Lock = "LOCK",
-        /// Dingding gateway (center).
-        Gateway = "GATEWAY",
-        /// Dingding electricity meter.
-        ElectricityMeter = "ELECTRICITY_METER",
-        /// Dingding electricity collector.
-        Collector = "COLLECTOR",
-        /// Dingding water meter.
-        WaterMeter = "WATER_METER",
-        /// Dingding water gateway.
-        WaterGateway = "WATER_GATEWAY",
-        /// IoT gas meter (CIS/DAS).
-        GasMeter = "GAS_METER",
-    }
-);
+/// Every device kind the integrations map into; declared beside the integration kinds
+/// that bring them.
+pub use crate::integrations::DeviceKind;
 
 /// A device's id at its vendor: 1-128 printable characters without surrounding spaces.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -44,6 +44,13 @@ impl DeviceService {
         Self { repo, integrations, homes, bus, observers: Vec::new() }
     }
 
+    /// The same service over a unit of work's repository, publishing to `bus` (held
+    /// until the unit commits).
+    #[must_use]
+    pub fn within(&self, repo: Arc<dyn DeviceRepo>, bus: Arc<dyn EventBus>) -> Self {
+        Self { repo, bus, ..self.clone() }
+    }
+
     /// Tells `observer` about every upsert.
     #[must_use]
     pub fn with_observer(mut self, observer: Arc<dyn super::DeviceObserver>) -> Self {

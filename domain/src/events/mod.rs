@@ -27,7 +27,7 @@ string_enum!(
 #[derive(Debug, Clone)]
 pub struct NewInboundEvent {
     pub integration_id: IntegrationId,
-    /// `DINGDING`, `GOLDCARD`, `HUZHOU_ELEVATOR`, `ETC_GANTRY`, `TELEMETRY` ...
+    /// The integration kind's name (`IntegrationKind::as_str`), or `TELEMETRY`.
     pub protocol: String,
     /// The vendor's event or service name.
     pub kind: String,

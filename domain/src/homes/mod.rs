@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub struct Home {
     pub id: HomeId,
     pub tenant_id: TenantId,
-    /// The integration it mirrors (e.g. a Dingding home), if any.
+    /// The integration whose home it mirrors, if any.
     pub integration_id: Option<IntegrationId>,
     pub external_id: Option<String>,
     pub name: String,

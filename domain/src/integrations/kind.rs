@@ -4,6 +4,34 @@
 use crate::{DomainError, DomainResult};
 use serde_json::{Map, Value};
 
+crate::enums::string_enum!(
+    /// Every device kind the integrations map into.
+    DeviceKind, "kind" {
+        /// Elevator (Huzhou: lift_type 1).
+        Elevator = "ELEVATOR",
+        /// Escalator (Huzhou: lift_type 2).
+        Escalator = "ESCALATOR",
+        /// ETC gantry industrial PC.
+        GantryComputer = "GANTRY_COMPUTER",
+        /// ETC gantry smart cabinet.
+        GantryCabinet = "GANTRY_CABINET",
+        /// Dingding smart lock.
+        Lock = "LOCK",
+        /// Dingding gateway (center).
+        Gateway = "GATEWAY",
+        /// Dingding electricity meter.
+        ElectricityMeter = "ELECTRICITY_METER",
+        /// Dingding electricity collector.
+        Collector = "COLLECTOR",
+        /// Dingding water meter.
+        WaterMeter = "WATER_METER",
+        /// Dingding water gateway.
+        WaterGateway = "WATER_GATEWAY",
+        /// IoT gas meter (CIS/DAS).
+        GasMeter = "GAS_METER",
+    }
+);
+
 /// Which vendor protocol an integration speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IntegrationKind {
@@ -102,6 +130,18 @@ impl IntegrationKind {
             Self::HuzhouElevator => Some("huzhou/elev_api"),
             Self::EtcGantry => Some("etc/monitor.do"),
             Self::Hazchem | Self::Webhook => None,
+        }
+    }
+
+    /// The periodic jobs an integration of this kind has.
+    pub const fn scheduled_jobs(&self) -> &'static [crate::schedules::ScheduledJob] {
+        use crate::schedules::ScheduledJob;
+        match self {
+            Self::HuzhouElevator => &[ScheduledJob::LiftNotifyDaily, ScheduledJob::ElevThingsDaily],
+            Self::Dingding => &[ScheduledJob::Sync],
+            Self::Goldcard => &[ScheduledJob::DailyUsage],
+            Self::EtcGantry => &[ScheduledJob::HeartbeatCheck],
+            Self::Hazchem | Self::Webhook => &[],
         }
     }
 
@@ -302,5 +342,18 @@ mod tests {
         for k in IntegrationKind::ALL {
             assert_eq!(IntegrationKind::parse(k.as_str()).ok(), Some(k));
         }
+    }
+
+    #[test]
+    fn schedule_settings_are_checked_per_kind() {
+        let ok = serde_json::json!({"schedules": {"HEARTBEAT_CHECK": "*/10 * * * * *"}, "timezone": "Asia/Urumqi"});
+        assert!(crate::schedules::validate_settings(IntegrationKind::EtcGantry, &ok).is_ok());
+        let wrong_kind = serde_json::json!({"schedules": {"SYNC": "0 0 3 * * *"}});
+        assert!(crate::schedules::validate_settings(IntegrationKind::EtcGantry, &wrong_kind).is_err());
+        let bad_cron = serde_json::json!({"schedules": {"HEARTBEAT_CHECK": "every minute"}});
+        let e = crate::schedules::validate_settings(IntegrationKind::EtcGantry, &bad_cron).expect_err("bad cron");
+        assert!(e.to_string().contains("settings.schedules.HEARTBEAT_CHECK"), "{e}");
+        let bad_tz = serde_json::json!({"timezone": "Mars/Base"});
+        assert!(crate::schedules::validate_settings(IntegrationKind::EtcGantry, &bad_tz).is_err());
     }
 }

@@ -7,7 +7,7 @@ mod models;
 mod ports;
 mod service;
 
-pub use kind::IntegrationKind;
+pub use kind::{DeviceKind, IntegrationKind};
 pub use models::{ApiKey, ConfigureIntegration, CreatedApiKey, Integration, NewIntegration, RotatedSecret};
 pub use ports::{ApiKeyRepo, IntegrationRepo};
 pub use service::IntegrationService;

@@ -1,6 +1,5 @@
-//! ETC gantry heartbeat check (seed `001`, section on status uploads: PCs and cabinets
-//! report every `setFrequency` seconds, 600 by default). A device silent for twice its
-//! interval gets a `DEVICE_OFFLINE` alarm and is marked offline; once it reports again the
+//! Heartbeat check of devices that report on an interval (every `setFrequency` seconds, 600
+//! by default). A device silent for twice its interval gets a `DEVICE_OFFLINE` alarm and is marked offline; once it reports again the
 //! next check clears the alarm.
 
 use super::PeriodicJob;
@@ -16,7 +15,7 @@ use std::sync::Arc;
 /// The reporting interval when neither the device nor the integration sets one.
 pub const DEFAULT_REPORT_INTERVAL_SECS: i64 = 600;
 
-/// The heartbeat check of one ETC integration.
+/// The heartbeat check of one integration.
 pub struct HeartbeatCheck {
     devices: Arc<dyn DeviceRepo>,
     alarms: AlarmService,

@@ -24,15 +24,15 @@ string_enum!(
     ScheduledJob, "job" {
         /// Re-queues deliveries that are due and held by nobody (the whole deployment).
         Sweep = "SWEEP",
-        /// Huzhou `lift_notify`: each elevator's start count of the last 24 h.
+        /// Each elevator's start count of the last 24 h, to its data center.
         LiftNotifyDaily = "LIFT_NOTIFY_DAILY",
-        /// Huzhou `put_ie_elev_things`: each elevator's daily status.
+        /// Each elevator's daily status, to its data center.
         ElevThingsDaily = "ELEV_THINGS_DAILY",
-        /// Dingding: pull homes, rooms and devices.
+        /// Pull homes, rooms and devices from the vendor.
         Sync = "SYNC",
         /// Gas: the daily usage per meter.
         DailyUsage = "DAILY_USAGE",
-        /// ETC: an offline alarm for a gantry device silent for twice its reporting interval.
+        /// An offline alarm for a device silent for twice its reporting interval.
         HeartbeatCheck = "HEARTBEAT_CHECK",
     }
 );
@@ -43,13 +43,7 @@ pub const DEFAULT_TIMEZONE: &str = "Asia/Shanghai";
 impl ScheduledJob {
     /// The jobs an integration of `kind` has.
     pub fn for_kind(kind: IntegrationKind) -> &'static [Self] {
-        match kind {
-            IntegrationKind::HuzhouElevator => &[Self::LiftNotifyDaily, Self::ElevThingsDaily],
-            IntegrationKind::Dingding => &[Self::Sync],
-            IntegrationKind::Goldcard => &[Self::DailyUsage],
-            IntegrationKind::EtcGantry => &[Self::HeartbeatCheck],
-            IntegrationKind::Hazchem | IntegrationKind::Webhook => &[],
-        }
+        kind.scheduled_jobs()
     }
 
     /// The default schedule (seconds, minutes, hours, day of month, month, day of week).
@@ -213,18 +207,5 @@ mod tests {
         assert_eq!(s.last_fire(t(0, 30), t(3, 10)), Some(t(3, 0)));
         assert_eq!(s.last_fire(t(3, 0), t(3, 59)), None, "a tick at the window's start belongs to the window before");
         assert_eq!(s.last_fire(t(2, 59), t(3, 0)), Some(t(3, 0)));
-    }
-
-    #[test]
-    fn settings_are_checked_per_kind() {
-        let ok = serde_json::json!({"schedules": {"HEARTBEAT_CHECK": "*/10 * * * * *"}, "timezone": "Asia/Urumqi"});
-        assert!(validate_settings(IntegrationKind::EtcGantry, &ok).is_ok());
-        let wrong_kind = serde_json::json!({"schedules": {"SYNC": "0 0 3 * * *"}});
-        assert!(validate_settings(IntegrationKind::EtcGantry, &wrong_kind).is_err());
-        let bad_cron = serde_json::json!({"schedules": {"HEARTBEAT_CHECK": "every minute"}});
-        let e = validate_settings(IntegrationKind::EtcGantry, &bad_cron).expect_err("bad cron");
-        assert!(e.to_string().contains("settings.schedules.HEARTBEAT_CHECK"), "{e}");
-        let bad_tz = serde_json::json!({"timezone": "Mars/Base"});
-        assert!(validate_settings(IntegrationKind::EtcGantry, &bad_tz).is_err());
     }
 }

@@ -71,7 +71,7 @@ pub struct LedgerEntry {
 }
 
 crate::enums::string_enum!(
-    /// Which electricity price applies to a home's meters (Dingding `eleprice_way`, 11.17).
+    /// Which electricity price applies to a home's meters.
     PriceWay, "priceWay" {
         /// 1 房源电价: the home's own price (`elemeter_set_eleprice_by_home`).
         Home = "HOME",
@@ -81,17 +81,6 @@ crate::enums::string_enum!(
         Room = "ROOM",
     }
 );
-
-impl PriceWay {
-    /// Dingding's `eleprice_way` code.
-    pub const fn dingding_code(self) -> i32 {
-        match self {
-            Self::Home => 1,
-            Self::Unified => 2,
-            Self::Room => 3,
-        }
-    }
-}
 
 /// What an electricity price is bound to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +149,5 @@ mod tests {
         assert_eq!(effective_price(&prices, Some(h), Some(r)), Some(t_tenant));
         assert_eq!(effective_price(&prices, None, None), Some(t_tenant), "no home: the tenant's price");
         assert_eq!(effective_price(&prices[1..], Some(h), Some(r)), None, "unified without a tenant price");
-        assert_eq!(PriceWay::Room.dingding_code(), 3);
     }
 }

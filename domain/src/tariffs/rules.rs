@@ -1,5 +1,5 @@
-//! Tariffs and meter accounts: tiered (阶梯) prices as the gas CIS<->DAS standard and Dingding's
-//! eleprice use them.
+//! Tariffs and meter accounts: tiered (阶梯) prices as the gas CIS<->DAS standard and flat
+//! electricity prices use them.
 //!
 //! How the vendor vocabulary maps onto this module (no wire code here, adapters translate):
 //!
@@ -15,8 +15,7 @@
 //! - Meter registration: `payModel` 1 预付费 / 2 后付费 is [`PayModel`]; `billingModel`
 //!   1 表端结算 / 2-3 中心计费 is [`BillingModel`]; `overdraft` (透支额度, default 0, prepaid
 //!   only) is [`Account::overdraft`].
-//! - Dingding `elemeter_set_eleprice` sets one flat electricity price (room or apartment): the
-//!   single-tier case.
+//! - A flat electricity price (room or apartment) is the single-tier case.
 //!
 //! All arithmetic is exact [`Decimal`] arithmetic: nothing is rounded here (results keep the
 //! scale of their inputs; rounding to a currency unit, if any, is the caller's decision).
@@ -146,7 +145,7 @@ impl Tiers {
         Ok(Self(tiers))
     }
 
-    /// One flat price (CIS 单价, Dingding eleprice): a single unbounded tier.
+    /// One flat price (CIS 单价, a flat electricity price): a single unbounded tier.
     ///
     /// # Errors
     /// `Invalid { field: "tiers[0].price" }` if `price` is negative.

@@ -1,7 +1,7 @@
 use super::deliveries::insert_outbox;
 use crate::db::entities::{alarm_entries as e, alarms as a, devices as d};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::unknown;
+use crate::db::{Conn, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::alarms::{
@@ -20,11 +20,16 @@ use sea_orm::{
 /// Alarms and their timelines in SQL.
 #[derive(Clone)]
 pub struct SqlAlarmRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlAlarmRepo {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self { db: Conn::Pool(db) }
+    }
+
+    /// The same repository writing through a unit of work's transaction.
+    pub(crate) fn within(db: Conn) -> Self {
         Self { db }
     }
 }
@@ -118,7 +123,7 @@ impl SqlAlarmRepo {
         };
         let id = AlarmId::new();
         let now = Utc::now();
-        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
+        let txn = self.db.begin_write().await.map_err(unknown)?;
         let inserted = a::ActiveModel {
             id: Set(id.as_uuid()),
             tenant_id: Set(tenant.as_uuid()),
@@ -242,7 +247,7 @@ impl SqlAlarmRepo {
                 return Ok((self.repeat_pg(tenant, &current, input, now).await?, Vec::new()));
             }
         }
-        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
+        let txn = self.db.begin_write().await.map_err(unknown)?;
         let row = a::Entity::update_many()
             .col_expr(a::Column::Occurrences, Expr::col(a::Column::Occurrences).add(1))
             .col_expr(a::Column::LastSeenAt, Expr::value(last_seen))
@@ -360,7 +365,7 @@ impl AlarmRepo for SqlAlarmRepo {
         outbox: Outbox<'_, Alarm>,
     ) -> DomainResult<(Alarm, Vec<DeliveryId>)> {
         let Step { from, to, actor, note, at } = step;
-        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
+        let txn = self.db.begin_write().await.map_err(unknown)?;
         let mut upd = a::Entity::update_many()
             .col_expr(a::Column::State, Expr::value(to.as_str()))
             .col_expr(a::Column::UpdatedAt, Expr::value(at));

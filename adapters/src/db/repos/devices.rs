@@ -1,6 +1,6 @@
 use crate::db::entities::{devices as d, readings as r};
 use crate::db::page::{fetch_page, try_map};
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceRepo, DeviceStatus, NewReading, Reading, UpsertDevice};
@@ -8,19 +8,24 @@ use domain::ids::{DeviceId, HomeId, IntegrationId, ReadingId, RoomId, TenantId};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
 };
 use serde_json::{Map, Value, json};
 
 /// Devices and readings in SQL.
 #[derive(Clone)]
 pub struct SqlDeviceRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlDeviceRepo {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self { db: Conn::Pool(db) }
+    }
+
+    /// The same repository writing through a unit of work's transaction.
+    pub(crate) fn within(db: Conn) -> Self {
         Self { db }
     }
 
@@ -256,7 +261,7 @@ impl DeviceRepo for SqlDeviceRepo {
         if self.db.get_database_backend() == DbBackend::Postgres && !readings.is_empty() {
             return self.record_readings_pg(tenant, id, readings).await;
         }
-        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
+        let txn = self.db.begin_write().await.map_err(unknown)?;
         let row = scoped(tenant)
             .filter(d::Column::Id.eq(id.as_uuid()))
             .one(&txn)

@@ -15,6 +15,7 @@ mod schedules;
 mod tariffs;
 mod tenants;
 mod tickets;
+mod units;
 mod users;
 
 pub use alarms::SqlAlarmRepo;
@@ -31,4 +32,5 @@ pub use schedules::SqlScheduledRunRepo;
 pub use tariffs::SqlTariffRepo;
 pub use tenants::SqlTenantRepo;
 pub use tickets::SqlTicketRepo;
+pub use units::SqlUnitOfWork;
 pub use users::SqlUserRepo;

@@ -95,9 +95,11 @@ pub enum ServiceResult {
 pub const SERVICE_OK: i64 = 1000;
 
 /// How the hook should record a processed callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Handled {
     Processed,
     /// Stored only; the reason is kept on the inbound event.
     Ignored(String),
+    /// Vendor-neutral facts, applied with the event's end in one unit of work.
+    Facts(Vec<domain::ingest::Fact>),
 }

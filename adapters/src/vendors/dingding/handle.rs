@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use domain::alarms::{AlarmKind, AlarmSeverity, RaiseAlarm};
 use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceStatus, NewReading, UpsertDeviceInput};
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
+use domain::ingest::Fact as Neutral;
 use domain::{DomainResult, PageRequest};
 use serde_json::{Value, json};
 
@@ -38,6 +39,22 @@ fn alarm(
 
 fn status(online: Option<bool>, battery: Option<i32>, at: DateTime<Utc>) -> DeviceStatus {
     DeviceStatus { online, battery, signal: None, seen_at: Some(at) }
+}
+
+fn raised(alarm: RaiseAlarm) -> Neutral {
+    Neutral::AlarmRaised { alarm, plan: None }
+}
+
+/// A device's offline or online callback: its state, and its `DEVICE_OFFLINE` alarm.
+fn offline_facts(d: &Device, offline: bool, at: DateTime<Utc>, name: &str, event: InboundEventId) -> Vec<Neutral> {
+    let what = format!("{} offline ({name})", d.kind.as_str());
+    let key = alarm(d, "DEVICE_OFFLINE", AlarmSeverity::Major, what, name, event);
+    let change = if offline {
+        raised(key)
+    } else {
+        Neutral::AlarmCleared { key, note: format!("back online ({name})"), plan: None }
+    };
+    vec![Neutral::Status { device: d.id, status: status(Some(!offline), None, at) }, change]
 }
 
 impl DingdingService {
@@ -101,7 +118,7 @@ impl DingdingService {
                 return self.replaced(tenant, integration, uuid, &old_uuid, home_id, room_id, kind).await;
             }
             Fact::MeterHistory { entries } => {
-                let mut n = 0;
+                let mut facts = Vec::new();
                 for e in entries {
                     let Some(d) = self.device(tenant, integration, Some(&e.uuid)).await? else { continue };
                     let (kind, what) = match e.event_id {
@@ -109,13 +126,12 @@ impl DingdingService {
                         2 => ("METER_OVER_AMOUNT", format!("out of credit ({})", e.amount.unwrap_or_default())),
                         _ => continue,
                     };
-                    self.alarms.raise_in(tenant, alarm(&d, kind, AlarmSeverity::Major, what, name, event)).await?;
-                    n += 1;
+                    facts.push(raised(alarm(&d, kind, AlarmSeverity::Major, what, name, event)));
                 }
-                return Ok(if n > 0 {
-                    Handled::Processed
-                } else {
+                return Ok(if facts.is_empty() {
                     Handled::Ignored("no known meter in the history".into())
+                } else {
+                    Handled::Facts(facts)
                 });
             }
             _ => {}
@@ -124,38 +140,45 @@ impl DingdingService {
             return Ok(Handled::Ignored(format!("unknown device {}", uuid.unwrap_or_default())));
         };
         let t = tenant;
-        match fact {
+        let seen = |online: Option<bool>, battery: Option<i32>| Neutral::Status {
+            device: d.id,
+            status: status(online, battery, at),
+        };
+        let reading = |metric: &str, value: Value, ts: DateTime<Utc>| Neutral::Readings {
+            device: d.id,
+            readings: vec![NewReading { metric: metric.into(), value, ts }],
+        };
+        let raise = |kind: &'static str, severity: AlarmSeverity, msg: String| {
+            raised(alarm(&d, kind, severity, msg, name, event))
+        };
+        let clear = |kind: &'static str, note: String| Neutral::AlarmCleared {
+            key: alarm(&d, kind, AlarmSeverity::Minor, String::new(), name, event),
+            note,
+            plan: None,
+        };
+        let facts = match fact {
             Fact::BatteryLow { level } => {
-                self.devices.set_status(t, d.id, status(None, level, at)).await?;
                 let msg = format!("battery low ({}%)", level.map_or("?".into(), |l| l.to_string()));
-                self.alarms.raise_in(t, alarm(&d, "LOCK_LOW_BATTERY", AlarmSeverity::Minor, msg, name, event)).await?;
+                vec![seen(None, level), raise("LOCK_LOW_BATTERY", AlarmSeverity::Minor, msg)]
             }
             Fact::BatteryRecovered { level } => {
-                self.devices.set_status(t, d.id, status(None, level, at)).await?;
-                let key = alarm(&d, "LOCK_LOW_BATTERY", AlarmSeverity::Minor, String::new(), name, event);
-                self.alarms.clear_open(t, &key, "battery recovered (clearBatteryAlarm)").await?;
+                vec![seen(None, level), clear("LOCK_LOW_BATTERY", "battery recovered (clearBatteryAlarm)".into())]
             }
-            Fact::Battery { level } => {
-                self.devices.set_status(t, d.id, status(None, level, at)).await?;
-            }
-            Fact::Tampered => {
-                let msg = "the lock is being forced".to_owned();
-                self.alarms.raise_in(t, alarm(&d, "LOCK_TAMPERED", AlarmSeverity::Critical, msg, name, event)).await?;
-            }
+            Fact::Battery { level } => vec![seen(None, level)],
+            Fact::Tampered => vec![raise("LOCK_TAMPERED", AlarmSeverity::Critical, "the lock is being forced".into())],
             Fact::WrongPassword => {
-                let msg = "three wrong passwords in a row".to_owned();
-                self.alarms
-                    .raise_in(t, alarm(&d, "LOCK_WRONG_PASSWORD", AlarmSeverity::Major, msg, name, event))
-                    .await?;
+                vec![raise("LOCK_WRONG_PASSWORD", AlarmSeverity::Major, "three wrong passwords in a row".into())]
             }
             Fact::AdminPasswordSynced { ids } => {
                 for id in ids {
                     self.local_password(&d, id, PasswordKind::Admin).await?;
                 }
+                return Ok(Handled::Processed);
             }
             Fact::LocalPasswordSet { id, .. } => {
                 let kind = if id == 999 { PasswordKind::Admin } else { PasswordKind::Local };
                 self.local_password(&d, id, kind).await?;
+                return Ok(Handled::Processed);
             }
             Fact::LocalPasswordDeleted { id } => {
                 if let Some(mut p) = self.repo.password_by_vendor_id(t, d.id, id).await? {
@@ -163,125 +186,79 @@ impl DingdingService {
                     p.updated_at = Utc::now();
                     self.repo.save_password(t, &p).await?;
                 }
+                return Ok(Handled::Processed);
             }
             Fact::DoorOpened { source, source_id, source_name } => {
                 let value = json!({"source": source, "sourceId": source_id, "sourceName": source_name});
-                let reading = NewReading { metric: "door_opened".into(), value, ts: at };
-                self.devices.record_readings(t, d.id, vec![reading]).await?;
+                vec![reading("door_opened", value, at)]
             }
             Fact::GatewayOffline(offline) => {
-                self.offline(&d, offline, at, name, event).await?;
-                self.sub_devices(&d, offline, at).await?;
+                let mut facts = offline_facts(&d, offline, at, name, event);
+                facts.extend(self.sub_devices(&d, offline).await?);
+                facts
             }
-            Fact::DeviceOffline(offline) => self.offline(&d, offline, at, name, event).await?,
+            Fact::DeviceOffline(offline) => offline_facts(&d, offline, at, name, event),
             Fact::WaterGatewayOffline(offline) => {
-                self.devices.set_status(t, d.id, status(Some(!offline), None, at)).await?;
-                let key = alarm(
-                    &d,
-                    "WATER_GATEWAY_OFFLINE",
-                    AlarmSeverity::Major,
-                    "water gateway offline".into(),
-                    name,
-                    event,
-                );
-                if offline {
-                    self.alarms.raise_in(t, key).await?;
+                let change = if offline {
+                    raise("WATER_GATEWAY_OFFLINE", AlarmSeverity::Major, "water gateway offline".into())
                 } else {
-                    self.alarms.clear_open(t, &key, "water gateway online (waterGatewayOnlineAlarm)").await?;
-                }
+                    clear("WATER_GATEWAY_OFFLINE", "water gateway online (waterGatewayOnlineAlarm)".into())
+                };
+                vec![seen(Some(!offline), None), change]
             }
             Fact::Uninstalled { .. } => {
                 let mut attributes = d.attributes.clone();
                 attributes["installed"] = json!(false);
                 self.upsert(t, &d, None, None, attributes).await?;
+                return Ok(Handled::Processed);
             }
-            Fact::MeterPower { amount, at: when } => {
-                let r = NewReading { metric: "consume_amount".into(), value: json!(amount), ts: when.unwrap_or(at) };
-                self.devices.record_readings(t, d.id, vec![r]).await?;
-            }
+            Fact::MeterPower { amount, at: when } => vec![reading("consume_amount", json!(amount), when.unwrap_or(at))],
             Fact::MeterPowerHistory { points } => {
-                let rs = points
+                let readings = points
                     .into_iter()
                     .map(|(ts, v)| NewReading { metric: "consume_amount".into(), value: json!(v), ts })
                     .collect();
-                self.devices.record_readings(t, d.id, rs).await?;
+                vec![Neutral::Readings { device: d.id, readings }]
             }
             Fact::MeterOverAmount { amount } => {
                 let msg = format!("out of credit ({})", amount.unwrap_or_default());
-                self.alarms.raise_in(t, alarm(&d, "METER_OVER_AMOUNT", AlarmSeverity::Major, msg, name, event)).await?;
+                vec![raise("METER_OVER_AMOUNT", AlarmSeverity::Major, msg)]
             }
             Fact::MeterOverCapacity { capacity } => {
                 let msg = format!("over capacity ({})", capacity.unwrap_or_default());
-                self.alarms
-                    .raise_in(t, alarm(&d, "METER_OVER_CAPACITY", AlarmSeverity::Major, msg, name, event))
-                    .await?;
+                vec![raise("METER_OVER_CAPACITY", AlarmSeverity::Major, msg)]
             }
-            Fact::MeterLocalClose => {
-                let r = NewReading { metric: "switch".into(), value: json!("ON"), ts: at };
-                self.devices.record_readings(t, d.id, vec![r]).await?;
-            }
+            Fact::MeterLocalClose => vec![reading("switch", json!("ON"), at)],
             Fact::MeterTransmissionError => {
-                let msg = "meter transmission error".to_owned();
-                self.alarms
-                    .raise_in(t, alarm(&d, "METER_TRANSMISSION_ERROR", AlarmSeverity::Minor, msg, name, event))
-                    .await?;
+                vec![raise("METER_TRANSMISSION_ERROR", AlarmSeverity::Minor, "meter transmission error".into())]
             }
-            Fact::WaterReading { amount } => {
-                let r = NewReading { metric: "water_amount".into(), value: json!(amount), ts: at };
-                self.devices.record_readings(t, d.id, vec![r]).await?;
-            }
+            Fact::WaterReading { amount } => vec![reading("water_amount", json!(amount), at)],
             Fact::Other { .. }
             | Fact::InstallerSubmitted
             | Fact::Installed { .. }
             | Fact::Replaced { .. }
-            | Fact::MeterHistory { .. } => {}
-        }
-        Ok(Handled::Processed)
-    }
-
-    async fn offline(
-        &self,
-        d: &Device,
-        offline: bool,
-        at: DateTime<Utc>,
-        name: &str,
-        event: InboundEventId,
-    ) -> DomainResult<()> {
-        let t = d.tenant_id;
-        self.devices.set_status(t, d.id, status(Some(!offline), None, at)).await?;
-        let key = alarm(
-            d,
-            "DEVICE_OFFLINE",
-            AlarmSeverity::Major,
-            format!("{} offline ({name})", d.kind.as_str()),
-            name,
-            event,
-        );
-        if offline {
-            self.alarms.raise_in(t, key).await?;
-        } else {
-            self.alarms.clear_open(t, &key, &format!("back online ({name})")).await?;
-        }
-        Ok(())
+            | Fact::MeterHistory { .. } => return Ok(Handled::Processed),
+        };
+        Ok(Handled::Facts(facts))
     }
 
     /// A gateway's locks and meters go offline with it, and come back with it.
-    async fn sub_devices(&self, gateway: &Device, offline: bool, at: DateTime<Utc>) -> DomainResult<()> {
+    async fn sub_devices(&self, gateway: &Device, offline: bool) -> DomainResult<Vec<Neutral>> {
         let filter = DeviceFilter { integration_id: Some(gateway.integration_id), ..DeviceFilter::default() };
         let mut after = None;
+        let mut facts = Vec::new();
         loop {
             let page = self.device_repo.list(gateway.tenant_id, &filter, PageRequest::new(Some(100), after)?).await?;
             for d in &page.items {
                 let parent = d.attributes.get("centerUuid").and_then(Value::as_str);
                 if d.id != gateway.id && parent == Some(gateway.external_id.as_str()) {
-                    let st = DeviceStatus { online: Some(!offline), battery: None, signal: None, seen_at: None };
-                    let _ = at;
-                    self.devices.set_status(gateway.tenant_id, d.id, st).await?;
+                    let status = DeviceStatus { online: Some(!offline), battery: None, signal: None, seen_at: None };
+                    facts.push(Neutral::Status { device: d.id, status });
                 }
             }
             after = page.items.last().map(|d| d.id.as_uuid());
             if !page.has_next_page {
-                return Ok(());
+                return Ok(facts);
             }
         }
     }

@@ -75,7 +75,7 @@ fn meter_body(uuid: &str, command: MeterCommand, p: &Value) -> Result<Value, Cal
         MeterCommand::SetPriceWay => {
             let way = text(p, "way").and_then(|w| domain::tariffs::PriceWay::parse(&w).ok());
             let way = way.ok_or_else(|| CallError::Config("params.way".into()))?;
-            m.insert("eleprice_way".into(), json!(way.dingding_code()));
+            m.insert("eleprice_way".into(), json!(price_way_code(way)));
         }
         MeterCommand::SetPayType => {
             let t = if text(p, "payType").as_deref() == Some("POSTPAID") { 2 } else { 1 };
@@ -106,6 +106,16 @@ fn meter_body(uuid: &str, command: MeterCommand, p: &Value) -> Result<Value, Cal
 ///
 /// # Errors
 /// `Config` when a sealed password does not open or a parameter is missing.
+/// 11.17 `eleprice_way`: 1 房源电价, 2 公寓统一电价, 3 房间电价.
+pub const fn price_way_code(way: domain::tariffs::PriceWay) -> i32 {
+    use domain::tariffs::PriceWay;
+    match way {
+        PriceWay::Home => 1,
+        PriceWay::Unified => 2,
+        PriceWay::Room => 3,
+    }
+}
+
 pub fn command_body(cmd: &Command, token: &str, outcomes: &Outcomes) -> Result<Value, CallError> {
     match cmd {
         Command::AddHome { home_id, name, home_type, country, city, zone, block, location, description } => {

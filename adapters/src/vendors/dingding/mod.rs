@@ -10,6 +10,8 @@ mod callbacks;
 pub mod client;
 mod commands;
 mod handle;
+mod inbound;
+pub use inbound::{DingdingInbound, hook_url};
 pub mod map;
 mod models;
 mod ports;

@@ -7,7 +7,6 @@ use super::{
     OperationId, OperationStage, PREFIX, PasswordKind, PasswordOperation, PwdState, Query, Reveal, Revealed,
 };
 use chrono::{DateTime, Utc};
-use domain::alarms::AlarmService;
 use domain::deliveries::{DeliveryService, NewDelivery};
 use domain::devices::{Device, DeviceKind, DeviceRepo, DeviceService};
 use domain::homes::{Home, HomeRepo, Room};
@@ -77,7 +76,6 @@ pub struct DingdingPorts {
     pub homes: Arc<dyn HomeRepo>,
     pub integrations: Arc<dyn IntegrationRepo>,
     pub deliveries: DeliveryService,
-    pub alarms: AlarmService,
     pub limiter: Arc<dyn RateLimiter>,
     pub secrets: Arc<dyn SecretBox>,
     pub tickets: domain::tickets::TicketService,
@@ -93,7 +91,6 @@ pub struct DingdingService {
     pub(super) homes: Arc<dyn HomeRepo>,
     pub(super) integrations: Arc<dyn IntegrationRepo>,
     pub(super) deliveries: DeliveryService,
-    pub(super) alarms: AlarmService,
     pub(super) limiter: Arc<dyn RateLimiter>,
     pub(super) secrets: Arc<dyn SecretBox>,
     pub(super) tickets: domain::tickets::TicketService,
@@ -142,7 +139,6 @@ impl DingdingService {
             homes: p.homes,
             integrations: p.integrations,
             deliveries: p.deliveries,
-            alarms: p.alarms,
             limiter: p.limiter,
             secrets: p.secrets,
             tickets: p.tickets,

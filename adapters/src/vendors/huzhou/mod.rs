@@ -12,6 +12,8 @@
 //! formats them.
 
 mod client;
+mod inbound;
+pub use inbound::HuzhouInbound;
 mod jobs;
 mod map;
 mod ports;

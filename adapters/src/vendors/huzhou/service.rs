@@ -13,6 +13,7 @@ use domain::alarms::{Alarm, AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm, 
 use domain::deliveries::{Delivery, DeliverySender, DeliveryService, DeliveryState, NewDelivery, Verdict};
 use domain::devices::{Device, DeviceObserver, DeviceRepo};
 use domain::ids::{DeliveryId, IntegrationId, TenantId};
+use domain::ingest::{Fact, ReadingRule};
 use domain::integrations::{Integration, IntegrationKind, IntegrationRepo};
 use domain::tickets::{Ticket, TicketKind, TicketObserver};
 use domain::ttl::{CONFIG_TTL, TtlCache};
@@ -151,22 +152,22 @@ impl HuzhouService {
         Ok(self.integration(tenant, id).await?.filter(|i| i.kind == IntegrationKind::HuzhouElevator))
     }
 
-    /// A reading of an elevator (already stored): a `message_code` other than `00` raises
+    /// The facts a reading of an elevator implies: a `message_code` other than `00` raises
     /// (or repeats) its `ELEVATOR_FAULT` alarm; `00` clears it. Opening the alarm and its
-    /// recovery each write one `lift_alarm` delivery in the alarm's own transaction.
+    /// recovery each plan one `lift_alarm` delivery, written with the alarm.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    pub async fn on_reading(
+    pub async fn reading_facts(
         &self,
         device: &Device,
         values: &Map<String, Value>,
         ts: DateTime<Utc>,
-    ) -> DomainResult<()> {
+    ) -> DomainResult<Vec<Fact>> {
         if !is_lift(device.kind) {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let Some(code) = values.get("message_code").and_then(state::text) else { return Ok(()) };
+        let Some(code) = values.get("message_code").and_then(state::text) else { return Ok(Vec::new()) };
         let pushes = self.huzhou_of(device.tenant_id, Some(device.integration_id)).await?.is_some();
         let body = values.get("message_body").and_then(state::text).unwrap_or_default();
         let raise = RaiseAlarm {
@@ -188,24 +189,24 @@ impl HuzhouService {
         };
         let lift = device.clone();
         let values = values.clone();
-        let delivery = move |alarm: &Alarm, recovered: bool| NewDelivery {
+        let delivery = Arc::new(move |alarm: &Alarm, recovered: bool| NewDelivery {
             integration_id: lift.integration_id,
             kind: LIFT_ALARM.to_owned(),
             idempotency_key: request_id(),
             // A recovery never overtakes its fault.
             order_key: Some(format!("lift:{}", lift.external_id)),
             payload: state::lift_alarm(&lift, &internal_id(alarm), &values, recovered),
-        };
+        });
         if code != "00" {
-            let plan = |(alarm, outcome): &(Alarm, RaiseOutcome)| {
+            let plan = move |(alarm, outcome): &(Alarm, RaiseOutcome)| {
                 if pushes && *outcome == RaiseOutcome::Opened { vec![delivery(alarm, false)] } else { Vec::new() }
             };
-            self.p.alarms.raise_planned(device.tenant_id, raise, &plan).await?;
+            Ok(vec![Fact::AlarmRaised { alarm: raise, plan: Some(Arc::new(plan)) }])
         } else {
-            let plan = |alarm: &Alarm| if pushes { vec![delivery(alarm, true)] } else { Vec::new() };
-            self.p.alarms.clear_open_planned(device.tenant_id, &raise, "自动恢复 (message_code 00)", &plan).await?;
+            let plan = move |alarm: &Alarm| if pushes { vec![delivery(alarm, true)] } else { Vec::new() };
+            let note = "自动恢复 (message_code 00)".to_owned();
+            Ok(vec![Fact::AlarmCleared { key: raise, note, plan: Some(Arc::new(plan)) }])
         }
-        Ok(())
     }
 
     async fn push(&self, tenant: TenantId, integration: IntegrationId, kind: &str, payload: Value) -> DomainResult<()> {
@@ -617,5 +618,18 @@ impl DeviceObserver for HuzhouService {
             return Ok(());
         }
         self.paras(tenant, integration.id, after, state::paras_item(after, None)).await
+    }
+}
+
+/// Elevator readings: their values are the data center's names, and their fault code
+/// raises or clears the elevator's alarm.
+#[async_trait]
+impl ReadingRule for HuzhouService {
+    fn check(&self, device: &Device, values: &Map<String, Value>) -> Result<(), String> {
+        if is_lift(device.kind) { state::check_values(values) } else { Ok(()) }
+    }
+
+    async fn facts(&self, device: &Device, values: &Map<String, Value>, ts: DateTime<Utc>) -> DomainResult<Vec<Fact>> {
+        self.reading_facts(device, values, ts).await
     }
 }

@@ -1,0 +1,87 @@
+//! `domain::ingest::UnitOfWork` in SQL: one transaction; the device and alarm repositories
+//! of a unit write through it (savepoints where they open their own).
+
+use super::{SqlAlarmRepo, SqlDeviceRepo};
+use crate::db::entities::inbound_events as ev;
+use crate::db::{Conn, unknown};
+use async_trait::async_trait;
+use domain::alarms::AlarmRepo;
+use domain::devices::DeviceRepo;
+use domain::events::EventState;
+use domain::ids::{InboundEventId, TenantId};
+use domain::ingest::{Unit, UnitOfWork};
+use domain::{DomainError, DomainResult};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter};
+use std::sync::Arc;
+
+/// Opens units on the pool.
+#[derive(Clone)]
+pub struct SqlUnitOfWork {
+    db: DatabaseConnection,
+}
+
+impl SqlUnitOfWork {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl UnitOfWork for SqlUnitOfWork {
+    async fn begin(&self) -> DomainResult<Box<dyn Unit>> {
+        let tx = crate::db::begin_write(&self.db).await.map_err(unknown)?;
+        Ok(Box::new(SqlUnit { tx: Arc::new(tx) }))
+    }
+}
+
+struct SqlUnit {
+    tx: Arc<DatabaseTransaction>,
+}
+
+#[async_trait]
+impl Unit for SqlUnit {
+    fn devices(&self) -> Arc<dyn DeviceRepo> {
+        Arc::new(SqlDeviceRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
+    fn alarms(&self) -> Arc<dyn AlarmRepo> {
+        Arc::new(SqlAlarmRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
+    async fn finish_event(
+        &self,
+        tenant: TenantId,
+        event: InboundEventId,
+        state: EventState,
+        note: Option<String>,
+    ) -> DomainResult<bool> {
+        let done = [EventState::Processed.as_str(), EventState::Ignored.as_str()];
+        let res = ev::Entity::update_many()
+            .col_expr(ev::Column::State, Expr::value(state.as_str()))
+            .col_expr(ev::Column::Error, Expr::value(note))
+            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.eq(event.as_uuid()))
+            .filter(ev::Column::State.is_not_in(done))
+            .exec(&*self.tx)
+            .await
+            .map_err(unknown)?;
+        if res.rows_affected == 1 {
+            return Ok(true);
+        }
+        let exists = ev::Entity::find()
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.eq(event.as_uuid()))
+            .one(&*self.tx)
+            .await
+            .map_err(unknown)?;
+        exists.map(|_| false).ok_or(DomainError::NotFound("inbound event"))
+    }
+
+    async fn commit(self: Box<Self>) -> DomainResult<()> {
+        let tx = Arc::try_unwrap(self.tx)
+            .map_err(|_| DomainError::Unknown(anyhow::anyhow!("a unit's repositories outlived it")))?;
+        tx.commit().await.map_err(unknown)
+    }
+}

@@ -1,0 +1,151 @@
+//! `POST /hooks/{integration_id}/dingding`: Dingding event and service callbacks (seed 002
+//! sections 8, 9, 12, 13, 16). The sign is checked as pinned in `PROTOCOLS.md` 3b against
+//! the integration's hook URL; a bad sign answers 401 and stores nothing. The raw body is
+//! stored under its dedup key (event: uuid+event+time; service: serviceid+service), applied
+//! once, and answered `{"ErrNo":0,"ErrMsg":"ok"}`, undocumented callbacks included.
+//! Callbacks of one device share a lane: a burst is applied from the backlog in arrival
+//! order per device.
+
+use super::{Callback, DingdingService, Handled, map, sign, wire};
+use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
+use async_trait::async_trait;
+use domain::events::{EventState, InboundEvent};
+use domain::ids::IntegrationId;
+use domain::ingest::{Applied, IngestService};
+use domain::integrations::IntegrationKind;
+use serde_json::{Value, json};
+
+/// Dingding's own envelope.
+fn answer(status: u16, err_no: i64, msg: &str) -> HookAnswer {
+    let body = serde_json::to_value(wire::CallbackAnswer { err_no, err_msg: msg }).unwrap_or(Value::Null);
+    HookAnswer::new(status, body)
+}
+
+/// The callback URL as registered: the one `hookUrl` shows.
+pub fn hook_url(public_url: &str, integration: &IntegrationId) -> String {
+    format!("{}/hooks/{integration}/dingding", public_url.trim_end_matches('/'))
+}
+
+/// A parsed callback.
+struct Parsed {
+    name: String,
+    callback: Callback,
+}
+
+/// The Dingding inbound protocol.
+pub struct DingdingInbound {
+    service: DingdingService,
+    ingest: IngestService,
+    public_url: String,
+}
+
+impl DingdingInbound {
+    pub fn new(service: DingdingService, ingest: IngestService, public_url: String) -> Self {
+        Self { service, ingest, public_url }
+    }
+}
+
+fn parsed(body: &wire::CallbackBody) -> (Option<String>, Work) {
+    let work = Parsed { name: map::callback_name(body), callback: map::callback(body) };
+    (Some(body.uuid.clone().unwrap_or_default()), Box::new(work))
+}
+
+#[async_trait]
+impl InboundProtocol for DingdingInbound {
+    fn path(&self) -> &'static str {
+        "dingding"
+    }
+
+    fn protocol(&self) -> &'static str {
+        IntegrationKind::Dingding.as_str()
+    }
+
+    fn serves(&self, kind: IntegrationKind) -> bool {
+        kind == IntegrationKind::Dingding
+    }
+
+    /// A burst of callbacks resolves its integration once; the sign needs no credential.
+    fn cached(&self) -> bool {
+        true
+    }
+
+    fn refused(&self, why: Refusal) -> HookAnswer {
+        match why {
+            Refusal::UnknownIntegration => answer(404, 15006, "unknown integration"),
+            Refusal::Internal => answer(500, 15000, "internal error"),
+        }
+    }
+
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+        let Ok(raw) = std::str::from_utf8(&req.body) else {
+            return Err(answer(400, 14001, "the body is not UTF-8"));
+        };
+        let fields: Value = match serde_json::from_str(raw) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => return Err(answer(400, 14001, "the body must be a JSON object")),
+        };
+        let given = fields.get("sign").and_then(Value::as_str).unwrap_or_default();
+        if !sign::verify(&hook_url(&self.public_url, &hook.integration.id), raw, given) {
+            return Err(answer(401, 15014, "missing or wrong sign"));
+        }
+        let body: wire::CallbackBody =
+            serde_json::from_value(fields).map_err(|e| answer(400, 14001, &format!("malformed callback: {e}")))?;
+        let name = map::callback_name(&body);
+        let (lane, work) = parsed(&body);
+        Ok(Accepted {
+            kind: if name.is_empty() { "unknown".to_owned() } else { name },
+            dedup_key: map::dedup_key(&body, raw),
+            headers: json!({}),
+            body: map::redacted(raw, &body),
+            lane,
+            work,
+        })
+    }
+
+    /// A resend is answered without applying it again, unless applying it failed before
+    /// (then Dingding's resend is the second chance).
+    fn repeat(&self, stored: &InboundEvent) -> Option<HookAnswer> {
+        (stored.state != EventState::Failed).then(|| answer(200, 0, "ok"))
+    }
+
+    fn deferred(&self) -> HookAnswer {
+        answer(200, 0, "ok")
+    }
+
+    async fn apply(&self, _hook: &Opened, event: &InboundEvent, _duplicate: bool, work: Work) -> (Outcome, HookAnswer) {
+        let Ok(p) = work.downcast::<Parsed>() else {
+            return (
+                Outcome::to_finish(EventState::Failed, Some("not a callback".into())),
+                self.refused(Refusal::Internal),
+            );
+        };
+        let (tenant, integration) = (event.tenant_id, event.integration_id);
+        let handled = self.service.handle(tenant, integration, event.id, &p.name, p.callback).await;
+        let outcome = match handled {
+            Ok(Handled::Processed) => Ok(Outcome::to_finish(EventState::Processed, None)),
+            Ok(Handled::Ignored(why)) => Ok(Outcome::to_finish(EventState::Ignored, Some(why))),
+            Ok(Handled::Facts(facts)) => match self.ingest.apply(tenant, Some(event.id), facts, None).await {
+                Ok(Applied::Now | Applied::Before) => Ok(Outcome::finished(EventState::Processed)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(o) => (o, answer(200, 0, "ok")),
+            Err(e) => {
+                tracing::error!(error = ?e, inbound_event_id = %event.id, "applying a Dingding callback");
+                // Stored, but not applied: a non-2xx answer makes Dingding send it again.
+                let failed = Outcome::to_finish(EventState::Failed, Some("processing failed".into()));
+                (failed, self.refused(Refusal::Internal))
+            }
+        }
+    }
+
+    fn reparse_supported(&self) -> bool {
+        true
+    }
+
+    fn reparse(&self, event: &InboundEvent) -> Option<(Option<String>, Work)> {
+        serde_json::from_str::<wire::CallbackBody>(&event.body).ok().map(|b| parsed(&b))
+    }
+}

@@ -1,0 +1,135 @@
+//! What a vendor's inbound protocol implements for the one inbound pipeline
+//! (`api/src/hooks.rs`): which hook path it serves, how it authenticates and parses a
+//! request (into what is stored raw, its dedup key, and the work to do), how it applies a
+//! stored request, and how it answers in its own envelope.
+
+use async_trait::async_trait;
+use domain::events::{EventState, InboundEvent};
+use domain::integrations::{Integration, IntegrationKind};
+use serde_json::{Map, Value};
+use std::any::Any;
+use std::collections::HashMap;
+
+/// A hook request as received.
+#[derive(Debug, Clone)]
+pub struct HookRequest {
+    pub method: String,
+    /// `None` when the query string is malformed.
+    pub query: Option<HashMap<String, String>>,
+    /// Header names in lower case.
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl HookRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+/// An answer in the protocol's own envelope (every protocol here answers JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookAnswer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl HookAnswer {
+    pub fn new(status: u16, body: Value) -> Self {
+        Self { status, body }
+    }
+}
+
+/// The integration a hook path names, with its credentials opened.
+#[derive(Clone)]
+pub struct Opened {
+    pub integration: Integration,
+    pub credentials: Map<String, Value>,
+}
+
+/// Why the pipeline answers before the protocol parses anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No integration this path serves has that id (a malformed id included).
+    UnknownIntegration,
+    /// Something of ours failed (logged); the vendor should send it again.
+    Internal,
+}
+
+/// Protocol-specific work carried from `accept` to `apply`.
+pub type Work = Box<dyn Any + Send + Sync>;
+
+/// An authenticated, parsed request, ready to be stored.
+pub struct Accepted {
+    /// The vendor's event or action name, as stored.
+    pub kind: String,
+    /// Same key, same message: a resend is stored once.
+    pub dedup_key: String,
+    /// What is stored of the headers (never credentials).
+    pub headers: Value,
+    /// What is stored of the body (secrets masked).
+    pub body: String,
+    /// Requests of one lane are applied in order when a burst is applied from the backlog;
+    /// `None`: always applied before the answer.
+    pub lane: Option<String>,
+    pub work: Work,
+}
+
+/// How applying a stored request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: EventState,
+    pub note: Option<String>,
+    /// The event's state was written with the facts (one unit of work): nothing left to do.
+    pub finished: bool,
+}
+
+impl Outcome {
+    pub fn finished(state: EventState) -> Self {
+        Self { state, note: None, finished: true }
+    }
+    pub fn to_finish(state: EventState, note: Option<String>) -> Self {
+        Self { state, note, finished: false }
+    }
+}
+
+/// One vendor's inbound protocol.
+#[async_trait]
+pub trait InboundProtocol: Send + Sync {
+    /// The path after `/hooks/{integration_id}/`.
+    fn path(&self) -> &'static str;
+    /// The `protocol` its events are stored under (`DINGDING`, `TELEMETRY` ...).
+    fn protocol(&self) -> &'static str;
+    /// Whether integrations of `kind` take requests on this path.
+    fn serves(&self, kind: IntegrationKind) -> bool;
+    /// Whether its integration may be resolved from a recent lookup (within
+    /// `domain::ttl::CONFIG_TTL`): for protocols that come in bursts and whose
+    /// authentication reads no rotated credential.
+    fn cached(&self) -> bool {
+        false
+    }
+    /// The answer to a request refused before parsing.
+    fn refused(&self, why: Refusal) -> HookAnswer;
+    /// Authenticates and parses. `Err`: answered at once, nothing stored.
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer>;
+    /// The answer to a resend of an event stored before, when it is not applied again.
+    fn repeat(&self, _stored: &InboundEvent) -> Option<HookAnswer> {
+        None
+    }
+    /// The answer to a request stored and left to the backlog.
+    fn deferred(&self) -> HookAnswer {
+        self.refused(Refusal::Internal)
+    }
+    /// Applies a stored request; `duplicate` when it was stored before (a resend).
+    async fn apply(&self, hook: &Opened, event: &InboundEvent, duplicate: bool, work: Work) -> (Outcome, HookAnswer);
+    /// The work of a stored event, for the sweep of events a stopped process left; `None`
+    /// when its body no longer parses (then it is IGNORED).
+    fn reparse(&self, _event: &InboundEvent) -> Option<(Option<String>, Work)> {
+        None
+    }
+    /// Whether `reparse` reads stored events (then the sweep applies events a stopped
+    /// process left RECEIVED).
+    fn reparse_supported(&self) -> bool {
+        false
+    }
+}

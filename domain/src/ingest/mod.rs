@@ -1,0 +1,225 @@
+//! Ingest: what any vendor's inbound data becomes. A vendor's inbound protocol parses a
+//! stored request into vendor-neutral [`Fact`]s (a device's status, readings, an alarm
+//! raised or cleared); [`IngestService::apply`] writes them, the outbox rows they plan and
+//! the stored event's final state in one unit of work, so an event is applied once: a
+//! process stopped before the commit leaves the event RECEIVED and nothing of it written,
+//! and a second apply of an applied event writes nothing.
+//!
+//! Subscription events and queue wake-ups of a unit go out only after it commits.
+
+use crate::DomainResult;
+use crate::alarms::{Alarm, AlarmRepo, AlarmService, RaiseAlarm, RaiseOutcome};
+use crate::bus::{BusEvent, EventBus};
+use crate::deliveries::{DeliveryQueue, NewDelivery};
+use crate::devices::{DeviceRepo, DeviceService, DeviceStatus, NewReading};
+use crate::events::EventState;
+use crate::ids::{DeliveryId, DeviceId, InboundEventId, TenantId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::sync::{Arc, Mutex};
+
+/// The deliveries a source plans for the alarm its fact raised (beside the webhooks').
+pub type RaisePlan = Arc<dyn Fn(&(Alarm, RaiseOutcome)) -> Vec<NewDelivery> + Send + Sync>;
+/// The deliveries a source plans for the alarm its fact cleared.
+pub type ClearPlan = Arc<dyn Fn(&Alarm) -> Vec<NewDelivery> + Send + Sync>;
+
+/// One thing a vendor told us, in the product's words.
+#[derive(Clone)]
+pub enum Fact {
+    /// The device reported its live state (online, battery, signal) as of `status.seen_at`.
+    Status { device: DeviceId, status: DeviceStatus },
+    /// Measurements of the device.
+    Readings { device: DeviceId, readings: Vec<NewReading> },
+    /// An alarm raised by the source; a raise of an open alarm's key counts an occurrence.
+    AlarmRaised { alarm: RaiseAlarm, plan: Option<RaisePlan> },
+    /// The source's own recovery: clears the open alarm with `key`'s open key, if any.
+    AlarmCleared { key: RaiseAlarm, note: String, plan: Option<ClearPlan> },
+}
+
+impl std::fmt::Debug for Fact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Status { device, status } => write!(f, "Status({device}, {status:?})"),
+            Self::Readings { device, readings } => write!(f, "Readings({device}, {})", readings.len()),
+            Self::AlarmRaised { alarm, .. } => write!(f, "AlarmRaised({})", alarm.open_key()),
+            Self::AlarmCleared { key, .. } => write!(f, "AlarmCleared({})", key.open_key()),
+        }
+    }
+}
+
+/// What applying an event came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Written now.
+    Now,
+    /// The event was applied before: nothing written.
+    Before,
+}
+
+/// Transactions spanning repositories.
+#[async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// Opens a unit: the repositories it hands out write through one transaction.
+    ///
+    /// # Errors
+    /// `Unknown` when no transaction can be opened.
+    async fn begin(&self) -> DomainResult<Box<dyn Unit>>;
+}
+
+/// One open transaction. Dropped without `commit`, it rolls back.
+#[async_trait]
+pub trait Unit: Send + Sync {
+    fn devices(&self) -> Arc<dyn DeviceRepo>;
+    fn alarms(&self) -> Arc<dyn AlarmRepo>;
+    /// Moves a stored event to its final `state` unless it is already PROCESSED or
+    /// IGNORED; `false` when it was (applied before). On PostgreSQL a concurrent unit
+    /// finishing the same event waits for this one and then gets `false`.
+    ///
+    /// # Errors
+    /// `NotFound("inbound event")` for an unknown event; `Unknown` on storage failure.
+    async fn finish_event(
+        &self,
+        tenant: TenantId,
+        event: InboundEventId,
+        state: EventState,
+        note: Option<String>,
+    ) -> DomainResult<bool>;
+    /// # Errors
+    /// `Unknown` when the commit fails (nothing of the unit is written).
+    async fn commit(self: Box<Self>) -> DomainResult<()>;
+}
+
+/// Bus events and queue wake-ups held until their unit commits.
+#[derive(Default)]
+struct Held {
+    events: Mutex<Vec<BusEvent>>,
+    wakeups: Mutex<Vec<(DeliveryId, DateTime<Utc>)>>,
+}
+
+impl EventBus for Held {
+    fn publish(&self, event: BusEvent) {
+        self.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for Held {
+    async fn schedule(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
+        self.wakeups.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((id, at));
+        Ok(())
+    }
+}
+
+/// Applies facts; see the module doc.
+#[derive(Clone)]
+pub struct IngestService {
+    units: Arc<dyn UnitOfWork>,
+    devices: DeviceService,
+    alarms: AlarmService,
+    bus: Arc<dyn EventBus>,
+    queue: Option<Arc<dyn DeliveryQueue>>,
+}
+
+impl IngestService {
+    pub fn new(
+        units: Arc<dyn UnitOfWork>,
+        devices: DeviceService,
+        alarms: AlarmService,
+        bus: Arc<dyn EventBus>,
+        queue: Option<Arc<dyn DeliveryQueue>>,
+    ) -> Self {
+        Self { units, devices, alarms, bus, queue }
+    }
+
+    /// Writes `facts` for `tenant` and, when they come from a stored `event`, finishes it
+    /// PROCESSED in the same unit (IGNORED with `note` when there are no facts).
+    ///
+    /// # Errors
+    /// Whatever a write returns; then nothing of the facts is written and the event keeps
+    /// its state.
+    pub async fn apply(
+        &self,
+        tenant: TenantId,
+        event: Option<InboundEventId>,
+        facts: Vec<Fact>,
+        note: Option<String>,
+    ) -> DomainResult<Applied> {
+        let unit = self.units.begin().await?;
+        if let Some(e) = event {
+            let state = if facts.is_empty() { EventState::Ignored } else { EventState::Processed };
+            if !unit.finish_event(tenant, e, state, note).await? {
+                return Ok(Applied::Before);
+            }
+        }
+        let held = Arc::new(Held::default());
+        // The unit's repositories go before it commits.
+        self.write(&*unit, tenant, facts, &held).await?;
+        unit.commit().await?;
+        self.release(&held).await;
+        Ok(Applied::Now)
+    }
+
+    async fn write(&self, unit: &dyn Unit, tenant: TenantId, facts: Vec<Fact>, held: &Arc<Held>) -> DomainResult<()> {
+        let devices = self.devices.within(unit.devices(), held.clone());
+        let alarms = self.alarms.within(unit.alarms(), unit.devices(), held.clone(), held.clone());
+        for fact in facts {
+            match fact {
+                Fact::Status { device, status } => {
+                    devices.set_status(tenant, device, status).await?;
+                }
+                Fact::Readings { device, readings } => {
+                    devices.record_readings(tenant, device, readings).await?;
+                }
+                Fact::AlarmRaised { alarm, plan } => match plan {
+                    Some(p) => alarms.raise_planned(tenant, alarm, &*p).await.map(drop)?,
+                    None => alarms.raise_in(tenant, alarm).await.map(drop)?,
+                },
+                Fact::AlarmCleared { key, note, plan } => match plan {
+                    Some(p) => alarms.clear_open_planned(tenant, &key, &note, &*p).await.map(drop)?,
+                    None => alarms.clear_open(tenant, &key, &note).await.map(drop)?,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, held: &Held) {
+        let events = std::mem::take(&mut *held.events.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for e in events {
+            self.bus.publish(e);
+        }
+        let wakeups = std::mem::take(&mut *held.wakeups.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        if let Some(q) = &self.queue {
+            for (id, at) in wakeups {
+                if let Err(e) = q.schedule(id, at).await {
+                    tracing::warn!(error = %e, delivery_id = %id, "queue unreachable; the sweep will send it");
+                }
+            }
+        }
+    }
+}
+
+/// A rule a vendor module adds to readings of the devices it knows: checks their values
+/// and derives more facts (an elevator's fault code raises or clears its alarm).
+#[async_trait]
+pub trait ReadingRule: Send + Sync {
+    /// Refuses values the device cannot report (the reason is answered to the sender).
+    ///
+    /// # Errors
+    /// The reason.
+    fn check(
+        &self,
+        device: &crate::devices::Device,
+        values: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String>;
+    /// The facts these readings imply beyond themselves.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn facts(
+        &self,
+        device: &crate::devices::Device,
+        values: &serde_json::Map<String, serde_json::Value>,
+        ts: DateTime<Utc>,
+    ) -> DomainResult<Vec<Fact>>;
+}

@@ -1,0 +1,230 @@
+//! The inbound backlog: where stored hook requests wait when a burst outruns applying them
+//! before their answer (protocols whose requests carry a lane, such as Dingding's
+//! callbacks). Requests of one lane are applied in arrival order; a request left RECEIVED by
+//! a stopped process is claimed by the sweep (`stale_after`) and applied, once (the
+//! protocols apply facts and finish the event in one unit of work).
+
+use adapters::vendors::inbound::{InboundProtocol, Opened, Outcome, Work};
+use domain::DomainResult;
+use domain::events::{EventState, InboundEvent, InboundEventService};
+use domain::integrations::IntegrationService;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+/// Requests applied before their answer at once, at most.
+const INLINE: usize = 4;
+/// Lanes applying the backlog (each in order).
+const LANES: usize = 2;
+/// Past this many waiting, requests wait for an inline slot again (the backlog is bounded
+/// in memory; the vendor's sender slows down with our answers).
+const MAX_BACKLOG: usize = 100_000;
+/// Stale events claimed per sweep round.
+const SWEEP_BATCH: u64 = 500;
+
+/// A stored request to apply.
+pub struct Pending {
+    pub protocol: Arc<dyn InboundProtocol>,
+    pub hook: Opened,
+    pub event: InboundEvent,
+    pub lane: String,
+    pub work: Work,
+}
+
+/// Where a stored request is applied.
+pub enum Route {
+    /// In the backlog: answer now.
+    Deferred,
+    /// Here, before the answer, under its inline slot (none when the backlog is full).
+    Inline(Box<Pending>, Option<OwnedSemaphorePermit>),
+}
+
+/// Applies a stored request and finishes its event unless the protocol did.
+///
+/// # Returns
+/// The outcome and the protocol's answer.
+pub async fn apply(
+    events: &InboundEventService,
+    p: Pending,
+    duplicate: bool,
+) -> (Outcome, adapters::vendors::inbound::HookAnswer) {
+    let (outcome, answer) = p.protocol.apply(&p.hook, &p.event, duplicate, p.work).await;
+    let again = !duplicate || p.event.state == EventState::Failed;
+    if !outcome.finished
+        && again
+        && let Err(e) = events.finish(p.event.tenant_id, p.event.id, outcome.state, outcome.note.clone()).await
+    {
+        tracing::error!(error = ?e, inbound_event_id = %p.event.id, "recording an inbound event's outcome");
+    }
+    crate::metrics::inbound_applied(p.protocol.protocol(), outcome.state);
+    (outcome, answer)
+}
+
+/// See the module doc.
+pub struct Backlog {
+    /// SQLite has one writer: requests write one after the other (in arrival order)
+    /// instead of failing on a busy database. `None` on PostgreSQL.
+    writer: Option<Arc<Semaphore>>,
+    inline: Arc<Semaphore>,
+    waiting: Arc<AtomicUsize>,
+    lanes: Vec<mpsc::UnboundedSender<Box<Pending>>>,
+    events: InboundEventService,
+    integrations: IntegrationService,
+    protocols: Vec<Arc<dyn InboundProtocol>>,
+    stale_after: Duration,
+}
+
+impl Backlog {
+    /// Starts the lanes and the sweep (every `sweep_every`); they stop with `shutdown`.
+    pub fn start(
+        events: InboundEventService,
+        integrations: IntegrationService,
+        protocols: Vec<Arc<dyn InboundProtocol>>,
+        sqlite: bool,
+        stale_after: Duration,
+        sweep_every: Duration,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let writer = sqlite.then(|| Arc::new(Semaphore::new(1)));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let mut lanes = Vec::with_capacity(LANES);
+        for _ in 0..LANES {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Box<Pending>>();
+            let (events, waiting, shutdown, writer) =
+                (events.clone(), waiting.clone(), shutdown.clone(), writer.clone());
+            tokio::spawn(async move {
+                loop {
+                    let pending = tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        p = rx.recv() => match p { Some(p) => p, None => return },
+                    };
+                    let turn = match &writer {
+                        Some(w) => w.clone().acquire_owned().await.ok(),
+                        None => None,
+                    };
+                    apply(&events, *pending, false).await;
+                    drop(turn);
+                    waiting.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+            lanes.push(tx);
+        }
+        let backlog = Arc::new(Self {
+            writer,
+            inline: Arc::new(Semaphore::new(INLINE)),
+            waiting,
+            lanes,
+            events,
+            integrations,
+            protocols,
+            stale_after,
+        });
+        let sweeper = backlog.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(sweep_every);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                if let Err(e) = sweeper.sweep(chrono::Utc::now()).await {
+                    tracing::warn!(error = %e, "sweeping stale inbound events");
+                }
+            }
+        });
+        backlog
+    }
+
+    /// Inline while nothing waits and a slot is free (or the backlog is full); else the
+    /// backlog.
+    pub fn inline_or_defer(&self, p: Box<Pending>) -> Route {
+        let waiting = self.waiting.load(Ordering::Acquire);
+        if waiting == 0 || waiting >= MAX_BACKLOG {
+            if let Ok(slot) = self.inline.clone().try_acquire_owned() {
+                return Route::Inline(p, Some(slot));
+            }
+            if waiting >= MAX_BACKLOG {
+                return Route::Inline(p, None);
+            }
+        }
+        match self.defer(p) {
+            Ok(()) => Route::Deferred,
+            Err(p) => Route::Inline(p, None),
+        }
+    }
+
+    fn defer(&self, p: Box<Pending>) -> Result<(), Box<Pending>> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        p.lane.hash(&mut h);
+        let lane = usize::try_from(h.finish() % self.lanes.len() as u64).unwrap_or(0);
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        self.lanes[lane].send(p).map_err(|e| {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            e.0
+        })
+    }
+
+    /// The SQLite writer's turn (nothing to wait for on PostgreSQL).
+    pub async fn writer(&self) -> Option<OwnedSemaphorePermit> {
+        match &self.writer {
+            Some(w) => w.clone().acquire_owned().await.ok(),
+            None => None,
+        }
+    }
+
+    /// Requests waiting in the backlog.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Acquire)
+    }
+
+    /// Puts events stored before `now - stale_after` and still RECEIVED (their process
+    /// stopped before applying them) into the backlog, for every protocol that can read its
+    /// stored events again.
+    ///
+    /// # Errors
+    /// When they cannot be claimed.
+    pub async fn sweep(&self, now: chrono::DateTime<chrono::Utc>) -> DomainResult<usize> {
+        let before = now - chrono::Duration::from_std(self.stale_after).unwrap_or(chrono::Duration::minutes(10));
+        let mut n = 0;
+        for protocol in &self.protocols {
+            if protocol.reparse_supported() {
+                n += self.sweep_protocol(protocol, before).await?;
+            }
+        }
+        Ok(n)
+    }
+
+    async fn sweep_protocol(
+        &self,
+        protocol: &Arc<dyn InboundProtocol>,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> DomainResult<usize> {
+        let stale = self.events.claim_stale(protocol.protocol(), before, SWEEP_BATCH).await?;
+        let n = stale.len();
+        for event in stale {
+            let Some((lane, work)) = protocol.reparse(&event) else {
+                let why = Some("the stored body no longer parses".to_owned());
+                self.events.finish(event.tenant_id, event.id, EventState::Ignored, why).await?;
+                continue;
+            };
+            let hook = match self.integrations.open_hook(event.integration_id).await? {
+                Some((integration, credentials)) => Opened { integration, credentials },
+                None => {
+                    let why = Some("its integration is gone".to_owned());
+                    self.events.finish(event.tenant_id, event.id, EventState::Ignored, why).await?;
+                    continue;
+                }
+            };
+            let id = event.id;
+            let pending =
+                Box::new(Pending { protocol: protocol.clone(), hook, event, lane: lane.unwrap_or_default(), work });
+            if self.defer(pending).is_err() {
+                tracing::warn!(inbound_event_id = %id, "the inbound backlog stopped; left for the next sweep");
+            }
+        }
+        Ok(n)
+    }
+}
