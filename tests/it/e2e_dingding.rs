@@ -46,11 +46,15 @@ impl Setup {
 
     /// Signs `body` for the integration's hook URL and posts it; answers status and body.
     pub async fn callback(&self, body: Value) -> (u16, Value) {
-        let raw = body.to_string();
-        let s = sign::callback_sign(&self.hook_url, &raw).expect("sign");
+        self.post_raw(self.signed(body)).await
+    }
+
+    /// `body` with its `sign` for the integration's hook URL, as Dingding sends it.
+    pub fn signed(&self, body: Value) -> String {
+        let s = sign::callback_sign(&self.hook_url, &body.to_string()).expect("sign");
         let mut signed = body;
         signed["sign"] = json!(s);
-        self.post_raw(signed.to_string()).await
+        signed.to_string()
     }
 
     pub async fn post_raw(&self, raw: String) -> (u16, Value) {
