@@ -1,58 +1,38 @@
 //! The delivery engine against an in-process fake vendor: retries with one idempotency key,
 //! permanent errors, manual retries, token refresh, and the operations surface.
 
-use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
+use crate::utils::fake::{Answer, FakeVendor, Judgement};
+use crate::utils::{TenantFixture, TestApp, quick_jobs, spawn_app_with, tenant_with_admin};
 use async_trait::async_trait;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::http::StatusCode;
 use domain::deliveries::{Delivery, DeliveryKind, DeliverySender, NewDelivery, RateLimit, SendReport, Verdict};
 use domain::ids::{IntegrationId, TenantId};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Per script, the `Request-Id` and token of each call.
-type Calls = HashMap<String, Vec<(String, String)>>;
-
-/// What the fake vendor saw.
-#[derive(Clone, Default)]
-struct Vendor {
-    calls: Arc<Mutex<Calls>>,
-    /// Every call in arrival order: (idempotency key, when).
-    seq: Arc<Mutex<Vec<(String, Instant)>>>,
-}
-
-/// Scripts: `fail3` answers 500 three times then 200 (`fail2` twice); `bad-once` answers 400 (a permanent
-/// vendor error) once then 200; `token` answers 401 "token expired" to a cached token.
-async fn vendor_endpoint(
-    State(v): State<Vendor>,
-    Path(script): Path<String>,
-    headers: HeaderMap,
-) -> (StatusCode, Json<Value>) {
-    let id = headers.get("request-id").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
-    let token = headers.get("token").and_then(|h| h.to_str().ok()).unwrap_or_default().to_owned();
-    if id.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"code": "MISSING_ID"})));
-    }
-    v.seq.lock().expect("lock").push((id.clone(), Instant::now()));
-    let n = {
-        let mut calls = v.calls.lock().expect("lock");
-        let list = calls.entry(script.clone()).or_default();
-        list.push((id, token.clone()));
-        list.len()
-    };
-    match script.as_str() {
-        "fail3" if n <= 3 => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": "BUSY"}))),
-        "fail2" if n <= 2 => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": "BUSY"}))),
-        "bad-once" if n == 1 => {
-            (StatusCode::BAD_REQUEST, Json(json!({"code": "BAD_FIELD", "message": "missing field"})))
+/// The fake vendor: refuses a call without a `Request-Id` (400) and, on `/push/token`, a
+/// cached token (401 "token expired"); its scripts are set up by `setup`: `fail3` answers
+/// 500 three times then 200 (`fail2` twice), `bad-once` answers 400 (a permanent vendor
+/// error) once then 200.
+async fn start_vendor() -> FakeVendor {
+    let vendor = FakeVendor::start_with(|r| {
+        if r.header("request-id").is_empty() {
+            return Judgement::Refuse(Answer::status(StatusCode::BAD_REQUEST, json!({"code": "MISSING_ID"})));
         }
-        "token" if token != "fresh" => (StatusCode::UNAUTHORIZED, Json(json!({"code": "TOKEN_EXPIRED"}))),
-        _ => (StatusCode::OK, Json(json!({"code": "OK"}))),
-    }
+        if r.path == "/push/token" && r.header("token") != "fresh" {
+            return Judgement::Refuse(Answer::status(StatusCode::UNAUTHORIZED, json!({"code": "TOKEN_EXPIRED"})));
+        }
+        Judgement::Accept(None)
+    })
+    .await;
+    let busy = Answer::status(StatusCode::INTERNAL_SERVER_ERROR, json!({"code": "BUSY"}));
+    vendor.answer_next("/push/fail3", 3, busy.clone());
+    vendor.answer_next("/push/fail2", 2, busy);
+    let bad = Answer::status(StatusCode::BAD_REQUEST, json!({"code": "BAD_FIELD", "message": "missing field"}));
+    vendor.answer_next("/push/bad-once", 1, bad);
+    vendor.answer_default(Answer::ok(json!({"code": "OK"})));
+    vendor
 }
 
 /// The sender tests register for the `fake` prefix: posts to the fake vendor the way a
@@ -111,23 +91,17 @@ impl DeliverySender for FakeSender {
 
 struct Setup {
     app: TestApp,
-    vendor: Vendor,
+    vendor: FakeVendor,
     tenant: TenantFixture,
     integration: String,
 }
 
 async fn setup() -> Setup {
-    let vendor = Vendor::default();
-    let fake = Router::new().route("/push/{script}", post(vendor_endpoint)).with_state(vendor.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, fake).await });
-    let sender = Arc::new(FakeSender { http: reqwest::Client::new(), base });
+    let vendor = start_vendor().await;
+    let sender = Arc::new(FakeSender { http: reqwest::Client::new(), base: vendor.base().to_owned() });
     let app = spawn_app_with(|c| {
         c.senders = jobs::SenderRegistry::default().with("fake", sender);
-        c.sweep_every = Duration::from_millis(500);
-        c.job_poll = Duration::from_millis(100);
-        c.job_heartbeat = Duration::from_secs(1);
+        quick_jobs(c);
         c.delivery_stale_after = Duration::from_secs(3);
     })
     .await;
@@ -150,25 +124,26 @@ impl Setup {
     }
 
     async fn enqueue_as(&self, kind: &str, payload: Value, key: &str, order_key: Option<&str>) -> String {
+        self.try_enqueue(kind, payload, key, order_key).await.expect("enqueue").id.to_string()
+    }
+
+    async fn try_enqueue(
+        &self,
+        kind: &str,
+        payload: Value,
+        key: &str,
+        order_key: Option<&str>,
+    ) -> domain::DomainResult<Delivery> {
         let tenant: TenantId = self.tenant.id.parse().expect("tenant id");
         let integration: IntegrationId = self.integration.parse().expect("integration id");
-        let d = self
-            .app
-            .state
-            .deliveries
-            .enqueue(
-                tenant,
-                NewDelivery {
-                    integration_id: integration,
-                    kind: DeliveryKind::parse(kind).expect("kind"),
-                    idempotency_key: key.into(),
-                    order_key: order_key.map(str::to_owned),
-                    payload,
-                },
-            )
-            .await
-            .expect("enqueue");
-        d.id.to_string()
+        let input = NewDelivery {
+            integration_id: integration,
+            kind: DeliveryKind::parse(kind).expect("kind"),
+            idempotency_key: key.into(),
+            order_key: order_key.map(str::to_owned),
+            payload,
+        };
+        self.app.state.deliveries.enqueue(tenant, input).await
     }
 
     async fn delivery(&self, id: &str) -> Value {
@@ -189,8 +164,19 @@ impl Setup {
         }
     }
 
+    /// The `Request-Id` and token of each call of `script`.
     fn calls(&self, script: &str) -> Vec<(String, String)> {
-        self.vendor.calls.lock().expect("lock").get(script).cloned().unwrap_or_default()
+        let path = format!("/push/{script}");
+        self.seq()
+            .into_iter()
+            .filter(|r| r.path == path)
+            .map(|r| (r.header("request-id").to_owned(), r.header("token").to_owned()))
+            .collect()
+    }
+
+    /// Every call with a `Request-Id`, in arrival order.
+    fn seq(&self) -> Vec<crate::utils::fake::Request> {
+        self.vendor.requests().into_iter().filter(|r| !r.header("request-id").is_empty()).collect()
     }
 
     /// The open `DELIVERY_FAILED` alarms, once their count reaches `want` (the alarm follows
@@ -223,22 +209,7 @@ async fn a_message_failing_three_times_is_delivered_on_the_fourth_with_the_same_
     assert_eq!(calls.len(), 4);
     assert!(calls.iter().all(|(key, _)| key == "req-0001"), "{calls:?}");
     // A second delivery with the same idempotency key is refused.
-    let tenant: TenantId = s.tenant.id.parse().expect("tenant");
-    let dup = s
-        .app
-        .state
-        .deliveries
-        .enqueue(
-            tenant,
-            NewDelivery {
-                integration_id: s.integration.parse().expect("integration"),
-                kind: DeliveryKind::from_static("fake.push"),
-                idempotency_key: "req-0001".into(),
-                order_key: None,
-                payload: json!({}),
-            },
-        )
-        .await;
+    let dup = s.try_enqueue("fake.push", json!({}), "req-0001", None).await;
     assert!(matches!(dup, Err(domain::DomainError::Duplicate(_))), "{dup:?}");
 }
 
@@ -283,26 +254,7 @@ async fn deliveries_are_filtered_retried_in_bulk_and_tenant_scoped() {
     s.until(&a, "SUCCEEDED").await;
     s.until(&b, "SUCCEEDED").await;
     // A kind no sender handles is a permanent error.
-    let dead = {
-        let tenant: TenantId = s.tenant.id.parse().expect("tenant");
-        let d = s
-            .app
-            .state
-            .deliveries
-            .enqueue(
-                tenant,
-                NewDelivery {
-                    integration_id: s.integration.parse().expect("integration"),
-                    kind: DeliveryKind::from_static("nowhere.push"),
-                    idempotency_key: "k-c".into(),
-                    order_key: None,
-                    payload: json!({}),
-                },
-            )
-            .await
-            .expect("enqueue");
-        d.id.to_string()
-    };
+    let dead = s.enqueue_as("nowhere.push", json!({}), "k-c", None).await;
     let d = s.until(&dead, "DEAD").await;
     assert!(d["lastError"].as_str().unwrap_or_default().contains("no sender"), "{d}");
     let tok = Some(s.tenant.admin_token.as_str());
@@ -345,7 +297,7 @@ async fn deliveries_with_one_order_key_go_out_in_order_even_when_the_first_is_re
     let d = s.until(&first, "SUCCEEDED").await;
     assert_eq!(d["attemptCount"], 3, "{d}");
     let seq: Vec<String> =
-        s.vendor.seq.lock().expect("lock").iter().map(|(k, _)| k.clone()).filter(|k| k.starts_with("ord-")).collect();
+        s.seq().iter().map(|r| r.header("request-id").to_owned()).filter(|k| k.starts_with("ord-")).collect();
     assert_eq!(seq, vec!["ord-1", "ord-1", "ord-1", "ord-2"], "the second never overtakes the first");
 }
 
@@ -359,8 +311,8 @@ async fn a_rate_limited_key_holds_deliveries_back_without_using_attempts() {
         let d = s.until(id, "SUCCEEDED").await;
         assert_eq!(d["attemptCount"], 1, "held back, not failed: {d}");
     }
-    let seq = s.vendor.seq.lock().expect("lock").clone();
-    let at = |key: &str| seq.iter().find(|(k, _)| k == key).map(|(_, t)| *t).expect("sent");
+    let seq = s.seq();
+    let at = |key: &str| seq.iter().find(|r| r.header("request-id") == key).map(|r| r.at).expect("sent");
     let (first, second) = if at("lim-1") < at("lim-2") { ("lim-1", "lim-2") } else { ("lim-2", "lim-1") };
     // The window is 2 s; whole-second job scheduling may round it, never shorten it below 1 s.
     assert!(at(second) - at(first) >= Duration::from_millis(1500), "one per permit per window");

@@ -1,13 +1,9 @@
 //! Every Dingding callback of `PROTOCOLS.md` 3b (each sent twice, processed once), meters,
 //! the sync, home and room mirroring, vendor queries, and tenant scoping.
 
-use crate::e2e_dingding::{Setup, eventually, setup};
-use crate::utils::tenant_with_admin;
+use crate::e2e_dingding::{Setup, now_ms, setup};
+use crate::utils::{eventually, nodes, tenant_with_admin};
 use serde_json::{Value, json};
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn kinds(alarms: &[Value]) -> Vec<(String, String)> {
     let mut v: Vec<_> = alarms
@@ -115,12 +111,8 @@ async fn installs_meters_water_and_undocumented_callbacks() {
         )
         .await;
     let room_id = room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
-    let fake = s.fake.clone();
-    eventually("add_home and add_room mirrored", || {
-        let fake = fake.clone();
-        async move { !fake.calls("add_home").is_empty() && !fake.calls("add_room").is_empty() }
-    })
-    .await;
+    s.fake.first_call("add_home").await;
+    s.fake.first_call("add_room").await;
     assert_eq!(s.fake.calls("add_home")[0].params["home_id"], "dd-h");
     assert_eq!(s.fake.calls("add_home")[0].params["city"], "北京市");
     assert_eq!(s.fake.calls("add_room")[0].params["room_id"], "dd-r");
@@ -133,8 +125,7 @@ async fn installs_meters_water_and_undocumented_callbacks() {
     )
     .await;
     let devices = s.gql("query($i:ID){ devices(filter:{integrationId:$i}, first:50){ edges { node { id externalId kind homeId roomId } } } }", json!({"i": s.integration})).await;
-    let devs: Vec<Value> =
-        devices.data()["devices"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect();
+    let devs = nodes(&devices.data()["devices"]);
     let lock = devs.iter().find(|d| d["externalId"] == "new-lock").expect("installed lock");
     assert_eq!(
         (lock["kind"].as_str(), lock["homeId"].as_str(), lock["roomId"].as_str()),
@@ -285,12 +276,7 @@ async fn meter_commands_recharges_sync_queries_and_tenancy() {
     for _ in 0..2 {
         s.gql(recharge, json!({"i": {"deviceId": meter, "amount": "50", "tradeNo": "T-1001"}})).await.data();
     }
-    let fake = s.fake.clone();
-    eventually("elemeter_charge", || {
-        let fake = fake.clone();
-        async move { !fake.calls("elemeter_charge").is_empty() }
-    })
-    .await;
+    s.fake.first_call("elemeter_charge").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let charges = s.fake.calls("elemeter_charge");
     assert_eq!(charges.len(), 1, "once per trade number");
@@ -337,8 +323,7 @@ async fn meter_commands_recharges_sync_queries_and_tenancy() {
         .await;
     assert_eq!(sync.data()["syncIntegration"], json!({"homes": 1, "rooms": 1, "devices": 4, "passwords": 2}));
     let devices = s.gql("query($i:ID){ devices(filter:{integrationId:$i}, first:50){ edges { node { id externalId kind online battery signal roomId attributes } } } }", json!({"i": s.integration})).await;
-    let devs: Vec<Value> =
-        devices.data()["devices"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect();
+    let devs = nodes(&devices.data()["devices"]);
     let synced = devs.iter().find(|d| d["externalId"] == "sync-lock").expect("synced lock");
     assert_eq!(
         (synced["online"].as_bool(), synced["battery"].as_i64(), synced["signal"].as_i64()),
@@ -361,12 +346,7 @@ async fn meter_commands_recharges_sync_queries_and_tenancy() {
         && p["pwdState"] == "FROZEN"
         && p["stage"] == "FAILED"
         && p["error"].as_str().is_some_and(|e| e.starts_with("5108"))));
-    let run = s
-        .gql(
-            "mutation($i:ID!){ runScheduledJob(integrationId:$i, job:SYNC){ outcome detail } }",
-            json!({"i": s.integration}),
-        )
-        .await;
+    let run = s.api.run_scheduled_job(&s.integration, "SYNC").await;
     assert_eq!(run.data()["runScheduledJob"]["outcome"], "SUCCEEDED");
     let homes = s.gql("query{ homes(first:50){ totalCount } }", json!({})).await;
     assert_eq!(homes.data()["homes"]["totalCount"], 1, "a second sync adds nothing");
@@ -431,13 +411,7 @@ async fn work_orders_go_both_ways() {
         )
         .await;
     assert_eq!(r.data()["saveTicket"]["status"], "PENDING");
-    let fake = s.fake.clone();
-    eventually("add_ticket", || {
-        let fake = fake.clone();
-        async move { !fake.calls("add_ticket").is_empty() }
-    })
-    .await;
-    let call = s.fake.calls("add_ticket").remove(0);
+    let call = s.fake.first_call("add_ticket").await;
     assert_eq!((&call.params["home_id"], &call.params["service_type"]), (&json!("dd-home-1"), &json!(1)));
     assert_eq!(call.params["room_ids"], json!(["dd-room-a"]));
     assert_eq!(call.params["subscribe"]["time"], "101");
@@ -453,13 +427,7 @@ async fn work_orders_go_both_ways() {
     assert_eq!(repair["homeId"], json!(home));
     // Out again: its status follows to Dingding (update_ticket_state 4 = completed).
     s.gql(save, json!({"i": {"id": repair["id"], "kind": "REPAIR", "status": "COMPLETED"}})).await.data();
-    let fake = s.fake.clone();
-    eventually("update_ticket_state", || {
-        let fake = fake.clone();
-        async move { !fake.calls("update_ticket_state").is_empty() }
-    })
-    .await;
-    let call = s.fake.calls("update_ticket_state").remove(0);
+    let call = s.fake.first_call("update_ticket_state").await;
     assert_eq!((&call.params["ticket_id"], &call.params["ticket_state"]), (&json!("20160511_81299"), &json!(4)));
     // A second sync does not duplicate it.
     s.gql("mutation($i:ID!){ syncIntegration(id:$i){ tickets } }", json!({"i": s.integration})).await.data();
@@ -474,13 +442,7 @@ async fn water_meter_reads_and_bluetooth_access() {
     let wm = s.device("wm-read", "WATER_METER", json!({"manufactory": "cy"})).await;
     let send = "mutation($i:SendMeterCommandInput!){ sendMeterCommand(input:$i){ id } }";
     s.gql(send, json!({"i": {"deviceId": wm, "command": "READ"}})).await.data();
-    let fake = s.fake.clone();
-    eventually("read_watermeter", || {
-        let fake = fake.clone();
-        async move { !fake.calls("read_watermeter").is_empty() }
-    })
-    .await;
-    let call = s.fake.calls("read_watermeter").remove(0);
+    let call = s.fake.first_call("read_watermeter").await;
     assert_eq!(
         (&call.params["uuid"], &call.params["manufactory"]),
         (&json!("wm-read"), &json!("cy")),
@@ -506,12 +468,8 @@ async fn water_meter_reads_and_bluetooth_access() {
                        "beginsAt": "2026-01-01T00:00:00Z", "endsAt": "2026-02-01T00:00:00Z"});
     assert_eq!(s.gql(auth, json!({"i": input})).await.data()["authorizeRoomBluetooth"], true);
     s.gql("mutation($i:RoomBluetoothInput!){ revokeRoomBluetooth(input:$i) }", json!({"i": input})).await.data();
-    let fake = s.fake.clone();
-    eventually("auth_room and unauth_room on v2", || {
-        let fake = fake.clone();
-        async move { !fake.calls("auth_room").is_empty() && !fake.calls("unauth_room").is_empty() }
-    })
-    .await;
+    s.fake.first_call("auth_room").await;
+    s.fake.first_call("unauth_room").await;
     let call = s.fake.calls("auth_room").remove(0);
     assert_eq!(call.params["room_ids"], json!([room_ext]));
     assert_eq!(call.params["permission"], json!({"status": 2, "begin": 1_767_225_600, "end": 1_769_904_000}));
@@ -568,34 +526,20 @@ async fn a_callback_left_received_is_swept_up_and_processed_once() {
     let state = &s.app.state;
     let tenant = s.tenant.id.parse().expect("tenant");
     let long_ago = chrono::Utc::now() - chrono::Duration::minutes(30);
-    let stored = state
-        .events
-        .record(
-            tenant,
-            NewInboundEvent {
-                integration_id: s.integration.parse().expect("integration"),
-                protocol: "DINGDING".into(),
-                kind: "batteryAsync".into(),
-                dedup_key: "swept-1|batteryAsync|1".into(),
-                headers: json!({}),
-                body: body.to_string(),
-                received_at: long_ago,
-            },
-        )
-        .await
-        .expect("stored");
-    assert_eq!(stored.event.state, EventState::Received);
-    // A fresh one is not taken: its process may still be on it.
-    let fresh = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "detail": {"battery": "1"}});
-    let input = NewInboundEvent {
+    let event = |dedup_key: &str, body: &Value, received_at| NewInboundEvent {
         integration_id: s.integration.parse().expect("integration"),
         protocol: "DINGDING".into(),
         kind: "batteryAsync".into(),
-        dedup_key: "swept-1|batteryAsync|2".into(),
+        dedup_key: dedup_key.into(),
         headers: json!({}),
-        body: fresh.to_string(),
-        received_at: chrono::Utc::now(),
+        body: body.to_string(),
+        received_at,
     };
+    let stored = state.events.record(tenant, event("swept-1|batteryAsync|1", &body, long_ago)).await.expect("stored");
+    assert_eq!(stored.event.state, EventState::Received);
+    // A fresh one is not taken: its process may still be on it.
+    let fresh = json!({"event": "batteryAsync", "time": now_ms(), "uuid": "swept-1", "detail": {"battery": "1"}});
+    let input = event("swept-1|batteryAsync|2", &fresh, chrono::Utc::now());
     state.events.record(tenant, input).await.expect("stored");
     let backlog = &state.inbound_backlog;
     assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 1);

@@ -25,12 +25,8 @@ fn huzhou(name: &str) -> Value {
                            "inboundAppSecret": format!("hz-inbound-{}", unique())}})
 }
 
-fn id_of(g: &Gql, field: &str) -> String {
-    g.data()[field]["id"].as_str().unwrap_or_else(|| panic!("no {field}.id in {}", g.raw)).to_owned()
-}
-
 async fn integration(app: &TestApp, token: &str, input: Value) -> String {
-    id_of(&app.configure_integration(token, input).await, "configureIntegration")
+    app.configure_integration(token, input).await.id("configureIntegration")
 }
 
 async fn upsert(app: &TestApp, token: &str, input: Value) -> Gql {
@@ -40,12 +36,12 @@ async fn upsert(app: &TestApp, token: &str, input: Value) -> Gql {
 async fn device(app: &TestApp, token: &str, integ: &str, external: &str, kind: &str, name: &str) -> String {
     let r =
         upsert(app, token, json!({"integrationId": integ, "externalId": external, "kind": kind, "name": name})).await;
-    id_of(&r, "upsertDevice")
+    r.id("upsertDevice")
 }
 
 async fn add_home(app: &TestApp, token: &str, name: &str) -> String {
     let r = app.gql(Some(token), "mutation($n:String!){ addHome(input:{name:$n}){ id } }", json!({"n": name})).await;
-    id_of(&r, "addHome")
+    r.id("addHome")
 }
 
 async fn add_room(app: &TestApp, token: &str, home: &str, name: &str) -> Gql {
@@ -62,7 +58,7 @@ async fn report(app: &TestApp, token: &str, input: Value) -> Gql {
 }
 
 async fn raise(app: &TestApp, token: &str, dev: &str, kind: &str, severity: &str) -> String {
-    id_of(&report(app, token, json!({"deviceId": dev, "kind": kind, "severity": severity})).await, "reportAlarm")
+    report(app, token, json!({"deviceId": dev, "kind": kind, "severity": severity})).await.id("reportAlarm")
 }
 
 async fn alarm(app: &TestApp, token: &str, id: &str) -> Value {
@@ -194,7 +190,7 @@ async fn upsert_device_creates_then_updates_and_devices_filters_narrow() {
                "homeId": south}),
     )
     .await;
-    let d2 = id_of(&d2, "upsertDevice");
+    let d2 = d2.id("upsertDevice");
     let d3 = device(&app, tok, &lifts, "E-100", "ELEVATOR", "Lift A").await;
     // External ids are unique per integration only: the same one elsewhere is another device.
     let d4 = device(&app, tok, &lifts, "G-001", "ELEVATOR", "Lift B").await;
@@ -321,9 +317,9 @@ async fn homes_rooms_and_where_devices_and_alarms_belong() {
     let r1 = add_room(&app, op, &h1, "Lobby").await;
     assert_eq!(r1.data()["addRoom"]["homeId"], json!(h1));
     assert_eq!(r1.data()["addRoom"]["name"], "Lobby");
-    let r1 = id_of(&r1, "addRoom");
-    let r1b = id_of(&add_room(&app, op, &h1, "Plant room").await, "addRoom");
-    let r2 = id_of(&add_room(&app, op, &h2, "Lobby").await, "addRoom");
+    let r1 = r1.id("addRoom");
+    let r1b = add_room(&app, op, &h1, "Plant room").await.id("addRoom");
+    let r2 = add_room(&app, op, &h2, "Lobby").await.id("addRoom");
 
     // Refusals.
     assert_eq!(add_room(&app, op, &h1, "Lobby").await.code(), "CONFLICT", "room names are unique per home");
@@ -366,7 +362,7 @@ async fn homes_rooms_and_where_devices_and_alarms_belong() {
                "homeId": h1, "roomId": r1b}),
     )
     .await;
-    let d2 = id_of(&both, "upsertDevice");
+    let d2 = both.id("upsertDevice");
     // A room of another home is refused.
     let wrong = upsert(
         &app,
@@ -377,15 +373,12 @@ async fn homes_rooms_and_where_devices_and_alarms_belong() {
     .await;
     assert_bad_input(&wrong, "roomId");
     assert_eq!(device_ids(&app, op, json!({"search": "misplaced"})).await, set(&[]));
-    let d3 = id_of(
-        &upsert(
+    let d3 = upsert(
             &app,
             op,
             json!({"integrationId": integ, "externalId": "L-4", "kind": "GANTRY_CABINET", "name": "Other lobby", "roomId": r2}),
         )
-        .await,
-        "upsertDevice",
-    );
+        .await.id("upsertDevice");
 
     let r = app.gql(Some(op), home_q, json!({"id": h1})).await;
     let devs: BTreeSet<String> = ids(&r.data()["home"]["devices"]).into_iter().collect();
@@ -622,11 +615,11 @@ async fn alarms_filters_narrow_and_pages_walk_newest_first() {
     let d2 = device(&app, tok, &lifts, "d2", "ELEVATOR", "two").await;
 
     let mk = |dev: &str, kind: &str, sev: &str, at: &str| json!({"deviceId": dev, "kind": kind, "severity": sev, "raisedAt": at});
-    let a = id_of(&report(&app, tok, mk(&d1, "KIND_A", "CRITICAL", "2025-01-01T00:00:00Z")).await, "reportAlarm");
-    let b = id_of(&report(&app, tok, mk(&d1, "KIND_B", "MINOR", "2025-01-02T00:00:00Z")).await, "reportAlarm");
-    let c = id_of(&report(&app, tok, mk(&d2, "KIND_A", "MINOR", "2025-01-03T00:00:00Z")).await, "reportAlarm");
-    let d = id_of(&report(&app, tok, mk(&d2, "KIND_C", "WARNING", "2025-01-04T00:00:00Z")).await, "reportAlarm");
-    let e = id_of(&report(&app, tok, mk(&d1, "KIND_C", "INFO", "2025-01-05T00:00:00Z")).await, "reportAlarm");
+    let a = report(&app, tok, mk(&d1, "KIND_A", "CRITICAL", "2025-01-01T00:00:00Z")).await.id("reportAlarm");
+    let b = report(&app, tok, mk(&d1, "KIND_B", "MINOR", "2025-01-02T00:00:00Z")).await.id("reportAlarm");
+    let c = report(&app, tok, mk(&d2, "KIND_A", "MINOR", "2025-01-03T00:00:00Z")).await.id("reportAlarm");
+    let d = report(&app, tok, mk(&d2, "KIND_C", "WARNING", "2025-01-04T00:00:00Z")).await.id("reportAlarm");
+    let e = report(&app, tok, mk(&d1, "KIND_C", "INFO", "2025-01-05T00:00:00Z")).await.id("reportAlarm");
     ack(&app, tok, &c).await.data();
     clear(&app, tok, &d, None).await.data();
 
@@ -711,16 +704,13 @@ async fn world(app: &TestApp, root: &str) -> World {
     let tok = t.admin_token.clone();
     let integ = integration(app, &tok, etc("main")).await;
     let home = add_home(app, &tok, "Home").await;
-    let room = id_of(&add_room(app, &tok, &home, "Room").await, "addRoom");
-    let device = id_of(
-        &upsert(
+    let room = add_room(app, &tok, &home, "Room").await.id("addRoom");
+    let device = upsert(
             app,
             &tok,
             json!({"integrationId": integ, "externalId": "dev-1", "kind": "GANTRY_CABINET", "name": "Cabinet", "roomId": room}),
         )
-        .await,
-        "upsertDevice",
-    );
+        .await.id("upsertDevice");
     let alarm = raise(app, &tok, &device, "CABINET_DOOR_OPEN", "MAJOR").await;
     World { t, integ, home, room, device, alarm }
 }
@@ -860,7 +850,7 @@ async fn the_audit_log_lists_who_did_what_newest_first_without_secrets() {
             json!({"kind": "ETC_GANTRY", "name": "gantry", "settings": {}, "credentials": {"authCode": client_secret}}),
         )
         .await;
-    let integ = id_of(&integ, "configureIntegration");
+    let integ = integ.id("configureIntegration");
     // A login (even one carrying a token) is not audited.
     let r = app
         .gql(
@@ -878,7 +868,7 @@ async fn the_audit_log_lists_who_did_what_newest_first_without_secrets() {
         json!({"integrationId": integ, "externalId": "cab-9", "kind": "GANTRY_CABINET", "name": "Gate"}),
     )
     .await;
-    let dev = id_of(&dev, "upsertDevice");
+    let dev = dev.id("upsertDevice");
     let al = raise(&app, &op, &dev, "LOCK_TAMPER", "CRITICAL").await;
     ack(&app, &op, &al).await.data();
     assert_eq!(ack(&app, &op, &al).await.code(), "CONFLICT");

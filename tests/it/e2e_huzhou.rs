@@ -3,350 +3,20 @@
 //! `signature`, `Authorization`, the `Request-Id` format, and the field names, string
 //! types, time format and enums of each action's `req_info`.
 
-use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
-use axum::extract::{Query, State};
-use axum::http::HeaderMap;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use md5::{Digest, Md5};
+use crate::utils::fake::huzhou::{APP_KEY, APP_SECRET, FakeDataCenter};
+use crate::utils::{Client, TenantFixture, TestApp, quick_jobs, spawn_app_with, tenant_with_admin};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const APP_KEY: &str = "hz-app-key";
-const APP_SECRET: &str = "hz-app-secret-Q9";
 const IN_KEY: &str = "dc-inbound-key";
 const IN_SECRET: &str = "dc-inbound-secret-Z7";
 
-fn md5_upper(s: &str) -> String {
-    hex::encode_upper(Md5::digest(s.as_bytes()))
-}
-
-/// One push as the fake data center saw it.
-#[derive(Debug, Clone)]
-struct Push {
-    action: String,
-    request_id: String,
-    token: String,
-    info: Value,
-    at: Instant,
-    answered: String,
-}
-
-#[derive(Default)]
-struct DcState {
-    /// Tokens the data center accepts now.
-    tokens: Vec<String>,
-    /// Tokens issued so far.
-    issued: usize,
-    pushes: Vec<Push>,
-    /// Protocol violations the fake found (a test fails when any is here).
-    errors: Vec<String>,
-    /// Per `action:unique_id`: answer the next n pushes with HTTP 500.
-    fail: HashMap<String, u32>,
-    /// Per `action:unique_id`: answer ret_code 330 (必要数据参数缺失或无效).
-    reject: Vec<String>,
-    /// Answer the next n pushes with ret_code 301 and forget the token.
-    expire: u32,
-}
-
-#[derive(Clone, Default)]
-struct Dc(Arc<Mutex<DcState>>);
-
-impl Dc {
-    fn st(&self) -> std::sync::MutexGuard<'_, DcState> {
-        self.0.lock().expect("lock")
-    }
-    fn pushes(&self, action: &str) -> Vec<Push> {
-        self.st().pushes.iter().filter(|p| p.action == action && p.answered == "200").cloned().collect()
-    }
-    fn all(&self, action: &str) -> Vec<Push> {
-        self.st().pushes.iter().filter(|p| p.action == action).cloned().collect()
-    }
-    fn errors(&self) -> Vec<String> {
-        self.st().errors.clone()
-    }
-}
-
-fn is_ts15(s: &str) -> bool {
-    s.len() == 15 && chrono::NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%S").is_ok()
-}
-
-const TIMES: &[&str] = &[
-    "report_time",
-    "arrive_time",
-    "finish_time",
-    "use_starttime",
-    "use_endtime",
-    "recv_time",
-    "fault_start_time",
-    "alarm_accept_time",
-    "task_open_time",
-    "task_accept_time",
-    "rescue_time",
-];
-
-/// The seed's fields per action: (required, optional).
-fn fields(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
-    match action {
-        "lift_alarm" => (
-            &[
-                "unique_id",
-                "internal_id",
-                "lift_type",
-                "service_mode",
-                "car_status",
-                "car_direction",
-                "door_zone",
-                "car_position",
-                "door_status",
-                "passenger_status",
-                "message_code",
-            ],
-            &["device_id", "total_running_time", "present_counter_value", "message_body"],
-        ),
-        "lift_maintain" => (
-            &[
-                "unique_id",
-                "internal_id",
-                "lift_type",
-                "maintain_type",
-                "fault_type",
-                "fault_info",
-                "fault_cause",
-                "deal_result",
-                "deal_time",
-                "deal_engineer",
-                "contact_name",
-                "contact_phone",
-                "use_company",
-                "report_no",
-                "report_time",
-                "arrive_time",
-                "finish_time",
-                "response_time",
-            ],
-            &["device_id", "use_city", "use_street", "passengers_info"],
-        ),
-        "lift_notify" => (
-            &["unique_id", "lift_type", "use_type", "is_current_count", "use_count", "use_starttime", "use_endtime"],
-            &["device_id", "comments"],
-        ),
-        "put_ie_elev_things" => (
-            &[
-                "unique_id",
-                "serial_num",
-                "recv_time",
-                "run_trend",
-                "elev_speed",
-                "open_close_count",
-                "run_count",
-                "curr_floor",
-                "passenger_state",
-                "door_state",
-            ],
-            &[],
-        ),
-        "put_ie_elev_paras" => (
-            &["unique_id"],
-            &[
-                "elev_provider_id",
-                "elev_name",
-                "elev_loc",
-                "elev_floors",
-                "elev_lat",
-                "elev_lng",
-                "video_pos",
-                "video_url",
-                "stream_url",
-                "rescue_url",
-                "dev_type",
-                "live_state",
-            ],
-        ),
-        "put_ie_trap_fault" => (
-            &[
-                "unique_id",
-                "data_source",
-                "serial_num",
-                "main_company_name",
-                "use_company_name",
-                "is_examine",
-                "primary_rescue_company",
-                "device_location",
-                "fault_start_time",
-                "handle_result",
-                "trap_people",
-                "scene_describe",
-                "fault_cause",
-                "area_num",
-                "alarm_accept_time",
-                "task_open_time",
-                "task_accept_time",
-                "arrive_time",
-                "rescue_time",
-                "rescue_level",
-            ],
-            &["secondary_rescue_company"],
-        ),
-        _ => (&[], &[]),
-    }
-}
-
-/// Checks one `req_info` object (or one list item) the way the data center would.
-fn check_item(action: &str, item: &Value, errors: &mut Vec<String>) {
-    let (required, optional) = fields(action);
-    let Some(m) = item.as_object() else {
-        errors.push(format!("{action}: item is not an object"));
-        return;
-    };
-    for r in required {
-        if !m.contains_key(*r) {
-            errors.push(format!("{action}: missing {r}"));
-        }
-    }
-    for (k, v) in m {
-        if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) {
-            errors.push(format!("{action}: unknown field {k}"));
-        }
-        let Some(s) = v.as_str() else {
-            errors.push(format!("{action}: {k} is not a string: {v}"));
-            continue;
-        };
-        if TIMES.contains(&k.as_str()) && !is_ts15(s) {
-            errors.push(format!("{action}: {k} is not a 15-character timestamp: {s}"));
-        }
-        let allowed: &[&str] = match k.as_str() {
-            "lift_type" => &["1", "2"],
-            "dev_type" => &["3"],
-            "data_source" => &["1", "2", "3"],
-            "is_examine" => &["T", "F"],
-            "rescue_level" => &["1", "2", "3"],
-            "live_state" => &["0", "1", "2", "3"],
-            "run_trend" if action == "put_ie_elev_things" => &["1", "2", "3"],
-            "passenger_state" => &["1", "2", "3"],
-            "door_state" => &["1", "2", "3", "4", "5"],
-            _ => &[],
-        };
-        if !allowed.is_empty() && !allowed.contains(&s) {
-            errors.push(format!("{action}: {k} = {s:?} is not one of {allowed:?}"));
-        }
-        if action == "put_ie_elev_paras" && s.is_empty() {
-            errors.push(format!("{action}: empty {k} is sent"));
-        }
-    }
-}
-
-/// 3.2: the token request.
-async fn token(State(dc): State<Dc>, Query(q): Query<HashMap<String, String>>) -> Json<Value> {
-    let mut st = dc.st();
-    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-    if get("action") != "token" {
-        st.errors.push(format!("token: action {}", get("action")));
-    }
-    let ts = get("timestamp");
-    if !is_ts15(&ts) {
-        st.errors.push(format!("token: timestamp {ts}"));
-    }
-    if get("appKey") != APP_KEY || get("appSecret") != APP_SECRET {
-        return Json(json!({"ret_status": {"ret_code": "300", "ret_msg": "应用、私匙或公匙已失效"}}));
-    }
-    if get("sign") != md5_upper(&format!("{APP_KEY}{APP_SECRET}{ts}")) {
-        st.errors.push("token: wrong sign".into());
-        return Json(json!({"ret_status": {"ret_code": "310", "ret_msg": "签名错误"}}));
-    }
-    st.issued += 1;
-    let t = format!("TOKEN{}", st.issued);
-    st.tokens.push(t.clone());
-    Json(json!({"ret_status": {"ret_code": "200", "ret_msg": "访问成功"},
-                "ret_data": {"app_token": t, "token_valid_time": "7200"}}))
-}
-
-/// Every push, on either host.
-async fn push(
-    State(dc): State<Dc>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> (axum::http::StatusCode, Json<Value>) {
-    let mut st = dc.st();
-    let action = q.get("action").cloned().unwrap_or_default();
-    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let token = h("authorization").strip_prefix("Bearer ").unwrap_or_default().to_owned();
-    let request_id = h("request-id");
-    if request_id.len() != 32 || !request_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        st.errors.push(format!("{action}: Request-Id {request_id:?}"));
-    }
-    let ctx = &body["req_context"];
-    let ts = ctx["timestamp"].as_str().unwrap_or_default();
-    if !is_ts15(ts) {
-        st.errors.push(format!("{action}: req_context.timestamp {ts:?}"));
-    }
-    let want_version = if action.starts_with("lift_") { "2.0" } else { "1.0" };
-    if ctx["version"] != want_version {
-        st.errors.push(format!("{action}: version {}", ctx["version"]));
-    }
-    let info = body["req_info"].clone();
-    let record = |st: &mut DcState, answered: &str| {
-        st.pushes.push(Push {
-            action: action.clone(),
-            request_id: request_id.clone(),
-            token: token.clone(),
-            info: info.clone(),
-            at: Instant::now(),
-            answered: answered.to_owned(),
-        });
-    };
-    let ret = |code: &str| Json(json!({"ret_status": {"ret_code": code, "ret_msg": "x"}, "ret_data": {}}));
-    if !st.tokens.contains(&token) {
-        record(&mut st, "301");
-        return (axum::http::StatusCode::OK, ret("301"));
-    }
-    if ctx["signature"] != md5_upper(&format!("&action={action}&timestamp={ts}&token={token}&")).as_str() {
-        st.errors.push(format!("{action}: wrong signature"));
-        record(&mut st, "310");
-        return (axum::http::StatusCode::OK, ret("310"));
-    }
-    let mut errors = Vec::new();
-    match action.as_str() {
-        "put_ie_elev_things" | "put_ie_elev_paras" => {
-            let list = if action == "put_ie_elev_things" { &info["rt_data"] } else { &info["rt_paras"] };
-            match list.as_array() {
-                Some(items) if !items.is_empty() && items.len() <= 100 => {
-                    items.iter().for_each(|i| check_item(&action, i, &mut errors));
-                }
-                _ => errors.push(format!("{action}: 1-100 items expected")),
-            }
-        }
-        _ => check_item(&action, &info, &mut errors),
-    }
-    st.errors.extend(errors);
-    if st.expire > 0 {
-        st.expire -= 1;
-        st.tokens.retain(|t| *t != token);
-        record(&mut st, "301");
-        return (axum::http::StatusCode::OK, ret("301"));
-    }
-    // 7.7 names its elevator inside its one-item list.
-    let unique_id = info["unique_id"].as_str().or_else(|| info["rt_paras"][0]["unique_id"].as_str());
-    let key = format!("{action}:{}", unique_id.unwrap_or_default());
-    if st.reject.contains(&key) {
-        record(&mut st, "330");
-        return (axum::http::StatusCode::OK, ret("330"));
-    }
-    if let Some(n) = st.fail.get_mut(&key).filter(|n| **n > 0) {
-        *n -= 1;
-        record(&mut st, "500");
-        return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, ret("500"));
-    }
-    record(&mut st, "200");
-    (axum::http::StatusCode::OK, ret("200"))
-}
-
 struct Setup {
     app: TestApp,
-    dc: Dc,
+    api: Client,
+    dc: FakeDataCenter,
     tenant: TenantFixture,
     integration: String,
     api_key: String,
@@ -354,15 +24,11 @@ struct Setup {
 
 impl Setup {
     async fn gql(&self, q: &str, v: Value) -> crate::utils::Gql {
-        self.app.gql(Some(&self.tenant.admin_token), q, v).await
+        self.api.gql(q, v).await
     }
 
     async fn elevator(&self, external: &str, kind: &str, attributes: Value) -> String {
-        let q = "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }";
-        let i = json!({"integrationId": self.integration, "externalId": external, "kind": kind,
-                       "name": format!("{external}号梯"), "attributes": attributes});
-        let r = self.gql(q, json!({"i": i})).await;
-        r.data()["upsertDevice"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned()
+        self.api.device(&self.integration, external, kind, &format!("{external}号梯"), attributes).await
     }
 
     async fn telemetry(&self, body: Value) -> (u16, Value) {
@@ -385,58 +51,35 @@ impl Setup {
         r.json().await.expect("json")
     }
 
-    async fn deliveries(&self, kind: &str) -> Vec<Value> {
-        let q = "query($k:String!){ deliveries(filter:{kind:$k}, first:100){ edges { node {
-                   id idempotencyKey state payload attempts { outcome request } } } } }";
-        let r = self.gql(q, json!({"k": kind})).await;
-        r.data()["deliveries"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect()
+    /// Runs a scheduled job now; asserts it succeeded.
+    async fn run(&self, job: &str) {
+        let r = self.api.run_scheduled_job(&self.integration, job).await;
+        assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
     }
-}
 
-async fn until<F: FnMut() -> bool>(what: &str, mut f: F) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    async fn deliveries(&self, kind: &str) -> Vec<Value> {
+        self.api.deliveries(json!({"kind": kind})).await
     }
 }
 
 async fn setup() -> Setup {
-    let dc = Dc::default();
-    let fake =
-        Router::new().route("/api_lift", get(token).post(push)).route("/api_dc", post(push)).with_state(dc.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, fake).await });
-    let app = spawn_app_with(|c| {
-        c.sweep_every = Duration::from_millis(500);
-        c.job_poll = Duration::from_millis(100);
-        c.job_heartbeat = Duration::from_secs(1);
-    })
-    .await;
+    let dc = FakeDataCenter::start().await;
+    let base = dc.base().to_owned();
+    let app = spawn_app_with(quick_jobs).await;
     let root = app.admin_token().await;
     let tenant = tenant_with_admin(&app, &root).await;
-    let r = app
-        .configure_integration(
-            &tenant.admin_token,
-            json!({"kind": "HUZHOU_ELEVATOR", "name": "湖州", "settings": {
-                       "baseUrl": base, "dcBaseUrl": format!("{base}/"),
-                       "subscriptionIntervalSeconds": 1, "subscriptionWindowSeconds": 4,
-                       "retry": {"initialDelaySecs": 1, "maxDelaySecs": 1, "maxAttempts": 6}},
-                   "credentials": {"appKey": APP_KEY, "appSecret": APP_SECRET,
-                                   "inboundAppKey": IN_KEY, "inboundAppSecret": IN_SECRET}}),
-        )
-        .await;
-    let integration = r.data()["configureIntegration"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned();
-    let k = app
-        .gql(
-            Some(&tenant.admin_token),
-            "mutation($i:ID!){ createApiKey(integrationId:$i){ key } }",
-            json!({"i": integration}),
-        )
-        .await;
-    let api_key = k.data()["createApiKey"]["key"].as_str().expect("key").to_owned();
-    Setup { app, dc, tenant, integration, api_key }
+    let api = tenant.api.clone();
+    let integration = api
+        .integration(json!({"kind": "HUZHOU_ELEVATOR", "name": "湖州", "settings": {
+                                "baseUrl": base, "dcBaseUrl": format!("{base}/"),
+                                "subscriptionIntervalSeconds": 1, "subscriptionWindowSeconds": 4,
+                                "retry": {"initialDelaySecs": 1, "maxDelaySecs": 1, "maxAttempts": 6}},
+                            "credentials": {"appKey": APP_KEY, "appSecret": APP_SECRET,
+                                            "inboundAppKey": IN_KEY, "inboundAppSecret": IN_SECRET}}))
+        .await
+        .id;
+    let api_key = api.create_api_key(&integration).await;
+    Setup { app, api, dc, tenant, integration, api_key }
 }
 
 fn reading(ext: &str, values: Value) -> Value {
@@ -465,8 +108,7 @@ async fn a_fault_reading_pushes_one_lift_alarm_and_its_recovery_one_more() {
     // The same batch again: stored once, applied once.
     let (_, again) = s.telemetry(fault).await;
     assert_eq!(again["accepted"], 2);
-    let dc = s.dc.clone();
-    until("the lift_alarm", || !dc.pushes("lift_alarm").is_empty()).await;
+    s.dc.until("the lift_alarm", || !s.dc.pushes("lift_alarm").is_empty()).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let alarms = s.dc.pushes("lift_alarm");
     assert_eq!(alarms.len(), 1, "a repeated fault sends nothing: {alarms:?}");
@@ -476,7 +118,7 @@ async fn a_fault_reading_pushes_one_lift_alarm_and_its_recovery_one_more() {
         (a["message_code"].as_str(), a["car_position"].as_str(), a["lift_type"].as_str()),
         (Some("01"), Some("5"), Some("1"))
     );
-    assert_eq!(s.dc.st().issued, 1, "one token for everything");
+    assert_eq!(s.dc.issued(), 1, "one token for everything");
 
     let q = "query($d:ID!){ alarms(filter:{deviceId:$d}){ edges { node { id kind state vendorCode occurrences } } }
                         device(id:$d){ latest } }";
@@ -493,7 +135,7 @@ async fn a_fault_reading_pushes_one_lift_alarm_and_its_recovery_one_more() {
 
     let (_, ok) = s.telemetry(json!({"readings": [reading("204150", json!({"message_code": "00"}))]})).await;
     assert_eq!(ok["accepted"], 1);
-    until("the recovery", || dc.pushes("lift_alarm").len() == 2).await;
+    s.dc.until("the recovery", || s.dc.pushes("lift_alarm").len() == 2).await;
     let rec = &s.dc.pushes("lift_alarm")[1];
     assert_eq!(
         (rec.info["message_code"].as_str(), rec.info["internal_id"].as_str()),
@@ -546,14 +188,11 @@ async fn failed_pushes_keep_their_request_id_and_a_301_fetches_one_new_token() {
     ]});
     assert_eq!(s.telemetry(batch).await.1["accepted"], 3);
     // The paras pushes of the two new elevators come first.
-    let dc = s.dc.clone();
-    until("paras", || dc.pushes("put_ie_elev_paras").len() == 2).await;
+    s.dc.until("paras", || s.dc.pushes("put_ie_elev_paras").len() == 2).await;
 
-    s.dc.st().fail.insert("lift_notify:204150".into(), 3);
-    let run = "mutation($i:ID!,$j:ScheduledJob!){ runScheduledJob(integrationId:$i, job:$j){ outcome detail } }";
-    let r = s.gql(run, json!({"i": s.integration, "j": "LIFT_NOTIFY_DAILY"})).await;
-    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
-    until("both lift_notify", || dc.pushes("lift_notify").len() == 2).await;
+    s.dc.fail_next("lift_notify", "204150", 3);
+    s.run("LIFT_NOTIFY_DAILY").await;
+    s.dc.until("both lift_notify", || s.dc.pushes("lift_notify").len() == 2).await;
     let all = s.dc.all("lift_notify");
     let mut by_id: HashMap<String, Vec<String>> = HashMap::new();
     for p in &all {
@@ -570,17 +209,16 @@ async fn failed_pushes_keep_their_request_id_and_a_301_fetches_one_new_token() {
     assert_eq!((esc.info["lift_type"].as_str(), esc.info["use_count"].as_str()), (Some("2"), Some("0")));
 
     // A 301 answer: one new token, one retry with it, the same Request-Id.
-    let tokens_before = s.dc.st().issued;
-    s.dc.st().expire = 1;
-    let r = s.gql(run, json!({"i": s.integration, "j": "ELEV_THINGS_DAILY"})).await;
-    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
-    until("things", || !dc.pushes("put_ie_elev_things").is_empty()).await;
+    let tokens_before = s.dc.issued();
+    s.dc.expire_next(1);
+    s.run("ELEV_THINGS_DAILY").await;
+    s.dc.until("things", || !s.dc.pushes("put_ie_elev_things").is_empty()).await;
     let things = s.dc.all("put_ie_elev_things");
     assert_eq!(things.len(), 2, "{things:?}");
     assert_eq!((things[0].answered.as_str(), things[1].answered.as_str()), ("301", "200"));
     assert_eq!(things[0].request_id, things[1].request_id);
     assert_ne!(things[0].token, things[1].token);
-    assert_eq!(s.dc.st().issued, tokens_before + 1, "exactly one new token");
+    assert_eq!(s.dc.issued(), tokens_before + 1, "exactly one new token");
     let items = things[1].info["rt_data"].as_array().expect("items");
     assert_eq!(items.len(), 2, "both elevators in one request");
     let it = items.iter().find(|i| i["unique_id"] == "204150").expect("item");
@@ -598,10 +236,9 @@ async fn failed_pushes_keep_their_request_id_and_a_301_fetches_one_new_token() {
     }
 
     // 310-360: permanent, no blind retry.
-    s.dc.st().reject.push("lift_notify:204151".into());
-    let r = s.gql(run, json!({"i": s.integration, "j": "LIFT_NOTIFY_DAILY"})).await;
-    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
-    until("the rejection", || dc.all("lift_notify").iter().any(|p| p.answered == "330")).await;
+    s.dc.reject("lift_notify", "204151");
+    s.run("LIFT_NOTIFY_DAILY").await;
+    s.dc.until("the rejection", || s.dc.all("lift_notify").iter().any(|p| p.answered == "330")).await;
     let mut dead = Vec::new();
     for _ in 0..100 {
         dead = s.deliveries("huzhou.lift_notify").await.into_iter().filter(|d| d["state"] == "DEAD").collect();
@@ -623,8 +260,7 @@ async fn tickets_and_parameter_changes_push_maintain_paras_and_trap_fault() {
     let attrs = json!({"deviceCode": "31103305032017010031", "providerId": "P-1", "address": "湖州市南浔区",
                        "floors": "-1,1,2,3", "lat": "30.87", "lng": "120.42", "videoUrl": "", "rescueUrl": "https://r.example/1"});
     let lift = s.elevator("204150", "ELEVATOR", attrs.clone()).await;
-    let dc = s.dc.clone();
-    until("paras", || dc.pushes("put_ie_elev_paras").len() == 1).await;
+    s.dc.until("paras", || s.dc.pushes("put_ie_elev_paras").len() == 1).await;
     let p = &s.dc.pushes("put_ie_elev_paras")[0].info["rt_paras"][0];
     assert_eq!(
         (p["elev_loc"].as_str(), p["elev_provider_id"].as_str(), p["dev_type"].as_str()),
@@ -651,7 +287,7 @@ async fn tickets_and_parameter_changes_push_maintain_paras_and_trap_fault() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(s.dc.pushes("lift_maintain").is_empty(), "not done yet");
     s.gql(save, json!({"i": {"id": ticket, "kind": "MAINTENANCE", "status": "DONE"}})).await;
-    until("lift_maintain", || dc.pushes("lift_maintain").len() == 1).await;
+    s.dc.until("lift_maintain", || s.dc.pushes("lift_maintain").len() == 1).await;
     let lm = &s.dc.pushes("lift_maintain")[0].info;
     assert_eq!(
         (lm["internal_id"].as_str(), lm["unique_id"].as_str(), lm["device_id"].as_str()),
@@ -664,14 +300,14 @@ async fn tickets_and_parameter_changes_push_maintain_paras_and_trap_fault() {
         .gql(save, json!({"i": {"kind": "RESCUE", "integrationId": s.integration, "deviceId": lift, "fields": rescue}}))
         .await;
     let rid = r.data()["saveTicket"]["id"].as_str().unwrap_or_else(|| panic!("{}", r.raw)).to_owned();
-    until("rescue start", || dc.pushes("put_ie_elev_paras").len() == 2).await;
+    s.dc.until("rescue start", || s.dc.pushes("put_ie_elev_paras").len() == 2).await;
     assert_eq!(s.dc.pushes("put_ie_elev_paras")[1].info["rt_paras"][0]["rescue_url"], "https://r.example/1");
     let rescued = json!({"primary_rescue_company": "湖州维保", "task_open_time": "20261201T122700",
                          "task_accept_time": "20261201T122800", "arrive_time": "20261201T124000",
                          "rescue_time": "20261201T125000", "trap_people": "2"});
     let r = s.gql(save, json!({"i": {"id": rid, "kind": "RESCUE", "status": "RESCUED", "fields": rescued}})).await;
     assert_eq!(r.data()["saveTicket"]["status"], "RESCUED", "{}", r.raw);
-    until("rescue end", || dc.pushes("put_ie_elev_paras").len() == 3).await;
+    s.dc.until("rescue end", || s.dc.pushes("put_ie_elev_paras").len() == 3).await;
     assert_eq!(s.dc.pushes("put_ie_elev_paras")[2].info["rt_paras"][0]["rescue_url"], "#");
     let r = s
         .gql(
@@ -685,7 +321,7 @@ async fn tickets_and_parameter_changes_push_maintain_paras_and_trap_fault() {
                         "area_num": "330503"});
     let r = s.gql(save, json!({"i": {"id": rid, "kind": "RESCUE", "status": "CLOSED", "fields": closed}})).await;
     assert_eq!(r.data()["saveTicket"]["status"], "CLOSED", "{}", r.raw);
-    until("trap fault", || dc.pushes("put_ie_trap_fault").len() == 1).await;
+    s.dc.until("trap fault", || s.dc.pushes("put_ie_trap_fault").len() == 1).await;
     let tf = &s.dc.pushes("put_ie_trap_fault")[0].info;
     assert_eq!(
         (tf["data_source"].as_str(), tf["is_examine"].as_str(), tf["rescue_level"].as_str()),
@@ -854,11 +490,8 @@ async fn many_elevators(s: &Setup, n: usize) -> Vec<String> {
 async fn requests_hold_at_most_100_elevators() {
     let s = setup().await;
     let ids = many_elevators(&s, 150).await;
-    let run = "mutation($i:ID!,$j:ScheduledJob!){ runScheduledJob(integrationId:$i, job:$j){ outcome detail } }";
-    let r = s.gql(run, json!({"i": s.integration, "j": "ELEV_THINGS_DAILY"})).await;
-    assert_eq!(r.data()["runScheduledJob"]["outcome"], "SUCCEEDED", "{}", r.raw);
-    let dc = s.dc.clone();
-    until("both requests", || dc.pushes("put_ie_elev_things").len() == 2).await;
+    s.run("ELEV_THINGS_DAILY").await;
+    s.dc.until("both requests", || s.dc.pushes("put_ie_elev_things").len() == 2).await;
     let mut sizes: Vec<usize> =
         s.dc.pushes("put_ie_elev_things").iter().filter_map(|p| p.info["rt_data"].as_array().map(Vec::len)).collect();
     sizes.sort_unstable();
@@ -876,7 +509,7 @@ async fn requests_hold_at_most_100_elevators() {
         .await
         .expect("send");
     assert_eq!(sub.json::<Value>().await.expect("json")["ret_code"], "200");
-    until("the first round", || dc.pushes("put_ie_elev_things").len() >= 4).await;
+    s.dc.until("the first round", || s.dc.pushes("put_ie_elev_things").len() >= 4).await;
     let live = s.dc.pushes("put_ie_elev_things");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for p in &live[2..4] {
@@ -903,7 +536,7 @@ async fn two_processes_send_each_live_push_once() {
         env.push(("REDIS_URL", redis));
     }
     let child = crate::utils::child::Child::start(&s.app, "worker", &env);
-    until("the second process ticking", || child.log().contains("huzhou live ticker started")).await;
+    s.dc.until("the second process ticking", || child.log().contains("huzhou live ticker started")).await;
 
     let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
     let token = t["ret_token"].as_str().expect("token");
@@ -983,7 +616,7 @@ async fn parameter_pushes_of_one_elevator_arrive_in_the_order_of_the_changes() {
     let q = "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }";
     let mut sent = Vec::new();
     for round in 0..20 {
-        s.dc.st().fail.insert("put_ie_elev_paras:ord-1".into(), 1);
+        s.dc.fail_next("put_ie_elev_paras", "ord-1", 1);
         for step in 0..3 {
             let name = format!("round {round} step {step}");
             let i = json!({"integrationId": s.integration, "externalId": "ord-1", "kind": "ELEVATOR", "name": name,
@@ -992,9 +625,8 @@ async fn parameter_pushes_of_one_elevator_arrive_in_the_order_of_the_changes() {
             assert!(r.data()["upsertDevice"]["id"].is_string(), "{}", r.raw);
             sent.push(name);
         }
-        let dc = s.dc.clone();
         let want = sent.len();
-        until("the round's pushes", || dc.pushes("put_ie_elev_paras").len() == want).await;
+        s.dc.until("the round's pushes", || s.dc.pushes("put_ie_elev_paras").len() == want).await;
     }
     let arrived: Vec<String> =
         s.dc.pushes("put_ie_elev_paras")

@@ -1,18 +1,13 @@
 //! The inbound pipeline across a crash: a callback stored by a process killed before it
 //! applied it is applied once by the next process, and its resend is not applied again.
 
-use crate::e2e_dingding::{Setup, eventually, setup};
+use crate::e2e_dingding::{Setup, setup};
 use crate::utils::child::Child;
-use adapters::vendors::dingding::{map, sign};
+use crate::utils::eventually;
+use adapters::vendors::dingding::map;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn signed(s: &Setup, body: &Value) -> String {
-    let mut b = body.clone();
-    b["sign"] = json!(sign::callback_sign(&s.hook_url, &body.to_string()).expect("sign"));
-    b.to_string()
-}
 
 async fn post(base: &str, integration: &str, raw: String) -> reqwest::Result<reqwest::Response> {
     reqwest::Client::new()
@@ -42,7 +37,7 @@ async fn a_callback_stored_by_a_killed_process_is_applied_once_after_restart() {
     let lock = s.device("crash-1", "LOCK", json!({})).await;
     let body = json!({"event": "batteryAlarm", "time": chrono::Utc::now().timestamp_millis(), "uuid": "crash-1",
                       "home_id": "dd-h", "detail": {"battery_level": 7}});
-    let raw = signed(&s, &body);
+    let raw = s.signed(body.clone());
     let db = sea_orm::Database::connect(&s.app.database_url).await.expect("db");
     let mut first = server(&s);
     first.wait_ready().await;

@@ -3,97 +3,27 @@
 //! with SIGKILL mid-attempt leaves nothing lost (another worker process completes it).
 
 use crate::utils::child::Child;
+use crate::utils::fake::webhook::FakeWebhook;
 use crate::utils::{TenantFixture, TestApp, spawn_app_with, tenant_with_admin};
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
-use axum::{Json, Router};
 use domain::alarms::{AlarmKind, AlarmRepo, AlarmSeverity, RaiseAlarm};
 use domain::deliveries::{DeliveryKind, NewDelivery};
 use domain::ids::{IntegrationId, TenantId};
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 
 const SECRET: &str = "whsec-test-signing-secret-0123456789";
-
-/// One request the receiver accepted (signature checked).
-#[derive(Debug, Clone)]
-struct Received {
-    key: String,
-    event: String,
-    alarm_id: String,
-}
-
-/// A tenant's webhook endpoint: verifies the signature as a receiver would, records
-/// what arrived, and (when asked) hangs on the first request forever.
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Received>>>,
-    bad_signatures: Arc<Mutex<u32>>,
-    hang_first: Arc<AtomicBool>,
-    /// Answers the first request only after this long (0: at once).
-    slow_first_ms: Arc<std::sync::atomic::AtomicU64>,
-    first_arrived: Arc<Notify>,
-}
-
-fn expected_signature(ts: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
-    mac.update(ts.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: axum::body::Bytes) -> (StatusCode, Json<Value>) {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let ts = h("x-linkyard-timestamp");
-    let fresh = ts.parse::<i64>().is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() < 300);
-    if !fresh || h("x-linkyard-signature") != expected_signature(&ts, &body) {
-        *r.bad_signatures.lock().expect("lock") += 1;
-        return (StatusCode::UNAUTHORIZED, Json(json!({"error": "bad signature"})));
-    }
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    r.got.lock().expect("lock").push(Received {
-        key: h("x-linkyard-idempotency-key"),
-        event: v["event"].as_str().unwrap_or_default().to_owned(),
-        alarm_id: v["alarm"]["id"].as_str().unwrap_or_default().to_owned(),
-    });
-    if r.hang_first.swap(false, Ordering::SeqCst) {
-        r.first_arrived.notify_one();
-        // Never answers: the worker holding this attempt is killed meanwhile.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-    }
-    let slow = r.slow_first_ms.swap(0, Ordering::SeqCst);
-    if slow > 0 {
-        r.first_arrived.notify_one();
-        tokio::time::sleep(Duration::from_millis(slow)).await;
-    }
-    (StatusCode::OK, Json(json!({"ok": true})))
-}
-
-async fn start_receiver() -> (Receiver, String) {
-    let r = Receiver::default();
-    let app = Router::new().route("/hook", post(receive)).with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hook?token=query-secret-1", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (r, url)
-}
 
 struct World {
     app: TestApp,
     tenant: TenantFixture,
-    receiver: Receiver,
+    receiver: FakeWebhook,
     webhook: String,
     device: String,
 }
 
 async fn world(tweak: impl FnOnce(&mut api::config::Config)) -> World {
-    let (receiver, url) = start_receiver().await;
+    let receiver = FakeWebhook::start(SECRET).await;
+    let url = receiver.url();
     let app = spawn_app_with(|c| {
         c.job_poll = Duration::from_millis(100);
         tweak(c);
@@ -101,29 +31,15 @@ async fn world(tweak: impl FnOnce(&mut api::config::Config)) -> World {
     .await;
     let root = app.admin_token().await;
     let tenant = tenant_with_admin(&app, &root).await;
-    let r = app
-        .configure_integration(
-            &tenant.admin_token,
-            json!({"kind": "WEBHOOK", "name": "ops-hook", "settings": {"url": url, "retry": {"initialDelaySecs": 1, "maxDelaySecs": 2}},
-                   "credentials": {"signingSecret": SECRET}}),
-        )
-        .await;
-    let webhook = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
-    let r = app
-        .configure_integration(
-            &tenant.admin_token,
-            json!({"kind": "ETC_GANTRY", "name": "gantries", "credentials": {"authCode": "123456"}}),
-        )
-        .await;
-    let etc = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
-    let r = app
-        .gql(
-            Some(&tenant.admin_token),
-            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
-            json!({"i": {"integrationId": etc, "externalId": "G0001", "kind": "GANTRY_CABINET", "name": "cabinet 1"}}),
-        )
-        .await;
-    let device = r.data()["upsertDevice"]["id"].as_str().expect("device").to_owned();
+    let api = &tenant.api;
+    let webhook = api
+        .integration(json!({"kind": "WEBHOOK", "name": "ops-hook", "settings": {"url": url, "retry": {"initialDelaySecs": 1, "maxDelaySecs": 2}},
+                            "credentials": {"signingSecret": SECRET}}))
+        .await
+        .id;
+    let etc =
+        api.integration(json!({"kind": "ETC_GANTRY", "name": "gantries", "credentials": {"authCode": "123456"}})).await;
+    let device = api.device(&etc.id, "G0001", "GANTRY_CABINET", "cabinet 1", json!({})).await;
     World { app, tenant, receiver, webhook, device }
 }
 
@@ -141,9 +57,7 @@ impl World {
     }
 
     async fn webhook_deliveries(&self) -> Vec<Value> {
-        let q = "query($i:ID!){ deliveries(filter:{integrationId:$i}, first:50){ edges{ node{ id kind state idempotencyKey orderKey attemptCount attempts{ number outcome httpStatus request } } } } }";
-        let r = self.app.gql(Some(&self.tenant.admin_token), q, json!({"i": self.webhook})).await;
-        r.data()["deliveries"]["edges"].as_array().expect("edges").iter().map(|e| e["node"].clone()).collect()
+        self.tenant.api.deliveries(json!({"integrationId": self.webhook})).await
     }
 
     /// Waits until `n` webhook deliveries exist and all are SUCCEEDED.
@@ -183,8 +97,8 @@ async fn alarm_changes_reach_the_tenant_webhook_signed_once_each_and_in_order() 
         let request = d["attempts"][0]["request"].as_str().expect("request");
         assert!(request.starts_with("POST http://127.0.0.1:") && !request.contains("query-secret-1"), "{request}");
     }
-    let got = w.receiver.got.lock().expect("lock").clone();
-    assert_eq!(*w.receiver.bad_signatures.lock().expect("lock"), 0);
+    let got = w.receiver.got();
+    assert_eq!(w.receiver.bad_signatures(), 0);
     let events: Vec<(&str, &str)> = got.iter().map(|g| (g.event.as_str(), g.key.as_str())).collect();
     let raised_key = format!("alarm.raised:{alarm}");
     let cleared_key = format!("alarm.cleared:{alarm}");
@@ -271,7 +185,8 @@ async fn a_worker_killed_mid_attempt_leaves_the_delivery_to_the_next_worker() {
     // The test's own app serves the API only; workers are separate `linkyard worker`
     // processes on the same database (and Redis when configured), as in production.
     let w = world(|c| c.run_workers = false).await;
-    w.receiver.hang_first.store(true, Ordering::SeqCst);
+    // The first request is never answered: the worker holding it is killed meanwhile.
+    w.receiver.delay_first(Duration::from_secs(3600));
     let mut env = vec![
         ("LINKYARD_JOB_HEARTBEAT_SECS", "1".to_owned()),
         ("LINKYARD_DELIVERY_STALE_SECS", "3".to_owned()),
@@ -283,7 +198,7 @@ async fn a_worker_killed_mid_attempt_leaves_the_delivery_to_the_next_worker() {
     }
     let mut first = Child::start(&w.app, "worker", &env);
     let alarm = w.report("CABINET_SMOKE").await;
-    tokio::time::timeout(Duration::from_secs(60), w.receiver.first_arrived.notified())
+    tokio::time::timeout(Duration::from_secs(60), w.receiver.first_arrived())
         .await
         .unwrap_or_else(|_| panic!("the first worker never sent: {}", first.log()));
     let ds = w.webhook_deliveries().await;
@@ -299,7 +214,7 @@ async fn a_worker_killed_mid_attempt_leaves_the_delivery_to_the_next_worker() {
     assert_eq!(attempts.len(), 1, "{d}");
     assert_eq!(attempts[0]["number"], 2);
     assert_eq!(attempts[0]["outcome"], "SUCCEEDED");
-    let got = w.receiver.got.lock().expect("lock").clone();
+    let got = w.receiver.got();
     assert_eq!(got.len(), 2, "sent twice: once to the killed worker, once to the next; {got:?}");
     let key = format!("alarm.raised:{alarm}");
     assert!(got.iter().all(|g| g.key == key), "one idempotency key for both: {got:?}");
@@ -309,9 +224,9 @@ async fn a_worker_killed_mid_attempt_leaves_the_delivery_to_the_next_worker() {
 #[tokio::test]
 async fn shutdown_lets_the_attempt_in_flight_finish() {
     let w = world(|_| {}).await;
-    w.receiver.slow_first_ms.store(1500, Ordering::SeqCst);
+    w.receiver.delay_first(Duration::from_millis(1500));
     let alarm = w.report("CABINET_WATER").await;
-    tokio::time::timeout(Duration::from_secs(30), w.receiver.first_arrived.notified()).await.expect("sent");
+    tokio::time::timeout(Duration::from_secs(30), w.receiver.first_arrived()).await.expect("sent");
     // SIGTERM's path: the shutdown token. The vendor is still answering.
     w.app.state.shutdown.cancel();
     let tenant: TenantId = w.tenant.id.parse().expect("tenant");
@@ -340,5 +255,5 @@ async fn shutdown_lets_the_attempt_in_flight_finish() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(w.receiver.got.lock().expect("lock").len(), 1, "sent once");
+    assert_eq!(w.receiver.got().len(), 1, "sent once");
 }

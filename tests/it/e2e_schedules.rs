@@ -21,21 +21,12 @@ async fn etc(tweak: impl FnOnce(&mut api::config::Config), settings: Value) -> E
     let app = spawn_app_with(tweak).await;
     let root = app.admin_token().await;
     let tenant = tenant_with_admin(&app, &root).await;
-    let r = app
-        .configure_integration(
-            &tenant.admin_token,
-            json!({"kind": "ETC_GANTRY", "name": "gantries", "settings": settings, "credentials": {"authCode": "123456"}}),
-        )
-        .await;
-    let integration = r.data()["configureIntegration"]["id"].as_str().expect("id").to_owned();
-    let r = app
-        .gql(
-            Some(&tenant.admin_token),
-            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
-            json!({"i": {"integrationId": integration, "externalId": "G0001", "kind": "GANTRY_COMPUTER", "name": "pc 1"}}),
-        )
-        .await;
-    let device = r.data()["upsertDevice"]["id"].as_str().expect("device").to_owned();
+    let api = &tenant.api;
+    let integration = api
+        .integration(json!({"kind": "ETC_GANTRY", "name": "gantries", "settings": settings, "credentials": {"authCode": "123456"}}))
+        .await
+        .id;
+    let device = api.device(&integration, "G0001", "GANTRY_COMPUTER", "pc 1", json!({})).await;
     Etc { app, tenant, integration, device }
 }
 
@@ -47,8 +38,7 @@ impl Etc {
     }
 
     async fn run_now(&self, token: &str, job: &str) -> crate::utils::Gql {
-        let q = "mutation($i:ID!,$j:ScheduledJob!){ runScheduledJob(integrationId:$i, job:$j){ job trigger outcome detail integrationId } }";
-        self.app.gql(Some(token), q, json!({"i": self.integration, "j": job})).await
+        self.app.api(token).run_scheduled_job(&self.integration, job).await
     }
 
     async fn runs(&self, token: &str) -> crate::utils::Gql {

@@ -3,7 +3,7 @@
 //! change made through one server process reaches subscribers of another.
 
 use crate::utils::child::Child;
-use crate::utils::{TenantFixture, TestApp, USER_PASSWORD, spawn_app, tenant_with_admin, unique};
+use crate::utils::{Client, TenantFixture, TestApp, USER_PASSWORD, spawn_app, tenant_with_admin, unique};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -20,60 +20,23 @@ const QUIET: Duration = Duration::from_millis(500);
 const ALARM_SUB: &str = "subscription{ alarmChanged{ action alarm{ id kind state severity occurrences deviceId } } }";
 const DEVICE_SUB: &str = "subscription{ deviceChanged{ id name externalId homeId } }";
 
-/// A GraphQL-over-HTTP client of one server (the in-process app or the child process).
-struct Api {
-    base: String,
-    http: reqwest::Client,
+async fn report(api: &Client, device: &str, kind: &str, severity: &str) -> String {
+    let d = api
+        .data(
+            "mutation($d:ID!,$k:String!,$s:AlarmSeverity!){ reportAlarm(input:{deviceId:$d, kind:$k, severity:$s}){ id } }",
+            json!({"d": device, "k": kind, "s": severity}),
+        )
+        .await;
+    d["reportAlarm"]["id"].as_str().expect("alarm id").to_owned()
 }
 
-impl Api {
-    fn of(app: &TestApp) -> Self {
-        Self { base: app.base.clone(), http: app.http.clone() }
-    }
+async fn upsert(api: &Client, integration: &str, external: &str, name: &str) -> String {
+    api.device(integration, external, "GANTRY_CABINET", name, json!({})).await
+}
 
-    /// Posts a query and returns its `data`, asserting there were no errors.
-    async fn data(&self, token: &str, query: &str, variables: Value) -> Value {
-        let body: Value = self
-            .http
-            .post(format!("{}/graphql", self.base))
-            .bearer_auth(token)
-            .json(&json!({"query": query, "variables": variables}))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .expect("JSON answer");
-        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-        body["data"].clone()
-    }
-
-    async fn report(&self, token: &str, device: &str, kind: &str, severity: &str) -> String {
-        let d = self
-            .data(
-                token,
-                "mutation($d:ID!,$k:String!,$s:AlarmSeverity!){ reportAlarm(input:{deviceId:$d, kind:$k, severity:$s}){ id } }",
-                json!({"d": device, "k": kind, "s": severity}),
-            )
-            .await;
-        d["reportAlarm"]["id"].as_str().expect("alarm id").to_owned()
-    }
-
-    async fn upsert(&self, token: &str, integration: &str, external: &str, name: &str) -> String {
-        let d = self
-            .data(
-                token,
-                "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
-                json!({"i": {"integrationId": integration, "externalId": external, "kind": "GANTRY_CABINET", "name": name}}),
-            )
-            .await;
-        d["upsertDevice"]["id"].as_str().expect("device id").to_owned()
-    }
-
-    async fn act(&self, token: &str, mutation: &str, alarm: &str) {
-        let q = format!("mutation($id:ID!){{ {mutation}(id:$id){{ id }} }}");
-        self.data(token, &q, json!({"id": alarm})).await;
-    }
+async fn act(api: &Client, mutation: &str, alarm: &str) {
+    let q = format!("mutation($id:ID!){{ {mutation}(id:$id){{ id }} }}");
+    api.data(&q, json!({"id": alarm})).await;
 }
 
 /// One graphql-transport-ws connection.
@@ -172,9 +135,9 @@ impl Ws {
 
 /// Repeats an alarm on `device` through `api` until `ws` hears of it (subscriptions and the
 /// Redis relay start asynchronously); returns that alarm's id.
-async fn alarms_live(ws: &mut Ws, api: &Api, token: &str, device: &str) -> String {
+async fn alarms_live(ws: &mut Ws, api: &Client, token: &str, device: &str) -> String {
     for _ in 0..40 {
-        let id = api.report(token, device, "WARM_UP", "INFO").await;
+        let id = report(&api.as_user(token), device, "WARM_UP", "INFO").await;
         if let Some(d) = ws.next_data(Duration::from_millis(500)).await {
             assert_eq!(d["alarmChanged"]["alarm"]["id"], json!(id), "{d}");
             return id;
@@ -184,9 +147,9 @@ async fn alarms_live(ws: &mut Ws, api: &Api, token: &str, device: &str) -> Strin
 }
 
 /// The same for `deviceChanged`: upserts a warm-up device until `ws` hears of it.
-async fn devices_live(ws: &mut Ws, api: &Api, token: &str, integration: &str) -> String {
+async fn devices_live(ws: &mut Ws, api: &Client, token: &str, integration: &str) -> String {
     for n in 0..40 {
-        let id = api.upsert(token, integration, "warm-up", &format!("warm-up {n}")).await;
+        let id = upsert(&api.as_user(token), integration, "warm-up", &format!("warm-up {n}")).await;
         if let Some(d) = ws.next_data(Duration::from_millis(500)).await {
             assert_eq!(d["deviceChanged"]["id"], json!(id), "{d}");
             return id;
@@ -206,27 +169,22 @@ async fn member(app: &TestApp, t: &TenantFixture, role: &str) -> String {
 }
 
 /// A tenant with an ETC gantry integration and one device: (integration, device).
-async fn equipped(app: &TestApp, t: &TenantFixture) -> (String, String) {
-    let r = app
-        .configure_integration(
-            &t.admin_token,
-            json!({"kind": "ETC_GANTRY", "name": "gantry", "settings": {}, "credentials": {"authCode": format!("a-{}", unique())}}),
-        )
-        .await;
-    let integ = r.data()["configureIntegration"]["id"].as_str().expect("integration").to_owned();
-    let device = Api::of(app).upsert(&t.admin_token, &integ, "cab-1", "Cabinet").await;
+async fn equipped(t: &TenantFixture) -> (String, String) {
+    let input = json!({"kind": "ETC_GANTRY", "name": "gantry", "settings": {}, "credentials": {"authCode": format!("a-{}", unique())}});
+    let integ = t.api.integration(input).await.id;
+    let device = upsert(&t.api, &integ, "cab-1", "Cabinet").await;
     (integ, device)
 }
 
 #[tokio::test]
 async fn alarm_changes_reach_the_subscribers_of_their_tenant_only() {
     let app = spawn_app().await;
-    let api = Api::of(&app);
+    let api = app.anon();
     let root = app.admin_token().await;
     let a = tenant_with_admin(&app, &root).await;
     let b = tenant_with_admin(&app, &root).await;
-    let (_, a_dev) = equipped(&app, &a).await;
-    let (_, b_dev) = equipped(&app, &b).await;
+    let (_, a_dev) = equipped(&a).await;
+    let (_, b_dev) = equipped(&b).await;
     let a_op = member(&app, &a, "OPERATOR").await;
     let b_viewer = member(&app, &b, "VIEWER").await;
 
@@ -238,25 +196,27 @@ async fn alarm_changes_reach_the_subscribers_of_their_tenant_only() {
 
     // Each step of A's alarm reaches A's subscriber, in order.
     let admin = a.admin_token.as_str();
-    let alarm = api.report(admin, &a_dev, "LOCK_TAMPER", "MAJOR").await;
+    let alarm = report(&api.as_user(admin), &a_dev, "LOCK_TAMPER", "MAJOR").await;
     let c = on_a.expect("alarmChanged", &alarm, &a_warm).await;
     assert_eq!(c["action"], "RAISED", "{c}");
     assert_eq!(c["alarm"]["kind"], "LOCK_TAMPER");
     assert_eq!(c["alarm"]["state"], "RAISED");
     assert_eq!(c["alarm"]["deviceId"], json!(a_dev));
-    assert_eq!(api.report(admin, &a_dev, "LOCK_TAMPER", "CRITICAL").await, alarm);
+    assert_eq!(report(&api.as_user(admin), &a_dev, "LOCK_TAMPER", "CRITICAL").await, alarm);
     let c = on_a.expect("alarmChanged", &alarm, &a_warm).await;
     assert_eq!(c["action"], "REPEATED", "{c}");
     assert_eq!(c["alarm"]["occurrences"], 2);
     assert_eq!(c["alarm"]["severity"], "CRITICAL");
-    api.act(admin, "acknowledgeAlarm", &alarm).await;
+    act(&api.as_user(admin), "acknowledgeAlarm", &alarm).await;
     let c = on_a.expect("alarmChanged", &alarm, &a_warm).await;
     assert_eq!(c["action"], "ACKNOWLEDGED", "{c}");
     assert_eq!(c["alarm"]["state"], "ACKNOWLEDGED");
-    api.data(admin, "mutation($id:ID!){ commentAlarm(id:$id, text:\"on it\"){ id } }", json!({"id": alarm})).await;
+    api.as_user(admin)
+        .data("mutation($id:ID!){ commentAlarm(id:$id, text:\"on it\"){ id } }", json!({"id": alarm}))
+        .await;
     let c = on_a.expect("alarmChanged", &alarm, &a_warm).await;
     assert_eq!(c["action"], "COMMENTED", "{c}");
-    api.act(admin, "clearAlarm", &alarm).await;
+    act(&api.as_user(admin), "clearAlarm", &alarm).await;
     let c = on_a.expect("alarmChanged", &alarm, &a_warm).await;
     assert_eq!(c["action"], "CLEARED", "{c}");
     assert_eq!(c["alarm"]["state"], "CLEARED");
@@ -267,7 +227,7 @@ async fn alarm_changes_reach_the_subscribers_of_their_tenant_only() {
         assert_eq!(d["alarmChanged"]["alarm"]["id"], json!(b_warm), "tenant B heard of another tenant: {d}");
     }
     // ...while it does hear its own tenant.
-    let b_alarm = api.report(&b.admin_token, &b_dev, "LOCK_TAMPER", "MINOR").await;
+    let b_alarm = report(&api.as_user(&b.admin_token), &b_dev, "LOCK_TAMPER", "MINOR").await;
     let c = on_b.expect("alarmChanged", &b_alarm, &b_warm).await;
     assert_eq!(c["action"], "RAISED");
     let heard = on_a.heard().await;
@@ -279,12 +239,12 @@ async fn alarm_changes_reach_the_subscribers_of_their_tenant_only() {
 #[tokio::test]
 async fn device_changes_reach_the_subscribers_of_their_tenant_only() {
     let app = spawn_app().await;
-    let api = Api::of(&app);
+    let api = app.anon();
     let root = app.admin_token().await;
     let a = tenant_with_admin(&app, &root).await;
     let b = tenant_with_admin(&app, &root).await;
-    let (a_integ, _) = equipped(&app, &a).await;
-    let (b_integ, _) = equipped(&app, &b).await;
+    let (a_integ, _) = equipped(&a).await;
+    let (b_integ, _) = equipped(&b).await;
     let a_viewer = member(&app, &a, "VIEWER").await;
 
     let mut on_a = Ws::subscribe(&app.base, bearer(&a_viewer), DEVICE_SUB).await;
@@ -292,11 +252,11 @@ async fn device_changes_reach_the_subscribers_of_their_tenant_only() {
     let a_warm = devices_live(&mut on_a, &api, &a.admin_token, &a_integ).await;
     let b_warm = devices_live(&mut on_b, &api, &b.admin_token, &b_integ).await;
 
-    let dev = api.upsert(&a.admin_token, &a_integ, "cab-77", "East cabinet").await;
+    let dev = upsert(&api.as_user(&a.admin_token), &a_integ, "cab-77", "East cabinet").await;
     let d = on_a.expect("deviceChanged", &dev, &a_warm).await;
     assert_eq!(d["name"], "East cabinet");
     assert_eq!(d["externalId"], "cab-77");
-    assert_eq!(api.upsert(&a.admin_token, &a_integ, "cab-77", "East cabinet (moved)").await, dev);
+    assert_eq!(upsert(&api.as_user(&a.admin_token), &a_integ, "cab-77", "East cabinet (moved)").await, dev);
     let d = on_a.expect("deviceChanged", &dev, &a_warm).await;
     assert_eq!(d["name"], "East cabinet (moved)", "the change carries the device as it is now");
 
@@ -347,24 +307,24 @@ async fn with_redis_a_change_made_on_one_process_reaches_subscribers_of_another(
         return;
     };
     let app = spawn_app().await;
-    let one = Api::of(&app);
+    let one = app.anon();
     let mut child = Child::start(&app, "serve", &[("REDIS_URL", redis.clone())]);
     child.wait_ready().await;
-    let two = Api { base: child.base.clone(), http: app.http.clone() };
+    let two = Client::new(app.http.clone(), &child.base);
 
     let root = app.admin_token().await;
     let a = tenant_with_admin(&app, &root).await;
-    let (_, dev) = equipped(&app, &a).await;
+    let (_, dev) = equipped(&a).await;
     let op = member(&app, &a, "OPERATOR").await;
     let admin = a.admin_token.as_str();
     // Tokens issued by one process are good on the other: same key, same database.
-    let me = two.data(&op, "{ me { role tenantId } }", json!({})).await;
+    let me = two.as_user(&op).data("{ me { role tenantId } }", json!({})).await;
     assert_eq!(me["me"]["tenantId"], json!(a.id));
 
     // Subscribed on process 2, raised through process 1.
     let mut on_two = Ws::subscribe(&child.base, bearer(&op), ALARM_SUB).await;
     let warm_two = alarms_live(&mut on_two, &one, admin, &dev).await;
-    let alarm = one.report(admin, &dev, "ELEVATOR_FAULT", "CRITICAL").await;
+    let alarm = report(&one.as_user(admin), &dev, "ELEVATOR_FAULT", "CRITICAL").await;
     let c = on_two.expect("alarmChanged", &alarm, &warm_two).await;
     assert_eq!(c["action"], "RAISED", "{c}");
     assert_eq!(c["alarm"]["state"], "RAISED");
@@ -373,13 +333,13 @@ async fn with_redis_a_change_made_on_one_process_reaches_subscribers_of_another(
     let mut on_one = Ws::subscribe(&app.base, bearer(&op), ALARM_SUB).await;
     let warm_one = alarms_live(&mut on_one, &two, admin, &dev).await;
     assert_eq!(warm_one, warm_two, "the same open warm-up alarm, repeated");
-    two.act(admin, "acknowledgeAlarm", &alarm).await;
+    act(&two.as_user(admin), "acknowledgeAlarm", &alarm).await;
     for ws in [&mut on_one, &mut on_two] {
         let c = ws.expect("alarmChanged", &alarm, &warm_one).await;
         assert_eq!(c["action"], "ACKNOWLEDGED", "{c}");
         assert_eq!(c["alarm"]["state"], "ACKNOWLEDGED");
     }
-    let other = two.report(admin, &dev, "ELEVATOR_DOOR_FAULT", "MINOR").await;
+    let other = report(&two.as_user(admin), &dev, "ELEVATOR_DOOR_FAULT", "MINOR").await;
     let c = on_one.expect("alarmChanged", &other, &warm_one).await;
     assert_eq!(c["action"], "RAISED", "{c}");
     assert_eq!(c["alarm"]["kind"], "ELEVATOR_DOOR_FAULT");
@@ -393,9 +353,9 @@ async fn with_redis_a_change_made_on_one_process_reaches_subscribers_of_another(
 async fn a_dingding_originated_device_change_emits_the_same_event_as_a_graphql_one() {
     const SUB: &str = "subscription{ deviceChanged{ id name externalId homeId battery } }";
     let s = crate::e2e_dingding::setup().await;
-    let api = Api::of(&s.app);
+    let api = s.app.anon();
     let token = s.tenant.admin_token.clone();
-    let (etc, _) = equipped(&s.app, &s.tenant).await;
+    let (etc, _) = equipped(&s.tenant).await;
     let mut ws = Ws::subscribe(&s.app.base, bearer(&token), SUB).await;
     let warm = devices_live(&mut ws, &api, &token, &etc).await;
 

@@ -1,6 +1,6 @@
 //! Tariffs, meter accounts and ledgers over HTTP.
 
-use crate::utils::{TenantFixture, TestApp, USER_PASSWORD, spawn_app, tenant_with_admin};
+use crate::utils::{TenantFixture, USER_PASSWORD, spawn_app, tenant_with_admin};
 use serde_json::{Value, json};
 
 const SAVE: &str = "mutation($i:SaveTariffInput!){ saveTariff(input:$i){ id code version utility cycleMonths clearCycle tiers{ upTo price } } }";
@@ -8,23 +8,15 @@ const ACCOUNT: &str = "query($d:ID!){ meterAccount(deviceId:$d){ id balance cycl
 const RECHARGE: &str = "mutation($i:RechargeMeterInput!){ rechargeMeter(input:$i){ account{ balance } entry{ id kind amount balanceAfter reference } } }";
 
 /// A tenant with one electricity meter; answers the meter's id.
-async fn meter(app: &TestApp, t: &TenantFixture, kind: &str, external: &str) -> String {
-    let integ = app
-        .configure_integration(
-            &t.admin_token,
-            json!({"kind": "DINGDING", "name": format!("dd-{external}"), "settings": {"baseUrl": "https://openapi.example.com"},
-                   "credentials": {"clientId": "c", "clientSecret": "s"}}),
-        )
+async fn meter(t: &TenantFixture, kind: &str, external: &str) -> String {
+    let integ = t
+        .api
+        .integration(json!({"kind": "DINGDING", "name": format!("dd-{external}"), "settings": {"baseUrl": "https://openapi.example.com"},
+                            "credentials": {"clientId": "c", "clientSecret": "s"}}))
         .await;
-    let integ = integ.data()["configureIntegration"]["id"].clone();
-    let r = app
-        .gql(
-            Some(&t.admin_token),
-            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
-            json!({"i": {"integrationId": integ, "externalId": external, "kind": kind, "name": external}}),
-        )
-        .await;
-    r.data()["upsertDevice"]["id"].as_str().expect("id").to_owned()
+    t.api
+        .upsert_device(json!({"integrationId": integ.id, "externalId": external, "kind": kind, "name": external}))
+        .await
 }
 
 fn tiers() -> Value {
@@ -41,8 +33,8 @@ async fn tariffs_are_versioned_validated_and_assigned_to_matching_meters() {
     let root = app.admin_token().await;
     let t = tenant_with_admin(&app, &root).await;
     let tok = Some(t.admin_token.as_str());
-    let elec = meter(&app, &t, "ELECTRICITY_METER", "em-1").await;
-    let lock = meter(&app, &t, "LOCK", "lock-1").await;
+    let elec = meter(&t, "ELECTRICITY_METER", "em-1").await;
+    let lock = meter(&t, "LOCK", "lock-1").await;
 
     let v1 = app.gql(tok, SAVE, json!({"i": {"code": "RES", "utility": "ELECTRICITY", "tiers": tiers()}})).await;
     let v1 = v1.data()["saveTariff"].clone();
@@ -101,7 +93,7 @@ async fn recharges_and_adjustments_keep_the_balance_equal_to_the_ledger() {
     let root = app.admin_token().await;
     let t = tenant_with_admin(&app, &root).await;
     let tok = Some(t.admin_token.as_str());
-    let water = meter(&app, &t, "WATER_METER", "wm-1").await;
+    let water = meter(&t, "WATER_METER", "wm-1").await;
     let tariff = app.gql(tok, SAVE, json!({"i": {"code": "W", "utility": "WATER", "tiers": [{"price": "3.5"}]}})).await;
     let tariff = tariff.data()["saveTariff"]["id"].clone();
     let r = app.gql(tok, RECHARGE, json!({"i": {"deviceId": water, "amount": "10"}})).await;
@@ -183,7 +175,7 @@ async fn tariffs_and_accounts_are_tenant_scoped() {
     let root = app.admin_token().await;
     let a = tenant_with_admin(&app, &root).await;
     let b = tenant_with_admin(&app, &root).await;
-    let their_meter = meter(&app, &b, "GAS_METER", "gm-b").await;
+    let their_meter = meter(&b, "GAS_METER", "gm-b").await;
     let their_tariff = app
         .gql(Some(&b.admin_token), SAVE, json!({"i": {"code": "B", "utility": "GAS", "tiers": [{"price": "2"}]}}))
         .await;
@@ -195,7 +187,7 @@ async fn tariffs_and_accounts_are_tenant_scoped() {
     )
     .await
     .data();
-    let my_meter = meter(&app, &a, "GAS_METER", "gm-a").await;
+    let my_meter = meter(&a, "GAS_METER", "gm-a").await;
 
     let t = Some(a.admin_token.as_str());
     assert_eq!(app.gql(t, "{ tariffs{ totalCount } }", json!({})).await.data()["tariffs"]["totalCount"], 0);
@@ -227,7 +219,7 @@ async fn electricity_prices_bind_to_tenant_home_and_room_and_the_way_picks_one()
     let room =
         app.gql(tok, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"101\"}){ id } }", json!({"h": home})).await;
     let room = room.data()["addRoom"]["id"].clone();
-    let em = meter(&app, &t, "ELECTRICITY_METER", "em-price").await;
+    let em = meter(&t, "ELECTRICITY_METER", "em-price").await;
     let integ = app.gql(tok, "query($id:ID!){ device(id:$id){ integrationId } }", json!({"id": em})).await;
     let integ = integ.data()["device"]["integrationId"].clone();
     app.gql(

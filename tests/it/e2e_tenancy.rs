@@ -92,10 +92,7 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     let app = spawn_app().await;
     let root = app.admin_token().await;
     let t = tenant_with_admin(&app, &root).await;
-    let integ = app.configure_integration(&t.admin_token, dingding("v")).await.data()["configureIntegration"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let integ = t.api.integration(dingding("v")).await.id;
     let viewer_email = format!("viewer@{}.example.com", t.slug);
     app.create_user(&t.admin_token, &t.id, &viewer_email, USER_PASSWORD, "VIEWER").await;
     let viewer = app.login(&viewer_email, USER_PASSWORD).await;
@@ -105,14 +102,7 @@ async fn viewer_gets_forbidden_on_every_mutation() {
 
     // An operator makes the rows the viewer's attempts aim at.
     let op = Some(operator.as_str());
-    let dev = app
-        .gql(
-            op,
-            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
-            json!({"i": {"integrationId": integ, "externalId": "v-1", "kind": "LOCK", "name": "door"}}),
-        )
-        .await;
-    let device = dev.data()["upsertDevice"]["id"].as_str().expect("device").to_owned();
+    let device = app.api(&operator).device(&integ, "v-1", "LOCK", "door", json!({})).await;
     let home = app.gql(op, "mutation{ addHome(input:{name:\"h\"}){ id } }", json!({})).await;
     let home = home.data()["addHome"]["id"].as_str().expect("home").to_owned();
     let alarm = app
@@ -134,14 +124,7 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         .await;
     let ticket = ticket.data()["saveTicket"]["id"].as_str().expect("ticket").to_owned();
     let admin = Some(t.admin_token.as_str());
-    let meter = app
-        .gql(
-            admin,
-            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
-            json!({"i": {"integrationId": integ, "externalId": "m-1", "kind": "ELECTRICITY_METER", "name": "m"}}),
-        )
-        .await;
-    let meter = meter.data()["upsertDevice"]["id"].as_str().expect("meter").to_owned();
+    let meter = t.api.device(&integ, "m-1", "ELECTRICITY_METER", "m", json!({})).await;
     let tariff = app
         .gql(
             admin,
@@ -365,7 +348,7 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         let app = &app;
         async move {
             if name == "attachTicketFile" {
-                app.gql_upload(Some(&token), &q, vars, "f", b"photo".to_vec(), "p.jpg").await
+                app.gql_upload(&token, &q, vars, "f", b"photo".to_vec(), "p.jpg").await
             } else {
                 app.gql(Some(&token), &q, vars).await
             }

@@ -1,13 +1,18 @@
 //! Test harness: `spawn_app()` boots the real server on `127.0.0.1:0` with a fresh database
 //! (a temporary SQLite file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is
-//! set) and Redis when `TEST_REDIS_URL` is set; a small typed GraphQL client; captured logs.
+//! set) and Redis when `TEST_REDIS_URL` is set; the typed GraphQL client (`client`); fake vendors
+//! (`fake`); child processes; captured logs.
 
 pub mod child;
+pub mod client;
+pub mod fake;
 pub mod logs;
+
+pub use client::{Client, Gql, nodes};
 
 use api::config::{Config, Settings};
 use domain::security::ThrottlePolicy;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -80,6 +85,13 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     }
 }
 
+/// Workers that poll, sweep and beat quickly, for tests that wait on deliveries.
+pub fn quick_jobs(c: &mut Config) {
+    c.sweep_every = Duration::from_millis(500);
+    c.job_poll = Duration::from_millis(100);
+    c.job_heartbeat = Duration::from_secs(1);
+}
+
 async fn create_pg_database(admin_url: &str, name: &str) -> String {
     use sea_orm::ConnectionTrait;
     let db = sea_orm::Database::connect(admin_url).await.expect("TEST_DATABASE_URL reachable");
@@ -110,55 +122,31 @@ impl Drop for TestApp {
     }
 }
 
-/// A GraphQL answer: the raw body plus helpers.
-#[derive(Debug)]
-pub struct Gql {
-    pub body: Value,
-    pub raw: String,
-}
-
-impl Gql {
-    pub fn data(&self) -> &Value {
-        assert!(self.body.get("errors").is_none(), "unexpected errors: {}", self.raw);
-        &self.body["data"]
-    }
-    /// The `extensions.code` of the first error.
-    pub fn code(&self) -> String {
-        self.body["errors"][0]["extensions"]["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error code in {}", self.raw))
-            .to_owned()
-    }
-}
-
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
+    /// A GraphQL client of this app acting as nobody.
+    pub fn anon(&self) -> Client {
+        Client::new(self.http.clone(), &self.base)
+    }
+
+    /// A GraphQL client of this app acting as the holder of `token`.
+    pub fn api(&self, token: &str) -> Client {
+        self.anon().as_user(token)
+    }
+
     /// Posts a GraphQL query; asserts the HTTP status is 200.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Gql {
-        let mut req = self.http.post(self.url("/graphql")).json(&json!({"query": query, "variables": variables}));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
+        match token {
+            Some(t) => self.api(t).gql(query, variables).await,
+            None => self.anon().gql(query, variables).await,
         }
-        let resp = req.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let raw = resp.text().await.expect("body");
-        let body: Value = serde_json::from_str(&raw).unwrap_or_else(|_| panic!("not JSON: {raw}"));
-        assert_eq!(status, 200, "{raw}");
-        Gql { body, raw }
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let r = self
-            .gql(
-                None,
-                "mutation($e:String!,$p:String!){ login(email:$e,password:$p){ token } }",
-                json!({"e": email, "p": password}),
-            )
-            .await;
-        r.data()["login"]["token"].as_str().expect("token").to_owned()
+        self.anon().login(email, password).await
     }
 
     pub async fn admin_token(&self) -> String {
@@ -166,35 +154,29 @@ impl TestApp {
     }
 
     pub async fn create_tenant(&self, admin: &str, slug: &str) -> String {
-        let r = self
-            .gql(
-                Some(admin),
-                "mutation($i:CreateTenantInput!){ createTenant(input:$i){ id slug } }",
-                json!({"i": {"slug": slug, "name": format!("Tenant {slug}")}}),
-            )
-            .await;
-        r.data()["createTenant"]["id"].as_str().expect("id").to_owned()
+        self.api(admin).create_tenant(slug).await
     }
 
     /// Creates a user and returns its id.
     pub async fn create_user(&self, token: &str, tenant: &str, email: &str, password: &str, role: &str) -> String {
-        let r = self
-            .gql(
-                Some(token),
-                "mutation($i:CreateUserInput!){ createUser(input:$i){ id role } }",
-                json!({"i": {"tenantId": tenant, "email": email, "password": password, "role": role}}),
-            )
-            .await;
-        r.data()["createUser"]["id"].as_str().expect("id").to_owned()
+        self.api(token).create_user(tenant, email, password, role).await
     }
 
     pub async fn configure_integration(&self, token: &str, input: Value) -> Gql {
-        self.gql(
-            Some(token),
-            "mutation($i:ConfigureIntegrationInput!){ configureIntegration(input:$i){ id kind name hookUrl telemetryUrl settings credentialNames } }",
-            json!({"i": input}),
-        )
-        .await
+        self.api(token).configure_integration(input).await
+    }
+
+    /// A GraphQL multipart request uploading `bytes` as the variable `var`.
+    pub async fn gql_upload(
+        &self,
+        token: &str,
+        query: &str,
+        variables: Value,
+        var: &str,
+        bytes: Vec<u8>,
+        filename: &str,
+    ) -> Gql {
+        self.api(token).upload(query, variables, var, bytes, filename).await
     }
 }
 
@@ -205,6 +187,8 @@ pub struct TenantFixture {
     pub admin_email: String,
     pub admin_token: String,
     pub admin_id: String,
+    /// The GraphQL client acting as the tenant admin.
+    pub api: Client,
 }
 
 pub const USER_PASSWORD: &str = "tenant-password-Wx4?";
@@ -215,42 +199,8 @@ pub async fn tenant_with_admin(app: &TestApp, platform_token: &str) -> TenantFix
     let admin_email = format!("admin@{slug}.example.com");
     let admin_id = app.create_user(platform_token, &id, &admin_email, USER_PASSWORD, "TENANT_ADMIN").await;
     let admin_token = app.login(&admin_email, USER_PASSWORD).await;
-    TenantFixture { id, slug, admin_email, admin_token, admin_id }
-}
-
-impl TestApp {
-    /// A GraphQL multipart request (the GraphQL multipart spec) uploading `bytes` as the
-    /// variable `var`.
-    pub async fn gql_upload(
-        &self,
-        token: Option<&str>,
-        query: &str,
-        mut variables: Value,
-        var: &str,
-        bytes: Vec<u8>,
-        filename: &str,
-    ) -> Gql {
-        variables[var] = Value::Null;
-        let ops = json!({"query": query, "variables": variables});
-        let form = reqwest::multipart::Form::new()
-            .text("operations", ops.to_string())
-            .text("map", json!({"0": [format!("variables.{var}")]}).to_string())
-            .part(
-                "0",
-                reqwest::multipart::Part::bytes(bytes)
-                    .file_name(filename.to_owned())
-                    .mime_str("application/octet-stream")
-                    .expect("mime"),
-            );
-        let mut req = self.http.post(self.url("/graphql")).multipart(form);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().await.expect("upload request");
-        let raw = resp.text().await.expect("body");
-        let body: Value = serde_json::from_str(&raw).unwrap_or_else(|_| panic!("not JSON: {raw}"));
-        Gql { body, raw }
-    }
+    let api = app.api(&admin_token);
+    TenantFixture { id, slug, admin_email, admin_token, admin_id, api }
 }
 
 impl TestApp {
@@ -263,4 +213,19 @@ impl TestApp {
     pub fn job_queue(&self) -> String {
         self.state.config.job_queue.clone()
     }
+}
+
+/// Polls the async `check` until it answers true (at most 15 s); panics naming `what`.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
 }

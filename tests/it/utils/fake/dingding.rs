@@ -1,0 +1,297 @@
+//! The Dingding open API (`PROTOCOLS.md` 3) as a fake: it issues tokens for the test
+//! client id and secret, refuses a call without a valid token (101) or on the wrong API
+//! version, requires each state-changing interface's fields (seed 002), refuses plaintext
+//! passwords and decrypts `encrypted_password` with the token's first 16 bytes, as the
+//! real one does; and answers each interface with data shaped like the seed's examples.
+
+use super::{Answer, Exchange, FakeVendor, Judgement, Request};
+use adapters::vendors::dingding::sign;
+use axum::http::Method;
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// How long a call that must come may take.
+const WAIT: Duration = Duration::from_secs(15);
+
+pub const CLIENT_ID: &str = "cid-test";
+pub const CLIENT_SECRET: &str = "csecret-test";
+
+/// One call the fake accepted: its parameters (token removed), the decrypted password if
+/// one was sent, and the token used.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub params: Map<String, Value>,
+    pub password: Option<String>,
+    pub token: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    valid: Vec<String>,
+    issued: usize,
+    /// The next business call is answered ErrNo 102 and its token revoked.
+    expire_next: bool,
+    next_password_id: i64,
+    next_service: i64,
+    rejected: Vec<String>,
+}
+
+/// The fake Dingding open API.
+#[derive(Clone)]
+pub struct FakeDingding {
+    pub server: FakeVendor,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// `/openapi/{version}/{name}` of a request.
+fn route(r: &Request) -> Option<(&str, &str)> {
+    r.path.strip_prefix("/openapi/")?.split_once('/')
+}
+
+/// The parameters of a call: a POST's JSON object, a GET's query.
+fn params(r: &Request) -> Option<Map<String, Value>> {
+    if r.method == Method::POST {
+        match r.json() {
+            Value::Object(m) if r.is_json() => Some(m),
+            _ => None,
+        }
+    } else {
+        Some(r.query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    }
+}
+
+fn call(r: &Request) -> Option<Call> {
+    let mut params = params(r)?;
+    let token = params.remove("access_token").and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
+    let password =
+        params.get("encrypted_password").and_then(Value::as_str).and_then(|ct| sign::decrypt_password(&token, ct).ok());
+    Some(Call { params, password, token })
+}
+
+fn err(no: i64, msg: &str) -> Judgement {
+    Judgement::Refuse(Answer::ok(json!({"ErrNo": no, "ErrMsg": msg})))
+}
+
+fn ok(mut v: Value) -> Judgement {
+    v["ErrNo"] = json!(0);
+    v["ErrMsg"] = json!("");
+    Judgement::Accept(Some(Answer::ok(v)))
+}
+
+/// Fields each state-changing interface must carry (seed 002).
+fn required(name: &str) -> &'static [&'static str] {
+    match name {
+        "add_home" => &["home_id", "home_name", "country", "city", "zone", "location", "block"],
+        "add_room" => &["home_id", "room_id", "room_name", "room_description"],
+        "add_password" => &["uuid", "encrypted_password", "name", "is_default"],
+        "update_password" => &["uuid", "password_id", "encrypted_password", "name"],
+        "delete_password" | "frozen_password" | "unfrozen_password" => &["uuid", "password_id"],
+        "add_password_without_center" => &["uuid", "phonenummer", "CMD", "name"],
+        "add_ticket" => &["home_id", "service_target", "service_type", "room_ids", "subscribe"],
+        "update_ticket_state" => &["ticket_id", "ticket_state"],
+        "elemeter_switch_on" | "elemeter_switch_off" | "elemeter_read" => &["uuid"],
+        "elemeter_charge" => &["uuid", "amount", "trade_num"],
+        "elemeter_update_overdraft" => &["uuid", "overdraft"],
+        "elemeter_set_eleprice_way" => &["uuid", "eleprice_way"],
+        "read_watermeter" => &["uuid", "manufactory"],
+        "auth_room" | "unauth_room" => &["phone", "home_id", "room_ids"],
+        _ => &[],
+    }
+}
+
+/// The vendor's checks, then its answer.
+fn judge(g: &mut Inner, r: &Request) -> Judgement {
+    let Some((version, name)) = route(r) else {
+        return Judgement::Refuse(Answer::status(axum::http::StatusCode::NOT_FOUND, json!({})));
+    };
+    let Some(mut params) = params(r) else {
+        return err(14001, "Content-Type must be application/json with a JSON object body");
+    };
+    if name == "access_token" {
+        if params.get("client_id") != Some(&json!(CLIENT_ID))
+            || params.get("client_secret") != Some(&json!(CLIENT_SECRET))
+        {
+            return err(14001, "bad client");
+        }
+        let token = format!("t{:02}x{}", g.issued, "0123456789abcdefghij");
+        g.issued += 1;
+        g.valid.push(token.clone());
+        let expires = chrono::Utc::now().timestamp() + 7200;
+        return ok(json!({"access_token": token, "expires_time": expires}));
+    }
+    let v2 = matches!(name, "auth_room" | "unauth_room" | "app_token");
+    if (version == "v2") != v2 {
+        g.rejected.push(format!("{name} on {version}"));
+        return err(15007, "wrong version");
+    }
+    let token = params.remove("access_token").and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
+    if !g.valid.contains(&token) {
+        return err(101, "token invalid");
+    }
+    if g.expire_next {
+        g.expire_next = false;
+        g.valid.retain(|t| *t != token);
+        return err(102, "token expired");
+    }
+    for field in required(name) {
+        if params.get(*field).is_none_or(Value::is_null) {
+            g.rejected.push(format!("{name} without {field}"));
+            return err(14001, "missing parameter");
+        }
+    }
+    if params.contains_key("password") {
+        g.rejected.push(format!("{name} with a plaintext password"));
+        return err(14001, "plaintext password");
+    }
+    if let Some(ct) = params.get("encrypted_password").and_then(Value::as_str)
+        && sign::decrypt_password(&token, ct).is_err()
+    {
+        g.rejected.push(format!("{name} with an undecryptable password"));
+        return err(14001, "cannot decrypt");
+    }
+    answer(g, name, &params)
+}
+
+/// The seed's answer to an accepted call.
+fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
+    match name {
+        "add_password" => {
+            g.next_password_id += 1;
+            ok(json!({"id": 1000 + g.next_password_id}))
+        }
+        "add_password_without_center" => ok(json!({"id": "3025", "password": "654321", "code": "7788990011"})),
+        n if (n.starts_with("elemeter_") && !["fetch", "count", "query", "get_"].iter().any(|w| n.contains(w)))
+            || n == "read_watermeter" =>
+        {
+            g.next_service += 1;
+            ok(json!({"serviceid": format!("svc-{}", g.next_service)}))
+        }
+        "search_home_info" => {
+            let offset = params.get("offset").and_then(Value::as_str).unwrap_or("0");
+            if offset != "0" {
+                return ok(json!({"home_list": []}));
+            }
+            ok(json!({"home_list": [{
+                "home_id": "dd-home-1", "home_name": "FYBJ1607050013", "home_type": 1, "country": "中国",
+                "city": "北京市", "zone": "昌平区", "block": "西环里小区", "location": "27号楼3单元602室",
+                "rooms": [{"room_name": "A", "room_id": "dd-room-a"}],
+                "devices": []
+            }]}))
+        }
+        "find_home_devices" => ok(json!({"result": {"dd-home-1": [
+            {"type": "gateway", "sn": "cnjl0003", "uuid": "sync-gw", "room_id": ""},
+            {"type": "room_lock", "sn": "lkjl0007", "uuid": "sync-lock", "room_id": "dd-room-a"},
+            {"type": "elemeter", "sn": "em01", "uuid": "sync-meter", "room_id": "dd-room-a"},
+            {"type": "watermeter", "sn": "wm01", "uuid": "sync-water", "room_id": "dd-room-a", "manufactory": "cy"}
+        ]}})),
+        "get_center_info" => ok(json!({"uuid": "sync-gw", "sn": "cnjl0003", "onoff_line": 1, "name": "gateway 5462",
+            "versions": {"app_version": "0.1.4.12"}})),
+        "get_lock_info" => {
+            ok(json!({"uuid": "sync-lock", "sn": "lkjl0007", "onoff_line": "2", "power": "64", "lqi": 117,
+            "name": "lock 602", "center_uuid": "sync-gw", "versions": {"kernel_version": "0.0.3.0"}}))
+        }
+        "get_elemeter_info" => {
+            ok(json!({"uuid": "sync-meter", "onoff_line": 1, "name": "meter", "consume_amount": "12.5",
+            "enable_state": 1, "versions": {"elemeter_potocol_version": "07"}}))
+        }
+        "get_watermeter_info" => {
+            ok(json!({"info": {"uuid": "sync-water", "onoff": 1, "manufactory": "cy", "meter_type": 1}}))
+        }
+        "fetch_passwords" => ok(json!({"passwords": [
+            {"id": 999, "is_default": 1, "pwd_state": 2, "operation": 1, "operation_stage": 3, "name": "admin",
+             "send_to": "", "permission": {"begin": 0, "end": 0, "status": 1}},
+            {"id": "1002", "is_default": 0, "pwd_state": "5", "operation": 4, "operation_stage": 2, "description": "5108",
+             "name": "tenant", "send_to": "13800000000", "permission": {"begin": 1700000000, "end": 1900000000, "status": 2}}
+        ]})),
+        "get_default_password_plaintext" => ok(json!({"password": "112233"})),
+        "get_dynamic_password_plaintext" => ok(json!({"password": "445566", "invalid_time": 1900000000000i64})),
+        "get_lock_events" => ok(
+            json!({"lock_events": [{"time": 1467785486059i64, "eventid": 1, "source": 2, "sourceid": 1001, "source_name": "tenant"}]}),
+        ),
+        "count_lock_events" | "count_device_op_log" | "device_count_exceptions" | "elemeter_count_power_history" => {
+            ok(json!({"count": 1}))
+        }
+        "search_device_op_log" => ok(json!({"op_list": [{"op_id": "20001", "timestamp": 1467785486059i64}]})),
+        "device_fetch_exceptions" => {
+            ok(json!({"device_exceptions": [{"type": 9106, "uuid": "x", "time": 1497507613599i64}]}))
+        }
+        "elemeter_fetch_power_history" => ok(json!({"history": [{"consume_amount": 0.16, "time": 1460801268345i64}]})),
+        "elemeter_charge_query" => ok(json!({"charge_stage": 3})),
+        "get_meter_record" => ok(
+            json!({"records": [{"type": 1, "uuid": "wm", "manufactory": "cy", "device_amount": 7, "ctime": "2017-04-26T06:57:53.027Z", "room_amount": 7}]}),
+        ),
+        "count_meter_record" => ok(json!({"count": 1})),
+        "app_token" => ok(json!({"token": "app-token-1"})),
+        "get_ticket_by_home" if params.get("service_type").and_then(Value::as_str) == Some("2") => {
+            ok(json!({"home_ticket_list": [{
+                "ticket_id": "20160511_81299", "ticket_state": 3, "service_type": 2, "service_target": 1,
+                "relate_home": {"home_id": "dd-home-1", "rooms": [{"room_id": "dd-room-a", "room_name": "A"}]},
+                "ticket_description": "维修",
+                "confirm": {"name": "测试", "phone": "18588787458", "date": 1464998400000i64, "time": "102", "note": "测试"}
+            }]}))
+        }
+        // Accepted, and answered "no record".
+        "get_ticket_by_home" => Judgement::Accept(Some(Answer::ok(json!({"ErrNo": 15006, "ErrMsg": "no record"})))),
+        _ => ok(json!({})),
+    }
+}
+
+/// The accepted business calls of interface `name` among `exchanges`.
+fn calls(exchanges: &[Exchange], name: &str) -> Vec<Call> {
+    exchanges
+        .iter()
+        .filter(|e| e.accepted && route(&e.request).is_some_and(|(_, n)| n == name && n != "access_token"))
+        .filter_map(|e| call(&e.request))
+        .collect()
+}
+
+impl FakeDingding {
+    /// Starts the fake on 127.0.0.1.
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let state = inner.clone();
+        let server = FakeVendor::start_with(move |r| judge(&mut state.lock().expect("lock"), r)).await;
+        Self { server, inner }
+    }
+
+    /// The base URL to configure.
+    pub fn base(&self) -> &str {
+        self.server.base()
+    }
+
+    fn st(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().expect("lock")
+    }
+
+    /// The accepted business calls of interface `name`, in arrival order.
+    pub fn calls(&self, name: &str) -> Vec<Call> {
+        calls(&self.server.exchanges(), name)
+    }
+
+    /// Waits until the calls of `name` satisfy `done`; answers them.
+    pub async fn wait_calls(&self, name: &str, done: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+        let what = format!("Dingding calls of {name}");
+        calls(&self.server.wait_for(&what, WAIT, |e| done(&calls(e, name))).await, name)
+    }
+
+    /// Waits for the first call of `name`; answers it.
+    pub async fn first_call(&self, name: &str) -> Call {
+        self.wait_calls(name, |c| !c.is_empty()).await.remove(0)
+    }
+
+    /// Tokens issued so far.
+    pub fn token_count(&self) -> usize {
+        self.st().issued
+    }
+
+    /// Answers the next business call ErrNo 102 (token expired) and revokes its token.
+    pub fn expire_next(&self) {
+        self.st().expire_next = true;
+    }
+
+    /// Requests the fake refused for their shape (must stay empty).
+    pub fn rejected(&self) -> Vec<String> {
+        self.st().rejected.clone()
+    }
+}
