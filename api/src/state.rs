@@ -254,6 +254,11 @@ impl AppState {
             device_repo.clone(),
             home_repo.clone(),
             integration_repo.clone(),
+            // The ticket kinds' field tables: one registration line per vendor module.
+            domain::tickets::TicketFields::new()
+                .with(adapters::vendors::hazchem::TICKET_RULES)
+                .with(adapters::vendors::huzhou::TICKET_RULES)
+                .with(adapters::vendors::dingding::TICKET_RULES),
         )
         .with_outbound(outbound.clone())
         .with_clock(clock.clone());

@@ -2,10 +2,14 @@
 //! deliveries of its kind prefix.
 
 pub mod dingding;
+pub mod hazchem;
 pub mod huzhou;
 pub mod inbound;
 pub mod telemetry;
 pub mod webhook;
+
+#[cfg(test)]
+mod ticket_tables;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ pub struct Ticket {
     pub home_id: Option<HomeId>,
     /// One of `rules::statuses(kind)`.
     pub status: TicketStatus,
-    /// The kind's fields, validated by `rules::validate_fields`.
+    /// The kind's fields, validated by `TicketFields::validate`.
     pub fields: Value,
     /// The ticket's id at the vendor or regulator, once known.
     pub external_id: Option<String>,

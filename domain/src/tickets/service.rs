@@ -1,4 +1,4 @@
-use super::rules::{TicketKind, TicketStatus, check_transition, parse_status, validate_fields};
+use super::rules::{TicketFields, TicketKind, TicketStatus, check_transition, parse_status};
 use super::{FileStore, NewTicket, Ticket, TicketFile, TicketFilter, TicketRepo, TicketUpdate};
 use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
@@ -44,6 +44,8 @@ pub struct TicketService {
     homes: Arc<dyn HomeRepo>,
     integrations: Arc<dyn IntegrationRepo>,
     outbound: Option<crate::outbound::Outbound>,
+    /// The field tables of the kinds, as the vendor modules register them.
+    fields: TicketFields,
     /// Where the time comes from.
     clock: Arc<dyn Clock>,
 }
@@ -82,8 +84,9 @@ impl TicketService {
         devices: Arc<dyn DeviceRepo>,
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
+        fields: TicketFields,
     ) -> Self {
-        Self { repo, store, devices, homes, integrations, outbound: None, clock: clock::system() }
+        Self { repo, store, devices, homes, integrations, outbound: None, fields, clock: clock::system() }
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -156,7 +159,7 @@ impl TicketService {
                 None => TicketStatus::initial(input.kind),
             };
             let given: Map<String, Value> = given.into_iter().filter(|(_, v)| !v.is_null()).collect();
-            let fields = validate_fields(input.kind, status.as_str(), &Value::Object(given))?;
+            let fields = self.fields.validate(input.kind, status.as_str(), &Value::Object(given))?;
             let new = NewTicket {
                 kind: input.kind,
                 integration_id: input.integration_id,
@@ -192,7 +195,7 @@ impl TicketService {
                 merged.insert(k, v);
             }
         }
-        let fields = validate_fields(current.kind, status.as_str(), &Value::Object(merged))?;
+        let fields = self.fields.validate(current.kind, status.as_str(), &Value::Object(merged))?;
         let update = TicketUpdate {
             device_id: input.device_id.or(current.device_id),
             home_id: input.home_id.or(current.home_id),

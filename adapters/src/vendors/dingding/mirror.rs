@@ -94,7 +94,8 @@ impl DingdingMirror {
     /// # Errors
     /// `Unknown` on storage failure; `Invalid` for a new work order of an unknown home.
     async fn ticket_saved(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<Vec<NewDelivery>> {
-        use domain::tickets::{TicketKind, WORK_ORDER_STATE_CODES};
+        use super::tickets::WORK_ORDER_STATE_CODES;
+        use domain::tickets::TicketKind;
         if !matches!(t.kind, TicketKind::Installation | TicketKind::Repair) {
             return Ok(Vec::new());
         }

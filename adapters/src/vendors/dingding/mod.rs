@@ -20,6 +20,7 @@ mod ports;
 mod service;
 pub mod sign;
 mod sync;
+pub mod tickets;
 pub mod wire;
 
 pub use callbacks::*;
@@ -28,6 +29,12 @@ pub use models::*;
 pub use ports::*;
 pub use service::*;
 pub use sync::{DingdingSync, SyncReport};
+
+/// The ticket kinds this module gives field tables for (registered with the ticket service).
+pub const TICKET_RULES: &[(domain::tickets::TicketKind, &domain::tickets::FieldRules)] = &[
+    (domain::tickets::TicketKind::Installation, &tickets::INSTALLATION),
+    (domain::tickets::TicketKind::Repair, &tickets::REPAIR),
+];
 
 use async_trait::async_trait;
 use client::{CallError, Client};

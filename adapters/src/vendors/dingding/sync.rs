@@ -115,7 +115,8 @@ impl DingdingService {
         home: HomeId,
         t: SyncedTicket,
     ) -> DomainResult<bool> {
-        use domain::tickets::{SaveTicketInput, TicketKind, WORK_ORDER_STATE_CODES};
+        use super::tickets::WORK_ORDER_STATE_CODES;
+        use domain::tickets::{SaveTicketInput, TicketKind};
         let code = t.state.to_string();
         let Some((status, _)) = WORK_ORDER_STATE_CODES.iter().find(|(_, c)| *c == code) else { return Ok(false) };
         let kind = if t.service_type == 2 { TicketKind::Repair } else { TicketKind::Installation };

@@ -20,6 +20,7 @@ mod ports;
 mod service;
 pub mod sign;
 pub mod state;
+pub mod tickets;
 mod wire;
 
 pub use jobs::{ElevThingsDaily, LiftNotifyDaily};
@@ -27,3 +28,9 @@ pub use ports::*;
 pub use service::{ApiRefusal, HuzhouPorts, HuzhouService, LiveSettings};
 
 pub use client::HuzhouSender;
+
+/// The ticket kinds this module gives field tables for (registered with the ticket service).
+pub const TICKET_RULES: &[(domain::tickets::TicketKind, &domain::tickets::FieldRules)] = &[
+    (domain::tickets::TicketKind::Maintenance, &tickets::MAINTENANCE),
+    (domain::tickets::TicketKind::Rescue, &tickets::RESCUE),
+];
