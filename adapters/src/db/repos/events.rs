@@ -205,15 +205,7 @@ impl InboundEventRepo for SqlInboundEventRepo {
         if let Some(b) = &self.batched {
             return b.finish.submit((tenant, id, state, error)).await;
         }
-        let res = ev::Entity::update_many()
-            .col_expr(ev::Column::State, Expr::value(state.as_str()))
-            .col_expr(ev::Column::Error, Expr::value(error))
-            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
-            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(ev::Column::Id.eq(id.as_uuid()))
-            .exec(&self.db)
-            .await
-            .map_err(unknown)?;
+        let res = finish_update(tenant, id, state, error).exec(&self.db).await.map_err(unknown)?;
         if res.rows_affected == 0 {
             return Err(DomainError::NotFound("inbound event"));
         }
@@ -270,4 +262,20 @@ impl InboundEventRepo for SqlInboundEventRepo {
         let page = fetch_page_ordered(&self.db, q, ev::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
         try_map(page, to_domain)
     }
+}
+
+/// The update that moves one tenant's event to its final `state` with its note and the
+/// time; the caller adds its own conditions and runs it on its connection.
+pub(super) fn finish_update(
+    tenant: TenantId,
+    id: InboundEventId,
+    state: EventState,
+    note: Option<String>,
+) -> sea_orm::UpdateMany<ev::Entity> {
+    ev::Entity::update_many()
+        .col_expr(ev::Column::State, Expr::value(state.as_str()))
+        .col_expr(ev::Column::Error, Expr::value(note))
+        .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
+        .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+        .filter(ev::Column::Id.eq(id.as_uuid()))
 }

@@ -14,7 +14,6 @@ use domain::ids::{DeliveryId, InboundEventId, TenantId};
 use domain::ingest::{Unit, UnitOfWork};
 use domain::tickets::TicketRepo;
 use domain::{DomainError, DomainResult};
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter};
 use std::sync::Arc;
 
@@ -72,12 +71,7 @@ impl Unit for SqlUnit {
         note: Option<String>,
     ) -> DomainResult<bool> {
         let done = [EventState::Processed.as_str(), EventState::Ignored.as_str()];
-        let res = ev::Entity::update_many()
-            .col_expr(ev::Column::State, Expr::value(state.as_str()))
-            .col_expr(ev::Column::Error, Expr::value(note))
-            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
-            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(ev::Column::Id.eq(event.as_uuid()))
+        let res = super::events::finish_update(tenant, event, state, note)
             .filter(ev::Column::State.is_not_in(done))
             .exec(&*self.tx)
             .await
