@@ -3,7 +3,7 @@
 
 use crate::e2e_dingding::{Setup, setup};
 use crate::utils::child::Child;
-use crate::utils::eventually;
+use crate::utils::eventually_within;
 use adapters::vendors::dingding::map;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
@@ -53,7 +53,10 @@ async fn a_callback_stored_by_a_killed_process_is_applied_once_after_restart() {
         .expect("row lock");
         let (base, integration, sent) = (first.base.clone(), s.integration.clone(), raw.clone());
         let call = tokio::spawn(async move { post(&base, &integration, sent).await });
-        eventually("the callback stored", || async { events_of(&s, "batteryAlarm").await.len() == 1 }).await;
+        eventually_within("the callback stored", Duration::from_secs(45), || async {
+            events_of(&s, "batteryAlarm").await.len() == 1
+        })
+        .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!call.is_finished(), "the callback is still being applied");
         first.kill_hard();
@@ -87,7 +90,7 @@ async fn a_callback_stored_by_a_killed_process_is_applied_once_after_restart() {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let mut second = server(&s);
     second.wait_ready().await;
-    eventually("the stored callback applied", || async {
+    eventually_within("the stored callback applied", Duration::from_secs(45), || async {
         events_of(&s, "batteryAlarm").await.first().is_some_and(|e| e["state"] == "PROCESSED")
     })
     .await;

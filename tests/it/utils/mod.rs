@@ -216,12 +216,22 @@ impl TestApp {
 }
 
 /// Polls the async `check` until it answers true (at most 15 s); panics naming `what`.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    for _ in 0..150 {
+    eventually_within(what, Duration::from_secs(15), check).await;
+}
+
+/// The same with its own bound, for work that waits on a child process under a loaded
+/// machine (a full test run on two cores).
+pub async fn eventually_within<F, Fut>(what: &str, within: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..within.as_millis().div_ceil(100) {
         if check().await {
             return;
         }
