@@ -121,6 +121,12 @@ async fn hook(
     };
     let duplicate = recorded.duplicate;
     inbound_request(name, if duplicate { "DUPLICATE" } else { "STORED" });
+    if duplicate
+        && protocol.keeps_answer()
+        && let Some(body) = recorded.event.answer.clone()
+    {
+        return render(HookAnswer::new(200, body));
+    }
     if duplicate && let Some(answer) = protocol.repeat(&recorded.event) {
         return render(answer);
     }

@@ -199,6 +199,16 @@ impl AppState {
             senders.or_with(adapters::vendors::dingding::PREFIX, Arc::new(dingding_sender), config.vendor_concurrency);
         let senders =
             senders.or_with(adapters::vendors::huzhou::PREFIX, Arc::new(huzhou_sender), config.vendor_concurrency);
+        let gas_sender = adapters::vendors::goldcard::GoldcardSender::new(
+            adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
+            integrations.clone(),
+            clock.clone(),
+        );
+        let senders = senders.or_with(
+            adapters::vendors::goldcard::PREFIX,
+            Arc::new(gas_sender.clone()),
+            config.vendor_concurrency,
+        );
         let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
         let deliveries = DeliveryService::new(
             DeliveryPorts {
@@ -241,6 +251,7 @@ impl AppState {
         let units: Arc<dyn domain::ingest::UnitOfWork> = Arc::new(adapters::db::repos::SqlUnitOfWork::new(db.clone()));
         let outbound = domain::outbound::Outbound::new(units.clone(), Some(queue.clone()))
             .with_planner(Arc::new(huzhou.clone()))
+            .with_planner(Arc::new(adapters::vendors::goldcard::GoldcardPlanner::new(integration_repo.clone())))
             .with_planner(Arc::new(adapters::vendors::dingding::DingdingMirror::new(
                 integration_repo.clone(),
                 home_repo.clone(),
@@ -279,15 +290,41 @@ impl AppState {
             .with_job(ScheduledJob::Sync, Arc::new(adapters::vendors::dingding::DingdingSync::new(dingding.clone())));
         let users = UserService::new(user_repo.clone(), tenant_repo.clone(), hasher.clone());
         let events = InboundEventService::new(Arc::new(SqlInboundEventRepo::new(db.clone())));
+        let tariffs = TariffService::new(
+            tariff_repo.clone(),
+            tariff_repo,
+            device_repo.clone(),
+            home_repo.clone(),
+            integration_repo.clone(),
+        )
+        .with_outbound(outbound.clone())
+        .with_clock(clock.clone());
         let ingest = domain::ingest::IngestService::new(
             units,
             devices.clone(),
             alarms.clone(),
             bus_port.clone(),
             Some(queue.clone()),
+        )
+        .with_billing(tariffs.clone(), outbound.clone());
+        let gas = adapters::vendors::goldcard::Goldcard::new(
+            devices.clone(),
+            ingest.clone(),
+            tariffs.clone(),
+            deliveries.clone(),
+            clock.clone(),
+        );
+        let scheduler = scheduler.with_job(
+            ScheduledJob::DailyUsage,
+            Arc::new(adapters::vendors::goldcard::GasDailyUsage::new(
+                gas_sender,
+                device_repo.clone(),
+                tariffs.clone(),
+                ingest.clone(),
+            )),
         );
         // The inbound protocols: one registration line per vendor.
-        let inbound: crate::hooks::Protocols = Arc::new(vec![
+        let mut inbound: Vec<Arc<dyn adapters::vendors::inbound::InboundProtocol>> = vec![
             Arc::new(adapters::vendors::dingding::DingdingInbound::new(
                 dingding.clone(),
                 ingest.clone(),
@@ -300,7 +337,9 @@ impl AppState {
                 ingest.clone(),
                 vec![Arc::new(huzhou.clone())],
             )),
-        ]);
+        ];
+        inbound.extend(adapters::vendors::goldcard::GoldcardInbound::all(&gas));
+        let inbound: crate::hooks::Protocols = Arc::new(inbound);
         let inbound_backlog = jobs::inbound::Backlog::start(
             events.clone(),
             integrations.clone(),
@@ -316,14 +355,7 @@ impl AppState {
                 .with_clock(clock.clone()),
             integrations,
             devices,
-            tariffs: TariffService::new(
-                tariff_repo.clone(),
-                tariff_repo,
-                device_repo.clone(),
-                home_repo.clone(),
-                integration_repo.clone(),
-            )
-            .with_clock(clock.clone()),
+            tariffs,
             tickets,
             homes: HomeService::new(home_repo, integration_repo).with_outbound(outbound),
             dingding,

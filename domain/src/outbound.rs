@@ -11,12 +11,16 @@ use crate::devices::Device;
 use crate::homes::{Home, Room};
 use crate::ids::TenantId;
 use crate::ingest::{Unit, UnitOfWork};
+use crate::tariffs::{LedgerEntry, MeterAccount, SupplyChange, Tariff};
 use crate::tickets::Ticket;
 use async_trait::async_trait;
 use chrono::Utc;
+use rust_decimal::Decimal;
 use std::sync::Arc;
 
 /// What a change did, as the vendor modules hear of it.
+// A handful per change, planned and dropped: their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Message {
     /// A home was added (it may mirror a vendor's home).
@@ -28,6 +32,28 @@ pub enum Message {
     /// A ticket was created (`before` is `None`) or updated, by a user (`by`) or by the
     /// system for a vendor (`by` is `None`: a sync or a callback).
     TicketSaved { before: Option<Ticket>, after: Ticket, by: Option<crate::ids::UserId> },
+    /// A tariff version was saved (a new code, or an adjustment of one).
+    TariffSaved { tariff: Tariff },
+    /// A meter was switched to a tariff.
+    TariffAssigned { device: Device, tariff: Tariff },
+    /// Money was paid into (or corrected on) a meter's account.
+    AccountCredited { device: Device, account: MeterAccount, entry: LedgerEntry },
+    /// A meter's supply must be cut (credit ran out) or restored (a recharge lifted it
+    /// back); `reference` is unique per change.
+    SupplyChanged { device: Device, change: SupplyChange, reference: String },
+    /// A meter was taken out of service.
+    MeterCancelled { device: Device, reason: String },
+    /// A meter was replaced by another on the same account: `device` shows the new meter.
+    MeterReplaced { device: Device, old_external_id: String, old_reading: Decimal, new_reading: Decimal },
+    /// A user asked a meter for something (open or close its valve, read it now).
+    MeterCommand { device: Device, command: MeterCommand, by: Option<crate::ids::UserId> },
+}
+
+/// What a user can ask of a meter directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeterCommand {
+    ValveOpen,
+    ValveClose,
 }
 
 /// A vendor module's rendering of messages into deliveries.
@@ -61,6 +87,20 @@ impl Outbound {
         self
     }
 
+    /// The deliveries the planners render for `messages`.
+    ///
+    /// # Errors
+    /// A planner's error.
+    pub async fn plan(&self, tenant: TenantId, messages: &[Message]) -> DomainResult<Vec<NewDelivery>> {
+        let mut planned = Vec::new();
+        for msg in messages {
+            for p in &self.planners {
+                planned.extend(p.plan(tenant, msg).await?);
+            }
+        }
+        Ok(planned)
+    }
+
     /// Opens the unit a change writes through.
     ///
     /// # Errors
@@ -74,12 +114,7 @@ impl Outbound {
     /// # Errors
     /// A planner's error or a storage failure; then nothing of the unit is written.
     pub async fn commit(&self, unit: Box<dyn Unit>, tenant: TenantId, messages: &[Message]) -> DomainResult<()> {
-        let mut planned = Vec::new();
-        for msg in messages {
-            for p in &self.planners {
-                planned.extend(p.plan(tenant, msg).await?);
-            }
-        }
+        let planned = self.plan(tenant, messages).await?;
         let ids = if planned.is_empty() { Vec::new() } else { unit.outbox(tenant, planned).await? };
         unit.commit().await?;
         if let Some(q) = &self.queue {

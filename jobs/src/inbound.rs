@@ -59,6 +59,13 @@ pub async fn apply(
     {
         tracing::error!(error = ?e, inbound_event_id = %p.event.id, "recording an inbound event's outcome");
     }
+    if p.protocol.keeps_answer()
+        && outcome.state == EventState::Processed
+        && p.event.answer.is_none()
+        && let Err(e) = events.keep_answer(p.event.tenant_id, p.event.id, &answer.body).await
+    {
+        tracing::error!(error = ?e, inbound_event_id = %p.event.id, "keeping an inbound event's answer");
+    }
     crate::metrics::inbound_applied(p.protocol.protocol(), outcome.state);
     (outcome, answer)
 }

@@ -13,6 +13,9 @@ mod m20261201_000006_huzhou;
 mod m20261201_000007_dingding;
 mod m20261201_000008_huzhou_slots;
 mod m20261201_000009_huzhou_changes;
+mod m20261206_000010_billing;
+mod m20261206_000011_delivery_subjects;
+mod m20261206_000012_daily_usage;
 
 pub struct Migrator;
 
@@ -29,6 +32,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_dingding::Migration),
             Box::new(m20261201_000008_huzhou_slots::Migration),
             Box::new(m20261201_000009_huzhou_changes::Migration),
+            Box::new(m20261206_000010_billing::Migration),
+            Box::new(m20261206_000011_delivery_subjects::Migration),
+            Box::new(m20261206_000012_daily_usage::Migration),
         ]
     }
 }

@@ -96,6 +96,7 @@ async fn run(
                     idempotency_key: format!("bench-{k:06}"),
                     order_key: None,
                     payload: json!({"event": "bench", "n": k}),
+                    subject: None,
                 };
                 deliveries.enqueue(tenant, d).await.expect("enqueue");
             }

@@ -142,6 +142,7 @@ impl Setup {
             idempotency_key: key.into(),
             order_key: order_key.map(str::to_owned),
             payload,
+            subject: None,
         };
         self.app.state.deliveries.enqueue(tenant, input).await
     }

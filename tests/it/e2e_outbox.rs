@@ -156,6 +156,7 @@ async fn a_change_and_its_deliveries_commit_together_or_not_at_all() {
             idempotency_key: "same-key".into(),
             order_key: None,
             payload: json!({}),
+            subject: None,
         };
         vec![d.clone(), d]
     };
@@ -171,6 +172,7 @@ async fn a_change_and_its_deliveries_commit_together_or_not_at_all() {
             idempotency_key: "probe-key".into(),
             order_key: None,
             payload: json!({"event": "probe"}),
+            subject: None,
         }]
     };
     let (_, _, sent) = repo.raise(tenant, raise, &sound).await.expect("raise");

@@ -337,6 +337,18 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             true,
         ),
         (
+            "cancelMeter",
+            "mutation($d:ID!){ cancelMeter(deviceId:$d){ id } }".into(),
+            json!({"d": meter}),
+            true,
+        ),
+        (
+            "replaceMeter",
+            "mutation($d:ID!){ replaceMeter(input:{deviceId:$d, newExternalId:\"n-1\"}){ id } }".into(),
+            json!({"d": meter}),
+            true,
+        ),
+        (
             "adjustMeterBalance",
             "mutation($d:ID!){ adjustMeterBalance(deviceId:$d, amount:\"-1\"){ entry{ id } } }".into(),
             json!({"d": meter}),

@@ -112,6 +112,11 @@ pub trait InboundProtocol: Send + Sync {
     fn refused(&self, why: Refusal) -> HookAnswer;
     /// Authenticates and parses. `Err`: answered at once, nothing stored.
     async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer>;
+    /// Whether a resend of an applied event is answered with the answer it was given then
+    /// (kept with the event), before `repeat` is asked.
+    fn keeps_answer(&self) -> bool {
+        false
+    }
     /// The answer to a resend of an event stored before, when it is not applied again.
     fn repeat(&self, _stored: &InboundEvent) -> Option<HookAnswer> {
         None

@@ -2,6 +2,7 @@
 //! deliveries of its kind prefix.
 
 pub mod dingding;
+pub mod goldcard;
 pub mod hazchem;
 pub mod huzhou;
 pub mod inbound;
@@ -31,6 +32,17 @@ pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
 /// secrets) is dropped.
 pub(crate) fn redact_url(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or_default().to_owned()
+}
+
+/// What went wrong on the wire, without the URL (its query can carry secrets).
+pub(crate) fn transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        "transport error".into()
+    }
 }
 
 /// How an HTTP status is retried: 408, 429 and 5xx are worth another attempt.

@@ -26,6 +26,10 @@ pub struct DeliveryGql {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What it is about: `device:{id}` (a meter's commands), `tariff:{code}` ...
+    pub subject: Option<String>,
+    /// What the vendor reported of it afterwards (a meter's execution of a command).
+    pub result: Option<Json<serde_json::Value>>,
     #[graphql(skip)]
     pub delivery_id: DeliveryId,
 }
@@ -45,6 +49,8 @@ impl From<Delivery> for DeliveryGql {
             last_error: d.last_error,
             created_at: d.created_at,
             updated_at: d.updated_at,
+            subject: d.subject,
+            result: d.result.map(Json),
             delivery_id: d.id,
         }
     }
@@ -96,6 +102,8 @@ pub struct DeliveryFilterInput {
     pub state: Option<DeliveryStateGql>,
     pub integration_id: Option<ID>,
     pub kind: Option<String>,
+    /// `device:{id}`: the deliveries about one device (a meter's commands).
+    pub subject: Option<String>,
     /// Created at or after.
     pub from: Option<DateTime<Utc>>,
     /// Created before.
@@ -112,6 +120,7 @@ impl DeliveryFilterInput {
                 .map(|i| parse_id::<IntegrationId>("filter.integrationId", i))
                 .transpose()?,
             kind: self.kind,
+            subject: self.subject,
             from: self.from,
             to: self.to,
         })

@@ -5,7 +5,7 @@ mod alarms;
 mod audit;
 mod connection;
 mod deliveries;
-mod devices;
+pub(crate) mod devices;
 mod dingding;
 mod enums;
 mod events;

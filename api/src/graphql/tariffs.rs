@@ -71,6 +71,11 @@ pub struct MeterAccountGql {
     /// Volume used in the current tier cycle.
     pub cycle_usage: Decimal,
     pub cycle_started_at: Option<DateTime<Utc>>,
+    /// The register as last billed (or at installation).
+    pub last_reading: Option<Decimal>,
+    pub last_read_at: Option<DateTime<Utc>>,
+    /// The supply is cut (valve closed) for lack of credit.
+    pub cut_off: bool,
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     pub account_id: AccountId,
@@ -90,6 +95,9 @@ impl From<MeterAccount> for MeterAccountGql {
             overdraft: a.account.overdraft,
             cycle_usage: a.account.cycle_usage,
             cycle_started_at: a.cycle_started_at,
+            last_reading: a.meter.last_reading,
+            last_read_at: a.meter.last_read_at,
+            cut_off: a.meter.cut_off,
             updated_at: a.updated_at,
             account_id: a.id,
             tariff: a.tariff_id,
@@ -129,6 +137,64 @@ pub struct LedgerEntryGql {
     pub reference: Option<String>,
     pub created_by: Option<ID>,
     pub at: DateTime<Utc>,
+    /// For a charge of a reading: how it was priced.
+    pub charge: Option<ChargeGql>,
+}
+
+/// How a reading's charge was priced: tier by tier, under which tariff version.
+#[derive(SimpleObject)]
+#[graphql(name = "Charge")]
+pub struct ChargeGql {
+    pub tariff_id: ID,
+    pub tariff_version: i32,
+    pub previous_reading: Decimal,
+    pub reading: Decimal,
+    pub read_at: DateTime<Utc>,
+    pub tiers: Vec<TierChargeGql>,
+    /// The cycle volume after the charge.
+    pub cycle_usage: Decimal,
+    /// The price of the next unit after the charge.
+    pub price_after: Decimal,
+    /// `CUT` or `RESTORE` when the charge changed the supply.
+    pub supply: Option<String>,
+}
+
+/// One tier's share of a charge.
+#[derive(SimpleObject)]
+#[graphql(name = "TierCharge")]
+pub struct TierChargeGql {
+    pub tier: i32,
+    pub volume: Decimal,
+    pub price: Decimal,
+    pub amount: Decimal,
+}
+
+impl From<domain::tariffs::ChargeDetail> for ChargeGql {
+    fn from(d: domain::tariffs::ChargeDetail) -> Self {
+        Self {
+            tariff_id: ID(d.tariff_id.to_string()),
+            tariff_version: d.tariff_version,
+            previous_reading: d.previous_reading,
+            reading: d.reading,
+            read_at: d.read_at,
+            tiers: d
+                .tiers
+                .into_iter()
+                .map(|t| TierChargeGql {
+                    tier: i32::try_from(t.tier).unwrap_or(i32::MAX),
+                    volume: t.volume,
+                    price: t.price,
+                    amount: t.amount,
+                })
+                .collect(),
+            cycle_usage: d.cycle_usage,
+            price_after: d.price_after,
+            supply: d.supply.map(|s| match s {
+                domain::tariffs::SupplyChange::Cut => "CUT".to_owned(),
+                domain::tariffs::SupplyChange::Restore => "RESTORE".to_owned(),
+            }),
+        }
+    }
 }
 
 impl From<LedgerEntry> for LedgerEntryGql {
@@ -142,6 +208,7 @@ impl From<LedgerEntry> for LedgerEntryGql {
             reference: e.reference,
             created_by: e.created_by.map(|u| ID(u.to_string())),
             at: e.at,
+            charge: e.detail.map(Into::into),
         }
     }
 }
@@ -206,6 +273,28 @@ pub struct RechargeMeterInput {
     pub trade_no: Option<String>,
 }
 
+/// One day of a meter's usage.
+#[derive(SimpleObject)]
+#[graphql(name = "DailyUsage")]
+pub struct DailyUsageGql {
+    pub day: chrono::NaiveDate,
+    pub volume: Decimal,
+    pub amount: Decimal,
+    /// The prices of the day (several when it crossed a tier).
+    pub prices: Vec<Decimal>,
+    pub fetched_at: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct ReplaceMeterInput {
+    pub device_id: ID,
+    /// The new meter's number (its external id from now on).
+    pub new_external_id: String,
+    /// The new meter's register at installation.
+    #[graphql(default)]
+    pub new_reading: Decimal,
+}
+
 #[derive(InputObject, Default)]
 pub struct TariffFilterInput {
     pub utility: Option<UtilityGql>,
@@ -254,6 +343,29 @@ impl TariffQuery {
         let home = home_id.as_ref().map(|h| parse_id::<HomeId>("homeId", h)).transpose()?;
         let prices = state(ctx).tariffs.electricity_prices(&actor(ctx)?, home).await.gql()?;
         Ok(prices.into_iter().map(Into::into).collect())
+    }
+
+    /// A meter's usage per day in `from..=to` (gas: as its DAS reported it, fetched daily by
+    /// `DAILY_USAGE`).
+    async fn daily_usage(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> async_graphql::Result<Vec<DailyUsageGql>> {
+        let device: DeviceId = parse_id("deviceId", &device_id)?;
+        let days = state(ctx).tariffs.daily_usage(&actor(ctx)?, device, from, to).await.gql()?;
+        Ok(days
+            .into_iter()
+            .map(|d| DailyUsageGql {
+                day: d.day,
+                volume: d.volume,
+                amount: d.amount,
+                prices: d.prices,
+                fetched_at: d.fetched_at,
+            })
+            .collect())
     }
 
     /// The account of a gas, electricity or water meter.
@@ -336,6 +448,33 @@ impl TariffMutation {
         let trade_no = input.trade_no.or_else(|| Some(entry.id.to_string()));
         state(ctx).dingding.recharged(&actor(ctx)?, device, input.amount, trade_no).await.gql()?;
         Ok(LedgerWrite { account: account.into(), entry: entry.into() })
+    }
+
+    /// Takes a meter out of service (a gas meter's DAS hears of it: 1002).
+    async fn cancel_meter(
+        &self,
+        ctx: &Context<'_>,
+        device_id: ID,
+        reason: Option<String>,
+    ) -> async_graphql::Result<crate::graphql::devices::DeviceGql> {
+        let device: DeviceId = parse_id("deviceId", &device_id)?;
+        Ok(state(ctx).tariffs.cancel_meter(&actor(ctx)?, device, reason).await.gql()?.into())
+    }
+
+    /// Replaces a meter by another on the same account: its balance and cycle volume carry
+    /// over, the new meter's register is the next charge's baseline (gas: 1009).
+    async fn replace_meter(
+        &self,
+        ctx: &Context<'_>,
+        input: ReplaceMeterInput,
+    ) -> async_graphql::Result<MeterAccountGql> {
+        let device: DeviceId = parse_id("deviceId", &input.device_id)?;
+        let (_, account) = state(ctx)
+            .tariffs
+            .replace_meter(&actor(ctx)?, device, &input.new_external_id, input.new_reading)
+            .await
+            .gql()?;
+        Ok(account.into())
     }
 
     /// A signed manual correction of a meter's balance (tenant admins).

@@ -64,6 +64,7 @@ pub fn plan(webhooks: &[IntegrationId], alarm: &Alarm, event: AlarmEvent) -> Vec
             // The events of one alarm arrive in the order they happened.
             order_key: Some(format!("alarm:{}", alarm.id)),
             payload: webhook_payload(alarm, event),
+            subject: None,
         })
         .collect()
 }

@@ -107,6 +107,10 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// What it is about (`device:{id}`, `ticket:{id}`), for the history of one subject.
+    pub subject: Option<String>,
+    /// What the vendor reported of it afterwards (a command's execution ...).
+    pub result: Option<Value>,
 }
 
 /// A delivery to write.
@@ -117,6 +121,8 @@ pub struct NewDelivery {
     pub idempotency_key: String,
     pub order_key: Option<String>,
     pub payload: Value,
+    /// What it is about (`device:{id}`, `ticket:{id}`).
+    pub subject: Option<String>,
 }
 
 /// The deliveries a domain change causes, planned from the change's result. A repository
@@ -152,6 +158,7 @@ pub struct DeliveryFilter {
     pub state: Option<DeliveryState>,
     pub integration_id: Option<IntegrationId>,
     pub kind: Option<String>,
+    pub subject: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
 }
@@ -301,6 +308,18 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &DeliveryFilter, page: PageRequest) -> DomainResult<Page<Delivery>>;
+    /// Records what the vendor reported of the delivery with `idempotency_key` of
+    /// `integration` (a later callback about it); answers it, `None` when there is none.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn set_result(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        idempotency_key: &str,
+        result: &Value,
+    ) -> DomainResult<Option<Delivery>>;
     /// Oldest first.
     ///
     /// # Errors

@@ -353,6 +353,21 @@ impl DeliveryService {
         self.repo.list(actor.require_reader()?, filter, page).await
     }
 
+    /// Records what the vendor later reported of a delivery (a command's execution), found
+    /// by its idempotency key; `None` when the integration has no such delivery.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn record_result(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        idempotency_key: &str,
+        result: &serde_json::Value,
+    ) -> DomainResult<Option<Delivery>> {
+        self.repo.set_result(tenant, integration, idempotency_key, result).await
+    }
+
     /// # Errors
     /// `Forbidden` for actors without a tenant.
     pub async fn attempts(&self, actor: &Actor, id: DeliveryId) -> DomainResult<Vec<Attempt>> {

@@ -23,6 +23,18 @@ pub trait DeviceRepo: Send + Sync {
         integration: IntegrationId,
         external_id: &str,
     ) -> DomainResult<Option<Device>>;
+    /// Gives the device a new external id and attributes (a replaced meter keeps its id,
+    /// its account and its history).
+    ///
+    /// # Errors
+    /// `NotFound("device")`; `Duplicate` when the integration has a device with that id.
+    async fn rename(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        external_id: &super::ExternalId,
+        attributes: serde_json::Value,
+    ) -> DomainResult<Device>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>>;

@@ -110,7 +110,17 @@ impl DeviceService {
         };
         let unit = out.begin().await?;
         let before = unit.devices().find_by_external(tenant, up.integration_id, up.external_id.as_str()).await?;
+        let opening = match (&before, up.kind) {
+            (None, DeviceKind::GasMeter) => Some(crate::tariffs::billing::opening_terms(&up.attributes)?),
+            _ => None,
+        };
         let (device, created) = unit.devices().upsert(tenant, up).await?;
+        // A gas meter has its account from registration (the register as its baseline).
+        if let Some((account, meter)) = opening
+            && unit.accounts().by_device(tenant, device.id).await?.is_none()
+        {
+            unit.accounts().open(tenant, device.id, None, &account, &meter).await?;
+        }
         let saved = crate::outbound::Message::DeviceSaved { before, after: device.clone() };
         out.commit(unit, tenant, &[saved]).await?;
         self.changed(&device);

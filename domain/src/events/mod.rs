@@ -54,6 +54,8 @@ pub struct InboundEvent {
     pub state: EventState,
     pub error: Option<String>,
     pub processed_at: Option<DateTime<Utc>>,
+    /// The answer given when it was applied, for protocols that answer a resend the same.
+    pub answer: Option<Value>,
 }
 
 /// The answer to storing an event: the stored row and whether it was already there.
@@ -91,6 +93,11 @@ pub trait InboundEventRepo: Send + Sync {
         state: EventState,
         error: Option<String>,
     ) -> DomainResult<()>;
+    /// Keeps the answer an applied event was given (a resend is answered the same).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn keep_answer(&self, tenant: TenantId, id: InboundEventId, answer: &Value) -> DomainResult<()>;
     /// Claims up to `limit` events of `protocol`, of any tenant, still RECEIVED although
     /// stored before `before` and not claimed since `before` (their process stopped before
     /// processing them): each is returned to one caller only, whose claim is its
@@ -134,6 +141,14 @@ impl InboundEventService {
         error: Option<String>,
     ) -> DomainResult<()> {
         self.repo.finish(tenant, id, state, error).await
+    }
+
+    /// Keeps the answer an applied event was given.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn keep_answer(&self, tenant: TenantId, id: InboundEventId, answer: &Value) -> DomainResult<()> {
+        self.repo.keep_answer(tenant, id, answer).await
     }
 
     /// Events of `protocol` left RECEIVED since before `before`, claimed for processing.

@@ -14,8 +14,11 @@ use crate::deliveries::{DeliveryQueue, NewDelivery};
 use crate::devices::{DeviceRepo, DeviceService, DeviceStatus, NewReading};
 use crate::events::EventState;
 use crate::ids::{DeliveryId, DeviceId, InboundEventId, TenantId};
+use crate::outbound::{Message, Outbound};
+use crate::tariffs::{MeterBill, TariffService};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use std::sync::{Arc, Mutex};
 
 /// The deliveries a source plans for the alarm its fact raised (beside the webhooks').
@@ -34,6 +37,11 @@ pub enum Fact {
     AlarmRaised { alarm: RaiseAlarm, plan: Option<RaisePlan> },
     /// The source's own recovery: clears the open alarm with `key`'s open key, if any.
     AlarmCleared { key: RaiseAlarm, note: String, plan: Option<ClearPlan> },
+    /// A meter's register (cumulative volume or energy) at `at`: a centre-billed meter with
+    /// an account is charged for the volume since its last reading (`tariffs::billing`),
+    /// once per `reference`. `answered`: the source carries a supply change in its answer
+    /// (the gas DAS's `valvecontrol`), so none is sent separately.
+    MeterTotal { device: DeviceId, total: Decimal, at: DateTime<Utc>, reference: String, answered: bool },
 }
 
 impl std::fmt::Debug for Fact {
@@ -43,6 +51,9 @@ impl std::fmt::Debug for Fact {
             Self::Readings { device, readings } => write!(f, "Readings({device}, {})", readings.len()),
             Self::AlarmRaised { alarm, .. } => write!(f, "AlarmRaised({})", alarm.open_key()),
             Self::AlarmCleared { key, .. } => write!(f, "AlarmCleared({})", key.open_key()),
+            Self::MeterTotal { device, total, reference, .. } => {
+                write!(f, "MeterTotal({device}, {total}, {reference})")
+            }
         }
     }
 }
@@ -73,6 +84,7 @@ pub trait Unit: Send + Sync {
     fn alarms(&self) -> Arc<dyn AlarmRepo>;
     fn homes(&self) -> Arc<dyn crate::homes::HomeRepo>;
     fn tickets(&self) -> Arc<dyn crate::tickets::TicketRepo>;
+    fn accounts(&self) -> Arc<dyn crate::tariffs::MeterAccountRepo>;
     /// Writes planned deliveries (the outbox); one whose idempotency key its integration
     /// already used is skipped. Returns the ids written.
     ///
@@ -126,6 +138,10 @@ pub struct IngestService {
     alarms: AlarmService,
     bus: Arc<dyn EventBus>,
     queue: Option<Arc<dyn DeliveryQueue>>,
+    /// Centre billing of meter readings.
+    billing: Option<TariffService>,
+    /// The vendor modules' planners, for the supply changes a charge calls for.
+    outbound: Option<Outbound>,
 }
 
 impl IngestService {
@@ -136,7 +152,16 @@ impl IngestService {
         bus: Arc<dyn EventBus>,
         queue: Option<Arc<dyn DeliveryQueue>>,
     ) -> Self {
-        Self { units, devices, alarms, bus, queue }
+        Self { units, devices, alarms, bus, queue, billing: None, outbound: None }
+    }
+
+    /// Bills `Fact::MeterTotal` with `tariffs`; supply changes are planned by `outbound`'s
+    /// planners, in the same unit.
+    #[must_use]
+    pub fn with_billing(mut self, tariffs: TariffService, outbound: Outbound) -> Self {
+        self.billing = Some(tariffs);
+        self.outbound = Some(outbound);
+        self
     }
 
     /// Writes `facts` for `tenant` and, when they come from a stored `event`, finishes it
@@ -152,22 +177,56 @@ impl IngestService {
         facts: Vec<Fact>,
         note: Option<String>,
     ) -> DomainResult<Applied> {
+        self.apply_billed(tenant, event, facts, note).await.map(|(a, _)| a)
+    }
+
+    /// [`IngestService::apply`], answering what billing the `MeterTotal` facts came to (in
+    /// their order; none when the event was applied before).
+    ///
+    /// # Errors
+    /// As `apply`.
+    pub async fn apply_billed(
+        &self,
+        tenant: TenantId,
+        event: Option<InboundEventId>,
+        facts: Vec<Fact>,
+        note: Option<String>,
+    ) -> DomainResult<(Applied, Vec<MeterBill>)> {
+        // Billed meters are locked in this process before the unit opens (see `MeterLocks`).
+        let meters: Vec<DeviceId> = facts
+            .iter()
+            .filter_map(|f| match f {
+                Fact::MeterTotal { device, .. } => Some(*device),
+                _ => None,
+            })
+            .collect();
+        let _queued = match (&self.billing, meters.is_empty()) {
+            (Some(b), false) => b.lock_meters(&meters).await,
+            _ => Vec::new(),
+        };
         let unit = self.units.begin().await?;
         if let Some(e) = event {
             let state = if facts.is_empty() { EventState::Ignored } else { EventState::Processed };
             if !unit.finish_event(tenant, e, state, note).await? {
-                return Ok(Applied::Before);
+                return Ok((Applied::Before, Vec::new()));
             }
         }
         let held = Arc::new(Held::default());
         // The unit's repositories go before it commits.
-        self.write(&*unit, tenant, facts, &held).await?;
+        let bills = self.write(&*unit, tenant, facts, &held).await?;
         unit.commit().await?;
         self.release(&held).await;
-        Ok(Applied::Now)
+        Ok((Applied::Now, bills))
     }
 
-    async fn write(&self, unit: &dyn Unit, tenant: TenantId, facts: Vec<Fact>, held: &Arc<Held>) -> DomainResult<()> {
+    async fn write(
+        &self,
+        unit: &dyn Unit,
+        tenant: TenantId,
+        facts: Vec<Fact>,
+        held: &Arc<Held>,
+    ) -> DomainResult<Vec<MeterBill>> {
+        let mut bills = Vec::new();
         let devices = self.devices.within(unit.devices(), held.clone());
         let alarms = self.alarms.within(unit.alarms(), unit.devices(), held.clone(), held.clone());
         for fact in facts {
@@ -186,9 +245,28 @@ impl IngestService {
                     Some(p) => alarms.clear_open_planned(tenant, &key, &note, &*p).await.map(drop)?,
                     None => alarms.clear_open(tenant, &key, &note).await.map(drop)?,
                 },
+                Fact::MeterTotal { device, total, at, reference, answered } => {
+                    let Some(billing) = &self.billing else { continue };
+                    let accounts = unit.accounts();
+                    let Some(bill) = billing.bill_in(&*accounts, tenant, device, total, at, &reference).await? else {
+                        continue;
+                    };
+                    if let (Some(change), false, Some(o)) = (bill.supply, answered, &self.outbound) {
+                        let d =
+                            unit.devices().get(tenant, device).await?.ok_or(crate::DomainError::NotFound("device"))?;
+                        let msg = Message::SupplyChanged { device: d, change, reference: reference.clone() };
+                        let planned = o.plan(tenant, &[msg]).await?;
+                        if !planned.is_empty() {
+                            for id in unit.outbox(tenant, planned).await? {
+                                held.schedule(id, Utc::now()).await?;
+                            }
+                        }
+                    }
+                    bills.push(bill);
+                }
             }
         }
-        Ok(())
+        Ok(bills)
     }
 
     async fn release(&self, held: &Held) {

@@ -51,6 +51,10 @@ pub struct MeterAccount {
     pub tariff_id: Option<TariffId>,
     pub account: Account,
     pub cycle_started_at: Option<DateTime<Utc>>,
+    /// The register as last billed, and whether the supply is cut.
+    pub meter: super::billing::MeterState,
+    /// Bumped by every write: compare-and-set on it.
+    pub version: i64,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -68,6 +72,20 @@ pub struct LedgerEntry {
     pub reference: Option<String>,
     pub created_by: Option<UserId>,
     pub at: DateTime<Utc>,
+    /// For a charge of a reading: how it was priced.
+    pub detail: Option<super::billing::ChargeDetail>,
+}
+
+/// A meter's consumption on one day, as its vendor reported it (the gas DAS's 1015; a day
+/// that crossed a tier has several prices).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyUsage {
+    pub device_id: DeviceId,
+    pub day: chrono::NaiveDate,
+    pub volume: Decimal,
+    pub amount: Decimal,
+    pub prices: Vec<Decimal>,
+    pub fetched_at: DateTime<Utc>,
 }
 
 crate::enums::string_enum!(

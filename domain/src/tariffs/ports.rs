@@ -1,9 +1,11 @@
+use super::billing::MeterState;
 use super::rules::{Account, LedgerDraft};
-use super::{LedgerEntry, MeterAccount, NewTariff, PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter};
+use super::{
+    DailyUsage, LedgerEntry, MeterAccount, NewTariff, PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter,
+};
 use crate::ids::{AccountId, DeviceId, HomeId, TariffId, TenantId, UserId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 
 /// Versioned tariffs of a tenant.
 #[async_trait]
@@ -33,6 +35,11 @@ pub trait TariffRepo: Send + Sync {
         tariff: Option<TariffId>,
         way: Option<PriceWay>,
     ) -> DomainResult<PriceAssignment>;
+    /// Every version of the code (and integration) of `tariff`, oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn versions_of(&self, tenant: TenantId, tariff: TariffId) -> DomainResult<Vec<Tariff>>;
     /// The tenant-wide assignment plus, with `home`, the home's and its rooms'.
     ///
     /// # Errors
@@ -54,35 +61,31 @@ pub trait MeterAccountRepo: Send + Sync {
         device: DeviceId,
         tariff: Option<TariffId>,
         account: &Account,
+        meter: &MeterState,
     ) -> DomainResult<MeterAccount>;
-    /// Changes the tariff and the account's terms (pay and billing model, overdraft); money
-    /// fields are left alone.
+    /// The account, locked for the rest of the transaction when the repository writes
+    /// through one (a unit of work): concurrent writers of the account wait.
     ///
     /// # Errors
-    /// `NotFound("meter account")`.
-    async fn set_terms(
-        &self,
-        tenant: TenantId,
-        id: AccountId,
-        tariff: Option<TariffId>,
-        account: &Account,
-        cycle_started_at: Option<DateTime<Utc>>,
-    ) -> DomainResult<MeterAccount>;
-    /// In one transaction: moves the account from `expected` to `next` if its balance and
-    /// cycle usage are still those of `expected` (compare-and-set), and appends `entry`.
+    /// `Unknown` on storage failure.
+    async fn lock_by_device(&self, tenant: TenantId, device: DeviceId) -> DomainResult<Option<MeterAccount>> {
+        self.by_device(tenant, device).await
+    }
+    /// In one transaction: moves the account from `expected` to `next` if it is still at
+    /// `expected.version` (compare-and-set; the version is bumped), writing its tariff,
+    /// terms, money, cycle and meter state, and appends `entry` when given.
     ///
     /// # Errors
     /// `InvalidTransition` when the account changed meanwhile (the caller retries);
     /// `Duplicate` when the entry's reference is already on the ledger.
-    async fn apply(
+    async fn save(
         &self,
         tenant: TenantId,
-        id: AccountId,
-        expected: &Account,
-        next: &Account,
-        entry: LedgerDraft,
+        expected: &MeterAccount,
+        next: &MeterAccount,
+        entry: Option<LedgerDraft>,
         by: Option<UserId>,
-    ) -> DomainResult<LedgerEntry>;
+    ) -> DomainResult<(MeterAccount, Option<LedgerEntry>)>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn entry_by_reference(
@@ -93,6 +96,22 @@ pub trait MeterAccountRepo: Send + Sync {
     ) -> DomainResult<Option<LedgerEntry>>;
     /// Newest first.
     ///
+    /// Stores daily usage, replacing what a day had.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn save_daily_usage(&self, tenant: TenantId, days: Vec<DailyUsage>) -> DomainResult<()>;
+    /// A device's days in `from..=to`, oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn daily_usage(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> DomainResult<Vec<DailyUsage>>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn ledger(&self, tenant: TenantId, id: AccountId, page: PageRequest) -> DomainResult<Page<LedgerEntry>>;

@@ -168,6 +168,19 @@ impl Tiers {
     /// `Invalid { field: "volume" }` if `volume < 0` or the result does not fit a [`Decimal`];
     /// `Invalid { field: "usedBefore" }` if `used_before < 0`.
     pub fn charge(&self, used_before: Decimal, volume: Decimal) -> DomainResult<Decimal> {
+        let out_of_range = || DomainError::invalid("volume", "the charge is out of range");
+        self.split(used_before, volume)?
+            .iter()
+            .try_fold(Decimal::ZERO, |total, part| total.checked_add(part.amount).ok_or_else(out_of_range))
+    }
+
+    /// The same charge, tier by tier: each tier's share of the volume, its price and its
+    /// money (only tiers with volume appear). The shares add up to `volume`; the amounts
+    /// add up to [`Tiers::charge`].
+    ///
+    /// # Errors
+    /// As [`Tiers::charge`].
+    pub fn split(&self, used_before: Decimal, volume: Decimal) -> DomainResult<Vec<TierCharge>> {
         if used_before < Decimal::ZERO {
             return Err(DomainError::invalid("usedBefore", "must not be negative"));
         }
@@ -176,7 +189,7 @@ impl Tiers {
         }
         let out_of_range = || DomainError::invalid("volume", "the charge is out of range");
         let end = used_before.checked_add(volume).ok_or_else(out_of_range)?;
-        let mut total = Decimal::ZERO;
+        let mut parts = Vec::new();
         let mut lower = Decimal::ZERO;
         for (i, tier) in self.0.iter().enumerate() {
             // The last tier takes everything above the previous bound, bounded or not.
@@ -184,16 +197,40 @@ impl Tiers {
             let from = used_before.max(lower);
             let to = upper.map_or(end, |u| end.min(u));
             if to > from {
-                let part = (to - from).checked_mul(tier.price).ok_or_else(out_of_range)?;
-                total = total.checked_add(part).ok_or_else(out_of_range)?;
+                let share = to - from;
+                let amount = share.checked_mul(tier.price).ok_or_else(out_of_range)?;
+                let tier_no = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                parts.push(TierCharge { tier: tier_no, volume: share, price: tier.price, amount });
             }
             match upper {
                 Some(u) if u < end => lower = u,
                 _ => break,
             }
         }
-        Ok(total)
+        Ok(parts)
     }
+
+    /// The price of the next unit when the cycle has used `usage` (at a tier's bound, the
+    /// next tier's price).
+    pub fn price_at(&self, usage: Decimal) -> Decimal {
+        let last = self.0.len().saturating_sub(1);
+        self.0
+            .iter()
+            .enumerate()
+            .find(|(i, t)| *i == last || t.up_to.is_some_and(|u| usage < u))
+            .map_or(Decimal::ZERO, |(_, t)| t.price)
+    }
+}
+
+/// One tier's share of a charge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TierCharge {
+    /// 1-based tier number.
+    pub tier: u32,
+    pub volume: Decimal,
+    pub price: Decimal,
+    pub amount: Decimal,
 }
 
 impl TryFrom<Vec<Tier>> for Tiers {
@@ -223,6 +260,8 @@ pub struct LedgerDraft {
     pub balance_after: Decimal,
     /// An external reference (payment id, reading id ...) the caller can deduplicate on.
     pub reference: Option<String>,
+    /// For a charge of a reading: how it was priced.
+    pub detail: Option<super::billing::ChargeDetail>,
 }
 
 /// What [`Account::consume`] answers.
@@ -310,8 +349,14 @@ impl Account {
         let balance = self.balance.checked_add(amount).ok_or_else(out_of_range)?;
         self.cycle_usage = cycle_usage;
         self.balance = balance;
-        let entry =
-            LedgerDraft { kind: LedgerKind::Charge, amount, volume: Some(volume), balance_after: balance, reference };
+        let entry = LedgerDraft {
+            kind: LedgerKind::Charge,
+            amount,
+            volume: Some(volume),
+            balance_after: balance,
+            reference,
+            detail: None,
+        };
         Ok(Consumption { entry, cut_off: self.should_cut_off() })
     }
 
@@ -345,7 +390,7 @@ impl Account {
             .checked_add(amount)
             .ok_or_else(|| DomainError::invalid("amount", "the balance is out of range"))?;
         self.balance = balance;
-        Ok(LedgerDraft { kind, amount, volume, balance_after: balance, reference })
+        Ok(LedgerDraft { kind, amount, volume, balance_after: balance, reference, detail: None })
     }
 }
 
@@ -392,6 +437,24 @@ mod tests {
         assert_eq!(t.charge(dec!(300), dec!(10)).unwrap(), dec!(40));
         assert_eq!(t.charge(dec!(99.5), dec!(1)).unwrap(), dec!(2.75)); // 0.5*2.5 + 0.5*3
         assert_eq!(t.charge(dec!(42), dec!(0)).unwrap(), dec!(0));
+    }
+
+    #[test]
+    fn three_tiers_crossed_in_one_reading_split_per_tier() {
+        let parts = three_tiers().split(dec!(50), dec!(200)).unwrap();
+        let shape: Vec<_> = parts.iter().map(|p| (p.tier, p.volume, p.price, p.amount)).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (1, dec!(50), dec!(2.5), dec!(125)),
+                (2, dec!(100), dec!(3), dec!(300)),
+                (3, dec!(50), dec!(4), dec!(200))
+            ]
+        );
+        assert_eq!(three_tiers().price_at(dec!(0)), dec!(2.5));
+        assert_eq!(three_tiers().price_at(dec!(100)), dec!(3), "a bound starts the next tier");
+        assert_eq!(three_tiers().price_at(dec!(250)), dec!(4));
+        assert_eq!(three_tiers().price_at(dec!(99.9)), dec!(2.5));
     }
 
     #[test]
@@ -514,6 +577,7 @@ mod tests {
                 volume: None,
                 balance_after: dec!(100),
                 reference: Some("pay-1".into()),
+                detail: None,
             }
         );
         let adj = a.adjust(dec!(-12.34), None).unwrap();
@@ -651,6 +715,18 @@ mod tests {
             let prices = t.as_slice().iter().map(|t| t.price);
             let (lo, hi) = (prices.clone().min().unwrap(), prices.max().unwrap());
             prop_assert!(lo * v <= c && c <= hi * v, "{} not in [{}, {}]", c, lo * v, hi * v);
+        }
+
+        #[test]
+        fn tier_splits_add_up_to_the_volume_and_the_charge(t in tiers(false), used in volume(), v in volume()) {
+            let parts = t.split(used, v).unwrap();
+            prop_assert_eq!(parts.iter().map(|p| p.volume).sum::<Decimal>(), v);
+            for p in &parts {
+                prop_assert_eq!(p.amount, p.volume * p.price);
+                prop_assert!(p.volume > Decimal::ZERO);
+            }
+            prop_assert_eq!(parts.iter().map(|p| p.amount).sum::<Decimal>(), t.charge(used, v).unwrap());
+            prop_assert!(parts.windows(2).all(|w| w[0].tier < w[1].tier));
         }
 
         #[test]

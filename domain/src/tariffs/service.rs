@@ -1,4 +1,5 @@
-use super::rules::{Account, BillingModel, Consumption, LedgerDraft, PayModel, Tier, Tiers, Utility};
+use super::billing::{MeterState, SupplyChange, bill_reading, in_effect, supply_after};
+use super::rules::{Account, BillingModel, LedgerDraft, PayModel, Tier, Tiers, Utility};
 use super::{
     LedgerEntry, MeterAccount, MeterAccountRepo, NewTariff, PriceAssignment, PriceScope, PriceWay, Tariff,
     TariffFilter, TariffRepo, effective_price,
@@ -8,6 +9,7 @@ use crate::devices::{Device, DeviceKind, DeviceRepo};
 use crate::homes::HomeRepo;
 use crate::ids::{AccountId, DeviceId, HomeId, IntegrationId, RoomId, TariffId, TenantId, UserId};
 use crate::integrations::IntegrationRepo;
+use crate::outbound::{Message, Outbound};
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -57,6 +59,34 @@ fn reference(r: Option<String>) -> DomainResult<Option<String>> {
     Ok(Some(r))
 }
 
+/// In-process locks of meter accounts, striped: writers of one account in this process
+/// queue here before opening a unit of work, instead of each holding a pooled connection
+/// while waiting for the account's row lock (which still orders writers across processes).
+pub struct MeterLocks {
+    stripes: Vec<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Default for MeterLocks {
+    fn default() -> Self {
+        Self { stripes: (0..256).map(|_| Arc::new(tokio::sync::Mutex::new(()))).collect() }
+    }
+}
+
+impl MeterLocks {
+    /// Locks the accounts of `devices` (in a fixed order: no two callers wait on each other).
+    pub async fn lock(&self, devices: &[DeviceId]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut idx: Vec<usize> =
+            devices.iter().map(|d| usize::from(d.as_uuid().as_bytes()[15]) % self.stripes.len()).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let mut guards = Vec::with_capacity(idx.len());
+        for i in idx {
+            guards.push(self.stripes[i].clone().lock_owned().await);
+        }
+        guards
+    }
+}
+
 /// Versioned tariffs, meter accounts and their ledgers.
 #[derive(Clone)]
 pub struct TariffService {
@@ -67,6 +97,9 @@ pub struct TariffService {
     integrations: Arc<dyn IntegrationRepo>,
     /// Where the time comes from.
     clock: Arc<dyn Clock>,
+    /// Writes with the deliveries the vendor modules plan (price tables, recharges, valves).
+    outbound: Option<Outbound>,
+    locks: Arc<MeterLocks>,
 }
 
 impl TariffService {
@@ -77,7 +110,24 @@ impl TariffService {
         homes: Arc<dyn HomeRepo>,
         integrations: Arc<dyn IntegrationRepo>,
     ) -> Self {
-        Self { tariffs, accounts, devices, homes, integrations, clock: clock::system() }
+        Self {
+            tariffs,
+            accounts,
+            devices,
+            homes,
+            integrations,
+            clock: clock::system(),
+            outbound: None,
+            locks: Arc::default(),
+        }
+    }
+
+    /// Writes tariffs, assignments and ledger entries with the deliveries the vendor modules
+    /// plan for them, in one unit of work.
+    #[must_use]
+    pub fn with_outbound(mut self, outbound: Outbound) -> Self {
+        self.outbound = Some(outbound);
+        self
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -212,7 +262,14 @@ impl TariffService {
         for _ in 0..3 {
             match self.tariffs.create(tenant, new.clone()).await {
                 Err(e @ DomainError::Duplicate(_)) => last = Some(e),
-                other => return other,
+                Ok(tariff) => {
+                    if let Some(o) = &self.outbound {
+                        let unit = o.begin().await?;
+                        o.commit(unit, tenant, &[Message::TariffSaved { tariff: tariff.clone() }]).await?;
+                    }
+                    return Ok(tariff);
+                }
+                Err(e) => return Err(e),
             }
         }
         Err(last.unwrap_or(DomainError::Duplicate("tariff version".into())))
@@ -248,31 +305,55 @@ impl TariffService {
                 format!("a {} tariff cannot price a {}", tariff.utility.as_str(), device.kind.as_str()),
             ));
         }
-        match self.accounts.by_device(tenant, device.id).await? {
-            None => {
+        for _ in 0..APPLY_ATTEMPTS {
+            let Some(existing) = self.accounts.by_device(tenant, device.id).await? else {
                 let account = Account::new(
                     input.pay_model.unwrap_or(PayModel::Prepaid),
                     input.billing_model.unwrap_or(BillingModel::Centre),
                     input.overdraft.unwrap_or(Decimal::ZERO),
                 )?;
-                self.accounts.open(tenant, device.id, Some(tariff.id), &account).await
-            }
-            Some(existing) => {
-                let mut terms = Account::new(
-                    input.pay_model.unwrap_or(existing.account.pay_model),
-                    input.billing_model.unwrap_or(existing.account.billing_model),
-                    input.overdraft.unwrap_or(existing.account.overdraft),
-                )?;
-                terms.balance = existing.account.balance;
-                terms.cycle_usage = existing.account.cycle_usage;
-                let mut cycle_started_at = existing.cycle_started_at;
-                if tariff.clear_cycle && existing.tariff_id != Some(tariff.id) {
-                    terms.reset_cycle();
-                    cycle_started_at = Some(self.clock.now());
+                let opened =
+                    self.accounts.open(tenant, device.id, Some(tariff.id), &account, &MeterState::default()).await;
+                match opened {
+                    Err(DomainError::Duplicate(_)) => continue,
+                    other => return self.assigned(tenant, &device, &tariff, other?).await,
                 }
-                self.accounts.set_terms(tenant, existing.id, Some(tariff.id), &terms, cycle_started_at).await
+            };
+            let mut terms = Account::new(
+                input.pay_model.unwrap_or(existing.account.pay_model),
+                input.billing_model.unwrap_or(existing.account.billing_model),
+                input.overdraft.unwrap_or(existing.account.overdraft),
+            )?;
+            terms.balance = existing.account.balance;
+            terms.cycle_usage = existing.account.cycle_usage;
+            let mut next = MeterAccount { tariff_id: Some(tariff.id), account: terms, ..existing.clone() };
+            if tariff.clear_cycle && existing.tariff_id != Some(tariff.id) {
+                next.account.reset_cycle();
+                next.cycle_started_at = Some(self.clock.now());
+            }
+            match self.accounts.save(tenant, &existing, &next, None, None).await {
+                Ok((saved, _)) => return self.assigned(tenant, &device, &tariff, saved).await,
+                Err(DomainError::InvalidTransition(_)) => continue,
+                Err(e) => return Err(e),
             }
         }
+        Err(DomainError::Unknown(anyhow::anyhow!("meter account kept changing; gave up after {APPLY_ATTEMPTS} tries")))
+    }
+
+    /// Tells the vendor modules of an assignment (a gas meter's DAS switches its price).
+    async fn assigned(
+        &self,
+        tenant: TenantId,
+        device: &Device,
+        tariff: &Tariff,
+        account: MeterAccount,
+    ) -> DomainResult<MeterAccount> {
+        if let Some(o) = &self.outbound {
+            let unit = o.begin().await?;
+            let msg = Message::TariffAssigned { device: device.clone(), tariff: tariff.clone() };
+            o.commit(unit, tenant, &[msg]).await?;
+        }
+        Ok(account)
     }
 
     /// # Errors
@@ -280,6 +361,154 @@ impl TariffService {
     pub async fn account(&self, actor: &Actor, device: DeviceId) -> DomainResult<MeterAccount> {
         let tenant = actor.require_reader()?;
         self.accounts.by_device(tenant, device).await?.ok_or(DomainError::NotFound("meter account"))
+    }
+
+    /// Asks a meter to open or close its valve (`sendMeterCommand` on a gas meter): the
+    /// vendor modules plan the command in one unit of work (a gas DAS's 1004).
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` for a device outside the tenant; `Invalid {
+    /// field: "deviceId" }` for a device that is not a gas meter.
+    pub async fn meter_command(
+        &self,
+        actor: &Actor,
+        device: DeviceId,
+        command: crate::outbound::MeterCommand,
+    ) -> DomainResult<Device> {
+        let tenant = actor.require_operator()?;
+        let d = self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?;
+        if d.kind != DeviceKind::GasMeter {
+            return Err(DomainError::invalid("deviceId", "only gas meters have a valve"));
+        }
+        let o = self.outbound.as_ref().ok_or_else(|| DomainError::Unknown(anyhow::anyhow!("no unit of work")))?;
+        let unit = o.begin().await?;
+        o.commit(unit, tenant, &[Message::MeterCommand { device: d.clone(), command, by: Some(actor.user_id) }])
+            .await?;
+        Ok(d)
+    }
+
+    /// Takes a meter out of service (`cancelMeter`): it is marked cancelled and its vendor
+    /// hears of it (a gas DAS's 1002), in one unit of work.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` for a device outside the tenant;
+    /// `Invalid { field: "deviceId" }` for a device that is not a meter; `Invalid { field:
+    /// "reason" }` over 100 characters.
+    pub async fn cancel_meter(&self, actor: &Actor, device: DeviceId, reason: Option<String>) -> DomainResult<Device> {
+        let tenant = actor.require_tenant_admin()?;
+        let d = self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?;
+        utility_of(d.kind).ok_or_else(|| DomainError::invalid("deviceId", "only meters can be cancelled"))?;
+        let reason =
+            reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()).unwrap_or_else(|| "cancelled".into());
+        if reason.chars().count() > 100 {
+            return Err(DomainError::invalid("reason", "at most 100 characters"));
+        }
+        let mut attributes = d.attributes.clone();
+        if let Some(m) = attributes.as_object_mut() {
+            m.insert("cancelledAt".into(), serde_json::json!(self.clock.now().to_rfc3339()));
+        }
+        let external = crate::devices::ExternalId::parse(&d.external_id)?;
+        let Some(o) = &self.outbound else {
+            return self.devices.rename(tenant, d.id, &external, attributes).await;
+        };
+        let unit = o.begin().await?;
+        let after = unit.devices().rename(tenant, d.id, &external, attributes).await?;
+        o.commit(unit, tenant, &[Message::MeterCancelled { device: d, reason }]).await?;
+        Ok(after)
+    }
+
+    /// Replaces a meter by another on the same account (`replaceMeter`): the device takes
+    /// the new meter's number, its account keeps its balance and cycle volume, and the
+    /// new meter's register becomes the baseline of the next charge; its vendor hears of it
+    /// (a gas DAS's 1009), in one unit of work.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` for a device or account outside the
+    /// tenant; `Invalid` naming `newExternalId` or `newReading`; `Duplicate` when the
+    /// integration has a device with the new number.
+    pub async fn replace_meter(
+        &self,
+        actor: &Actor,
+        device: DeviceId,
+        new_external_id: &str,
+        new_reading: Decimal,
+    ) -> DomainResult<(Device, MeterAccount)> {
+        let tenant = actor.require_tenant_admin()?;
+        let external = crate::devices::ExternalId::parse(new_external_id)
+            .map_err(|_| DomainError::invalid("newExternalId", "1-128 printable characters"))?;
+        if new_reading < Decimal::ZERO {
+            return Err(DomainError::invalid("newReading", "must not be negative"));
+        }
+        let d = self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?;
+        utility_of(d.kind).ok_or_else(|| DomainError::invalid("deviceId", "only meters can be replaced"))?;
+        let o = self.outbound.as_ref().ok_or_else(|| DomainError::Unknown(anyhow::anyhow!("no unit of work")))?;
+        let _queued = self.locks.lock(&[d.id]).await;
+        for _ in 0..APPLY_ATTEMPTS {
+            let unit = o.begin().await?;
+            let accounts = unit.accounts();
+            let current = accounts.lock_by_device(tenant, d.id).await?.ok_or(DomainError::NotFound("meter account"))?;
+            let old_reading = current.meter.last_reading.unwrap_or_default();
+            let mut next = current.clone();
+            next.meter.last_reading = Some(new_reading);
+            let saved = match accounts.save(tenant, &current, &next, None, None).await {
+                Ok((saved, _)) => saved,
+                Err(DomainError::InvalidTransition(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            drop(accounts);
+            let after = unit.devices().rename(tenant, d.id, &external, d.attributes.clone()).await?;
+            let msg = Message::MeterReplaced {
+                device: after.clone(),
+                old_external_id: d.external_id.clone(),
+                old_reading,
+                new_reading,
+            };
+            o.commit(unit, tenant, &[msg]).await?;
+            return Ok((after, saved));
+        }
+        Err(DomainError::Unknown(anyhow::anyhow!("meter account kept changing; gave up after {APPLY_ATTEMPTS} tries")))
+    }
+
+    /// A meter's daily usage in `from..=to` (at most 366 days).
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant; `NotFound` for a device outside the tenant;
+    /// `Invalid { field: "to" }` for a range backwards or longer than 366 days.
+    pub async fn daily_usage(
+        &self,
+        actor: &Actor,
+        device: DeviceId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> DomainResult<Vec<super::DailyUsage>> {
+        let tenant = actor.require_reader()?;
+        if to < from || (to - from).num_days() > 366 {
+            return Err(DomainError::invalid("to", "on or after `from`, at most 366 days later"));
+        }
+        self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?;
+        self.accounts.daily_usage(tenant, device, from, to).await
+    }
+
+    /// Stores daily usage a vendor reported, for adapters acting for a tenant.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn record_daily_usage(&self, tenant: TenantId, days: Vec<super::DailyUsage>) -> DomainResult<()> {
+        self.accounts.save_daily_usage(tenant, days).await
+    }
+
+    /// Locks the accounts of `devices` in this process until the guards drop; take it
+    /// before opening a unit of work that bills them.
+    pub async fn lock_meters(&self, devices: &[DeviceId]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        self.locks.lock(devices).await
+    }
+
+    /// A device's account, for adapters acting for a tenant.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn account_in(&self, tenant: TenantId, device: DeviceId) -> DomainResult<Option<MeterAccount>> {
+        self.accounts.by_device(tenant, device).await
     }
 
     /// # Errors
@@ -339,35 +568,60 @@ impl TariffService {
         self.write(tenant, device, Some(actor.user_id), None, |acc| acc.adjust(amount, reason.clone())).await
     }
 
-    /// Charges a consumed volume on the meter's tariff (meter readings, the gas DAS's
-    /// reports). Idempotent on `reference`.
+    /// Bills a register reading of `device` (see `billing`), through `accounts` (a unit of
+    /// work's repository, so the charge commits with the reading and the deliveries it
+    /// plans). `None` when the device has no account. Idempotent on `reference`: a reading
+    /// billed before answers its entry and changes nothing.
     ///
     /// # Errors
-    /// `NotFound` for a device without account; `Invalid { field: "tariffId" }` when the
-    /// account has no tariff; `Invalid { field: "volume" }` when negative.
-    pub async fn charge_in(
+    /// `Invalid` when the charge is out of range; `Unknown` on storage failure.
+    pub async fn bill_in(
         &self,
+        accounts: &dyn MeterAccountRepo,
         tenant: TenantId,
         device: DeviceId,
-        volume: Decimal,
-        reference: Option<String>,
-    ) -> DomainResult<(MeterAccount, LedgerEntry, bool)> {
-        let account = self.accounts.by_device(tenant, device).await?.ok_or(DomainError::NotFound("meter account"))?;
-        let tariff_id = account.tariff_id.ok_or_else(|| DomainError::invalid("tariffId", "the meter has no tariff"))?;
-        let tariff = self.tariffs.get(tenant, tariff_id).await?.ok_or(DomainError::NotFound("tariff"))?;
-        let mut cut_off = false;
-        let (acc, entry) = self
-            .write(tenant, device, None, reference.as_deref(), |acc| {
-                let Consumption { entry, cut_off: c } = acc.consume(&tariff.tiers, volume, reference.clone())?;
-                cut_off = c;
-                Ok(entry)
-            })
-            .await?;
-        Ok((acc, entry, cut_off))
+        total: Decimal,
+        at: DateTime<Utc>,
+        reference: &str,
+    ) -> DomainResult<Option<MeterBill>> {
+        for _ in 0..APPLY_ATTEMPTS {
+            let Some(current) = accounts.lock_by_device(tenant, device).await? else { return Ok(None) };
+            let versions = match current.tariff_id {
+                Some(t) => self.tariffs.versions_of(tenant, t).await?,
+                None => Vec::new(),
+            };
+            if let Some(e) = accounts.entry_by_reference(tenant, current.id, reference).await? {
+                let price = in_effect(&versions, at).map(|t| t.tiers.price_at(current.account.cycle_usage));
+                return Ok(Some(MeterBill { account: current, entry: Some(e), supply: None, price, again: true }));
+            }
+            let mut next = current.clone();
+            let bill = bill_reading(&mut next, &versions, total, at, reference.to_owned())?;
+            let price = bill.tariff.as_ref().map(|t| t.tiers.price_at(next.account.cycle_usage));
+            match accounts.save(tenant, &current, &next, bill.entry, None).await {
+                Ok((account, entry)) => {
+                    return Ok(Some(MeterBill { account, entry, supply: bill.supply, price, again: false }));
+                }
+                Err(DomainError::InvalidTransition(_) | DomainError::Duplicate(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(DomainError::Unknown(anyhow::anyhow!("meter account kept changing; gave up after {APPLY_ATTEMPTS} tries")))
+    }
+
+    /// The price of the next unit on a meter now, under the version in effect.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn price_now(&self, tenant: TenantId, account: &MeterAccount) -> DomainResult<Option<Decimal>> {
+        let Some(t) = account.tariff_id else { return Ok(None) };
+        let versions = self.tariffs.versions_of(tenant, t).await?;
+        Ok(in_effect(&versions, self.clock.now()).map(|t| t.tiers.price_at(account.account.cycle_usage)))
     }
 
     /// Applies one rule to the account with compare-and-set, retrying when another write
-    /// moved it first; a reference already on the ledger answers its entry.
+    /// moved it first; a reference already on the ledger answers its entry. With vendor
+    /// modules registered, the write and the deliveries it causes (a restored supply, a
+    /// recharge the meter must hear of) commit together.
     async fn write(
         &self,
         tenant: TenantId,
@@ -376,21 +630,47 @@ impl TariffService {
         reference: Option<&str>,
         mut rule: impl FnMut(&mut Account) -> DomainResult<LedgerDraft>,
     ) -> DomainResult<(MeterAccount, LedgerEntry)> {
+        let _queued = self.locks.lock(&[device]).await;
+        // Read before a unit opens: on SQLite a unit holds the one write lock.
+        let meter = match &self.outbound {
+            Some(_) => Some(self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?),
+            None => None,
+        };
         for _ in 0..APPLY_ATTEMPTS {
+            let unit = match &self.outbound {
+                Some(o) => Some(o.begin().await?),
+                None => None,
+            };
+            let accounts = unit.as_ref().map_or_else(|| self.accounts.clone(), |u| u.accounts());
             let current =
-                self.accounts.by_device(tenant, device).await?.ok_or(DomainError::NotFound("meter account"))?;
+                accounts.lock_by_device(tenant, device).await?.ok_or(DomainError::NotFound("meter account"))?;
             if let Some(r) = reference
-                && let Some(e) = self.accounts.entry_by_reference(tenant, current.id, r).await?
+                && let Some(e) = accounts.entry_by_reference(tenant, current.id, r).await?
             {
                 return Ok((current, e));
             }
-            let mut next = current.account.clone();
-            let draft = rule(&mut next)?;
-            match self.accounts.apply(tenant, current.id, &current.account, &next, draft, by).await {
-                Ok(entry) => {
-                    let updated = MeterAccount { account: next, updated_at: entry.at, ..current };
-                    return Ok((updated, entry));
+            let mut next = current.clone();
+            let draft = rule(&mut next.account)?;
+            let supply = supply_after(&mut next);
+            let saved = accounts.save(tenant, &current, &next, Some(draft), by).await;
+            // The unit's repositories go before it commits.
+            drop(accounts);
+            match saved {
+                Ok((saved, Some(entry))) => {
+                    if let (Some(o), Some(unit), Some(device)) = (&self.outbound, unit, meter.clone()) {
+                        let mut msgs = vec![Message::AccountCredited {
+                            device: device.clone(),
+                            account: saved.clone(),
+                            entry: entry.clone(),
+                        }];
+                        if let Some(change) = supply {
+                            msgs.push(Message::SupplyChanged { device, change, reference: entry.id.to_string() });
+                        }
+                        o.commit(unit, tenant, &msgs).await?;
+                    }
+                    return Ok((saved, entry));
                 }
+                Ok((_, None)) => return Err(DomainError::Unknown(anyhow::anyhow!("the ledger entry was not written"))),
                 // Moved meanwhile, or the same reference landed first: look again.
                 Err(DomainError::InvalidTransition(_) | DomainError::Duplicate(_)) => continue,
                 Err(e) => return Err(e),
@@ -398,4 +678,19 @@ impl TariffService {
         }
         Err(DomainError::Unknown(anyhow::anyhow!("meter account kept changing; gave up after {APPLY_ATTEMPTS} tries")))
     }
+}
+
+/// What billing a reading came to, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeterBill {
+    /// The account after the reading.
+    pub account: MeterAccount,
+    /// The charge (`None`: nothing charged, the baseline moved).
+    pub entry: Option<LedgerEntry>,
+    /// The supply change the charge called for (already recorded on the account).
+    pub supply: Option<SupplyChange>,
+    /// The price of the next unit after it, if the meter has a tariff.
+    pub price: Option<Decimal>,
+    /// The reading was billed before: nothing changed now.
+    pub again: bool,
 }

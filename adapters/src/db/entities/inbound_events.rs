@@ -16,6 +16,7 @@ pub struct Model {
     pub state: String,
     pub error: Option<String>,
     pub processed_at: Option<ChronoDateTimeUtc>,
+    pub answer: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

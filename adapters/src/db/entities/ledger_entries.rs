@@ -14,6 +14,7 @@ pub struct Model {
     pub reference: Option<String>,
     pub created_by: Option<Uuid>,
     pub at: ChronoDateTimeUtc,
+    pub detail: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,11 @@ pub struct Model {
     pub overdraft: String,
     pub cycle_usage: String,
     pub cycle_started_at: Option<ChronoDateTimeUtc>,
+    pub version: i64,
+    pub last_reading: Option<String>,
+    pub last_read_at: Option<ChronoDateTimeUtc>,
+    pub billed_tariff_id: Option<Uuid>,
+    pub cut_off: bool,
     pub updated_at: ChronoDateTimeUtc,
 }
 

@@ -4,6 +4,7 @@ pub mod alarm_entries;
 pub mod alarms;
 pub mod api_keys;
 pub mod audit_log;
+pub mod daily_usage;
 pub mod deliveries;
 pub mod delivery_attempts;
 pub mod devices;

@@ -77,6 +77,8 @@ fn new_row(tenant: TenantId, input: NewDelivery) -> d::ActiveModel {
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        subject: Set(input.subject),
+        result: Set(None),
     }
 }
 
@@ -168,6 +170,8 @@ fn to_domain(m: d::Model) -> DomainResult<Delivery> {
         last_error: m.last_error,
         created_at: m.created_at,
         updated_at: m.updated_at,
+        subject: m.subject,
+        result: m.result.as_deref().and_then(|r| serde_json::from_str(r).ok()),
     })
 }
 
@@ -411,6 +415,9 @@ impl DeliveryRepo for SqlDeliveryRepo {
         if let Some(k) = &f.kind {
             q = q.filter(d::Column::Kind.eq(k.as_str()));
         }
+        if let Some(s) = &f.subject {
+            q = q.filter(d::Column::Subject.eq(s.as_str()));
+        }
         if let Some(from) = f.from {
             q = q.filter(d::Column::CreatedAt.gte(from));
         }
@@ -419,6 +426,32 @@ impl DeliveryRepo for SqlDeliveryRepo {
         }
         let page = fetch_page_ordered(&self.db, q, d::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
         try_map(page, to_domain)
+    }
+
+    async fn set_result(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        idempotency_key: &str,
+        result: &serde_json::Value,
+    ) -> DomainResult<Option<Delivery>> {
+        let found = scoped(tenant)
+            .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
+            .filter(d::Column::IdempotencyKey.eq(idempotency_key))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?;
+        let Some(row) = found else { return Ok(None) };
+        d::Entity::update_many()
+            .col_expr(d::Column::Result, sea_orm::sea_query::Expr::value(result.to_string()))
+            .col_expr(d::Column::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
+            .filter(d::Column::Id.eq(row.id))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        let mut delivery = to_domain(row)?;
+        delivery.result = Some(result.clone());
+        Ok(Some(delivery))
     }
 
     async fn attempts(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Vec<Attempt>> {

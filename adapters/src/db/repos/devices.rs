@@ -192,6 +192,28 @@ impl DeviceRepo for SqlDeviceRepo {
             .transpose()
     }
 
+    async fn rename(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        external_id: &domain::devices::ExternalId,
+        attributes: serde_json::Value,
+    ) -> DomainResult<Device> {
+        let res = d::Entity::update_many()
+            .col_expr(d::Column::ExternalId, sea_orm::sea_query::Expr::value(external_id.as_str()))
+            .col_expr(d::Column::Attributes, sea_orm::sea_query::Expr::value(attributes))
+            .col_expr(d::Column::UpdatedAt, sea_orm::sea_query::Expr::value(chrono::Utc::now()))
+            .filter(d::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(crate::db::map_err("a device with that external id"))?;
+        if res.rows_affected == 0 {
+            return Err(DomainError::NotFound("device"));
+        }
+        self.get(tenant, id).await?.ok_or(DomainError::NotFound("device"))
+    }
+
     async fn find_by_external(
         &self,
         tenant: TenantId,

@@ -75,6 +75,7 @@ fn new_row(tenant: TenantId, input: NewInboundEvent) -> ev::ActiveModel {
         state: Set(EventState::Received.as_str().to_owned()),
         error: Set(None),
         processed_at: Set(None),
+        answer: Set(None),
     }
 }
 
@@ -178,6 +179,7 @@ fn to_domain(m: ev::Model) -> DomainResult<InboundEvent> {
         state: EventState::parse(&m.state).map_err(|e| DomainError::Unknown(anyhow::anyhow!("stored state: {e}")))?,
         error: m.error,
         processed_at: m.processed_at,
+        answer: m.answer.as_deref().and_then(|a| serde_json::from_str(a).ok()),
     })
 }
 
@@ -193,6 +195,17 @@ impl InboundEventRepo for SqlInboundEventRepo {
             .await?
             .pop()
             .unwrap_or_else(|| Err(DomainError::Unknown(anyhow::anyhow!("an event insert answered nothing"))))
+    }
+
+    async fn keep_answer(&self, tenant: TenantId, id: InboundEventId, answer: &serde_json::Value) -> DomainResult<()> {
+        ev::Entity::update_many()
+            .col_expr(ev::Column::Answer, sea_orm::sea_query::Expr::value(answer.to_string()))
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(())
     }
 
     async fn finish(

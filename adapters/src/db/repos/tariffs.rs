@@ -1,26 +1,38 @@
-use crate::db::entities::{ledger_entries as l, meter_accounts as m, price_assignments as p, tariffs as t};
+use crate::db::entities::{
+    daily_usage as du, ledger_entries as l, meter_accounts as m, price_assignments as p, tariffs as t,
+};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use domain::ids::{AccountId, DeviceId, EntryId, HomeId, IntegrationId, RoomId, TariffId, TenantId, UserId};
 use domain::tariffs::{
-    Account, BillingModel, LedgerDraft, LedgerEntry, LedgerKind, MeterAccount, MeterAccountRepo, NewTariff, PayModel,
-    PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter, TariffRepo, Tiers, Utility, parse_decimal,
+    Account, BillingModel, DailyUsage, LedgerDraft, LedgerEntry, LedgerKind, MeterAccount, MeterAccountRepo,
+    MeterState, NewTariff, PayModel, PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter, TariffRepo, Tiers,
+    Utility, parse_decimal,
 };
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Select, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, Set,
+};
 
 /// Tariffs, meter accounts and ledgers in SQL. Decimals are stored as exact text.
 #[derive(Clone)]
 pub struct SqlTariffRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlTariffRepo {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self { db: Conn::Pool(db) }
+    }
+
+    /// The repository of a unit of work: it reads and writes through the unit's
+    /// transaction, and `lock_by_device` locks the account row (PostgreSQL).
+    pub(crate) fn within(db: Conn) -> Self {
         Self { db }
     }
 }
@@ -81,6 +93,13 @@ fn account(r: m::Model) -> DomainResult<MeterAccount> {
             cycle_usage: dec("cycleUsage", &r.cycle_usage)?,
         },
         cycle_started_at: r.cycle_started_at,
+        meter: MeterState {
+            last_reading: r.last_reading.as_deref().map(|v| dec("lastReading", v)).transpose()?,
+            last_read_at: r.last_read_at,
+            billed_tariff_id: r.billed_tariff_id.map(TariffId::from_uuid),
+            cut_off: r.cut_off,
+        },
+        version: r.version,
         updated_at: r.updated_at,
     })
 }
@@ -96,6 +115,12 @@ fn entry(r: l::Model) -> DomainResult<LedgerEntry> {
         reference: r.reference,
         created_by: r.created_by.map(UserId::from_uuid),
         at: r.at,
+        detail: r
+            .detail
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| DomainError::Unknown(e.into()))?,
     })
 }
 
@@ -204,6 +229,17 @@ impl TariffRepo for SqlTariffRepo {
         price(row)
     }
 
+    async fn versions_of(&self, tenant: TenantId, tariff: TariffId) -> DomainResult<Vec<Tariff>> {
+        let Some(one) = self.get(tenant, tariff).await? else { return Ok(Vec::new()) };
+        let rows = self::tariffs(tenant)
+            .filter(t::Column::Code.eq(one.code.as_str()))
+            .order_by_asc(t::Column::Version)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().map(self::tariff).collect()
+    }
+
     async fn prices(&self, tenant: TenantId, home: Option<HomeId>) -> DomainResult<Vec<PriceAssignment>> {
         let mut cond = sea_orm::Condition::any().add(p::Column::ScopeKey.eq("tenant"));
         if let Some(h) = home {
@@ -251,6 +287,7 @@ impl MeterAccountRepo for SqlTariffRepo {
         device: DeviceId,
         tariff: Option<TariffId>,
         acc: &Account,
+        meter: &MeterState,
     ) -> DomainResult<MeterAccount> {
         let now = Utc::now();
         let row = m::ActiveModel {
@@ -264,6 +301,11 @@ impl MeterAccountRepo for SqlTariffRepo {
             overdraft: Set(text(acc.overdraft)),
             cycle_usage: Set(text(acc.cycle_usage)),
             cycle_started_at: Set(Some(now)),
+            version: Set(0),
+            last_reading: Set(meter.last_reading.map(text)),
+            last_read_at: Set(meter.last_read_at),
+            billed_tariff_id: Set(meter.billed_tariff_id.map(|t| t.as_uuid())),
+            cut_off: Set(meter.cut_off),
             updated_at: Set(now),
         }
         .insert(&self.db)
@@ -272,56 +314,45 @@ impl MeterAccountRepo for SqlTariffRepo {
         account(row)
     }
 
-    async fn set_terms(
-        &self,
-        tenant: TenantId,
-        id: AccountId,
-        tariff: Option<TariffId>,
-        acc: &Account,
-        cycle_started_at: Option<DateTime<Utc>>,
-    ) -> DomainResult<MeterAccount> {
-        m::Entity::update_many()
-            .col_expr(m::Column::TariffId, Expr::value(tariff.map(|t| t.as_uuid())))
-            .col_expr(m::Column::PayModel, Expr::value(acc.pay_model.as_str()))
-            .col_expr(m::Column::BillingModel, Expr::value(acc.billing_model.as_str()))
-            .col_expr(m::Column::Overdraft, Expr::value(text(acc.overdraft)))
-            .col_expr(m::Column::CycleUsage, Expr::value(text(acc.cycle_usage)))
-            .col_expr(m::Column::CycleStartedAt, Expr::value(cycle_started_at))
-            .col_expr(m::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(m::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(m::Column::Id.eq(id.as_uuid()))
-            .exec(&self.db)
-            .await
-            .map_err(unknown)?;
-        accounts(tenant)
-            .filter(m::Column::Id.eq(id.as_uuid()))
-            .one(&self.db)
-            .await
-            .map_err(unknown)?
-            .map(account)
-            .transpose()?
-            .ok_or(DomainError::NotFound("meter account"))
+    async fn lock_by_device(&self, tenant: TenantId, device: DeviceId) -> DomainResult<Option<MeterAccount>> {
+        let q = accounts(tenant).filter(m::Column::DeviceId.eq(device.as_uuid()));
+        // SQLite's write transactions are exclusive already; PostgreSQL locks the row.
+        let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
+            q.lock_exclusive()
+        } else {
+            q
+        };
+        q.one(&self.db).await.map_err(unknown)?.map(account).transpose()
     }
 
-    async fn apply(
+    async fn save(
         &self,
         tenant: TenantId,
-        id: AccountId,
-        expected: &Account,
-        next: &Account,
-        draft: LedgerDraft,
+        expected: &MeterAccount,
+        next: &MeterAccount,
+        draft: Option<LedgerDraft>,
         by: Option<UserId>,
-    ) -> DomainResult<LedgerEntry> {
+    ) -> DomainResult<(MeterAccount, Option<LedgerEntry>)> {
         let now = Utc::now();
-        let txn = crate::db::begin_write(&self.db).await.map_err(unknown)?;
+        let (acc, meter) = (&next.account, &next.meter);
+        let txn = self.db.begin_write().await.map_err(unknown)?;
         let res = m::Entity::update_many()
-            .col_expr(m::Column::Balance, Expr::value(text(next.balance)))
-            .col_expr(m::Column::CycleUsage, Expr::value(text(next.cycle_usage)))
+            .col_expr(m::Column::TariffId, Expr::value(next.tariff_id.map(|t| t.as_uuid())))
+            .col_expr(m::Column::PayModel, Expr::value(acc.pay_model.as_str()))
+            .col_expr(m::Column::BillingModel, Expr::value(acc.billing_model.as_str()))
+            .col_expr(m::Column::Balance, Expr::value(text(acc.balance)))
+            .col_expr(m::Column::Overdraft, Expr::value(text(acc.overdraft)))
+            .col_expr(m::Column::CycleUsage, Expr::value(text(acc.cycle_usage)))
+            .col_expr(m::Column::CycleStartedAt, Expr::value(next.cycle_started_at))
+            .col_expr(m::Column::LastReading, Expr::value(meter.last_reading.map(text)))
+            .col_expr(m::Column::LastReadAt, Expr::value(meter.last_read_at))
+            .col_expr(m::Column::BilledTariffId, Expr::value(meter.billed_tariff_id.map(|t| t.as_uuid())))
+            .col_expr(m::Column::CutOff, Expr::value(meter.cut_off))
+            .col_expr(m::Column::Version, Expr::value(expected.version + 1))
             .col_expr(m::Column::UpdatedAt, Expr::value(now))
             .filter(m::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(m::Column::Id.eq(id.as_uuid()))
-            .filter(m::Column::Balance.eq(text(expected.balance)))
-            .filter(m::Column::CycleUsage.eq(text(expected.cycle_usage)))
+            .filter(m::Column::Id.eq(expected.id.as_uuid()))
+            .filter(m::Column::Version.eq(expected.version))
             .exec(&txn)
             .await
             .map_err(unknown)?;
@@ -329,23 +360,37 @@ impl MeterAccountRepo for SqlTariffRepo {
             let _ = txn.rollback().await;
             return Err(DomainError::InvalidTransition("the account changed meanwhile".into()));
         }
-        let row = l::ActiveModel {
-            id: Set(EntryId::new().as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            account_id: Set(id.as_uuid()),
-            kind: Set(draft.kind.as_str().to_owned()),
-            amount: Set(text(draft.amount)),
-            volume: Set(draft.volume.map(text)),
-            balance_after: Set(text(draft.balance_after)),
-            reference: Set(draft.reference),
-            created_by: Set(by.map(|u| u.as_uuid())),
-            at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .map_err(map_err("the reference is already on the ledger"))?;
+        let written = match draft {
+            None => None,
+            Some(draft) => {
+                let detail = draft
+                    .detail
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| DomainError::Unknown(e.into()))?;
+                let row = l::ActiveModel {
+                    id: Set(EntryId::new().as_uuid()),
+                    tenant_id: Set(tenant.as_uuid()),
+                    account_id: Set(expected.id.as_uuid()),
+                    kind: Set(draft.kind.as_str().to_owned()),
+                    amount: Set(text(draft.amount)),
+                    volume: Set(draft.volume.map(text)),
+                    balance_after: Set(text(draft.balance_after)),
+                    reference: Set(draft.reference),
+                    created_by: Set(by.map(|u| u.as_uuid())),
+                    at: Set(now),
+                    detail: Set(detail),
+                }
+                .insert(&txn)
+                .await
+                .map_err(map_err("the reference is already on the ledger"))?;
+                Some(entry(row)?)
+            }
+        };
         txn.commit().await.map_err(unknown)?;
-        entry(row)
+        let saved = MeterAccount { version: expected.version + 1, updated_at: now, ..next.clone() };
+        Ok((saved, written))
     }
 
     async fn entry_by_reference(
@@ -362,6 +407,66 @@ impl MeterAccountRepo for SqlTariffRepo {
             .map_err(unknown)?
             .map(entry)
             .transpose()
+    }
+
+    async fn save_daily_usage(&self, tenant: TenantId, days: Vec<DailyUsage>) -> DomainResult<()> {
+        if days.is_empty() {
+            return Ok(());
+        }
+        let rows = days.into_iter().map(|u| du::ActiveModel {
+            tenant_id: Set(tenant.as_uuid()),
+            device_id: Set(u.device_id.as_uuid()),
+            day: Set(u.day.format("%Y-%m-%d").to_string()),
+            volume: Set(text(u.volume)),
+            amount: Set(text(u.amount)),
+            prices: Set(
+                serde_json::to_string(&u.prices.iter().map(|p| text(*p)).collect::<Vec<_>>()).unwrap_or_default()
+            ),
+            fetched_at: Set(u.fetched_at),
+        });
+        du::Entity::insert_many(rows)
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::columns([du::Column::DeviceId, du::Column::Day])
+                    .update_columns([du::Column::Volume, du::Column::Amount, du::Column::Prices, du::Column::FetchedAt])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(())
+    }
+
+    async fn daily_usage(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> DomainResult<Vec<DailyUsage>> {
+        let rows = du::Entity::find()
+            .filter(du::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(du::Column::DeviceId.eq(device.as_uuid()))
+            .filter(du::Column::Day.gte(from.format("%Y-%m-%d").to_string()))
+            .filter(du::Column::Day.lte(to.format("%Y-%m-%d").to_string()))
+            .order_by_asc(du::Column::Day)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter()
+            .map(|r| {
+                let prices: Vec<String> =
+                    serde_json::from_str(&r.prices).map_err(|e| DomainError::Unknown(e.into()))?;
+                Ok(DailyUsage {
+                    device_id: DeviceId::from_uuid(r.device_id),
+                    day: chrono::NaiveDate::parse_from_str(&r.day, "%Y-%m-%d")
+                        .map_err(|e| DomainError::Unknown(e.into()))?,
+                    volume: dec("volume", &r.volume)?,
+                    amount: dec("amount", &r.amount)?,
+                    prices: prices.iter().map(|p| dec("price", p)).collect::<DomainResult<_>>()?,
+                    fetched_at: r.fetched_at,
+                })
+            })
+            .collect()
     }
 
     async fn ledger(&self, tenant: TenantId, id: AccountId, page: PageRequest) -> DomainResult<Page<LedgerEntry>> {

@@ -21,24 +21,35 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct SqlUnitOfWork {
     db: DatabaseConnection,
+    /// SQLite has one writer: units of this process open one after the other, waiting
+    /// here rather than each holding a pooled connection while the database is locked
+    /// (a unit also reads through the pool while it is open).
+    gate: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl SqlUnitOfWork {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let sqlite = db.get_database_backend() == sea_orm::DbBackend::Sqlite;
+        Self { db, gate: sqlite.then(|| Arc::new(tokio::sync::Semaphore::new(1))) }
     }
 }
 
 #[async_trait]
 impl UnitOfWork for SqlUnitOfWork {
     async fn begin(&self) -> DomainResult<Box<dyn Unit>> {
+        let permit = match &self.gate {
+            Some(g) => Some(g.clone().acquire_owned().await.map_err(|e| DomainError::Unknown(e.into()))?),
+            None => None,
+        };
         let tx = crate::db::begin_write(&self.db).await.map_err(unknown)?;
-        Ok(Box::new(SqlUnit { tx: Arc::new(tx) }))
+        Ok(Box::new(SqlUnit { tx: Arc::new(tx), _permit: permit }))
     }
 }
 
 struct SqlUnit {
     tx: Arc<DatabaseTransaction>,
+    /// Held until the unit commits or is dropped (SQLite).
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 #[async_trait]
@@ -57,6 +68,10 @@ impl Unit for SqlUnit {
 
     fn tickets(&self) -> Arc<dyn TicketRepo> {
         Arc::new(SqlTicketRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
+    fn accounts(&self) -> Arc<dyn domain::tariffs::MeterAccountRepo> {
+        Arc::new(super::SqlTariffRepo::within(Conn::Tx(self.tx.clone())))
     }
 
     async fn outbox(&self, tenant: TenantId, planned: Vec<NewDelivery>) -> DomainResult<Vec<DeliveryId>> {

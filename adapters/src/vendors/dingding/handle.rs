@@ -10,6 +10,14 @@ use domain::alarms::{AlarmKind, AlarmSeverity, RaiseAlarm};
 use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceStatus, NewReading, UpsertDeviceInput};
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
 use domain::ingest::Fact as Neutral;
+
+/// A meter's register (kWh) as a fact to bill: a meter with a tariff assigned is charged
+/// for what it used since its last reading (`domain::tariffs::billing`), once per time.
+fn register(device: domain::ids::DeviceId, total: f64, at: DateTime<Utc>) -> Option<Neutral> {
+    let total: rust_decimal::Decimal = total.to_string().parse().ok()?;
+    let reference = format!("dingding:{}", at.timestamp_millis());
+    Some(Neutral::MeterTotal { device, total, at, reference, answered: false })
+}
 use domain::{DomainResult, PageRequest};
 use serde_json::{Value, json};
 
@@ -222,13 +230,22 @@ impl DingdingService {
                 self.upsert(t, &d, None, None, attributes).await?;
                 return Ok(Handled::Processed);
             }
-            Fact::MeterPower { amount, at: when } => vec![reading("consume_amount", json!(amount), when.unwrap_or(at))],
-            Fact::MeterPowerHistory { points } => {
+            Fact::MeterPower { amount, at: when } => {
+                let ts = when.unwrap_or(at);
+                let mut facts = vec![reading("consume_amount", json!(amount), ts)];
+                facts.extend(register(d.id, amount, ts));
+                facts
+            }
+            Fact::MeterPowerHistory { mut points } => {
+                points.sort_by_key(|(ts, _)| *ts);
+                let totals: Vec<Neutral> = points.iter().filter_map(|(ts, v)| register(d.id, *v, *ts)).collect();
                 let readings = points
                     .into_iter()
                     .map(|(ts, v)| NewReading { metric: "consume_amount".into(), value: json!(v), ts })
                     .collect();
-                vec![Neutral::Readings { device: d.id, readings }]
+                let mut facts = vec![Neutral::Readings { device: d.id, readings }];
+                facts.extend(totals);
+                facts
             }
             Fact::MeterOverAmount { amount } => {
                 let msg = format!("out of credit ({})", amount.unwrap_or_default());

@@ -156,7 +156,7 @@ impl Planner for DingdingMirror {
             // A change Dingding made (the sync) is not sent back to it.
             Message::TicketSaved { after, by: Some(_), .. } => self.ticket_saved(tenant, after).await,
             Message::TicketSaved { by: None, .. } => Ok(Vec::new()),
-            Message::DeviceSaved { .. } => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
 }

@@ -113,6 +113,7 @@ pub(super) fn delivery(
         idempotency_key: key,
         order_key: Some(order),
         payload,
+        subject: None,
     })
 }
 

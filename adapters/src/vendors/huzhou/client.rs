@@ -55,16 +55,7 @@ fn report(
     SendReport { request, http_status: status.map(i32::from), vendor_code: code, vendor_message: msg, verdict }
 }
 
-/// What went wrong on the wire, without the URL (its query can carry the app secret).
-fn transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        "transport error".into()
-    }
-}
+use crate::vendors::transport_error as transport;
 
 /// `{"req_context": ..., "req_info": ...}` with the `req_info` already in JSON text.
 fn body(ctx: &ReqContext, req_info: &str) -> Result<String, String> {

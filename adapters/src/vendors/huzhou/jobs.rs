@@ -79,6 +79,7 @@ impl PeriodicJob for LiftNotifyDaily {
                     idempotency_key: request_id(),
                     order_key: None,
                     payload,
+                    subject: None,
                 };
                 svc.ports().deliveries.enqueue(integration.tenant_id, input).await?;
             }
@@ -114,6 +115,7 @@ impl PeriodicJob for ElevThingsDaily {
                     idempotency_key: request_id(),
                     order_key: None,
                     payload: json!({"rt_data": batch}),
+                    subject: None,
                 };
                 svc.ports().deliveries.enqueue(integration.tenant_id, input).await?;
                 batches += 1;

@@ -201,6 +201,7 @@ impl HuzhouService {
             // A recovery never overtakes its fault.
             order_key: Some(format!("lift:{}", lift.external_id)),
             payload: state::lift_alarm(&lift, &internal_id(alarm), &values, recovered),
+            subject: None,
         });
         if code != "00" {
             let plan = move |(alarm, outcome): &(Alarm, RaiseOutcome)| {
@@ -222,6 +223,7 @@ impl HuzhouService {
             idempotency_key: request_id(),
             order_key: order,
             payload,
+            subject: None,
         }
     }
 
@@ -531,6 +533,8 @@ fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, n
         last_error: None,
         created_at: now,
         updated_at: now,
+        subject: None,
+        result: None,
     }
 }
 
@@ -549,7 +553,7 @@ impl Planner for HuzhouService {
         match msg {
             Message::TicketSaved { before, after, .. } => self.ticket_saved(tenant, before.as_ref(), after).await,
             Message::DeviceSaved { before, after } => self.device_saved(tenant, before.as_ref(), after).await,
-            Message::HomeAdded(_) | Message::RoomAdded { .. } => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
 }

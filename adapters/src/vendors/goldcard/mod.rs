@@ -1,0 +1,161 @@
+//! IoT gas meters over the CIS <-> DAS standard (seed `003_26aaa3a7ea60ac5a.txt`,
+//! `PROTOCOLS.md` section 4). The platform is the CIS:
+//! - in (`/hooks/{id}/goldcard/api/collect/meter/{code}`): 2.4.11 `2001` readings (centre
+//!   billing answers `valvecontrol`, `currentprice`, `remainquantity`), 2.4.12 `2002`
+//!   command results, 2.4.13 `2003` alarms;
+//! - out (deliveries of kind `goldcard.<code>`): 1001 register, 1002 cancel, 1004 valve and
+//!   recharge commands, 1005 cancel a command, 1007 prices, 1008 switch price, 1009 replace,
+//!   1013 readings, 1014 details, 1015 daily usage.
+//!
+//! Meters are devices of kind `GAS_METER` whose external id is the 12-digit `meterNo`.
+
+mod client;
+mod inbound;
+mod jobs;
+mod map;
+mod plan;
+pub mod sign;
+mod wire;
+
+pub use client::GoldcardSender;
+pub use inbound::GoldcardInbound;
+pub use jobs::GasDailyUsage;
+pub use plan::GoldcardPlanner;
+
+use domain::deliveries::DeliveryService;
+use domain::devices::{Device, DeviceService};
+use domain::events::InboundEvent;
+use domain::ids::{IntegrationId, TenantId};
+use domain::ingest::{Fact, IngestService};
+use domain::tariffs::{SupplyChange, TariffService, centre_billed};
+use domain::{Clock, DomainResult};
+use rust_decimal::Decimal;
+use std::sync::Arc;
+
+/// The sender prefix of this module's deliveries.
+pub const PREFIX: &str = "goldcard";
+
+/// The vendor's name in errors.
+pub const VENDOR: &str = "goldcard";
+
+/// What a 2001 answer carries beyond the echo of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ReadingAnswer {
+    /// `valvecontrol`: 0 open, 1 close, 2 no action.
+    pub valve: &'static str,
+    /// `currentprice`: the price of the next unit.
+    pub price: Option<Decimal>,
+    /// `remainquantity`: the balance of a centre-billed account.
+    pub remain: Option<Decimal>,
+}
+
+/// The DAS's id of a meter (from its registration answer), else ours.
+pub(crate) fn das_device_id(d: &Device) -> String {
+    d.attributes.get("dasDeviceId").and_then(|v| v.as_str()).map_or_else(|| d.id.to_string(), str::to_owned)
+}
+
+/// The gas module's use cases, shared by its inbound protocols.
+#[derive(Clone)]
+pub struct Goldcard {
+    devices: DeviceService,
+    ingest: IngestService,
+    tariffs: TariffService,
+    deliveries: DeliveryService,
+    clock: Arc<dyn Clock>,
+}
+
+impl Goldcard {
+    pub fn new(
+        devices: DeviceService,
+        ingest: IngestService,
+        tariffs: TariffService,
+        deliveries: DeliveryService,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { devices, ingest, tariffs, deliveries, clock }
+    }
+
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    async fn meter(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        meter_no: &str,
+    ) -> DomainResult<Option<Device>> {
+        self.devices.find_by_external(tenant, integration, meter_no).await
+    }
+
+    /// A 2001: the reading, the device's status and, for a centre-billed meter, its charge,
+    /// in one unit with the event.
+    async fn apply_reading(
+        &self,
+        event: &InboundEvent,
+        _duplicate: bool,
+        device: &Device,
+        r: &wire::Reading,
+    ) -> DomainResult<Option<ReadingAnswer>> {
+        let tenant = event.tenant_id;
+        let mut facts = map::reading_facts(device, r);
+        let reference = format!("2001:{}", r.head.serial_no);
+        // Days the meter could not report are billed first, each at its own date.
+        for (day, total) in &r.add_gas {
+            if let Some(at) = day.and_hms_opt(0, 0, 0).and_then(wire::shanghai_to_utc) {
+                let reference = format!("{reference}:{day}");
+                facts.push(Fact::MeterTotal { device: device.id, total: *total, at, reference, answered: true });
+            }
+        }
+        facts.push(Fact::MeterTotal { device: device.id, total: r.read_num, at: r.read_at, reference, answered: true });
+        let (_, bills) = self.ingest.apply_billed(tenant, Some(event.id), facts, None).await?;
+        let account = match bills.last() {
+            Some(b) => Some(b.account.clone()),
+            None => self.tariffs.account_in(tenant, device.id).await?,
+        };
+        let Some(account) = account.filter(|a| centre_billed(&a.account)) else {
+            return Ok(Some(ReadingAnswer { valve: "2", price: None, remain: None }));
+        };
+        let valve = match bills.iter().rev().find_map(|b| b.supply) {
+            Some(SupplyChange::Cut) => "1",
+            Some(SupplyChange::Restore) => "0",
+            None => "2",
+        };
+        let price = match bills.last() {
+            Some(b) => b.price,
+            None => self.tariffs.price_now(tenant, &account).await?,
+        };
+        Ok(Some(ReadingAnswer { valve, price, remain: Some(account.account.balance) }))
+    }
+
+    /// A 2003: an alarm per appendix-2 type, one open alarm per meter and type.
+    async fn apply_alarm(
+        &self,
+        event: &InboundEvent,
+        device: &Device,
+        a: &wire::AlarmReport,
+    ) -> DomainResult<Option<ReadingAnswer>> {
+        let fact = map::alarm(device, a, event.id, event.received_at);
+        self.ingest.apply(event.tenant_id, Some(event.id), vec![fact], None).await?;
+        Ok(None)
+    }
+
+    /// A 2002: the 1004 it reports on (its `sendSerialNo` is that delivery's key) records
+    /// whether the meter executed it. `Some(why)` when there is no such command.
+    async fn apply_result(&self, event: &InboundEvent, r: &wire::CommandResult) -> DomainResult<Option<String>> {
+        let result = serde_json::json!({
+            "executed": r.succeeded,
+            "state": if r.succeeded { "EXECUTED" } else { "FAILED" },
+            "paramNo": r.param_no,
+            "serialNo": r.head.serial_no,
+            "reportedAt": event.received_at.to_rfc3339(),
+        });
+        let found =
+            self.deliveries.record_result(event.tenant_id, event.integration_id, &r.send_serial_no, &result).await?;
+        Ok(match found {
+            Some(d) if d.kind.as_str() == "goldcard.1004" => None,
+            Some(_) => Some(format!("sendSerialNo {} is not a command", r.send_serial_no)),
+            None => Some(format!("no command with sendSerialNo {}", r.send_serial_no)),
+        })
+    }
+}
