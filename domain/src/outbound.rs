@@ -45,6 +45,9 @@ pub enum Message {
     MeterCancelled { device: Device, reason: String },
     /// A meter was replaced by another on the same account: `device` shows the new meter.
     MeterReplaced { device: Device, old_external_id: String, old_reading: Decimal, new_reading: Decimal },
+    /// A user withdrew a command sent to a meter (`key`: the command delivery's idempotency
+    /// key, `kind` its delivery kind).
+    CommandCancelled { device: Device, key: String, kind: String },
     /// A user asked a meter for something (open or close its valve, read it now).
     MeterCommand { device: Device, command: MeterCommand, by: Option<crate::ids::UserId> },
 }

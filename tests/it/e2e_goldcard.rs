@@ -330,6 +330,13 @@ async fn valve_commands_carry_their_execution_result() {
         (commands[0]["state"].as_str(), commands[0]["result"]["state"].as_str()),
         (Some("SUCCEEDED"), Some("EXECUTED"))
     );
+    // Withdrawing it sends a 1005 naming it.
+    let q =
+        "query($s:String){ deliveries(filter:{subject:$s, kind:\"goldcard.1004\"}, first:1){ edges{ node{ id } } } }";
+    let id = nodes(&g.api.data(q, json!({"s": format!("device:{device}")})).await["deliveries"])[0]["id"].clone();
+    g.api.data("mutation($d:ID!){ cancelMeterCommand(deliveryId:$d){ id } }", json!({"d": id})).await;
+    g.das.until("the 1005", || !g.das.bodies("1005").is_empty()).await;
+    assert_eq!(g.das.bodies("1005")[0]["sendSerialNo"], json!(serial_no));
     // A result of a command we never sent is kept, not applied.
     let mut unknown = report.clone();
     unknown["serialNo"] = json!(serial());
@@ -441,4 +448,37 @@ async fn readings_and_recharges_at_the_same_moment_lose_no_update() {
         .unwrap_or(-1.0);
     assert!((charged - last).abs() < 1e-9, "every m3 up to the last register charged once: {charged} vs {last}");
     assert!((balance - (200.0 - charged)).abs() < 1e-9, "100 + 20x5 - charged = {balance}");
+}
+
+#[tokio::test]
+async fn a_serial_replayed_after_a_restart_gets_the_same_answer() {
+    let g = setup().await;
+    let t = g.tariff("G1", tiers3(), -1, false).await;
+    let device = g.meter("201911261540", &t, "0", "100").await;
+    let report = reading("201911261540", "12", 0, "070000");
+    let first = g.post("2001", &report).await;
+    assert_eq!(first["remainquantity"], "86", "{first}");
+    // The account moves on; then another process of the same deployment gets the resend.
+    g.api.data(RECHARGE, json!({"i": {"deviceId": device, "amount": "50", "tradeNo": "later"}})).await;
+    let mut child = crate::utils::child::Child::start(&g.app, "serve", &[]);
+    child.wait_ready().await;
+    let (token, auth) = headers(APP_CODE, APP_SECRET, 0);
+    let again: Value = g
+        .app
+        .http
+        .post(format!("{}/hooks/{}/goldcard/api/collect/meter/2001", child.base, g.integration))
+        .header("content-type", "application/json;charset=utf-8")
+        .header("AccessToken", token)
+        .header("Authorization", auth)
+        .body(report.to_string())
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    child.kill_hard();
+    assert_eq!(again, first, "the answer it got the first time");
+    let charges = nodes(&g.account(&device).await["ledger"]).into_iter().filter(|e| e["kind"] == "CHARGE").count();
+    assert_eq!(charges, 1);
 }

@@ -337,6 +337,12 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             true,
         ),
         (
+            "cancelMeterCommand",
+            "mutation($d:ID!){ cancelMeterCommand(deliveryId:$d){ id } }".into(),
+            json!({"d": uuid::Uuid::now_v7()}),
+            true,
+        ),
+        (
             "cancelMeter",
             "mutation($d:ID!){ cancelMeter(deviceId:$d){ id } }".into(),
             json!({"d": meter}),

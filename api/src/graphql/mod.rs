@@ -4,7 +4,7 @@
 mod alarms;
 mod audit;
 mod connection;
-mod deliveries;
+pub(crate) mod deliveries;
 pub(crate) mod devices;
 mod dingding;
 mod enums;

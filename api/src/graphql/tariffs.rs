@@ -450,6 +450,29 @@ impl TariffMutation {
         Ok(LedgerWrite { account: account.into(), entry: entry.into() })
     }
 
+    /// Withdraws a command sent to a meter, named by its delivery (`deliveries(filter:
+    /// {subject: "device:<id>"})`): a gas meter's DAS gets a 1005. Answers the command.
+    async fn cancel_meter_command(
+        &self,
+        ctx: &Context<'_>,
+        delivery_id: ID,
+    ) -> async_graphql::Result<crate::graphql::deliveries::DeliveryGql> {
+        let id = parse_id::<domain::ids::DeliveryId>("deliveryId", &delivery_id)?;
+        let actor = actor(ctx)?;
+        // Refused before anything is looked up: tenant admins only.
+        actor.require_tenant_admin().gql()?;
+        let d = state(ctx).deliveries.get(&actor, id).await.gql()?;
+        let device = d
+            .subject
+            .as_deref()
+            .and_then(|s| s.strip_prefix("device:"))
+            .and_then(|s| s.parse::<DeviceId>().ok())
+            .filter(|_| d.kind.as_str() == "goldcard.1004")
+            .ok_or_else(|| crate::error::bad_input("deliveryId", "not a command sent to a meter"))?;
+        state(ctx).tariffs.cancel_command(&actor, device, d.idempotency_key.clone(), d.kind.to_string()).await.gql()?;
+        Ok(d.into())
+    }
+
     /// Takes a meter out of service (a gas meter's DAS hears of it: 1002).
     async fn cancel_meter(
         &self,

@@ -387,6 +387,19 @@ impl TariffService {
         Ok(d)
     }
 
+    /// Withdraws a command sent to a meter (`cancelMeterCommand`; a gas DAS's 1005): the
+    /// command is the delivery `key` of kind `kind` about `device`.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` for a device outside the tenant.
+    pub async fn cancel_command(&self, actor: &Actor, device: DeviceId, key: String, kind: String) -> DomainResult<()> {
+        let tenant = actor.require_tenant_admin()?;
+        let d = self.devices.get(tenant, device).await?.ok_or(DomainError::NotFound("device"))?;
+        let o = self.outbound.as_ref().ok_or_else(|| DomainError::Unknown(anyhow::anyhow!("no unit of work")))?;
+        let unit = o.begin().await?;
+        o.commit(unit, tenant, &[Message::CommandCancelled { device: d, key, kind }]).await
+    }
+
     /// Takes a meter out of service (`cancelMeter`): it is marked cancelled and its vendor
     /// hears of it (a gas DAS's 1002), in one unit of work.
     ///

@@ -226,6 +226,13 @@ impl Planner for GoldcardPlanner {
                 );
                 one(device, "1004", serial_of(&format!("recharge:{}", entry.id)), Value::Object(m))
             }
+            Message::CommandCancelled { device, key, kind }
+                if kind.as_str() == "goldcard.1004" && self.gas_meter(tenant, device).await? =>
+            {
+                let mut m = meter_head(device);
+                m.insert("sendSerialNo".into(), json!(key));
+                one(device, "1005", serial_of(&format!("cancel:{key}")), Value::Object(m))
+            }
             Message::MeterCancelled { device, reason } if self.gas_meter(tenant, device).await? => {
                 let mut m = meter_head(device);
                 let last = device.latest.get(super::map::VOLUME).and_then(|v| v.get("value")).and_then(Value::as_str);
