@@ -85,6 +85,7 @@ pub trait Unit: Send + Sync {
     fn homes(&self) -> Arc<dyn crate::homes::HomeRepo>;
     fn tickets(&self) -> Arc<dyn crate::tickets::TicketRepo>;
     fn accounts(&self) -> Arc<dyn crate::tariffs::MeterAccountRepo>;
+    fn tariffs(&self) -> Arc<dyn crate::tariffs::TariffRepo>;
     /// Writes planned deliveries (the outbox); one whose idempotency key its integration
     /// already used is skipped. Returns the ids written.
     ///
@@ -247,8 +248,10 @@ impl IngestService {
                 },
                 Fact::MeterTotal { device, total, at, reference, answered } => {
                     let Some(billing) = &self.billing else { continue };
-                    let accounts = unit.accounts();
-                    let Some(bill) = billing.bill_in(&*accounts, tenant, device, total, at, &reference).await? else {
+                    let (accounts, tariffs) = (unit.accounts(), unit.tariffs());
+                    let bill = billing.bill_in((&*accounts, &*tariffs), tenant, device, total, at, &reference).await?;
+                    drop((accounts, tariffs));
+                    let Some(bill) = bill else {
                         continue;
                     };
                     if let (Some(change), false, Some(o)) = (bill.supply, answered, &self.outbound) {

@@ -581,16 +581,16 @@ impl TariffService {
         self.write(tenant, device, Some(actor.user_id), None, |acc| acc.adjust(amount, reason.clone())).await
     }
 
-    /// Bills a register reading of `device` (see `billing`), through `accounts` (a unit of
-    /// work's repository, so the charge commits with the reading and the deliveries it
-    /// plans). `None` when the device has no account. Idempotent on `reference`: a reading
+    /// Bills a register reading of `device` (see `billing`), through `accounts` and
+    /// `tariffs` (a unit of work's repositories: nothing else is read while the account is
+    /// locked, and the charge commits with the reading and the deliveries it plans). `None` when the device has no account. Idempotent on `reference`: a reading
     /// billed before answers its entry and changes nothing.
     ///
     /// # Errors
     /// `Invalid` when the charge is out of range; `Unknown` on storage failure.
     pub async fn bill_in(
         &self,
-        accounts: &dyn MeterAccountRepo,
+        (accounts, tariffs): (&dyn MeterAccountRepo, &dyn TariffRepo),
         tenant: TenantId,
         device: DeviceId,
         total: Decimal,
@@ -600,7 +600,7 @@ impl TariffService {
         for _ in 0..APPLY_ATTEMPTS {
             let Some(current) = accounts.lock_by_device(tenant, device).await? else { return Ok(None) };
             let versions = match current.tariff_id {
-                Some(t) => self.tariffs.versions_of(tenant, t).await?,
+                Some(t) => tariffs.versions_of(tenant, t).await?,
                 None => Vec::new(),
             };
             if let Some(e) = accounts.entry_by_reference(tenant, current.id, reference).await? {

@@ -74,6 +74,10 @@ impl Unit for SqlUnit {
         Arc::new(super::SqlTariffRepo::within(Conn::Tx(self.tx.clone())))
     }
 
+    fn tariffs(&self) -> Arc<dyn domain::tariffs::TariffRepo> {
+        Arc::new(super::SqlTariffRepo::within(Conn::Tx(self.tx.clone())))
+    }
+
     async fn outbox(&self, tenant: TenantId, planned: Vec<NewDelivery>) -> DomainResult<Vec<DeliveryId>> {
         super::deliveries::insert_outbox_once(&*self.tx, tenant, planned).await
     }
