@@ -71,6 +71,35 @@ pub async fn bench_tenant(http: &reqwest::Client, base: &str) -> BenchTenant {
     BenchTenant { tenant_id, token }
 }
 
+/// A server a bench drives: started on `127.0.0.1:0` with `BENCH_ADMIN`, its own job
+/// queue and data directory; it stops when `shutdown` is cancelled.
+pub struct BenchServer {
+    pub running: api::app::Running,
+    pub base: String,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a bench server on the database `url` (and Redis when given).
+pub async fn bench_server(url: &str, redis: Option<String>) -> BenchServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = api::config::Settings {
+        addr: "127.0.0.1:0".into(),
+        public_url: Some("https://linkyard.bench".into()),
+        database_url: Some(url.to_owned()),
+        redis_url: redis,
+        admin_email: Some(BENCH_ADMIN.0.into()),
+        admin_password: Some(BENCH_ADMIN.1.into()),
+        job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        ..api::config::Settings::defaults(dir.path().to_path_buf())
+    };
+    let config = api::config::Config::resolve(settings).expect("config");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
+    let base = format!("http://{}", running.addr);
+    BenchServer { running, base, shutdown, _dir: dir }
+}
+
 /// With `RUST_LOG` set, the server's logs go to stderr while a bench runs.
 pub fn bench_logs() {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {

@@ -12,14 +12,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use adapters::vendors::dingding::sign;
-use api::config::{Config, Settings};
-use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_admin_url, bench_tenant, gql, with_database};
+use linkyard_tests::{BenchTenant, bench_admin_url, bench_server, bench_tenant, gql, with_database};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const CONNECTIONS: usize = 64;
 
@@ -62,22 +60,9 @@ fn callback(n: usize, t0: i64) -> Value {
 }
 
 async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
-        addr: "127.0.0.1:0".into(),
-        public_url: Some("https://linkyard.bench".into()),
-        database_url: Some(url.to_owned()),
-        redis_url: redis,
-        admin_email: Some(BENCH_ADMIN.0.into()),
-        admin_password: Some(BENCH_ADMIN.1.into()),
-        job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        ..Settings::defaults(dir.path().to_path_buf())
-    };
-    let config = Config::resolve(settings).expect("config");
-    let shutdown = CancellationToken::new();
-    let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
+    let server = bench_server(url, redis).await;
+    let (running, base, shutdown) = (&server.running, server.base.clone(), server.shutdown.clone());
     let http = reqwest::Client::builder().pool_max_idle_per_host(CONNECTIONS).build().expect("client");
-    let base = format!("http://{}", running.addr);
     let BenchTenant { token, .. } = bench_tenant(&http, &base).await;
     let i = gql(
         &http,
