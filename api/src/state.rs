@@ -65,6 +65,8 @@ pub struct AppState {
     pub scheduler: SchedulerService,
     /// Huzhou elevator data center: fault pushes, the pull API, live subscriptions.
     pub huzhou: adapters::vendors::huzhou::HuzhouService,
+    /// The gas module's use cases (meter details asked of the DAS).
+    pub gas: adapters::vendors::goldcard::Goldcard,
     /// Vendor tokens, fetched once across workers and refreshed before they expire.
     pub tokens: Arc<TokenProvider>,
     /// Per-key rate limits (Redis when configured).
@@ -312,6 +314,7 @@ impl AppState {
             ingest.clone(),
             tariffs.clone(),
             deliveries.clone(),
+            gas_sender.clone(),
             clock.clone(),
         );
         let scheduler = scheduler.with_job(
@@ -367,6 +370,7 @@ impl AppState {
             deliveries,
             scheduler,
             huzhou,
+            gas,
             tokens,
             limiter,
             jobs: job_store,

@@ -482,3 +482,39 @@ async fn a_serial_replayed_after_a_restart_gets_the_same_answer() {
     let charges = nodes(&g.account(&device).await["ledger"]).into_iter().filter(|e| e["kind"] == "CHARGE").count();
     assert_eq!(charges, 1);
 }
+
+#[tokio::test]
+async fn meter_details_are_asked_of_the_das_and_scoped_to_the_tenant() {
+    let g = setup().await;
+    let t = g.tariff("G1", tiers3(), -1, false).await;
+    let device = g.meter("201911261539", &t, "0", "0").await;
+    g.das.until("the meter registered", || g.das.st().meters.contains_key("201911261539")).await;
+    g.das.st().latest.insert("201911261539".into(), ("42.5".into(), "2026-02-03 08:30:00".into()));
+    let q = "query($d:ID!){ meterDetails(deviceId:$d){ dasDeviceId meterNo active installedOn reading valve
+              balance price priceCode lastReadAt rechargeCount signal userName } }";
+    let r = g.api.data(q, json!({"d": device})).await;
+    assert_eq!(
+        r["meterDetails"],
+        json!({"dasDeviceId": "das-201911261539", "meterNo": "201911261539", "active": true,
+               "installedOn": "2026-01-05", "reading": "42.5", "valve": "CLOSED", "balance": "12.5", "price": "2.5",
+               "priceCode": "P1", "lastReadAt": "2026-02-03T00:30:00+00:00", "rechargeCount": 2, "signal": 80,
+               "userName": "u201911261539"})
+    );
+    let sent = g.das.bodies("1014").pop().expect("a 1014");
+    assert_eq!((sent["meterNo"].as_str(), sent["userNo"].as_str()), (Some("201911261539"), Some("u201911261539")));
+    // A meter the DAS does not know: its reason, as an upstream failure.
+    let unknown = g.meter("201911269999", &t, "0", "0").await;
+    g.das.until("the second meter registered", || g.das.st().meters.contains_key("201911269999")).await;
+    g.das.st().meters.remove("201911269999");
+    let r = g.api.gql(q, json!({"d": unknown})).await;
+    assert_eq!(r.code(), "UPSTREAM_FAILED", "{}", r.raw);
+    assert!(r.raw.to_string().contains("9999"), "{}", r.raw);
+    // Another tenant's admin cannot ask for it.
+    let root = g.app.admin_token().await;
+    let other = tenant_with_admin(&g.app, &root).await;
+    let r = other.api.gql(q, json!({"d": device})).await;
+    assert_eq!(r.code(), "NOT_FOUND", "{}", r.raw);
+    let calls = g.das.bodies("1014").len();
+    assert_eq!(calls, 2, "no call for another tenant's meter");
+    assert!(g.das.errors().is_empty(), "{:?}", g.das.errors());
+}

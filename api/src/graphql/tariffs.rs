@@ -4,7 +4,7 @@ use super::connection::{Conn, page_request, to_connection};
 use super::enums::{BillingModelGql, LedgerKindGql, PayModelGql, PriceWayGql, UtilityGql};
 use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
-use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::ids::{AccountId, DeviceId, HomeId, IntegrationId, RoomId, TariffId};
 use domain::tariffs::{
@@ -285,6 +285,80 @@ pub struct DailyUsageGql {
     pub fetched_at: DateTime<Utc>,
 }
 
+/// The valve as a gas meter's DAS last knew it.
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+#[graphql(name = "DasValveState")]
+pub enum DasValveGql {
+    Open,
+    Closed,
+    Unknown,
+}
+
+/// A gas meter as its DAS describes it (`meterDetails`, asked of the DAS when queried).
+#[derive(SimpleObject)]
+#[graphql(name = "GasMeterDetails")]
+pub struct GasMeterDetailsGql {
+    /// The DAS's id of the meter.
+    pub das_device_id: Option<String>,
+    pub meter_no: String,
+    /// In use (the DAS's `meterState` 2).
+    pub active: bool,
+    pub installed_on: Option<chrono::NaiveDate>,
+    /// The register at installation.
+    pub base_reading: Option<Decimal>,
+    pub reading: Option<Decimal>,
+    pub valve: DasValveGql,
+    /// The balance the DAS holds (meter-side billing keeps it on the meter).
+    pub balance: Option<Decimal>,
+    pub price: Option<Decimal>,
+    pub price_code: Option<String>,
+    pub last_read_at: Option<DateTime<Utc>>,
+    pub total_volume: Option<Decimal>,
+    pub total_spent: Option<Decimal>,
+    pub total_recharged: Option<Decimal>,
+    pub last_recharge_amount: Option<Decimal>,
+    pub last_recharge_at: Option<DateTime<Utc>>,
+    pub recharge_count: Option<i32>,
+    pub voltage: Option<Decimal>,
+    /// Signal strength in percent.
+    pub signal: Option<i32>,
+    pub user_name: Option<String>,
+    pub address: Option<String>,
+}
+
+impl From<adapters::vendors::goldcard::GasMeterDetails> for GasMeterDetailsGql {
+    fn from(d: adapters::vendors::goldcard::GasMeterDetails) -> Self {
+        use adapters::vendors::goldcard::DasValve;
+        Self {
+            das_device_id: d.das_device_id,
+            meter_no: d.meter_no,
+            active: d.active,
+            installed_on: d.installed_on,
+            base_reading: d.base_reading,
+            reading: d.reading,
+            valve: match d.valve {
+                DasValve::Open => DasValveGql::Open,
+                DasValve::Closed => DasValveGql::Closed,
+                DasValve::Unknown => DasValveGql::Unknown,
+            },
+            balance: d.balance,
+            price: d.price,
+            price_code: d.price_code,
+            last_read_at: d.last_read_at,
+            total_volume: d.total_volume,
+            total_spent: d.total_spent,
+            total_recharged: d.total_recharged,
+            last_recharge_amount: d.last_recharge_amount,
+            last_recharge_at: d.last_recharge_at,
+            recharge_count: d.recharge_count,
+            voltage: d.voltage,
+            signal: d.signal,
+            user_name: d.user_name,
+            address: d.address,
+        }
+    }
+}
+
 #[derive(InputObject)]
 pub struct ReplaceMeterInput {
     pub device_id: ID,
@@ -366,6 +440,12 @@ impl TariffQuery {
                 fetched_at: d.fetched_at,
             })
             .collect())
+    }
+
+    /// A gas meter's details as its DAS holds them (1014), asked for now.
+    async fn meter_details(&self, ctx: &Context<'_>, device_id: ID) -> async_graphql::Result<GasMeterDetailsGql> {
+        let id: DeviceId = parse_id("deviceId", &device_id)?;
+        Ok(state(ctx).gas.details(&actor(ctx)?, id).await.gql()?.into())
     }
 
     /// The account of a gas, electricity or water meter.

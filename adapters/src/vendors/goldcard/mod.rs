@@ -10,6 +10,7 @@
 //! Meters are devices of kind `GAS_METER` whose external id is the 12-digit `meterNo`.
 
 mod client;
+mod details;
 mod inbound;
 mod jobs;
 mod map;
@@ -18,17 +19,19 @@ pub mod sign;
 mod wire;
 
 pub use client::GoldcardSender;
+pub use details::{DasValve, GasMeterDetails};
 pub use inbound::GoldcardInbound;
 pub use jobs::GasDailyUsage;
 pub use plan::GoldcardPlanner;
 
+use domain::actor::Actor;
 use domain::deliveries::DeliveryService;
-use domain::devices::{Device, DeviceService};
+use domain::devices::{Device, DeviceKind, DeviceService};
 use domain::events::InboundEvent;
 use domain::ids::{IntegrationId, TenantId};
 use domain::ingest::{Fact, IngestService};
 use domain::tariffs::{SupplyChange, TariffService, centre_billed};
-use domain::{Clock, DomainResult};
+use domain::{Clock, DomainError, DomainResult};
 use rust_decimal::Decimal;
 use std::sync::Arc;
 
@@ -61,6 +64,7 @@ pub struct Goldcard {
     ingest: IngestService,
     tariffs: TariffService,
     deliveries: DeliveryService,
+    das: GoldcardSender,
     clock: Arc<dyn Clock>,
 }
 
@@ -70,9 +74,33 @@ impl Goldcard {
         ingest: IngestService,
         tariffs: TariffService,
         deliveries: DeliveryService,
+        das: GoldcardSender,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { devices, ingest, tariffs, deliveries, clock }
+        Self { devices, ingest, tariffs, deliveries, das, clock }
+    }
+
+    /// 1014: the DAS's record of a gas meter the actor can read, asked for now.
+    ///
+    /// # Errors
+    /// `NotFound("device")` for a device the actor cannot see; `Invalid` for a device that
+    /// is not a gas meter; `Upstream` when the DAS cannot answer (its reason given).
+    pub async fn details(&self, actor: &Actor, device: domain::ids::DeviceId) -> DomainResult<GasMeterDetails> {
+        let d = self.devices.get(actor, device).await?;
+        if d.kind != DeviceKind::GasMeter {
+            return Err(DomainError::invalid("deviceId", "not a gas meter"));
+        }
+        let user = d.attributes.get("userNo").and_then(serde_json::Value::as_str).unwrap_or(&d.external_id);
+        let mut ask = serde_json::json!({"userNo": user, "meterNo": d.external_id});
+        if let Some(id) = d.attributes.get("dasDeviceId").and_then(serde_json::Value::as_str) {
+            ask["deviceId"] = serde_json::json!(id);
+        }
+        let msg = self
+            .das
+            .read(d.tenant_id, d.integration_id, "1014", ask)
+            .await
+            .map_err(|why| DomainError::upstream(VENDOR, why))?;
+        Ok(details::details_of(&msg, &d.external_id))
     }
 
     pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {

@@ -226,6 +226,14 @@ fn handle(st: &mut DasState, r: &Request) -> Judgement {
             Answer::ok(json!({"echoCode": "0000", "echoMsg": {"serialNo": serial,
                 "readingData": {"total": data.len().to_string(), "data": data}}}))
         }
+        "1014" => {
+            let (num, date) = st.latest.get(&meter).cloned().unwrap_or_else(|| ("0".into(), String::new()));
+            Answer::ok(json!({"echoCode": "0000", "echoMsg": {"serialNo": serial, "deviceId": format!("das-{meter}"),
+                "meterNo": meter, "meterState": "2", "setUpTime": "2026-01-05", "beseNum": "0", "readingNum": num,
+                "valveState": "2", "balance": "12.5", "price": "2.5", "priceCode": "P1", "lastReadingTime": date,
+                "lastRechargeAmount": "50", "lastRechargeDate": "2026-02-01 10:00:00", "rechargeCount": "2",
+                "voltage": "3.6", "signalStrength": "80", "userName": st.meters.get(&meter).cloned().unwrap_or_default()}}))
+        }
         "1015" => {
             let rows = st.usage.get(&meter).cloned().unwrap_or_default();
             for k in ["startTime", "endTime"] {
