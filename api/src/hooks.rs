@@ -30,10 +30,17 @@ fn render(a: HookAnswer) -> Response {
     (status, axum::Json(a.body)).into_response()
 }
 
-/// The integration a hook path names, if the protocol serves its kind.
-async fn open(st: &AppState, protocol: &dyn InboundProtocol, raw_id: &str) -> Result<Opened, Refusal> {
+/// The integration a hook path names, if the protocol serves its kind; `fresh` skips the
+/// cache. Answers whether it came from the cache.
+async fn open(
+    st: &AppState,
+    protocol: &dyn InboundProtocol,
+    raw_id: &str,
+    fresh: bool,
+) -> Result<(Opened, bool), Refusal> {
     let id: IntegrationId = raw_id.parse().map_err(|_| Refusal::UnknownIntegration)?;
-    let cached = protocol.cached().then(|| st.hook_integrations.get(&id)).flatten();
+    let cached = (protocol.cached() && !fresh).then(|| st.hook_integrations.get(&id)).flatten();
+    let from_cache = cached.is_some();
     let opened = match cached {
         Some(o) => o,
         None => match st.integrations.open_hook(id).await {
@@ -51,7 +58,7 @@ async fn open(st: &AppState, protocol: &dyn InboundProtocol, raw_id: &str) -> Re
             }
         },
     };
-    if protocol.serves(opened.integration.kind) { Ok(opened) } else { Err(Refusal::UnknownIntegration) }
+    if protocol.serves(opened.integration.kind) { Ok((opened, from_cache)) } else { Err(Refusal::UnknownIntegration) }
 }
 
 async fn hook(
@@ -66,7 +73,7 @@ async fn hook(
         return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such hook"}))).into_response();
     };
     let name = protocol.protocol();
-    let hook = match open(&st, &*protocol, &id).await {
+    let (mut hook, mut from_cache) = match open(&st, &*protocol, &id, false).await {
         Ok(o) => o,
         Err(why) => {
             inbound_request(name, "REFUSED");
@@ -77,7 +84,7 @@ async fn hook(
         inbound_request(name, "REFUSED");
         return render(protocol.refused(Refusal::Internal));
     };
-    let req = HookRequest {
+    let mut req = HookRequest {
         method: method.as_str().to_owned(),
         query: query.ok().map(|Query(q)| q),
         headers: headers
@@ -86,11 +93,23 @@ async fn hook(
             .collect(),
         body: body.to_vec(),
     };
-    let accepted = match protocol.accept(&hook, req).await {
-        Ok(a) => a,
-        Err(answer) => {
-            inbound_request(name, "REFUSED");
-            return render(answer);
+    let accepted = loop {
+        // A refusal under cached credentials is checked again under the stored ones (they
+        // may have just changed).
+        let again = from_cache.then(|| req.clone());
+        match protocol.accept(&hook, req).await {
+            Ok(a) => break a,
+            Err(answer) => {
+                let fresh = match again {
+                    Some(r) => open(&st, &*protocol, &id, true).await.ok().map(|(o, _)| (o, r)),
+                    None => None,
+                };
+                let Some((o, r)) = fresh else {
+                    inbound_request(name, "REFUSED");
+                    return render(answer);
+                };
+                (hook, req, from_cache) = (o, r, false);
+            }
         }
     };
     let writer = st.inbound_backlog.writer().await;

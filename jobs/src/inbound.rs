@@ -60,6 +60,7 @@ pub async fn apply(
         tracing::error!(error = ?e, inbound_event_id = %p.event.id, "recording an inbound event's outcome");
     }
     if p.protocol.keeps_answer()
+        && !outcome.answer_kept
         && outcome.state == EventState::Processed
         && p.event.answer.is_none()
         && let Err(e) = events.keep_answer(p.event.tenant_id, p.event.id, &answer.body).await

@@ -548,3 +548,60 @@ async fn a_callback_left_received_is_swept_up_and_processed_once() {
     assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 0, "processed once");
     assert_eq!(s.device_state(&lock).await["battery"], json!(33), "the fresh one was left alone");
 }
+
+#[tokio::test]
+async fn electricity_and_water_meters_with_a_tariff_are_billed_from_their_registers() {
+    let s = setup().await;
+    let account = "query($d:ID!){ meterAccount(deviceId:$d){ balance cycleUsage
+        ledger(first:10){ edges{ node{ kind amount volume } } } } }";
+    for (uuid, kind, utility, event, field, first, second, price, charged) in [
+        (
+            "em-b",
+            "ELECTRICITY_METER",
+            "ELECTRICITY",
+            "elemeterPowerAsync",
+            "consume_amount",
+            10.0,
+            12.5,
+            "0.5",
+            "-1.25",
+        ),
+        ("wm-b", "WATER_METER", "WATER", "watermeterAmountAsync", "amount", 3.5, 5.5, "4", "-8"),
+    ] {
+        let meter = s.device(uuid, kind, json!({})).await;
+        let tariff = s
+            .gql(
+                "mutation($i:SaveTariffInput!){ saveTariff(input:$i){ id } }",
+                json!({"i": {"integrationId": s.integration, "code": format!("T-{uuid}"), "utility": utility,
+                             "tiers": [{"upTo": null, "price": price}], "cycleMonths": 12}}),
+            )
+            .await;
+        let tariff = tariff.data()["saveTariff"]["id"].as_str().expect("tariff").to_owned();
+        s.gql(
+            "mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }",
+            json!({"d": meter, "t": tariff}),
+        )
+        .await
+        .data();
+        // The first register is the baseline; the second is charged for the difference, once.
+        for (k, value) in [first, second].into_iter().enumerate() {
+            s.callback_twice(
+                json!({"uuid": uuid, "time": now_ms() + k as i64, "event": event, "detail": {field: value}}),
+            )
+            .await;
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        let acc = s.gql(account, json!({"d": meter})).await;
+        let acc = &acc.data()["meterAccount"];
+        let charges: Vec<&Value> = acc["ledger"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| &e["node"])
+            .filter(|n| n["kind"] == "CHARGE")
+            .collect();
+        assert_eq!(charges.len(), 1, "{uuid}: {acc}");
+        assert_eq!(charges[0]["amount"], charged, "{uuid}: {acc}");
+        assert_eq!(acc["balance"], charged, "{uuid}: {acc}");
+    }
+}

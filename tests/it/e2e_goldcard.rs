@@ -165,6 +165,19 @@ async fn reports_are_refused_in_the_das_envelope_without_a_5xx() {
     let events = g.api.inbound_events(&g.integration).await;
     assert_eq!(events.len(), 7, "{events:?}");
     assert_eq!(events.iter().filter(|e| e["state"] == "FAILED").count(), 5, "{events:?}");
+    // A new secret works at once although the integration was just resolved (and cached),
+    // and the old one stops working.
+    g.api
+        .integration(json!({"id": g.integration, "kind": "GOLDCARD", "name": "金卡",
+                            "settings": {"baseUrl": g.das.base(), "companyCode": COMPANY, "factorNo": FACTOR},
+                            "credentials": {"appCode": APP_CODE, "appSecret": "rotated-secret"}}))
+        .await;
+    let next = reading("201911261531", "2", 0, "111111").to_string();
+    let (_, a) = g.post_as("2001", next.as_bytes(), "rotated-secret", 0).await;
+    assert_eq!(a["echoCode"], "0000", "{a}");
+    let (_, a) =
+        g.post_as("2001", reading("201911261531", "3", 0, "121212").to_string().as_bytes(), APP_SECRET, 0).await;
+    assert_eq!(a["echoCode"], "0101", "{a}");
 }
 
 #[tokio::test]

@@ -82,14 +82,20 @@ pub struct Outcome {
     pub note: Option<String>,
     /// The event's state was written with the facts (one unit of work): nothing left to do.
     pub finished: bool,
+    /// The answer was kept with the event in that unit too.
+    pub answer_kept: bool,
 }
 
 impl Outcome {
     pub fn finished(state: EventState) -> Self {
-        Self { state, note: None, finished: true }
+        Self { state, note: None, finished: true, answer_kept: false }
+    }
+    /// Finished, its answer kept in the same unit.
+    pub fn answered(state: EventState) -> Self {
+        Self { answer_kept: true, ..Self::finished(state) }
     }
     pub fn to_finish(state: EventState, note: Option<String>) -> Self {
-        Self { state, note, finished: false }
+        Self { state, note, finished: false, answer_kept: false }
     }
 }
 

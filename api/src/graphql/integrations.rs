@@ -163,6 +163,7 @@ impl IntegrationMutation {
             credentials: input.credentials.map(|j| j.0),
         };
         let i = st.integrations.configure(&actor, cmd).await.gql()?;
+        st.hook_integrations.remove(&i.id);
         Ok(IntegrationGql::new(i, &st.config.public_url))
     }
 
@@ -176,6 +177,7 @@ impl IntegrationMutation {
         let st = state(ctx);
         let id: IntegrationId = parse_id("id", &id)?;
         let r = st.integrations.rotate_secret(&actor, id).await.gql()?;
+        st.hook_integrations.remove(&id);
         Ok(RotatedIntegrationSecret {
             integration: IntegrationGql::new(r.integration, &st.config.public_url),
             field: r.field.to_owned(),

@@ -105,10 +105,23 @@ pub trait Unit: Send + Sync {
         state: EventState,
         note: Option<String>,
     ) -> DomainResult<bool>;
+    /// Keeps the answer a stored event was given (its resend is answered the same).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn keep_answer(
+        &self,
+        tenant: TenantId,
+        event: InboundEventId,
+        answer: &serde_json::Value,
+    ) -> DomainResult<()>;
     /// # Errors
     /// `Unknown` when the commit fails (nothing of the unit is written).
     async fn commit(self: Box<Self>) -> DomainResult<()>;
 }
+
+/// Builds a stored event's answer from what billing its facts came to.
+pub type AnswerOf = Box<dyn FnOnce(&[MeterBill]) -> serde_json::Value + Send>;
 
 /// Bus events and queue wake-ups held until their unit commits.
 #[derive(Default)]
@@ -193,6 +206,33 @@ impl IngestService {
         facts: Vec<Fact>,
         note: Option<String>,
     ) -> DomainResult<(Applied, Vec<MeterBill>)> {
+        self.apply_inner(tenant, event, facts, note, None).await.map(|(a, b, _)| (a, b))
+    }
+
+    /// [`IngestService::apply_billed`] for a stored `event` whose answer is kept with it:
+    /// `answer` builds it from the bills and it is written in the same unit. `None` when
+    /// the event was applied before (nothing written).
+    ///
+    /// # Errors
+    /// As `apply`.
+    pub async fn apply_answered(
+        &self,
+        tenant: TenantId,
+        event: InboundEventId,
+        facts: Vec<Fact>,
+        answer: AnswerOf,
+    ) -> DomainResult<(Applied, Option<serde_json::Value>)> {
+        self.apply_inner(tenant, Some(event), facts, None, Some(answer)).await.map(|(a, _, v)| (a, v))
+    }
+
+    async fn apply_inner(
+        &self,
+        tenant: TenantId,
+        event: Option<InboundEventId>,
+        facts: Vec<Fact>,
+        note: Option<String>,
+        answer: Option<AnswerOf>,
+    ) -> DomainResult<(Applied, Vec<MeterBill>, Option<serde_json::Value>)> {
         // Billed meters are locked in this process before the unit opens (see `MeterLocks`).
         let meters: Vec<DeviceId> = facts
             .iter()
@@ -209,15 +249,23 @@ impl IngestService {
         if let Some(e) = event {
             let state = if facts.is_empty() { EventState::Ignored } else { EventState::Processed };
             if !unit.finish_event(tenant, e, state, note).await? {
-                return Ok((Applied::Before, Vec::new()));
+                return Ok((Applied::Before, Vec::new(), None));
             }
         }
         let held = Arc::new(Held::default());
         // The unit's repositories go before it commits.
         let bills = self.write(&*unit, tenant, facts, &held).await?;
+        let answer = match (answer, event) {
+            (Some(f), Some(e)) => {
+                let a = f(&bills);
+                unit.keep_answer(tenant, e, &a).await?;
+                Some(a)
+            }
+            _ => None,
+        };
         unit.commit().await?;
         self.release(&held).await;
-        Ok((Applied::Now, bills))
+        Ok((Applied::Now, bills, answer))
     }
 
     async fn write(

@@ -597,19 +597,26 @@ impl TariffService {
         at: DateTime<Utc>,
         reference: &str,
     ) -> DomainResult<Option<MeterBill>> {
-        for _ in 0..APPLY_ATTEMPTS {
+        for attempt in 0..APPLY_ATTEMPTS {
             let Some(current) = accounts.lock_by_device(tenant, device).await? else { return Ok(None) };
             let versions = match current.tariff_id {
                 Some(t) => tariffs.versions_of(tenant, t).await?,
                 None => Vec::new(),
             };
-            if let Some(e) = accounts.entry_by_reference(tenant, current.id, reference).await? {
+            // A reference already on the ledger makes the first save fail as a duplicate
+            // (nothing written); the next attempt answers that entry.
+            if attempt > 0
+                && let Some(e) = accounts.entry_by_reference(tenant, current.id, reference).await?
+            {
                 let price = in_effect(&versions, at).map(|t| t.tiers.price_at(current.account.cycle_usage));
                 return Ok(Some(MeterBill { account: current, entry: Some(e), supply: None, price, again: true }));
             }
             let mut next = current.clone();
             let bill = bill_reading(&mut next, &versions, total, at, reference.to_owned())?;
             let price = bill.tariff.as_ref().map(|t| t.tiers.price_at(next.account.cycle_usage));
+            if bill.entry.is_none() && next == current {
+                return Ok(Some(MeterBill { account: current, entry: None, supply: None, price, again: false }));
+            }
             match accounts.save(tenant, &current, &next, bill.entry, None).await {
                 Ok((account, entry)) => {
                     return Ok(Some(MeterBill { account, entry, supply: bill.supply, price, again: false }));

@@ -230,9 +230,15 @@ impl TariffRepo for SqlTariffRepo {
     }
 
     async fn versions_of(&self, tenant: TenantId, tariff: TariffId) -> DomainResult<Vec<Tariff>> {
-        let Some(one) = self.get(tenant, tariff).await? else { return Ok(Vec::new()) };
+        // One round trip: the versions of the code `tariff` has (none for an unknown id).
+        let code = sea_orm::sea_query::Query::select()
+            .column(t::Column::Code)
+            .from(t::Entity)
+            .and_where(t::Column::TenantId.eq(tenant.as_uuid()))
+            .and_where(t::Column::Id.eq(tariff.as_uuid()))
+            .to_owned();
         let rows = self::tariffs(tenant)
-            .filter(t::Column::Code.eq(one.code.as_str()))
+            .filter(t::Column::Code.in_subquery(code))
             .order_by_asc(t::Column::Version)
             .all(&self.db)
             .await

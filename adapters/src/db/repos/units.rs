@@ -107,6 +107,22 @@ impl Unit for SqlUnit {
         exists.map(|_| false).ok_or(DomainError::NotFound("inbound event"))
     }
 
+    async fn keep_answer(
+        &self,
+        tenant: TenantId,
+        event: InboundEventId,
+        answer: &serde_json::Value,
+    ) -> DomainResult<()> {
+        ev::Entity::update_many()
+            .col_expr(ev::Column::Answer, sea_orm::sea_query::Expr::value(answer.to_string()))
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.eq(event.as_uuid()))
+            .exec(&*self.tx)
+            .await
+            .map_err(unknown)?;
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> DomainResult<()> {
         let tx = Arc::try_unwrap(self.tx)
             .map_err(|_| DomainError::Unknown(anyhow::anyhow!("a unit's repositories outlived it")))?;

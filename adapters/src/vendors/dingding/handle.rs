@@ -11,7 +11,7 @@ use domain::devices::{Device, DeviceFilter, DeviceKind, DeviceStatus, NewReading
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
 use domain::ingest::Fact as Neutral;
 
-/// A meter's register (kWh) as a fact to bill: a meter with a tariff assigned is charged
+/// A meter's register (kWh, m3) as a fact to bill: a meter with a tariff assigned is charged
 /// for what it used since its last reading (`domain::tariffs::billing`), once per time.
 fn register(device: domain::ids::DeviceId, total: f64, at: DateTime<Utc>) -> Option<Neutral> {
     let total: rust_decimal::Decimal = total.to_string().parse().ok()?;
@@ -259,7 +259,12 @@ impl DingdingService {
             Fact::MeterTransmissionError => {
                 vec![raise("METER_TRANSMISSION_ERROR", AlarmSeverity::Minor, "meter transmission error".into())]
             }
-            Fact::WaterReading { amount } => vec![reading("water_amount", json!(amount), at)],
+            Fact::WaterReading { amount } => {
+                // The register (m3): billed like an electricity meter's.
+                let mut facts = vec![reading("water_amount", json!(amount), at)];
+                facts.extend(register(d.id, amount, at));
+                facts
+            }
             Fact::Other { .. }
             | Fact::InstallerSubmitted
             | Fact::Installed { .. }

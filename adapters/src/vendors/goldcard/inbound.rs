@@ -77,7 +77,7 @@ impl GoldcardInbound {
         &self,
         hook: &Opened,
         event: &InboundEvent,
-        duplicate: bool,
+        _duplicate: bool,
         report: Report,
     ) -> (Outcome, HookAnswer) {
         let head = report.head().clone();
@@ -108,38 +108,39 @@ impl GoldcardInbound {
                 Err(e) => internal(event, &e),
             };
         }
-        let applied = match &report {
-            Report::Reading(r) => gas.apply_reading(event, duplicate, &device, r).await,
-            Report::Alarm(a) => gas.apply_alarm(event, &device, a).await,
-            Report::Result(_) => Ok(None),
-        };
-        let answer = match applied {
-            Ok(a) => a,
-            Err(e) => return internal(event, &e),
-        };
-        let body = match (&report, answer) {
-            (Report::Reading(_), Some(ReadingAnswer { valve, price, remain })) => {
+        if let Report::Reading(r) = &report {
+            let (serial, user, factor, meter) =
+                (head.serial_no.clone(), head.user_no.clone(), head.factor_no.clone(), head.meter_no.clone());
+            let body = move |a: ReadingAnswer| {
                 let mut b = json!({
                     "echoCode": "0000",
-                    "serialNo": head.serial_no,
-                    "userNo": head.user_no,
+                    "serialNo": serial,
+                    "userNo": user,
                     "deviceId": device_id,
-                    "factorNo": head.factor_no,
-                    "meterNo": head.meter_no,
-                    "valvecontrol": valve,
+                    "factorNo": factor,
+                    "meterNo": meter,
+                    "valvecontrol": a.valve,
                     "rdateTime": rdate,
                 });
-                if let Some(p) = price {
+                if let Some(p) = a.price {
                     b["currentprice"] = json!(p.normalize().to_string());
                 }
-                if let Some(r) = remain {
+                if let Some(r) = a.remain {
                     b["remainquantity"] = json!(r.normalize().to_string());
                 }
                 b
-            }
-            _ => ok,
-        };
-        (Outcome::finished(EventState::Processed), HookAnswer::new(200, body))
+            };
+            return match gas.apply_reading(event, &device, r, std::sync::Arc::new(body)).await {
+                Ok(b) => (Outcome::answered(EventState::Processed), HookAnswer::new(200, b)),
+                Err(e) => internal(event, &e),
+            };
+        }
+        if let Report::Alarm(a) = &report
+            && let Err(e) = gas.apply_alarm(event, &device, a).await
+        {
+            return internal(event, &e);
+        }
+        (Outcome::finished(EventState::Processed), HookAnswer::new(200, ok))
     }
 }
 
@@ -162,6 +163,12 @@ impl InboundProtocol for GoldcardInbound {
 
     fn serves(&self, kind: IntegrationKind) -> bool {
         kind == IntegrationKind::Goldcard
+    }
+
+    /// Reports come in bursts: the integration is resolved from a recent lookup (a refusal
+    /// is checked again under the stored credentials, so a new secret works at once).
+    fn cached(&self) -> bool {
+        true
     }
 
     /// A `serialNo` already processed is answered the same again.

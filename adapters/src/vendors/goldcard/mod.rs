@@ -30,7 +30,7 @@ use domain::devices::{Device, DeviceKind, DeviceService};
 use domain::events::InboundEvent;
 use domain::ids::{IntegrationId, TenantId};
 use domain::ingest::{Fact, IngestService};
-use domain::tariffs::{SupplyChange, TariffService, centre_billed};
+use domain::tariffs::{MeterBill, SupplyChange, TariffService, centre_billed};
 use domain::{Clock, DomainError, DomainResult};
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -50,6 +50,21 @@ pub(crate) struct ReadingAnswer {
     pub price: Option<Decimal>,
     /// `remainquantity`: the balance of a centre-billed account.
     pub remain: Option<Decimal>,
+}
+
+/// What a 2001 answer carries after its charges: the supply change the last of them
+/// called for, the next unit's price and the balance (a meter billed by itself, or with
+/// no account: no valve action, nothing else).
+fn reading_answer(bills: &[MeterBill]) -> ReadingAnswer {
+    let Some(last) = bills.last().filter(|b| centre_billed(&b.account.account)) else {
+        return ReadingAnswer { valve: "2", price: None, remain: None };
+    };
+    let valve = match bills.iter().rev().find_map(|b| b.supply) {
+        Some(SupplyChange::Cut) => "1",
+        Some(SupplyChange::Restore) => "0",
+        None => "2",
+    };
+    ReadingAnswer { valve, price: last.price, remain: Some(last.account.account.balance) }
 }
 
 /// The DAS's id of a meter (from its registration answer), else ours.
@@ -117,14 +132,14 @@ impl Goldcard {
     }
 
     /// A 2001: the reading, the device's status and, for a centre-billed meter, its charge,
-    /// in one unit with the event.
+    /// in one unit with the event and its answer (`body` of what billing came to).
     async fn apply_reading(
         &self,
         event: &InboundEvent,
-        _duplicate: bool,
         device: &Device,
         r: &wire::Reading,
-    ) -> DomainResult<Option<ReadingAnswer>> {
+        body: Arc<dyn Fn(ReadingAnswer) -> serde_json::Value + Send + Sync>,
+    ) -> DomainResult<serde_json::Value> {
         let tenant = event.tenant_id;
         let mut facts = map::reading_facts(device, r);
         let reference = format!("2001:{}", r.head.serial_no);
@@ -136,36 +151,25 @@ impl Goldcard {
             }
         }
         facts.push(Fact::MeterTotal { device: device.id, total: r.read_num, at: r.read_at, reference, answered: true });
-        let (_, bills) = self.ingest.apply_billed(tenant, Some(event.id), facts, None).await?;
-        let account = match bills.last() {
-            Some(b) => Some(b.account.clone()),
-            None => self.tariffs.account_in(tenant, device.id).await?,
+        let of_bills = body.clone();
+        let answer: domain::ingest::AnswerOf = Box::new(move |bills| of_bills(reading_answer(bills)));
+        if let (_, Some(kept)) = self.ingest.apply_answered(tenant, event.id, facts, answer).await? {
+            return Ok(kept);
+        }
+        // Applied by a concurrent resend: answered from the account as it stands.
+        let account = self.tariffs.account_in(tenant, device.id).await?.filter(|a| centre_billed(&a.account));
+        let Some(account) = account else {
+            return Ok(body(ReadingAnswer { valve: "2", price: None, remain: None }));
         };
-        let Some(account) = account.filter(|a| centre_billed(&a.account)) else {
-            return Ok(Some(ReadingAnswer { valve: "2", price: None, remain: None }));
-        };
-        let valve = match bills.iter().rev().find_map(|b| b.supply) {
-            Some(SupplyChange::Cut) => "1",
-            Some(SupplyChange::Restore) => "0",
-            None => "2",
-        };
-        let price = match bills.last() {
-            Some(b) => b.price,
-            None => self.tariffs.price_now(tenant, &account).await?,
-        };
-        Ok(Some(ReadingAnswer { valve, price, remain: Some(account.account.balance) }))
+        let price = self.tariffs.price_now(tenant, &account).await?;
+        Ok(body(ReadingAnswer { valve: "2", price, remain: Some(account.account.balance) }))
     }
 
     /// A 2003: an alarm per appendix-2 type, one open alarm per meter and type.
-    async fn apply_alarm(
-        &self,
-        event: &InboundEvent,
-        device: &Device,
-        a: &wire::AlarmReport,
-    ) -> DomainResult<Option<ReadingAnswer>> {
+    async fn apply_alarm(&self, event: &InboundEvent, device: &Device, a: &wire::AlarmReport) -> DomainResult<()> {
         let fact = map::alarm(device, a, event.id, event.received_at);
         self.ingest.apply(event.tenant_id, Some(event.id), vec![fact], None).await?;
-        Ok(None)
+        Ok(())
     }
 
     /// A 2002: the 1004 it reports on (its `sendSerialNo` is that delivery's key) records
