@@ -5,6 +5,8 @@ mod models;
 mod ports;
 mod service;
 
-pub use models::{Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Reading, UpsertDevice};
+pub use models::{
+    Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Observed, Reading, UpsertDevice,
+};
 pub use ports::DeviceRepo;
 pub use service::{DeviceService, MAX_READINGS, UpsertDeviceInput};

@@ -73,6 +73,61 @@ pub struct DeviceStatus {
     pub seen_at: Option<DateTime<Utc>>,
 }
 
+/// What one report told of one device: its status, then its readings.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The device as read before the report.
+    pub device: Device,
+    pub status: DeviceStatus,
+    pub readings: Vec<NewReading>,
+}
+
+impl Observed {
+    /// The device after `set_status` then `record_readings` of this report, at `now`:
+    /// `online_changed_at` moves when `online` flips, a reported status sets
+    /// `last_seen_at`, readings keep the newest value per metric and move `last_seen_at`
+    /// forward.
+    #[must_use]
+    pub fn written(&self, now: DateTime<Utc>) -> Device {
+        let mut d = self.device.clone();
+        let s = &self.status;
+        let seen = s.seen_at.unwrap_or(now);
+        if let Some(o) = s.online {
+            if d.online != Some(o) {
+                d.online_changed_at = Some(seen);
+            }
+            d.online = Some(o);
+        }
+        if s.battery.is_some() {
+            d.battery = s.battery;
+        }
+        if s.signal.is_some() {
+            d.signal = s.signal;
+        }
+        if s.seen_at.is_some() {
+            d.last_seen_at = Some(seen);
+        }
+        if !d.latest.is_object() {
+            d.latest = Value::Object(serde_json::Map::new());
+        }
+        for r in &self.readings {
+            let newer = d
+                .latest
+                .get(&r.metric)
+                .and_then(|v| v.get("ts"))
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .is_none_or(|t| t <= r.ts);
+            if newer && let Value::Object(m) = &mut d.latest {
+                m.insert(r.metric.clone(), serde_json::json!({"value": r.value, "ts": r.ts.to_rfc3339()}));
+            }
+            d.last_seen_at = Some(d.last_seen_at.map_or(r.ts, |l| l.max(r.ts)));
+        }
+        d.updated_at = now;
+        d
+    }
+}
+
 /// One value of one metric at one time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReading {

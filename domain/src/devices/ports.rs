@@ -48,6 +48,35 @@ pub trait DeviceRepo: Send + Sync {
     /// # Errors
     /// `NotFound("device")` when absent or in another tenant.
     async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device>;
+    /// The devices of `external_ids` on the integration (those that exist).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn find_by_externals(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_ids: &[String],
+    ) -> DomainResult<Vec<Device>> {
+        let mut found = Vec::with_capacity(external_ids.len());
+        for e in external_ids {
+            found.extend(self.find_by_external(tenant, integration, e).await?);
+        }
+        Ok(found)
+    }
+    /// `set_status` then `record_readings` of each device (one entry per device), as
+    /// few round trips as the store allows. Answers the devices as written.
+    ///
+    /// # Errors
+    /// `NotFound("device")` when one is absent or in another tenant.
+    async fn observe_many(&self, tenant: TenantId, observed: Vec<super::Observed>) -> DomainResult<Vec<Device>> {
+        let mut out = Vec::with_capacity(observed.len());
+        for o in observed {
+            self.set_status(tenant, o.device.id, o.status).await?;
+            out.push(self.record_readings(tenant, o.device.id, o.readings).await?);
+        }
+        Ok(out)
+    }
     /// The newest `last` readings (of one metric when given), newest first.
     ///
     /// # Errors

@@ -180,6 +180,31 @@ impl DeviceService {
         Ok(device)
     }
 
+    /// The devices of `external_ids` on the integration (those that exist).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn find_by_externals(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_ids: &[String],
+    ) -> DomainResult<Vec<Device>> {
+        self.repo.find_by_externals(tenant, integration, external_ids).await
+    }
+
+    /// Status and readings of many devices at once (see `DeviceRepo::observe_many`).
+    ///
+    /// # Errors
+    /// `NotFound("device")`.
+    pub async fn observe_many(&self, tenant: TenantId, observed: Vec<super::Observed>) -> DomainResult<Vec<Device>> {
+        let written = self.repo.observe_many(tenant, observed).await?;
+        for d in &written {
+            self.changed(d);
+        }
+        Ok(written)
+    }
+
     /// # Errors
     /// `Unknown` on storage failure.
     pub async fn find_by_external(

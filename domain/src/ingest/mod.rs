@@ -7,6 +7,10 @@
 //!
 //! Subscription events and queue wake-ups of a unit go out only after it commits.
 
+mod batch;
+
+pub use batch::{MeterOutcome, MeterReport};
+
 use crate::DomainResult;
 use crate::alarms::{Alarm, AlarmRepo, AlarmService, RaiseAlarm, RaiseOutcome};
 use crate::bus::{BusEvent, EventBus};
@@ -105,6 +109,39 @@ pub trait Unit: Send + Sync {
         state: EventState,
         note: Option<String>,
     ) -> DomainResult<bool>;
+    /// `finish_event` of each of `events` to `state`; answers those it moved (the others
+    /// were applied before).
+    ///
+    /// # Errors
+    /// As `finish_event`.
+    async fn finish_events(
+        &self,
+        tenant: TenantId,
+        events: &[InboundEventId],
+        state: EventState,
+    ) -> DomainResult<Vec<InboundEventId>> {
+        let mut moved = Vec::with_capacity(events.len());
+        for e in events {
+            if self.finish_event(tenant, *e, state, None).await? {
+                moved.push(*e);
+            }
+        }
+        Ok(moved)
+    }
+    /// `keep_answer` of each, in as few round trips as the store allows.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn keep_answers(
+        &self,
+        tenant: TenantId,
+        answers: Vec<(InboundEventId, serde_json::Value)>,
+    ) -> DomainResult<()> {
+        for (e, a) in answers {
+            self.keep_answer(tenant, e, &a).await?;
+        }
+        Ok(())
+    }
     /// Keeps the answer a stored event was given (its resend is answered the same).
     ///
     /// # Errors
@@ -119,9 +156,6 @@ pub trait Unit: Send + Sync {
     /// `Unknown` when the commit fails (nothing of the unit is written).
     async fn commit(self: Box<Self>) -> DomainResult<()>;
 }
-
-/// Builds a stored event's answer from what billing its facts came to.
-pub type AnswerOf = Box<dyn FnOnce(&[MeterBill]) -> serde_json::Value + Send>;
 
 /// Bus events and queue wake-ups held until their unit commits.
 #[derive(Default)]
@@ -206,23 +240,7 @@ impl IngestService {
         facts: Vec<Fact>,
         note: Option<String>,
     ) -> DomainResult<(Applied, Vec<MeterBill>)> {
-        self.apply_inner(tenant, event, facts, note, None).await.map(|(a, b, _)| (a, b))
-    }
-
-    /// [`IngestService::apply_billed`] for a stored `event` whose answer is kept with it:
-    /// `answer` builds it from the bills and it is written in the same unit. `None` when
-    /// the event was applied before (nothing written).
-    ///
-    /// # Errors
-    /// As `apply`.
-    pub async fn apply_answered(
-        &self,
-        tenant: TenantId,
-        event: InboundEventId,
-        facts: Vec<Fact>,
-        answer: AnswerOf,
-    ) -> DomainResult<(Applied, Option<serde_json::Value>)> {
-        self.apply_inner(tenant, Some(event), facts, None, Some(answer)).await.map(|(a, _, v)| (a, v))
+        self.apply_inner(tenant, event, facts, note).await
     }
 
     async fn apply_inner(
@@ -231,8 +249,7 @@ impl IngestService {
         event: Option<InboundEventId>,
         facts: Vec<Fact>,
         note: Option<String>,
-        answer: Option<AnswerOf>,
-    ) -> DomainResult<(Applied, Vec<MeterBill>, Option<serde_json::Value>)> {
+    ) -> DomainResult<(Applied, Vec<MeterBill>)> {
         // Billed meters are locked in this process before the unit opens (see `MeterLocks`).
         let meters: Vec<DeviceId> = facts
             .iter()
@@ -249,23 +266,15 @@ impl IngestService {
         if let Some(e) = event {
             let state = if facts.is_empty() { EventState::Ignored } else { EventState::Processed };
             if !unit.finish_event(tenant, e, state, note).await? {
-                return Ok((Applied::Before, Vec::new(), None));
+                return Ok((Applied::Before, Vec::new()));
             }
         }
         let held = Arc::new(Held::default());
         // The unit's repositories go before it commits.
         let bills = self.write(&*unit, tenant, facts, &held).await?;
-        let answer = match (answer, event) {
-            (Some(f), Some(e)) => {
-                let a = f(&bills);
-                unit.keep_answer(tenant, e, &a).await?;
-                Some(a)
-            }
-            _ => None,
-        };
         unit.commit().await?;
         self.release(&held).await;
-        Ok((Applied::Now, bills, answer))
+        Ok((Applied::Now, bills))
     }
 
     async fn write(

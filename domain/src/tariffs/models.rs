@@ -58,6 +58,14 @@ pub struct MeterAccount {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An account's writes in order (`MeterAccountRepo::save_steps`): from `expected`, each
+/// step's next state with the entry it appends.
+#[derive(Debug, Clone)]
+pub struct AccountSteps {
+    pub expected: MeterAccount,
+    pub steps: Vec<(MeterAccount, Option<super::rules::LedgerDraft>)>,
+}
+
 /// A stored ledger entry: every change of a balance is one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LedgerEntry {

@@ -71,6 +71,37 @@ pub trait MeterAccountRepo: Send + Sync {
     async fn lock_by_device(&self, tenant: TenantId, device: DeviceId) -> DomainResult<Option<MeterAccount>> {
         self.by_device(tenant, device).await
     }
+    /// The accounts of `devices` (those that have one), locked as `lock_by_device` locks,
+    /// in a fixed order.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn lock_by_devices(&self, tenant: TenantId, devices: &[DeviceId]) -> DomainResult<Vec<MeterAccount>> {
+        let mut ids = devices.to_vec();
+        ids.sort_by_key(|d| d.as_uuid());
+        ids.dedup();
+        let mut found = Vec::with_capacity(ids.len());
+        for d in ids {
+            found.extend(self.lock_by_device(tenant, d).await?);
+        }
+        Ok(found)
+    }
+    /// Writes each account's steps in order, as `save` of each step would (compare-and-set
+    /// on the first step's `expected` version; each step bumps the version), in as few
+    /// round trips as the store allows.
+    ///
+    /// # Errors
+    /// As `save`.
+    async fn save_steps(&self, tenant: TenantId, accounts: Vec<super::AccountSteps>) -> DomainResult<()> {
+        for a in accounts {
+            let mut expected = a.expected;
+            for (next, draft) in a.steps {
+                let (saved, _) = self.save(tenant, &expected, &next, draft, None).await?;
+                expected = saved;
+            }
+        }
+        Ok(())
+    }
     /// In one transaction: moves the account from `expected` to `next` if it is still at
     /// `expected.version` (compare-and-set; the version is bumped), writing its tariff,
     /// terms, money, cycle and meter state, and appends `entry` when given.

@@ -7,16 +7,16 @@ use async_trait::async_trait;
 use chrono::Utc;
 use domain::ids::{AccountId, DeviceId, EntryId, HomeId, IntegrationId, RoomId, TariffId, TenantId, UserId};
 use domain::tariffs::{
-    Account, BillingModel, DailyUsage, LedgerDraft, LedgerEntry, LedgerKind, MeterAccount, MeterAccountRepo,
-    MeterState, NewTariff, PayModel, PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter, TariffRepo, Tiers,
-    Utility, parse_decimal,
+    Account, AccountSteps, BillingModel, DailyUsage, LedgerDraft, LedgerEntry, LedgerKind, MeterAccount,
+    MeterAccountRepo, MeterState, NewTariff, PayModel, PriceAssignment, PriceScope, PriceWay, Tariff, TariffFilter,
+    TariffRepo, Tiers, Utility, parse_decimal,
 };
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use rust_decimal::Decimal;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Select, Set,
+    QueryOrder, QuerySelect, Select, Set, Statement,
 };
 
 /// Tariffs, meter accounts and ledgers in SQL. Decimals are stored as exact text.
@@ -275,6 +275,94 @@ fn price(r: p::Model) -> DomainResult<PriceAssignment> {
     })
 }
 
+impl SqlTariffRepo {
+    /// `save_steps` on PostgreSQL in two round trips whatever the count: every entry in
+    /// one insert, every account's last step in one compare-and-set update (a changed
+    /// account fails the whole write).
+    async fn save_steps_pg(&self, tenant: TenantId, steps: Vec<AccountSteps>) -> DomainResult<()> {
+        let now = Utc::now();
+        let mut entries = Vec::new();
+        let mut values: Vec<sea_orm::Value> = vec![tenant.as_uuid().into()];
+        let mut rows = Vec::with_capacity(steps.len());
+        for a in &steps {
+            let Some((last, _)) = a.steps.last() else { continue };
+            for (_, draft) in &a.steps {
+                let Some(draft) = draft else { continue };
+                let detail = draft
+                    .detail
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| DomainError::Unknown(e.into()))?;
+                entries.push(l::ActiveModel {
+                    id: Set(EntryId::new().as_uuid()),
+                    tenant_id: Set(tenant.as_uuid()),
+                    account_id: Set(a.expected.id.as_uuid()),
+                    kind: Set(draft.kind.as_str().to_owned()),
+                    amount: Set(text(draft.amount)),
+                    volume: Set(draft.volume.map(text)),
+                    balance_after: Set(text(draft.balance_after)),
+                    reference: Set(draft.reference.clone()),
+                    created_by: Set(None),
+                    at: Set(now),
+                    detail: Set(detail),
+                });
+            }
+            let n = values.len();
+            let p: Vec<String> = (1..=11).map(|k| format!("${}", n + k)).collect();
+            rows.push(format!(
+                "({}::uuid, {}::int8, {}::int8, {}, {}, {}::timestamptz, {}, {}::timestamptz, {}::uuid, {}::bool, {}::uuid)",
+                p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10]
+            ));
+            let bumped = a.expected.version + i64::try_from(a.steps.len()).unwrap_or(i64::MAX);
+            values.extend([
+                a.expected.id.as_uuid().into(),
+                a.expected.version.into(),
+                bumped.into(),
+                text(last.account.balance).into(),
+                text(last.account.cycle_usage).into(),
+                last.cycle_started_at.into(),
+                last.meter.last_reading.map(text).into(),
+                last.meter.last_read_at.into(),
+                last.meter.billed_tariff_id.map(|t| t.as_uuid()).into(),
+                last.meter.cut_off.into(),
+                last.tariff_id.map(|t| t.as_uuid()).into(),
+            ]);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if !entries.is_empty() {
+            l::Entity::insert_many(entries)
+                .exec(&self.db)
+                .await
+                .map_err(map_err("the reference is already on the ledger"))?;
+        }
+        let count = rows.len();
+        values.push(now.into());
+        let sql = format!(
+            "UPDATE meter_accounts AS m SET balance = v.balance, cycle_usage = v.cycle_usage, \
+             cycle_started_at = v.cycle_started_at, last_reading = v.last_reading, last_read_at = v.last_read_at, \
+             billed_tariff_id = v.billed_tariff_id, cut_off = v.cut_off, tariff_id = v.tariff_id, \
+             version = v.bumped, updated_at = ${} \
+             FROM (VALUES {}) AS v (id, expected, bumped, balance, cycle_usage, cycle_started_at, last_reading, \
+               last_read_at, billed_tariff_id, cut_off, tariff_id) \
+             WHERE m.tenant_id = $1 AND m.id = v.id AND m.version = v.expected",
+            values.len(),
+            rows.join(", ")
+        );
+        let res = self
+            .db
+            .execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+            .await
+            .map_err(unknown)?;
+        if usize::try_from(res.rows_affected()).ok() != Some(count) {
+            return Err(DomainError::InvalidTransition("an account changed meanwhile".into()));
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl MeterAccountRepo for SqlTariffRepo {
     async fn by_device(&self, tenant: TenantId, device: DeviceId) -> DomainResult<Option<MeterAccount>> {
@@ -329,6 +417,34 @@ impl MeterAccountRepo for SqlTariffRepo {
             q
         };
         q.one(&self.db).await.map_err(unknown)?.map(account).transpose()
+    }
+
+    async fn lock_by_devices(&self, tenant: TenantId, devices: &[DeviceId]) -> DomainResult<Vec<MeterAccount>> {
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = accounts(tenant)
+            .filter(m::Column::DeviceId.is_in(devices.iter().map(|d| d.as_uuid())))
+            .order_by_asc(m::Column::Id);
+        let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
+            q.lock_exclusive()
+        } else {
+            q
+        };
+        q.all(&self.db).await.map_err(unknown)?.into_iter().map(account).collect()
+    }
+
+    async fn save_steps(&self, tenant: TenantId, steps: Vec<AccountSteps>) -> DomainResult<()> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            for a in steps {
+                let mut expected = a.expected;
+                for (next, draft) in a.steps {
+                    expected = self.save(tenant, &expected, &next, draft, None).await?.0;
+                }
+            }
+            return Ok(());
+        }
+        self.save_steps_pg(tenant, steps).await
     }
 
     async fn save(

@@ -14,7 +14,11 @@ use domain::ids::{DeliveryId, InboundEventId, TenantId};
 use domain::ingest::{Unit, UnitOfWork};
 use domain::tickets::TicketRepo;
 use domain::{DomainError, DomainResult};
-use sea_orm::{ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    Statement,
+};
 use std::sync::Arc;
 
 /// Opens units on the pool.
@@ -105,6 +109,59 @@ impl Unit for SqlUnit {
             .await
             .map_err(unknown)?;
         exists.map(|_| false).ok_or(DomainError::NotFound("inbound event"))
+    }
+
+    async fn finish_events(
+        &self,
+        tenant: TenantId,
+        events: &[InboundEventId],
+        state: EventState,
+    ) -> DomainResult<Vec<InboundEventId>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done = [EventState::Processed.as_str(), EventState::Ignored.as_str()];
+        let rows = ev::Entity::update_many()
+            .col_expr(ev::Column::State, Expr::value(state.as_str()))
+            .col_expr(ev::Column::Error, Expr::value(None::<String>))
+            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.is_in(events.iter().map(|e| e.as_uuid())))
+            .filter(ev::Column::State.is_not_in(done))
+            .exec_with_returning(&*self.tx)
+            .await
+            .map_err(unknown)?;
+        Ok(rows.into_iter().map(|r| InboundEventId::from_uuid(r.id)).collect())
+    }
+
+    async fn keep_answers(
+        &self,
+        tenant: TenantId,
+        answers: Vec<(InboundEventId, serde_json::Value)>,
+    ) -> DomainResult<()> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        if self.tx.get_database_backend() != DbBackend::Postgres {
+            for (e, a) in answers {
+                self.keep_answer(tenant, e, &a).await?;
+            }
+            return Ok(());
+        }
+        let mut values: Vec<sea_orm::Value> = vec![tenant.as_uuid().into()];
+        let mut rows = Vec::with_capacity(answers.len());
+        for (e, a) in answers {
+            let n = values.len();
+            rows.push(format!("(${}::uuid, ${})", n + 1, n + 2));
+            values.extend([e.as_uuid().into(), a.to_string().into()]);
+        }
+        let sql = format!(
+            "UPDATE inbound_events AS e SET answer = v.answer FROM (VALUES {}) AS v (id, answer) \
+             WHERE e.tenant_id = $1 AND e.id = v.id",
+            rows.join(", ")
+        );
+        self.tx.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await.map_err(unknown)?;
+        Ok(())
     }
 
     async fn keep_answer(

@@ -9,14 +9,18 @@
 //! `factorNo` other than the integration's answers 0404. Never an HTTP 5xx: every answer
 //! is HTTP 200 with the seed's envelope.
 
+use super::batch::{Body, Queued};
 use super::sign;
 use super::wire::{AlarmReport, CommandResult, Fields, Malformed, Reading};
 use super::{Goldcard, ReadingAnswer};
 use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
 use async_trait::async_trait;
+use domain::devices::Device;
 use domain::events::{EventState, InboundEvent};
+use domain::ingest::MeterOutcome;
 use domain::integrations::IntegrationKind;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 fn echo(code: &str, msg: impl Into<Value>) -> HookAnswer {
     HookAnswer::new(200, json!({"echoCode": code, "echoMsg": msg.into()}))
@@ -88,6 +92,10 @@ impl GoldcardInbound {
         }
         let rdate = sign::time(event.received_at);
         let gas = &self.gas;
+        let report = match report {
+            Report::Reading(r) => return self.reading(event, r, rdate).await,
+            other => other,
+        };
         let device = match gas.meter(event.tenant_id, event.integration_id, &head.meter_no).await {
             Ok(Some(d)) => d,
             Ok(None) => {
@@ -108,39 +116,59 @@ impl GoldcardInbound {
                 Err(e) => internal(event, &e),
             };
         }
-        if let Report::Reading(r) = &report {
-            let (serial, user, factor, meter) =
-                (head.serial_no.clone(), head.user_no.clone(), head.factor_no.clone(), head.meter_no.clone());
-            let body = move |a: ReadingAnswer| {
-                let mut b = json!({
-                    "echoCode": "0000",
-                    "serialNo": serial,
-                    "userNo": user,
-                    "deviceId": device_id,
-                    "factorNo": factor,
-                    "meterNo": meter,
-                    "valvecontrol": a.valve,
-                    "rdateTime": rdate,
-                });
-                if let Some(p) = a.price {
-                    b["currentprice"] = json!(p.normalize().to_string());
-                }
-                if let Some(r) = a.remain {
-                    b["remainquantity"] = json!(r.normalize().to_string());
-                }
-                b
-            };
-            return match gas.apply_reading(event, &device, r, std::sync::Arc::new(body)).await {
-                Ok(b) => (Outcome::answered(EventState::Processed), HookAnswer::new(200, b)),
-                Err(e) => internal(event, &e),
-            };
-        }
         if let Report::Alarm(a) = &report
             && let Err(e) = gas.apply_alarm(event, &device, a).await
         {
             return internal(event, &e);
         }
         (Outcome::finished(EventState::Processed), HookAnswer::new(200, ok))
+    }
+}
+
+impl GoldcardInbound {
+    /// A 2001, applied with the others in flight (`batch.rs`).
+    async fn reading(&self, event: &InboundEvent, r: Box<Reading>, rdate: String) -> (Outcome, HookAnswer) {
+        let head = r.head.clone();
+        let meter_no = head.meter_no.clone();
+        let body: Body = Arc::new(move |d: &Device, a: ReadingAnswer| {
+            let device_id = head.device_id.clone().unwrap_or_else(|| super::das_device_id(d));
+            let mut b = json!({
+                "echoCode": "0000",
+                "serialNo": head.serial_no,
+                "userNo": head.user_no,
+                "deviceId": device_id,
+                "factorNo": head.factor_no,
+                "meterNo": head.meter_no,
+                "valvecontrol": a.valve,
+                "rdateTime": rdate,
+            });
+            if let Some(p) = a.price {
+                b["currentprice"] = json!(p.normalize().to_string());
+            }
+            if let Some(r) = a.remain {
+                b["remainquantity"] = json!(r.normalize().to_string());
+            }
+            b
+        });
+        let (tenant, integration) = (event.tenant_id, event.integration_id);
+        let queued = |reply| Queued { tenant, integration, event: event.id, reading: r, body: body.clone(), reply };
+        let unknown = || {
+            let note = format!("meter {meter_no} is not registered");
+            (Outcome::to_finish(EventState::Failed, Some(note.clone())), echo("9999", note))
+        };
+        match self.gas.batch.submit(queued).await {
+            Ok(MeterOutcome::Applied { answer, .. }) => {
+                (Outcome::answered(EventState::Processed), HookAnswer::new(200, answer))
+            }
+            Ok(MeterOutcome::UnknownMeter) => unknown(),
+            // Applied meanwhile by a resend of it: answered from the account as it stands.
+            Ok(MeterOutcome::Before) => match self.gas.answer_now(tenant, integration, &meter_no, &body).await {
+                Ok(Some(b)) => (Outcome::answered(EventState::Processed), HookAnswer::new(200, b)),
+                Ok(None) => unknown(),
+                Err(e) => internal(event, &e),
+            },
+            Err(e) => internal(event, &e),
+        }
     }
 }
 

@@ -44,8 +44,9 @@ fn num(d: Decimal) -> Value {
 /// The metric of a gas meter's register (cubic metres).
 pub const VOLUME: &str = "volume";
 
-/// What a 2001 says beyond the register: the device's status and its other values.
-pub(crate) fn reading_facts(device: &Device, r: &Reading) -> Vec<Fact> {
+/// What a 2001 says of its meter: its status, and its register and other values as
+/// readings.
+pub(crate) fn observed(r: &Reading) -> (DeviceStatus, Vec<NewReading>) {
     let at = r.read_at;
     let mut values: Vec<(&str, Value)> = vec![(VOLUME, num(r.read_num))];
     let optional = [
@@ -74,7 +75,7 @@ pub(crate) fn reading_facts(device: &Device, r: &Reading) -> Vec<Fact> {
         }
     }
     let status = DeviceStatus { online: Some(true), battery: None, signal: r.signal, seen_at: Some(at) };
-    vec![Fact::Status { device: device.id, status }, Fact::Readings { device: device.id, readings }]
+    (status, readings)
 }
 
 /// A 2003 as an alarm on its meter; a repeat of the same type updates the open alarm.

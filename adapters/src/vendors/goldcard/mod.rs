@@ -9,6 +9,7 @@
 //!
 //! Meters are devices of kind `GAS_METER` whose external id is the 12-digit `meterNo`.
 
+mod batch;
 mod client;
 mod details;
 mod inbound;
@@ -29,7 +30,7 @@ use domain::deliveries::DeliveryService;
 use domain::devices::{Device, DeviceKind, DeviceService};
 use domain::events::InboundEvent;
 use domain::ids::{IntegrationId, TenantId};
-use domain::ingest::{Fact, IngestService};
+use domain::ingest::IngestService;
 use domain::tariffs::{MeterBill, SupplyChange, TariffService, centre_billed};
 use domain::{Clock, DomainError, DomainResult};
 use rust_decimal::Decimal;
@@ -81,6 +82,8 @@ pub struct Goldcard {
     deliveries: DeliveryService,
     das: GoldcardSender,
     clock: Arc<dyn Clock>,
+    /// 2001 readings are applied in batches.
+    batch: batch::Batcher,
 }
 
 impl Goldcard {
@@ -92,7 +95,8 @@ impl Goldcard {
         das: GoldcardSender,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { devices, ingest, tariffs, deliveries, das, clock }
+        let batch = batch::Batcher::start(ingest.clone());
+        Self { devices, ingest, tariffs, deliveries, das, clock, batch }
     }
 
     /// 1014: the DAS's record of a gas meter the actor can read, asked for now.
@@ -131,38 +135,22 @@ impl Goldcard {
         self.devices.find_by_external(tenant, integration, meter_no).await
     }
 
-    /// A 2001: the reading, the device's status and, for a centre-billed meter, its charge,
-    /// in one unit with the event and its answer (`body` of what billing came to).
-    async fn apply_reading(
+    /// A 2001's answer from its meter's account as it stands (a resend applied meanwhile
+    /// by another request); `None` for an unknown meter.
+    async fn answer_now(
         &self,
-        event: &InboundEvent,
-        device: &Device,
-        r: &wire::Reading,
-        body: Arc<dyn Fn(ReadingAnswer) -> serde_json::Value + Send + Sync>,
-    ) -> DomainResult<serde_json::Value> {
-        let tenant = event.tenant_id;
-        let mut facts = map::reading_facts(device, r);
-        let reference = format!("2001:{}", r.head.serial_no);
-        // Days the meter could not report are billed first, each at its own date.
-        for (day, total) in &r.add_gas {
-            if let Some(at) = day.and_hms_opt(0, 0, 0).and_then(wire::shanghai_to_utc) {
-                let reference = format!("{reference}:{day}");
-                facts.push(Fact::MeterTotal { device: device.id, total: *total, at, reference, answered: true });
-            }
-        }
-        facts.push(Fact::MeterTotal { device: device.id, total: r.read_num, at: r.read_at, reference, answered: true });
-        let of_bills = body.clone();
-        let answer: domain::ingest::AnswerOf = Box::new(move |bills| of_bills(reading_answer(bills)));
-        if let (_, Some(kept)) = self.ingest.apply_answered(tenant, event.id, facts, answer).await? {
-            return Ok(kept);
-        }
-        // Applied by a concurrent resend: answered from the account as it stands.
+        tenant: TenantId,
+        integration: IntegrationId,
+        meter_no: &str,
+        body: &batch::Body,
+    ) -> DomainResult<Option<serde_json::Value>> {
+        let Some(device) = self.meter(tenant, integration, meter_no).await? else { return Ok(None) };
         let account = self.tariffs.account_in(tenant, device.id).await?.filter(|a| centre_billed(&a.account));
         let Some(account) = account else {
-            return Ok(body(ReadingAnswer { valve: "2", price: None, remain: None }));
+            return Ok(Some(body(&device, ReadingAnswer { valve: "2", price: None, remain: None })));
         };
         let price = self.tariffs.price_now(tenant, &account).await?;
-        Ok(body(ReadingAnswer { valve: "2", price, remain: Some(account.account.balance) }))
+        Ok(Some(body(&device, ReadingAnswer { valve: "2", price, remain: Some(account.account.balance) })))
     }
 
     /// A 2003: an alarm per appendix-2 type, one open alarm per meter and type.
