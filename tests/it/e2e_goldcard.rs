@@ -531,3 +531,40 @@ async fn meter_details_are_asked_of_the_das_and_scoped_to_the_tenant() {
     assert_eq!(calls, 2, "no call for another tenant's meter");
     assert!(g.das.errors().is_empty(), "{:?}", g.das.errors());
 }
+
+#[tokio::test]
+async fn concurrent_reports_of_many_meters_are_each_billed_once_in_order() {
+    let g = setup().await;
+    let t = g.tariff("G1", json!([{"price": "2"}]), -1, false).await;
+    let meters: Vec<String> = (0..4).map(|m| format!("20191126160{m}")).collect();
+    let mut devices = Vec::new();
+    for m in &meters {
+        devices.push(g.meter(m, &t, "0", "100").await);
+    }
+    // Ten reports per meter, all in flight at once: readings of one meter share batches.
+    let bodies: Vec<Value> = (1..=10)
+        .flat_map(|k| meters.iter().map(move |m| reading(m, &k.to_string(), 0, &format!("13{k:02}00"))))
+        .collect();
+    let answers = futures::future::join_all(bodies.iter().map(|b| g.post("2001", b))).await;
+    assert!(answers.iter().all(|a| a["echoCode"] == "0000"), "{answers:?}");
+    // Each report answers its own meter; a resend of every one answers the same again.
+    for (b, a) in bodies.iter().zip(&answers) {
+        assert_eq!((&a["meterNo"], &a["serialNo"]), (&b["meterNo"], &b["serialNo"]));
+    }
+    let again = futures::future::join_all(bodies.iter().map(|b| g.post("2001", b))).await;
+    assert_eq!(again, answers, "resends answer what the first one got");
+    for d in &devices {
+        let acc = g.account(d).await;
+        let charges: Vec<Value> = nodes(&acc["ledger"]).into_iter().filter(|e| e["kind"] == "CHARGE").collect();
+        let volume: f64 =
+            charges.iter().map(|e| e["volume"].as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0)).sum();
+        // Whatever order they were applied in, the register went from 0 to 10 once.
+        assert!((volume - 10.0).abs() < 1e-9, "charged {volume} m3: {acc}");
+        assert_eq!(acc["balance"], "80", "{acc}");
+        assert_eq!(acc["cycleUsage"], "10", "{acc}");
+        let state = g.api.data("query($d:ID!){ device(id:$d){ latest } }", json!({"d": d})).await;
+        assert_eq!(state["device"]["latest"]["volume"]["value"], "10", "the newest register is the latest: {state}");
+    }
+    let events = g.api.inbound_events(&g.integration).await;
+    assert_eq!(events.iter().filter(|e| e["kind"] == "2001" && e["state"] == "PROCESSED").count(), 40);
+}

@@ -162,6 +162,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_observation_keeps_the_newest_value_per_metric_and_flips_online_once() {
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(1_700_000_000 + s, 0).unwrap_or_default();
+        let device = Device {
+            id: DeviceId::new(),
+            tenant_id: TenantId::new(),
+            integration_id: IntegrationId::new(),
+            external_id: "m".into(),
+            kind: DeviceKind::GasMeter,
+            name: "m".into(),
+            home_id: None,
+            room_id: None,
+            online: Some(false),
+            online_changed_at: Some(t(0)),
+            battery: Some(50),
+            signal: None,
+            last_seen_at: Some(t(5)),
+            attributes: serde_json::json!({}),
+            latest: serde_json::json!({"volume": {"value": "9", "ts": t(20).to_rfc3339()}}),
+            created_at: t(0),
+            updated_at: t(0),
+        };
+        let o = Observed {
+            device,
+            status: DeviceStatus { online: Some(true), battery: None, signal: Some(70), seen_at: Some(t(10)) },
+            readings: vec![
+                NewReading { metric: "volume".into(), value: serde_json::json!("8"), ts: t(10) },
+                NewReading { metric: "pressure".into(), value: serde_json::json!("2"), ts: t(10) },
+            ],
+        };
+        let w = o.written(t(30));
+        assert_eq!((w.online, w.online_changed_at, w.battery, w.signal), (Some(true), Some(t(10)), Some(50), Some(70)));
+        assert_eq!(w.latest["volume"]["value"], "9", "an older reading does not replace a newer latest value");
+        assert_eq!(w.latest["pressure"]["value"], "2");
+        assert_eq!((w.last_seen_at, w.updated_at), (Some(t(10)), t(30)));
+        let again = Observed { device: w.clone(), ..o }.written(t(31));
+        assert_eq!(again.online_changed_at, Some(t(10)), "no flip, no change");
+    }
+
+    #[test]
     fn kinds_round_trip() {
         for k in DeviceKind::ALL {
             assert_eq!(DeviceKind::parse(k.as_str()).ok(), Some(*k));
