@@ -34,9 +34,20 @@ use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Everything a request handler needs; cheap to clone.
+/// Everything a request handler needs, shared by every request: a clone is one reference
+/// count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// What `AppState` holds.
+pub struct Services {
     pub config: Arc<Config>,
     pub db: adapters::db::Db,
     pub redis: Option<redis::aio::ConnectionManager>,
@@ -352,7 +363,7 @@ impl AppState {
             config.inbound_sweep_every,
             shutdown.clone(),
         );
-        let state = Self {
+        let state = Self(Arc::new(Services {
             tenants: TenantService::new(tenant_repo.clone()),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle)
                 .with_clock(clock.clone()),
@@ -387,7 +398,7 @@ impl AppState {
             db,
             redis,
             shutdown,
-        };
+        }));
         if let Some((email, password)) = &state.config.admin {
             let (admin, created) = state
                 .users

@@ -2,20 +2,19 @@
 //! readings under load) written in one unit with a fixed number of round trips,
 //! whatever their count. Each report is applied exactly as [`IngestService::apply_answered`]
 //! would apply its facts (`Status`, `Readings`, then `MeterTotal`s the source answers
-//! itself): its event finished PROCESSED, its device's status and readings written, its
+//! itself): its event claimed, then finished PROCESSED with its answer, its device's status and readings written, its
 //! registers billed in order on its meter's account, its answer kept with the event.
 //! Reports of one meter in one batch are billed one after the other, in their order.
 
 use super::{Held, IngestService};
 use crate::DomainResult;
 use crate::devices::{Device, DeviceStatus, NewReading, Observed};
-use crate::events::EventState;
 use crate::ids::{DeviceId, InboundEventId, IntegrationId, TariffId, TenantId};
 use crate::tariffs::billing::bill_reading;
 use crate::tariffs::{AccountSteps, MeterAccount, MeterBill, Tariff};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// One stored report of a meter.
@@ -71,8 +70,12 @@ impl IngestService {
         let unit = self.units.begin().await?;
         let known: Vec<InboundEventId> =
             reports.iter().filter(|r| by_external.contains_key(r.external_id.as_str())).map(|r| r.event).collect();
-        let moved = unit.finish_events(tenant, &known, EventState::Processed).await?;
-        let now: Vec<usize> = (0..reports.len()).filter(|i| moved.contains(&reports[*i].event)).collect();
+        let claimed: HashSet<InboundEventId> = unit.claim_events(tenant, &known).await?.into_iter().collect();
+        // A report twice in one batch (a resend queued beside its first) is applied once.
+        let mut seen = HashSet::new();
+        let now: Vec<usize> = (0..reports.len())
+            .filter(|i| claimed.contains(&reports[*i].event) && seen.insert(reports[*i].event))
+            .collect();
 
         // Status and readings: one entry per device, its reports' in order.
         let mut observed: Vec<Observed> = Vec::new();
@@ -134,7 +137,7 @@ impl IngestService {
         }
         let steps: Vec<AccountSteps> = state.into_values().filter(|s| !s.steps.is_empty()).collect();
         unit.accounts().save_steps(tenant, steps).await?;
-        unit.keep_answers(tenant, answers).await?;
+        unit.finish_answered(tenant, answers).await?;
         unit.commit().await?;
         self.release(&held).await;
         Ok(outcomes)

@@ -109,35 +109,25 @@ pub trait Unit: Send + Sync {
         state: EventState,
         note: Option<String>,
     ) -> DomainResult<bool>;
-    /// `finish_event` of each of `events` to `state`; answers those it moved (the others
-    /// were applied before).
-    ///
-    /// # Errors
-    /// As `finish_event`.
-    async fn finish_events(
-        &self,
-        tenant: TenantId,
-        events: &[InboundEventId],
-        state: EventState,
-    ) -> DomainResult<Vec<InboundEventId>> {
-        let mut moved = Vec::with_capacity(events.len());
-        for e in events {
-            if self.finish_event(tenant, *e, state, None).await? {
-                moved.push(*e);
-            }
-        }
-        Ok(moved)
-    }
-    /// `keep_answer` of each, in as few round trips as the store allows.
+    /// Those of `events` not applied yet (neither PROCESSED nor IGNORED), held by this
+    /// unit until it ends: a concurrent unit claiming one of them waits, then finds it
+    /// applied.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn keep_answers(
+    async fn claim_events(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<Vec<InboundEventId>>;
+    /// Finishes each claimed event PROCESSED with the answer it was given, in as few round
+    /// trips as the store allows.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn finish_answered(
         &self,
         tenant: TenantId,
         answers: Vec<(InboundEventId, serde_json::Value)>,
     ) -> DomainResult<()> {
         for (e, a) in answers {
+            self.finish_event(tenant, e, EventState::Processed, None).await?;
             self.keep_answer(tenant, e, &a).await?;
         }
         Ok(())

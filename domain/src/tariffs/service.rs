@@ -68,15 +68,21 @@ pub struct MeterLocks {
 
 impl Default for MeterLocks {
     fn default() -> Self {
-        Self { stripes: (0..256).map(|_| Arc::new(tokio::sync::Mutex::new(()))).collect() }
+        Self { stripes: (0..4096).map(|_| Arc::new(tokio::sync::Mutex::new(()))).collect() }
     }
+}
+
+/// A device's stripe: the random tail of its id (many stripes, so that batches of
+/// different meters rarely wait on each other).
+fn stripe_of(d: &DeviceId) -> u16 {
+    let b = *d.as_uuid().as_bytes();
+    u16::from_be_bytes([b[14], b[15]])
 }
 
 impl MeterLocks {
     /// Locks the accounts of `devices` (in a fixed order: no two callers wait on each other).
     pub async fn lock(&self, devices: &[DeviceId]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
-        let mut idx: Vec<usize> =
-            devices.iter().map(|d| usize::from(d.as_uuid().as_bytes()[15]) % self.stripes.len()).collect();
+        let mut idx: Vec<usize> = devices.iter().map(|d| usize::from(stripe_of(d)) % self.stripes.len()).collect();
         idx.sort_unstable();
         idx.dedup();
         let mut guards = Vec::with_capacity(idx.len());

@@ -14,10 +14,9 @@ use domain::ids::{DeliveryId, InboundEventId, TenantId};
 use domain::ingest::{Unit, UnitOfWork};
 use domain::tickets::TicketRepo;
 use domain::{DomainError, DomainResult};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    Statement,
+    QueryOrder, QuerySelect, Statement,
 };
 use std::sync::Arc;
 
@@ -111,30 +110,25 @@ impl Unit for SqlUnit {
         exists.map(|_| false).ok_or(DomainError::NotFound("inbound event"))
     }
 
-    async fn finish_events(
-        &self,
-        tenant: TenantId,
-        events: &[InboundEventId],
-        state: EventState,
-    ) -> DomainResult<Vec<InboundEventId>> {
+    async fn claim_events(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<Vec<InboundEventId>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let done = [EventState::Processed.as_str(), EventState::Ignored.as_str()];
-        let rows = ev::Entity::update_many()
-            .col_expr(ev::Column::State, Expr::value(state.as_str()))
-            .col_expr(ev::Column::Error, Expr::value(None::<String>))
-            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
+        let q = ev::Entity::find()
+            .select_only()
+            .column(ev::Column::Id)
             .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
             .filter(ev::Column::Id.is_in(events.iter().map(|e| e.as_uuid())))
             .filter(ev::Column::State.is_not_in(done))
-            .exec_with_returning(&*self.tx)
-            .await
-            .map_err(unknown)?;
-        Ok(rows.into_iter().map(|r| InboundEventId::from_uuid(r.id)).collect())
+            .order_by_asc(ev::Column::Id);
+        // SQLite's unit is exclusive already; PostgreSQL locks the rows.
+        let q = if self.tx.get_database_backend() == DbBackend::Postgres { q.lock_exclusive() } else { q };
+        let ids: Vec<uuid::Uuid> = q.into_tuple().all(&*self.tx).await.map_err(unknown)?;
+        Ok(ids.into_iter().map(InboundEventId::from_uuid).collect())
     }
 
-    async fn keep_answers(
+    async fn finish_answered(
         &self,
         tenant: TenantId,
         answers: Vec<(InboundEventId, serde_json::Value)>,
@@ -144,11 +138,16 @@ impl Unit for SqlUnit {
         }
         if self.tx.get_database_backend() != DbBackend::Postgres {
             for (e, a) in answers {
-                self.keep_answer(tenant, e, &a).await?;
+                super::events::finish_update(tenant, e, EventState::Processed, None)
+                    .col_expr(ev::Column::Answer, sea_orm::sea_query::Expr::value(a.to_string()))
+                    .exec(&*self.tx)
+                    .await
+                    .map_err(unknown)?;
             }
             return Ok(());
         }
-        let mut values: Vec<sea_orm::Value> = vec![tenant.as_uuid().into()];
+        let mut values: Vec<sea_orm::Value> =
+            vec![tenant.as_uuid().into(), EventState::Processed.as_str().into(), chrono::Utc::now().into()];
         let mut rows = Vec::with_capacity(answers.len());
         for (e, a) in answers {
             let n = values.len();
@@ -156,8 +155,8 @@ impl Unit for SqlUnit {
             values.extend([e.as_uuid().into(), a.to_string().into()]);
         }
         let sql = format!(
-            "UPDATE inbound_events AS e SET answer = v.answer FROM (VALUES {}) AS v (id, answer) \
-             WHERE e.tenant_id = $1 AND e.id = v.id",
+            "UPDATE inbound_events AS e SET state = $2, error = NULL, processed_at = $3, answer = v.answer \
+             FROM (VALUES {}) AS v (id, answer) WHERE e.tenant_id = $1 AND e.id = v.id",
             rows.join(", ")
         );
         self.tx.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).await.map_err(unknown)?;

@@ -17,8 +17,10 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// The most reports applied in one unit.
 pub const MAX_BATCH: usize = 128;
-/// Workers applying batches side by side (their meters' accounts are locked in order).
-const WORKERS: usize = 2;
+/// Workers applying batches side by side, from one queue (each takes what is queued;
+/// the meters' accounts are locked in a fixed order, so batches sharing a meter apply
+/// one after the other).
+const WORKERS: usize = 1;
 
 /// Builds a report's answer from its meter and what billing came to.
 pub(crate) type Body = Arc<dyn Fn(&Device, ReadingAnswer) -> Value + Send + Sync>;
