@@ -32,7 +32,7 @@ struct Batched {
 
 /// Events per statement, and statements in flight at once, per kind of write.
 const BATCH: usize = 64;
-const PARALLEL: usize = 4;
+const PARALLEL: usize = 2;
 
 impl SqlInboundEventRepo {
     pub fn new(db: DatabaseConnection) -> Self {
