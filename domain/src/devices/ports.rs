@@ -48,7 +48,8 @@ pub trait DeviceRepo: Send + Sync {
     /// # Errors
     /// `NotFound("device")` when absent or in another tenant.
     async fn record_readings(&self, tenant: TenantId, id: DeviceId, readings: Vec<NewReading>) -> DomainResult<Device>;
-    /// The devices of `external_ids` on the integration (those that exist).
+    /// The devices of `external_ids` on the integration (those that exist); through a unit
+    /// of work, locked until it ends (as `MeterAccountRepo::lock_by_device` locks).
     ///
     /// # Errors
     /// `Unknown` on storage failure.
@@ -64,8 +65,9 @@ pub trait DeviceRepo: Send + Sync {
         }
         Ok(found)
     }
-    /// `set_status` then `record_readings` of each device (one entry per device), as
-    /// few round trips as the store allows. Answers the devices as written.
+    /// `set_status` then `record_readings` of each device (one entry per device, as read
+    /// by `find_by_externals` in the same unit), in as few round trips as the store allows.
+    /// Answers the devices as written.
     ///
     /// # Errors
     /// `NotFound("device")` when one is absent or in another tenant.

@@ -57,17 +57,17 @@ impl IngestService {
         reports: &[MeterReport],
         answer: BatchAnswer<'_>,
     ) -> DomainResult<Vec<MeterOutcome>> {
-        let Some(billing) = &self.billing else {
+        if self.billing.is_none() {
             return Err(crate::DomainError::Unknown(anyhow::anyhow!("meter batches need billing")));
-        };
+        }
         let mut externals: Vec<String> = reports.iter().map(|r| r.external_id.clone()).collect();
         externals.sort();
         externals.dedup();
-        let found = self.devices.find_by_externals(tenant, integration, &externals).await?;
-        let by_external: HashMap<&str, &Device> = found.iter().map(|d| (d.external_id.as_str(), d)).collect();
-        let ids: Vec<DeviceId> = found.iter().map(|d| d.id).collect();
-        let _queued = billing.lock_meters(&ids).await;
+        // The meters and their accounts are locked in the unit (in id order), not in this
+        // process: batches, recharges and other units of the same meter wait on the rows.
         let unit = self.units.begin().await?;
+        let found = unit.devices().find_by_externals(tenant, integration, &externals).await?;
+        let by_external: HashMap<&str, &Device> = found.iter().map(|d| (d.external_id.as_str(), d)).collect();
         let known: Vec<InboundEventId> =
             reports.iter().filter(|r| by_external.contains_key(r.external_id.as_str())).map(|r| r.event).collect();
         let claimed: HashSet<InboundEventId> = unit.claim_events(tenant, &known).await?.into_iter().collect();

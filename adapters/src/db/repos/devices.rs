@@ -87,27 +87,14 @@ impl SqlDeviceRepo {
 }
 
 impl SqlDeviceRepo {
-    /// `observe_many` on PostgreSQL in four round trips whatever the count: the rows
-    /// locked (in id order), their new state computed from them as locked, the readings
-    /// inserted in one statement and the rows updated in one.
+    /// `observe_many` on PostgreSQL in two round trips whatever the count: the readings
+    /// inserted in one statement and the rows updated in one, their new state computed
+    /// from the devices as the caller read them (under the unit's lock: `find_by_externals`).
     async fn observe_many_pg(&self, tenant: TenantId, observed: Vec<Observed>) -> DomainResult<Vec<Device>> {
-        let mut ids: Vec<uuid::Uuid> = observed.iter().map(|o| o.device.id.as_uuid()).collect();
-        ids.sort();
-        let rows = scoped(tenant)
-            .filter(d::Column::Id.is_in(ids))
-            .order_by_asc(d::Column::Id)
-            .lock_exclusive()
-            .all(&self.db)
-            .await
-            .map_err(unknown)?;
-        let mut fresh: std::collections::HashMap<DeviceId, Device> =
-            rows.into_iter().map(|r| to_domain(r).map(|d| (d.id, d))).collect::<DomainResult<_>>()?;
         let now = Utc::now();
         let mut written = Vec::with_capacity(observed.len());
         let mut readings = Vec::new();
         for o in observed {
-            let device = fresh.remove(&o.device.id).ok_or(DomainError::NotFound("device"))?;
-            let o = Observed { device, ..o };
             written.push(o.written(now));
             readings.extend(o.readings.into_iter().map(|nr| r::ActiveModel {
                 id: Set(ReadingId::new().as_uuid()),
@@ -298,13 +285,17 @@ impl DeviceRepo for SqlDeviceRepo {
         if external_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = scoped(tenant)
+        let q = scoped(tenant)
             .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
             .filter(d::Column::ExternalId.is_in(external_ids.iter().map(String::as_str)))
-            .all(&self.db)
-            .await
-            .map_err(unknown)?;
-        rows.into_iter().map(to_domain).collect()
+            .order_by_asc(d::Column::Id);
+        // In a unit on PostgreSQL the rows are locked (in id order) until it ends.
+        let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
+            q.lock_exclusive()
+        } else {
+            q
+        };
+        q.all(&self.db).await.map_err(unknown)?.into_iter().map(to_domain).collect()
     }
 
     async fn observe_many(&self, tenant: TenantId, observed: Vec<Observed>) -> DomainResult<Vec<Device>> {
