@@ -96,8 +96,13 @@ async fn recharges_and_adjustments_keep_the_balance_equal_to_the_ledger() {
     let water = meter(&t, "WATER_METER", "wm-1").await;
     let tariff = app.gql(tok, SAVE, json!({"i": {"code": "W", "utility": "WATER", "tiers": [{"price": "3.5"}]}})).await;
     let tariff = tariff.data()["saveTariff"]["id"].clone();
-    let r = app.gql(tok, RECHARGE, json!({"i": {"deviceId": water, "amount": "10"}})).await;
-    assert_eq!(r.code(), "NOT_FOUND", "no account before a tariff is assigned");
+    // Every meter has its account from registration: a recharge needs no tariff.
+    let other = meter(&t, "WATER_METER", "wm-0").await;
+    let r = app.gql(tok, RECHARGE, json!({"i": {"deviceId": other, "amount": "10", "tradeNo": "T-0"}})).await;
+    assert_eq!(r.data()["rechargeMeter"]["account"]["balance"], "10", "{}", r.raw);
+    let lock = meter(&t, "LOCK", "lock-0").await;
+    let r = app.gql(tok, RECHARGE, json!({"i": {"deviceId": lock, "amount": "10"}})).await;
+    assert_eq!(r.code(), "NOT_FOUND", "a lock has no account");
     app.gql(
         tok,
         "mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }",

@@ -112,10 +112,18 @@ impl DeviceService {
         let before = unit.devices().find_by_external(tenant, up.integration_id, up.external_id.as_str()).await?;
         let opening = match (&before, up.kind) {
             (None, DeviceKind::GasMeter) => Some(crate::tariffs::billing::opening_terms(&up.attributes)?),
+            // Without an `initialReading`, the first reading is the baseline.
+            (None, DeviceKind::ElectricityMeter | DeviceKind::WaterMeter) => {
+                let (account, mut meter) = crate::tariffs::billing::opening_terms(&up.attributes)?;
+                if up.attributes.get("initialReading").is_none() {
+                    meter.last_reading = None;
+                }
+                Some((account, meter))
+            }
             _ => None,
         };
         let (device, created) = unit.devices().upsert(tenant, up).await?;
-        // A gas meter has its account from registration (the register as its baseline).
+        // Every meter has its account from registration (the register as its baseline).
         if let Some((account, meter)) = opening
             && unit.accounts().by_device(tenant, device.id).await?.is_none()
         {
