@@ -35,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/graphql/ws", get(graphql_ws))
         .route("/files/tickets/{ticket}/{file}", get(ticket_file))
+        .route("/files/devices/{link}", get(device_file))
         .merge(crate::hooks::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn(ops::track_metrics));
@@ -76,6 +77,35 @@ async fn body_limit(req: Request<axum::body::Body>, next: middleware::Next) -> R
     let (parts, body) = req.into_parts();
     let body = axum::body::Body::new(http_body_util::Limited::new(body, limit));
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// Downloads a device file through its signed, expiring link (`deviceFiles { downloadUrl }`).
+async fn device_file(State(st): State<AppState>, Path(link): Path<String>) -> Response {
+    let error = |status: StatusCode, msg: &str| (status, Json(serde_json::json!({"error": msg}))).into_response();
+    let Ok((tenant, file)) = st.jwt.open_file_link(&link) else {
+        return error(StatusCode::FORBIDDEN, "the link is not valid (or has expired)");
+    };
+    match st.device_files.open(tenant, file).await {
+        Ok(Some((meta, bytes))) => {
+            let name = meta.filename.unwrap_or_else(|| meta.id.to_string());
+            let disposition = format!("attachment; filename*=UTF-8''{}", percent_encode(&name));
+            let mut resp = bytes.into_response();
+            let h = resp.headers_mut();
+            if let Some(v) = meta.content_type.and_then(|c| c.parse().ok()) {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            if let Ok(v) = disposition.parse() {
+                h.insert(header::CONTENT_DISPOSITION, v);
+            }
+            h.insert(header::X_CONTENT_TYPE_OPTIONS, header::HeaderValue::from_static("nosniff"));
+            resp
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, "file not found"),
+        Err(e) => {
+            tracing::error!(error = ?e, "reading a device file");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+        }
+    }
 }
 
 /// Downloads a ticket's file; the bearer token of a user of the ticket's tenant is needed.

@@ -74,6 +74,54 @@ impl Jwt {
     }
 }
 
+/// What a device file's download link grants: one file of one tenant, until `exp`.
+#[derive(Debug, Serialize, Deserialize)]
+struct FileClaims {
+    aud: String,
+    tenant: String,
+    file: String,
+    exp: i64,
+}
+
+/// The audience of download links (never valid as an access token: no role, no subject).
+const FILE_AUDIENCE: &str = "linkyard:device-file";
+
+/// How long a download link works.
+pub const FILE_LINK_TTL_MINUTES: i64 = 15;
+
+impl Jwt {
+    /// A signed capability to download one device file until it expires; any changed
+    /// character breaks it.
+    ///
+    /// # Errors
+    /// `Unknown` when signing fails.
+    pub fn file_link(&self, tenant: TenantId, file: domain::ids::FileId) -> DomainResult<String> {
+        let claims = FileClaims {
+            aud: FILE_AUDIENCE.into(),
+            tenant: tenant.to_string(),
+            file: file.to_string(),
+            exp: (Utc::now() + Duration::minutes(FILE_LINK_TTL_MINUTES)).timestamp(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| DomainError::Unknown(anyhow::Error::new(e)))
+    }
+
+    /// The tenant and file a download link grants.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for a bad, expired or foreign link.
+    pub fn open_file_link(&self, token: &str) -> DomainResult<(TenantId, domain::ids::FileId)> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.leeway = 0;
+        v.set_audience(&[FILE_AUDIENCE]);
+        v.set_required_spec_claims(&["exp", "aud"]);
+        let c = decode::<FileClaims>(token, &self.decoding, &v).map_err(|_| DomainError::Unauthenticated)?.claims;
+        let tenant = c.tenant.parse().map_err(|_| DomainError::Unauthenticated)?;
+        let file = c.file.parse().map_err(|_| DomainError::Unauthenticated)?;
+        Ok((tenant, file))
+    }
+}
+
 /// What the edge learned about the caller: nobody, an actor, or a token that failed.
 #[derive(Debug, Clone, Copy)]
 pub enum Caller {

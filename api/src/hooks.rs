@@ -10,7 +10,8 @@ use crate::app::AppState;
 use adapters::vendors::inbound::{HookAnswer, HookRequest, InboundProtocol, Opened, Refusal};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::events::NewInboundEvent;
@@ -18,6 +19,7 @@ use domain::ids::IntegrationId;
 use jobs::inbound::{Pending, Route};
 use jobs::metrics::inbound_request;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Every hook route: one handler, the protocol chosen by the path.
@@ -66,6 +68,7 @@ async fn hook(
     Path((id, path)): Path<(String, String)>,
     method: Method,
     headers: HeaderMap,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -92,6 +95,7 @@ async fn hook(
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
             .collect(),
         body: body.to_vec(),
+        peer: peer.map(|Extension(ConnectInfo(a))| a),
     };
     let accepted = loop {
         // A refusal under cached credentials is checked again under the stored ones (they

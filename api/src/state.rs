@@ -78,6 +78,10 @@ pub struct Services {
     pub huzhou: adapters::vendors::huzhou::HuzhouService,
     /// The gas module's use cases (meter details asked of the DAS).
     pub gas: adapters::vendors::goldcard::Goldcard,
+    /// The ETC module's use cases (gantry commands).
+    pub etc: adapters::vendors::etc::Etc,
+    /// Files devices hand over (door-opening pictures), per tenant.
+    pub device_files: domain::devices::DeviceFiles,
     /// Vendor tokens, fetched once across workers and refreshed before they expire.
     pub tokens: Arc<TokenProvider>,
     /// Per-key rate limits (Redis when configured).
@@ -222,13 +226,30 @@ impl AppState {
             Arc::new(gas_sender.clone()),
             config.vendor_concurrency,
         );
+        let delivery_repo: Arc<dyn domain::deliveries::DeliveryRepo> = Arc::new(SqlDeliveryRepo::with_bookkeeping(
+            db.clone(),
+            adapters::db::connect_bookkeeping(&config.database_url, &db).await?,
+        ));
+        // ETC gantries (PROTOCOLS.md 2): control commands and door-opening files.
+        let device_files = domain::devices::DeviceFiles::new(
+            Arc::new(adapters::db::repos::SqlDeviceFileRepo::new(db.clone())),
+            device_repo.clone(),
+            files.clone(),
+        )
+        .with_clock(clock.clone());
+        let etc_sender = adapters::vendors::etc::EtcSender::new(
+            adapters::vendors::http_client(std::time::Duration::from_secs(30))?,
+            integrations.clone(),
+            delivery_repo.clone(),
+            device_files.clone(),
+            clock.clone(),
+        );
+        let senders =
+            senders.or_with(adapters::vendors::etc::PREFIX, Arc::new(etc_sender), config.vendor_concurrency);
         let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
         let deliveries = DeliveryService::new(
             DeliveryPorts {
-                repo: Arc::new(SqlDeliveryRepo::with_bookkeeping(
-                    db.clone(),
-                    adapters::db::connect_bookkeeping(&config.database_url, &db).await?,
-                )),
+                repo: delivery_repo,
                 integrations: integration_repo.clone(),
                 sender: senders.clone(),
                 queue: queue.clone(),
@@ -353,6 +374,8 @@ impl AppState {
             )),
         ];
         inbound.extend(adapters::vendors::goldcard::GoldcardInbound::all(&gas));
+        let etc = adapters::vendors::etc::Etc::new(devices.clone(), ingest.clone(), deliveries.clone(), clock.clone());
+        inbound.push(Arc::new(adapters::vendors::etc::EtcInbound::new(etc.clone())));
         let inbound: crate::hooks::Protocols = Arc::new(inbound);
         let inbound_backlog = jobs::inbound::Backlog::start(
             events.clone(),
@@ -382,6 +405,8 @@ impl AppState {
             scheduler,
             huzhou,
             gas,
+            etc,
+            device_files,
             tokens,
             limiter,
             jobs: job_store,

@@ -16,6 +16,7 @@ mod m20261201_000009_huzhou_changes;
 mod m20261206_000010_billing;
 mod m20261206_000011_delivery_subjects;
 mod m20261206_000012_daily_usage;
+mod m20261206_000013_device_files;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_billing::Migration),
             Box::new(m20261206_000011_delivery_subjects::Migration),
             Box::new(m20261206_000012_daily_usage::Migration),
+            Box::new(m20261206_000013_device_files::Migration),
         ]
     }
 }

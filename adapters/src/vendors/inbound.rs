@@ -19,6 +19,8 @@ pub struct HookRequest {
     /// Header names in lower case.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
+    /// The sender's address (the TCP peer), when known.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl HookRequest {

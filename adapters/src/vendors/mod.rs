@@ -2,6 +2,7 @@
 //! deliveries of its kind prefix.
 
 pub mod dingding;
+pub mod etc;
 pub mod goldcard;
 pub mod hazchem;
 pub mod huzhou;

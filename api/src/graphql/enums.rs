@@ -28,9 +28,15 @@ macro_rules! mirror_enum {
 mirror_enum!(
     /// Every device kind the integrations map into.
     DeviceKindGql as "DeviceKind" <=> domain::devices::DeviceKind {
-        Elevator, Escalator, GantryComputer, GantryCabinet, Lock, Gateway, ElectricityMeter, Collector, WaterMeter,
-        WaterGateway, GasMeter,
+        Elevator, Escalator, Gantry, GantryComputer, GantryCabinet, GantryMains, GantryRectifier, GantryUps,
+        GantryAirConditioner, GantryThermohygrometer, GantryWaterSensor, GantryDoors, GantrySmokeSensor,
+        GantryLightningProtection, Lock, Gateway, ElectricityMeter, Collector, WaterMeter, WaterGateway, GasMeter,
     }
+);
+
+mirror_enum!(
+    /// What became of a file a device was asked for.
+    DeviceFileStateGql as "DeviceFileState" <=> domain::devices::DeviceFileState { Stored, NoFile, Failed }
 );
 
 mirror_enum!(

@@ -9,6 +9,7 @@ pub(crate) mod devices;
 mod dingding;
 mod enums;
 mod events;
+mod gantries;
 mod homes;
 mod integrations;
 mod schedules;
@@ -45,6 +46,7 @@ pub struct QueryRoot(
     deliveries::DeliveryQuery,
     schedules::ScheduleQuery,
     dingding::DingdingQuery,
+    gantries::GantryQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -60,6 +62,7 @@ pub struct MutationRoot(
     deliveries::DeliveryMutation,
     schedules::ScheduleMutation,
     dingding::DingdingMutation,
+    gantries::GantryMutation,
 );
 
 pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::SubscriptionRoot>;

@@ -1,6 +1,7 @@
 //! Devices of every kind the five protocols bring, their live state, latest readings and
 //! reading history.
 
+mod files;
 mod models;
 mod ports;
 mod service;
@@ -8,5 +9,6 @@ mod service;
 pub use models::{
     Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Observed, Reading, UpsertDevice,
 };
+pub use files::{DeviceFile, DeviceFileRepo, DeviceFileState, DeviceFiles, FileContent};
 pub use ports::DeviceRepo;
 pub use service::{DeviceService, MAX_READINGS, UpsertDeviceInput};

@@ -11,10 +11,30 @@ crate::enums::string_enum!(
         Elevator = "ELEVATOR",
         /// Escalator (Huzhou: lift_type 2).
         Escalator = "ESCALATOR",
+        /// ETC gantry: the frame whose PCs and cabinets report under its `gantryId`.
+        Gantry = "GANTRY",
         /// ETC gantry industrial PC.
         GantryComputer = "GANTRY_COMPUTER",
         /// ETC gantry smart cabinet.
         GantryCabinet = "GANTRY_CABINET",
+        /// A gantry cabinet's mains supply (`elec`).
+        GantryMains = "GANTRY_MAINS",
+        /// A gantry cabinet's rectifier module.
+        GantryRectifier = "GANTRY_RECTIFIER",
+        /// A gantry cabinet's UPS.
+        GantryUps = "GANTRY_UPS",
+        /// A gantry cabinet's air conditioner.
+        GantryAirConditioner = "GANTRY_AIR_CONDITIONER",
+        /// A gantry cabinet's thermo-hygrometer.
+        GantryThermohygrometer = "GANTRY_THERMOHYGROMETER",
+        /// A gantry cabinet's water (flooding) sensor.
+        GantryWaterSensor = "GANTRY_WATER_SENSOR",
+        /// A gantry cabinet's doors (access control).
+        GantryDoors = "GANTRY_DOORS",
+        /// A gantry cabinet's smoke sensor.
+        GantrySmokeSensor = "GANTRY_SMOKE_SENSOR",
+        /// A gantry cabinet's lightning protector (`thunderSpd`).
+        GantryLightningProtection = "GANTRY_LIGHTNING_PROTECTION",
         /// Dingding smart lock.
         Lock = "LOCK",
         /// Dingding gateway (center).
@@ -61,6 +81,10 @@ enum SettingType {
     HostMap,
     /// A positive integer.
     PositiveInt,
+    /// An integer, 0 or more.
+    NonNegativeInt,
+    /// An object whose values are numbers.
+    NumberMap,
 }
 
 struct SettingSpec {
@@ -92,6 +116,10 @@ fn live_interval_default() -> Value {
 
 fn live_window_default() -> Value {
     Value::from(180)
+}
+
+fn min_report_default() -> Value {
+    Value::from(1)
 }
 
 fn skew_default() -> Value {
@@ -174,6 +202,11 @@ impl IntegrationKind {
                 SettingSpec { name: "deviceHosts", ty: HostMap, default: Some(empty_map) },
                 SettingSpec { name: "maxClockSkewSeconds", ty: PositiveInt, default: Some(skew_default) },
                 SettingSpec { name: "reportIntervalSeconds", ty: PositiveInt, default: Some(report_interval_default) },
+                // Two reports of one method (and cabinet) from one gantry closer than this
+                // are refused with 1005.
+                SettingSpec { name: "minReportIntervalSeconds", ty: NonNegativeInt, default: Some(min_report_default) },
+                // PC alarm thresholds: `diskUsage`, `cpuUsage` (%), `cpuTemperature` (°C).
+                SettingSpec { name: "thresholds", ty: NumberMap, default: Some(empty_map) },
             ],
             Self::Hazchem => vec![req("baseUrl", Url), req("systemName", Text), req("areaCode", Text)],
             Self::Webhook => vec![req("url", Url)],
@@ -274,6 +307,8 @@ fn check_type(field: &str, ty: SettingType, v: &Value) -> DomainResult<()> {
         SettingType::Url => v.as_str().is_some_and(is_http_url),
         SettingType::Text => v.as_str().is_some_and(|s| !s.trim().is_empty()),
         SettingType::PositiveInt => v.as_u64().is_some_and(|n| n > 0),
+        SettingType::NonNegativeInt => v.as_u64().is_some(),
+        SettingType::NumberMap => v.as_object().is_some_and(|m| m.values().all(Value::is_number)),
         SettingType::HostMap => v.as_object().is_some_and(|m| m.values().all(|h| h.as_str().is_some_and(is_host_port))),
     };
     if ok {
@@ -283,6 +318,8 @@ fn check_type(field: &str, ty: SettingType, v: &Value) -> DomainResult<()> {
         SettingType::Url => "must be an absolute http(s) URL",
         SettingType::Text => "must be a non-empty string",
         SettingType::PositiveInt => "must be a positive integer",
+        SettingType::NonNegativeInt => "must be an integer, 0 or more",
+        SettingType::NumberMap => "must map names to numbers",
         SettingType::HostMap => "must map gantry ids to \"host:port\"",
     };
     Err(DomainError::invalid(field, what))

@@ -1,6 +1,8 @@
 //! Heartbeat check of devices that report on an interval (every `setFrequency` seconds, 600
 //! by default). A device silent for twice its interval gets a `DEVICE_OFFLINE` alarm and is marked offline; once it reports again the
-//! next check clears the alarm.
+//! next check clears the alarm (or its own next report does, where its module says so).
+//! A device that reports through another (attribute `reportsThrough`: an ETC gantry's PCs
+//! and cabinet units report through the gantry) is checked through that one only.
 
 use super::PeriodicJob;
 use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};
@@ -34,6 +36,11 @@ fn interval_secs(device: &Device, integration: &Integration) -> i64 {
     of(&device.attributes).or_else(|| of(&integration.settings)).unwrap_or(DEFAULT_REPORT_INTERVAL_SECS)
 }
 
+/// The offline alarm of `device` as a key: what a module clears when the device reports.
+pub fn offline_key(device: &Device, at: DateTime<Utc>) -> RaiseAlarm {
+    offline_alarm(device, at, DEFAULT_REPORT_INTERVAL_SECS, at)
+}
+
 /// Raised as of `at`, the check's tick.
 fn offline_alarm(device: &Device, silent_since: DateTime<Utc>, interval: i64, at: DateTime<Utc>) -> RaiseAlarm {
     RaiseAlarm {
@@ -59,6 +66,9 @@ impl PeriodicJob for HeartbeatCheck {
         loop {
             let page = self.devices.list(integration.tenant_id, &filter, PageRequest::new(Some(100), after)?).await?;
             for device in &page.items {
+                if device.attributes.get("reportsThrough").is_some_and(|v| !v.is_null()) {
+                    continue;
+                }
                 checked += 1;
                 let interval = interval_secs(device, integration);
                 let since = device.last_seen_at.unwrap_or(device.created_at);

@@ -7,7 +7,7 @@
 mod heartbeat;
 mod service;
 
-pub use heartbeat::HeartbeatCheck;
+pub use heartbeat::{HeartbeatCheck, offline_key};
 pub use service::{PeriodicJob, SchedulerService};
 
 use crate::enums::string_enum;

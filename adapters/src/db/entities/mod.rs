@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod daily_usage;
 pub mod deliveries;
 pub mod delivery_attempts;
+pub mod device_files;
 pub mod devices;
 pub mod dingding_lock_passwords;
 pub mod dingding_operations;
