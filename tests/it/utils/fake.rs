@@ -8,6 +8,7 @@
 //! `huzhou`, `webhook`) are the checks and answers of one vendor over this.
 
 pub mod dingding;
+pub mod etc;
 pub mod goldcard;
 pub mod huzhou;
 pub mod webhook;
