@@ -8,7 +8,7 @@ use crate::ops;
 use anyhow::Context as _;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphiql).post(graphql_handler))
         .route("/graphql/ws", get(graphql_ws))
         .route("/files/tickets/{ticket}/{file}", get(ticket_file))
-        .route("/files/devices/{link}", get(device_file))
+        .route("/files/devices/{file}", get(device_file))
         .merge(crate::hooks::router())
         .merge(ops::router())
         .route_layer(middleware::from_fn(ops::track_metrics));
@@ -80,9 +80,14 @@ async fn body_limit(req: Request<axum::body::Body>, next: middleware::Next) -> R
 }
 
 /// Downloads a device file through its signed, expiring link (`deviceFiles { downloadUrl }`).
-async fn device_file(State(st): State<AppState>, Path(link): Path<String>) -> Response {
+async fn device_file(
+    State(st): State<AppState>,
+    Path(file): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
     let error = |status: StatusCode, msg: &str| (status, Json(serde_json::json!({"error": msg}))).into_response();
-    let Ok((tenant, file)) = st.jwt.open_file_link(&link) else {
+    let granted = q.get("token").and_then(|t| st.jwt.open_file_link(t).ok());
+    let Some((tenant, file)) = granted.filter(|(_, f)| f.to_string() == file) else {
         return error(StatusCode::FORBIDDEN, "the link is not valid (or has expired)");
     };
     match st.device_files.open(tenant, file).await {

@@ -8,9 +8,9 @@
 
 use crate::app::AppState;
 use adapters::vendors::inbound::{HookAnswer, HookRequest, InboundProtocol, Opened, Refusal};
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
-use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -244,8 +244,7 @@ impl AppState {
             device_files.clone(),
             clock.clone(),
         );
-        let senders =
-            senders.or_with(adapters::vendors::etc::PREFIX, Arc::new(etc_sender), config.vendor_concurrency);
+        let senders = senders.or_with(adapters::vendors::etc::PREFIX, Arc::new(etc_sender), config.vendor_concurrency);
         let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
         let deliveries = DeliveryService::new(
             DeliveryPorts {

@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 use domain::devices::DeviceFile;
 use domain::ids::DeviceId;
 
-
 /// A file a device handed over (or the record that it had none).
 #[derive(SimpleObject)]
 #[graphql(name = "DeviceFile")]
@@ -65,9 +64,11 @@ impl GantryQuery {
             .into_iter()
             .map(|f| {
                 let url = match f.state {
-                    domain::devices::DeviceFileState::Stored => {
-                        Some(format!("{base}/files/devices/{}", st.jwt.file_link(f.tenant_id, f.id).gql()?))
-                    }
+                    domain::devices::DeviceFileState::Stored => Some(format!(
+                        "{base}/files/devices/{}?token={}",
+                        f.id,
+                        st.jwt.file_link(f.tenant_id, f.id).gql()?
+                    )),
                     _ => None,
                 };
                 Ok(to_gql(f, url))

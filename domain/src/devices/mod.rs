@@ -6,9 +6,9 @@ mod models;
 mod ports;
 mod service;
 
+pub use files::{DeviceFile, DeviceFileRepo, DeviceFileState, DeviceFiles, FileContent};
 pub use models::{
     Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Observed, Reading, UpsertDevice,
 };
-pub use files::{DeviceFile, DeviceFileRepo, DeviceFileState, DeviceFiles, FileContent};
 pub use ports::DeviceRepo;
 pub use service::{DeviceService, MAX_READINGS, UpsertDeviceInput};

@@ -97,6 +97,12 @@ impl DeviceFileRepo for SqlDeviceFileRepo {
     }
 
     async fn get(&self, tenant: TenantId, id: FileId) -> DomainResult<Option<DeviceFile>> {
-        scoped(tenant).filter(f::Column::Id.eq(id.as_uuid())).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+        scoped(tenant)
+            .filter(f::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .map(to_domain)
+            .transpose()
     }
 }

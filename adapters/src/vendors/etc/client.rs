@@ -90,10 +90,10 @@ impl EtcSender {
         Self { http, integrations, results, files, clock }
     }
 
-    /// The device's `host:port` and the auth code.
-    async fn endpoint(&self, d: &Delivery, gantry: &str) -> Result<(String, String), Verdict> {
-        let (integration, credentials) = match self.integrations.open_credentials(d.tenant_id, d.integration_id).await
-        {
+    /// The device's `host:port`, the auth code, and how many tries a missing file gets
+    /// (at most the integration's `retry.maxAttempts`).
+    async fn endpoint(&self, d: &Delivery, gantry: &str) -> Result<(String, String, i32), Verdict> {
+        let (integration, credentials) = match self.integrations.open_credentials(d.tenant_id, d.integration_id).await {
             Ok(found) => found,
             Err(DomainError::NotFound(_)) => return Err(Verdict::Permanent("the integration is gone".into())),
             Err(e) => return Err(Verdict::Retry(format!("loading the integration: {e}"))),
@@ -106,8 +106,10 @@ impl EtcSender {
             true => format!("[{ip}]:{DEVICE_PORT}"),
             false => format!("{ip}:{DEVICE_PORT}"),
         });
+        let max_attempts = integration.settings.get("retry").and_then(|r| r.get("maxAttempts")).and_then(Value::as_i64);
+        let tries = max_attempts.map_or(MEDIA_TRIES, |m| MEDIA_TRIES.min(i32::try_from(m).unwrap_or(MEDIA_TRIES)));
         match configured.map(str::to_owned).or(reported) {
-            Some(host) => Ok((host, auth.to_owned())),
+            Some(host) => Ok((host, auth.to_owned(), tries)),
             None => Err(Verdict::Permanent(format!("no address for gantry {gantry}: set settings.deviceHosts"))),
         }
     }
@@ -128,16 +130,30 @@ impl EtcSender {
             result["batterysTestResult"] = b.clone();
         }
         if let Err(e) = self.results.set_result(d.tenant_id, d.integration_id, &d.idempotency_key, &result).await {
-            return report(request, Some(status), Some(&a.code), Some(&a.msg), Verdict::Retry(format!("recording: {e}")));
+            return report(
+                request,
+                Some(status),
+                Some(&a.code),
+                Some(&a.msg),
+                Verdict::Retry(format!("recording: {e}")),
+            );
         }
         report(request, Some(status), Some(&a.code), Some(&a.msg), classify(&a.code, &a.msg))
     }
 
     /// Keeps what the cabinet answered for a door opening.
-    async fn media(&self, d: &Delivery, gantry: &str, request: &str, resp: reqwest::Response) -> SendReport {
+    async fn media(
+        &self,
+        d: &Delivery,
+        gantry: &str,
+        tries: i32,
+        request: &str,
+        resp: reqwest::Response,
+    ) -> SendReport {
         let status = resp.status().as_u16();
         let header = |n: &str| resp.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (content_type, disposition, md5) = (header("content-type"), header("content-disposition"), header("binfile-md5"));
+        let (content_type, disposition, md5) =
+            (header("content-type"), header("content-disposition"), header("binfile-md5"));
         let params = d.payload.get("params").cloned().unwrap_or_default();
         let at = params.get("doorOpenTime").and_then(Value::as_str).unwrap_or_default().to_owned();
         let device = d.payload.get("deviceId").and_then(Value::as_str).and_then(|s| s.parse::<DeviceId>().ok());
@@ -145,12 +161,18 @@ impl EtcSender {
             return report(request, Some(status), None, None, Verdict::Permanent("no cabinet device".into()));
         };
         let Some(bytes) = read_capped(resp, MAX_FILE).await else {
-            return report(request, Some(status), None, None, Verdict::Retry("the file broke off or is too large".into()));
+            return report(
+                request,
+                Some(status),
+                None,
+                None,
+                Verdict::Retry("the file broke off or is too large".into()),
+            );
         };
         let is_json = content_type.as_deref().is_some_and(|c| c.contains("json"));
         let coded = if is_json || disposition.is_none() { wire::answer(&bytes) } else { None };
         let keep = |outcome| self.files.keep(d.tenant_id, device, DOOR_OPENING, &at, outcome);
-        let last_try = d.attempts >= MEDIA_TRIES;
+        let last_try = d.attempts >= tries;
         if let Some(a) = coded {
             let (code, msg) = (Some(a.code.as_str()), Some(a.msg.as_str()));
             if a.code != wire::Code::NoMedia.as_str() {
@@ -166,12 +188,22 @@ impl EtcSender {
             };
         }
         if !(200..300).contains(&status) {
-            let v = if retryable_status(status) { Verdict::Retry(format!("HTTP {status}")) } else { Verdict::Permanent(format!("HTTP {status}")) };
+            let v = if retryable_status(status) {
+                Verdict::Retry(format!("HTTP {status}"))
+            } else {
+                Verdict::Permanent(format!("HTTP {status}"))
+            };
             return report(request, Some(status), None, None, v);
         }
         if !sign::md5_matches(md5.as_deref(), &bytes) {
             if !last_try {
-                return report(request, Some(status), None, None, Verdict::Retry("the file's binfile-md5 does not match".into()));
+                return report(
+                    request,
+                    Some(status),
+                    None,
+                    None,
+                    Verdict::Retry("the file's binfile-md5 does not match".into()),
+                );
             }
             let why = "the file's binfile-md5 never matched".to_owned();
             return match keep(Err((DeviceFileState::Failed, why.clone()))).await {
@@ -206,7 +238,7 @@ impl DeliverySender for EtcSender {
         let params = d.payload.get("params").cloned().unwrap_or_else(|| json!({}));
         let body = wire::request(&gantry, &method, self.clock.now().timestamp(), &params);
         let request = String::from_utf8_lossy(&body).into_owned();
-        let (host, auth) = match self.endpoint(d, &gantry).await {
+        let (host, auth, tries) = match self.endpoint(d, &gantry).await {
             Ok(e) => e,
             Err(v) => return report(&request, None, None, None, v),
         };
@@ -224,7 +256,7 @@ impl DeliverySender for EtcSender {
             Err(e) => return report(&request, None, None, None, Verdict::Retry(transport_error(&e))),
         };
         if method == "getCabinetImageVedio" {
-            self.media(d, &gantry, &request, resp).await
+            self.media(d, &gantry, tries, &request, resp).await
         } else {
             self.control(d, &request, resp).await
         }

@@ -120,24 +120,25 @@ impl InboundProtocol for EtcInbound {
         let skew = setting(hook, "maxClockSkewSeconds", 300);
         let report = wire::parse(&req.body, now, skew).map_err(|r| answer(r.code, Some(&r.detail)))?;
         let min = setting(hook, "minReportIntervalSeconds", 1);
+        let digest = sign::md5_hex(&req.body);
         if min > 0 && !matches!(report.body, Body::Other) {
             let key = (hook.integration.id, report.series());
             let ts = report.head.time_stamp;
-            if let Some(last) = self.etc.series.get(&key) {
-                // The same moment again is a resend (recognised when stored), not a new report.
-                if last != ts && last.abs_diff(ts) < min.unsigned_abs() {
+            match self.etc.series.get(&key) {
+                // The same body again is a resend (recognised when stored), not a new report.
+                Some((_, last_digest)) if last_digest == digest => {}
+                Some((last, _)) if last.abs_diff(ts) < min.unsigned_abs() => {
                     return Err(answer(Code::TooFrequent, Some(&format!("at most one report per {min} s"))));
                 }
-                self.etc.series.put(key, last.max(ts));
-            } else {
-                self.etc.series.put(key, ts);
+                Some((last, _)) if last > ts => {}
+                _ => self.etc.series.put(key, (ts, digest.clone())),
             }
         }
         let peer = req.peer.map(|p| p.ip().to_string());
         let lane = (!matches!(report.body, Body::Other)).then(|| report.head.gantry_id.clone());
         Ok(Accepted {
             kind: report.head.method.clone(),
-            dedup_key: format!("{}:{}", report.head.gantry_id, sign::md5_hex(&req.body)),
+            dedup_key: format!("{}:{digest}", report.head.gantry_id),
             headers: json!({"content-type": req.header("content-type"), "peer": peer}),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             lane,

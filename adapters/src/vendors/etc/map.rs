@@ -88,7 +88,9 @@ pub(crate) fn devices_of(report: &Report) -> Vec<Named<'_>> {
             for u in &c.units {
                 let (kind, label) = unit_kind(u.kind);
                 let (external_id, name) = match &u.id {
-                    Some(id) => (format!("{cabinet}/{}/{id}", u.kind.segment()), format!("{g} cabinet {} {label} {id}", c.id)),
+                    Some(id) => {
+                        (format!("{cabinet}/{}/{id}", u.kind.segment()), format!("{g} cabinet {} {label} {id}", c.id))
+                    }
                     None => (format!("{cabinet}/{}", u.kind.segment()), format!("{g} cabinet {} {label}", c.id)),
                 };
                 out.push(Named {
@@ -180,7 +182,8 @@ fn illegal_doors(m: &Map<String, Value>) -> Option<String> {
 }
 
 fn over(m: &Map<String, Value>, keys: &[&str], limit: f64, what: &str, unit: &str) -> Option<String> {
-    let worst = keys.iter().filter_map(|k| num(m, k)).fold(None, |a: Option<f64>, n| Some(a.map_or(n, |a| a.max(n))))?;
+    let worst =
+        keys.iter().filter_map(|k| num(m, k)).fold(None, |a: Option<f64>, n| Some(a.map_or(n, |a| a.max(n))))?;
     (worst > limit).then(|| format!("{what} {worst}{unit} over {limit}{unit}"))
 }
 
@@ -297,7 +300,11 @@ pub(crate) fn facts(
             match c.now {
                 Some(_) => facts.push(Fact::AlarmRaised { alarm, plan: None }),
                 None if c.before && c.clears => {
-                    facts.push(Fact::AlarmCleared { key: alarm, note: "a later report shows it normal".into(), plan: None });
+                    facts.push(Fact::AlarmCleared {
+                        key: alarm,
+                        note: "a later report shows it normal".into(),
+                        plan: None,
+                    });
                 }
                 None => {}
             }
@@ -344,12 +351,21 @@ mod tests {
         assert_eq!(ups, vec![("GANTRY_UNIT_FAULT", false, true)]);
         let smoke = held(UnitKind::SmokeSensor, json!({"status": 1, "isWarning": 1}), json!({"isWarning": 0}));
         assert_eq!(smoke[1], ("SMOKE_ALARM", true, false));
-        let pc = held(UnitKind::Pc, json!({"sysDiskUsage": 95.0, "cpuUsage": "NoData", "cpuTemperature": 85}), json!({"cpuUsage": 97}));
+        let pc = held(
+            UnitKind::Pc,
+            json!({"sysDiskUsage": 95.0, "cpuUsage": "NoData", "cpuTemperature": 85}),
+            json!({"cpuUsage": 97}),
+        );
         assert_eq!(
             pc,
-            vec![("PC_DISK_USAGE_HIGH", true, false), ("PC_CPU_USAGE_HIGH", false, true), ("PC_TEMPERATURE_HIGH", true, false)]
+            vec![
+                ("PC_DISK_USAGE_HIGH", true, false),
+                ("PC_CPU_USAGE_HIGH", false, true),
+                ("PC_TEMPERATURE_HIGH", true, false)
+            ]
         );
-        let spd = conditions(UnitKind::ThunderSpd, &m(json!({"lightningCount": 3})), &m(json!({"lightningCount": 1})), T);
+        let spd =
+            conditions(UnitKind::ThunderSpd, &m(json!({"lightningCount": 3})), &m(json!({"lightningCount": 1})), T);
         assert_eq!(spd[1].now.as_deref(), Some("2 lightning strike(s), 3 in all"));
         assert!(!spd[1].clears);
         let first = conditions(UnitKind::ThunderSpd, &m(json!({"lightningCount": 3})), &m(json!({})), T);

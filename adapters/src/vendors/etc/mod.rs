@@ -74,12 +74,19 @@ pub struct Etc {
     ingest: IngestService,
     deliveries: DeliveryService,
     clock: Arc<dyn Clock>,
-    /// The latest `timeStamp` of each report series (gantry, method, cabinet), for 1005.
-    series: Arc<domain::ttl::TtlCache<(IntegrationId, String), i64>>,
+    /// The latest `timeStamp` (and body digest) of each report series (gantry, method,
+    /// cabinet), for 1005. Per process: behind a load balancer a gantry's reports should
+    /// stick to one instance for the limit to hold exactly.
+    series: Arc<domain::ttl::TtlCache<(IntegrationId, String), (i64, String)>>,
 }
 
 impl Etc {
-    pub fn new(devices: DeviceService, ingest: IngestService, deliveries: DeliveryService, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        devices: DeviceService,
+        ingest: IngestService,
+        deliveries: DeliveryService,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let series = Arc::new(domain::ttl::TtlCache::new(std::time::Duration::from_secs(3600), 200_000));
         Self { devices, ingest, deliveries, clock, series }
     }

@@ -266,7 +266,8 @@ fn unit(kind: UnitKind, v: &Value, index: usize, listed: bool) -> Option<Unit> {
     let Value::Object(m) = v else { return None };
     let id = text(m.get("id")).filter(|s| !s.is_empty() && !s.contains('/') && s.chars().count() <= 32);
     let id = if listed { Some(id.unwrap_or_else(|| (index + 1).to_string())) } else { id };
-    let fields = m.iter().filter(|(k, _)| k.as_str() != "id" && !k.is_empty()).map(|(k, v)| (k.clone(), metric(v))).collect();
+    let fields =
+        m.iter().filter(|(k, _)| k.as_str() != "id" && !k.is_empty()).map(|(k, v)| (k.clone(), metric(v))).collect();
     Some(Unit { kind, id, fields })
 }
 
@@ -281,7 +282,7 @@ fn units(kind: UnitKind, v: Option<&Value>) -> Vec<Unit> {
 
 fn computers(v: Option<&Value>) -> Result<Vec<Unit>, Refused> {
     match v {
-        Some(Value::Array(_) | Value::Object(_)) => Ok(units(UnitKind::Pc, v)),
+        Some(Value::Array(_)) => Ok(units(UnitKind::Pc, v)),
         _ => Err(refused(Code::BadParams, "computerStatus must be an array of PCs")),
     }
 }
@@ -331,7 +332,12 @@ fn cmd_params(cmd: &str) -> Option<&'static [(&'static str, Rule)]> {
         "1" => &[("rebootIp", Text), ("rebootPort", Int(1, 65535))],
         "2" => &[CABINET, ("unlockDoorId", OneOf(&["1", "2"]))],
         "3" => &[CABINET, ("airId", OneOf(&["0", "1", "2"])), ("airOperate", OneOf(&["1", "2"]))],
-        "4" => &[CABINET, ("airId", OneOf(&["0", "1", "2"])), ("autoRefrigerationTemp", Number), ("autoHeatingTemp", Number)],
+        "4" => &[
+            CABINET,
+            ("airId", OneOf(&["0", "1", "2"])),
+            ("autoRefrigerationTemp", Number),
+            ("autoHeatingTemp", Number),
+        ],
         "5" => &[("mode", OneOf(&["0", "1", "2", "3"]))],
         "6" => &[("isDoorDefend", OneOf(&["0", "1"]))],
         "7" => &[("cardInfos", Cards)],
@@ -444,9 +450,10 @@ pub(crate) fn control(method: &str, params: &Value) -> Result<Map<String, Value>
             }
         }
     }
-    if let Some(k) = given.keys().find(|k| {
-        k.as_str() != "cmd" && !common.iter().any(|(n, _)| n == k) && !allowed.iter().any(|(n, _)| n == k)
-    }) {
+    if let Some(k) = given
+        .keys()
+        .find(|k| k.as_str() != "cmd" && !common.iter().any(|(n, _)| n == k) && !allowed.iter().any(|(n, _)| n == k))
+    {
         return Err(DomainError::invalid(format!("params.{k}"), format!("is not a parameter of {method}")));
     }
     if out.is_empty() {
@@ -507,7 +514,9 @@ mod tests {
         assert_eq!(metric(&json!("99.99")), json!(99.99));
         assert_eq!(metric(&json!("99.00")), json!(99.0));
         assert_eq!(metric(&json!("-5")), json!(-5));
-        for kept in ["NoData", "GetFailed", "NotSupport", "0012", "192.168.1.1", "", "1.", ".5", "1e5", "交流 L1 相缺相"] {
+        for kept in
+            ["NoData", "GetFailed", "NotSupport", "0012", "192.168.1.1", "", "1.", ".5", "1e5", "交流 L1 相缺相"]
+        {
             assert_eq!(metric(&json!(kept)), json!(kept), "{kept}");
         }
     }
@@ -527,7 +536,10 @@ mod tests {
     fn refusals_come_in_the_seed_order() {
         let code = |b: &str| parse(b.as_bytes(), 1_000, 300).err().map(|r| r.code);
         assert_eq!(code("not json"), Some(Code::BadParams));
-        assert_eq!(code(r#"{"gantryId":"G","method":"m","timeStamp":"1000","version":"1002"}"#), Some(Code::UnknownVersion));
+        assert_eq!(
+            code(r#"{"gantryId":"G","method":"m","timeStamp":"1000","version":"1002"}"#),
+            Some(Code::UnknownVersion)
+        );
         assert_eq!(code(r#"{"gantryId":"G","method":"m","timeStamp":"1301","version":"1001"}"#), Some(Code::ClockSkew));
         assert_eq!(code(r#"{"gantryId":"G","method":"m","timeStamp":"1300","version":"1001"}"#), None);
         assert_eq!(code(r#"{"method":"m","timeStamp":"1000","version":"1001"}"#), Some(Code::BadParams));
@@ -548,7 +560,11 @@ mod tests {
             ("cabinetControl", json!({"setFrequency": "abc"}), "params.setFrequency"),
             ("computerControl", json!({"cmd": "1"}), "params.cmd"),
             ("fooControl", json!({"updateNow": "1"}), "method"),
-            ("cabinetControl", json!({"cmd": "7", "cardInfos": [{"cardId": "1", "expireDate": "2020/01/01"}]}), "params.cardInfos"),
+            (
+                "cabinetControl",
+                json!({"cmd": "7", "cardInfos": [{"cardId": "1", "expireDate": "2020/01/01"}]}),
+                "params.cardInfos",
+            ),
             ("cabinetControl", json!({"cmd": "5", "mode": "1", "colour": "red"}), "params.colour"),
             ("cabinetControl", json!({"cmd": "5"}), "params.mode"),
             ("cabinetControl", json!({}), "params"),
@@ -571,7 +587,10 @@ mod tests {
 
     #[test]
     fn attachment_names_lose_their_path() {
-        assert_eq!(attachment_name("attachment;filename=G1_20191102100000123.jpg").as_deref(), Some("G1_20191102100000123.jpg"));
+        assert_eq!(
+            attachment_name("attachment;filename=G1_20191102100000123.jpg").as_deref(),
+            Some("G1_20191102100000123.jpg")
+        );
         assert_eq!(attachment_name("attachment; filename=\"../../x.avi\"").as_deref(), Some("x.avi"));
         assert_eq!(attachment_name("inline"), None);
     }
