@@ -36,6 +36,10 @@ pub struct Settings {
     /// Where the SQLite file, generated keys and uploaded files live.
     #[arg(long, env = "LINKYARD_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Where files are kept: unset, a folder under the data directory; `s3://bucket/prefix`,
+    /// an S3-compatible bucket (endpoint and credentials from the usual `AWS_*` variables).
+    #[arg(long, env = "LINKYARD_STORAGE_URL")]
+    pub storage_url: Option<String>,
     /// The job queue name (deployments sharing one Redis use their own).
     #[arg(long, env = "LINKYARD_JOB_QUEUE", default_value = "linkyard-deliveries")]
     pub job_queue: String,
@@ -77,6 +81,7 @@ impl Settings {
             admin_email: None,
             admin_password: None,
             data_dir,
+            storage_url: None,
             job_queue: "linkyard-deliveries".into(),
             job_heartbeat_secs: 30,
             delivery_stale_secs: 120,
@@ -100,6 +105,8 @@ pub struct Config {
     pub secret_key: SecretString,
     pub admin: Option<(String, SecretString)>,
     pub data_dir: PathBuf,
+    /// `s3://bucket/prefix` when files are kept in a bucket.
+    pub storage_url: Option<String>,
     pub login_throttle: ThrottlePolicy,
     /// Senders of outbound deliveries by vendor prefix (`huzhou`, `dingding` ...); vendor
     /// modules register theirs, tests register senders that talk to fake vendors.
@@ -175,6 +182,7 @@ impl Config {
             secret_key: SecretString::from(secret_key),
             admin,
             data_dir: s.data_dir,
+            storage_url: s.storage_url.filter(|u| !u.trim().is_empty()),
             login_throttle: ThrottlePolicy::default(),
             senders: jobs::SenderRegistry::default(),
             sweep_every: std::time::Duration::from_secs(s.sweep_secs),

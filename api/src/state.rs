@@ -157,8 +157,10 @@ impl AppState {
         let bus_port: Arc<dyn domain::bus::EventBus> = Arc::new(bus.clone());
         let tariff_repo = Arc::new(SqlTariffRepo::new(db.clone()));
         let ticket_repo = Arc::new(SqlTicketRepo::new(db.clone()));
-        let files: Arc<dyn domain::tickets::FileStore> =
-            Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files")));
+        let files: Arc<dyn domain::tickets::FileStore> = match &config.storage_url {
+            Some(url) => Arc::new(adapters::storage::ObjectFileStore::s3(url).context("LINKYARD_STORAGE_URL")?),
+            None => Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files"))),
+        };
         let job_store = jobs::JobStore::open(&db, redis.clone()).await.context("opening the job storage")?;
         let worker_settings = jobs::WorkerSettings {
             queue: config.job_queue.clone(),
