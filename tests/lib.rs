@@ -107,6 +107,89 @@ pub fn bench_logs() {
     }
 }
 
+/// A fresh database on the bench server (`BENCH_DATABASE_URL`): its URL, and the admin
+/// connection that created it (to drop it at the end).
+pub async fn bench_database() -> (String, String, sea_orm::DatabaseConnection) {
+    use sea_orm::ConnectionTrait;
+    let admin_url = bench_admin_url();
+    let admin = sea_orm::Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
+    let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    let url = with_database(&admin_url, &name);
+    (url, name, admin)
+}
+
+/// The `p` quantile (0..1) of sorted times.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    match sorted.len() {
+        0 => std::time::Duration::ZERO,
+        n => sorted[((n as f64 * p) as usize).min(n - 1)],
+    }
+}
+
+/// What a burst of requests came to.
+pub struct Burst {
+    /// Each request's answer time, sorted.
+    pub latencies: Vec<std::time::Duration>,
+    /// Requests the server accepted.
+    pub accepted: usize,
+    /// When the first request went.
+    pub started: std::time::Instant,
+    /// From the first request to the last answer.
+    pub elapsed: std::time::Duration,
+}
+
+impl Burst {
+    /// The `p` quantile (0..1) of the answer times.
+    pub fn pct(&self, p: f64) -> std::time::Duration {
+        percentile(&self.latencies, p)
+    }
+
+    /// Accepted requests per second.
+    pub fn rate(&self) -> f64 {
+        self.accepted as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Sends requests `0..n` as fast as `connections` clients (one connection each) can:
+/// `send(client, k)` sends request `k` and answers whether the server accepted it.
+pub async fn burst<F, Fut>(connections: usize, n: usize, send: F) -> Burst
+where
+    F: Fn(reqwest::Client, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (send, next, accepted) = (Arc::new(send), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (send, next, accepted) = (send.clone(), next.clone(), accepted.clone());
+        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    return latencies;
+                }
+                let t = std::time::Instant::now();
+                if send(http.clone(), k).await {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                latencies.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for t in tasks {
+        latencies.extend(t.await.expect("sender"));
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Burst { latencies, accepted: accepted.load(Ordering::Relaxed), started, elapsed }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -12,12 +12,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use adapters::vendors::dingding::sign;
-use linkyard_tests::{BenchTenant, bench_admin_url, bench_server, bench_tenant, gql, with_database};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use linkyard_tests::{BenchTenant, bench_database, bench_server, bench_tenant, burst, gql};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CONNECTIONS: usize = 64;
 
@@ -102,39 +101,18 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
     bodies.extend(repeats);
     let sent = bodies.len();
     let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
-    let accepted = Arc::new(AtomicUsize::new(0));
     let target = format!("{base}/hooks/{integration}/dingding");
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (bodies, next, accepted, target) = (bodies.clone(), next.clone(), accepted.clone(), target.clone());
-        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(k) else { return latencies };
-                let t = Instant::now();
-                let resp =
-                    http.post(&target).header("content-type", "application/json").body(body.clone()).send().await;
-                latencies.push(t.elapsed());
-                if let Ok(r) = resp
-                    && r.status().is_success()
-                {
-                    let _ = r.bytes().await;
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
+    let b = burst(CONNECTIONS, sent, move |http, k| {
+        let (body, target) = (bodies[k].clone(), target.clone());
+        async move {
+            match http.post(&target).header("content-type", "application/json").body(body).send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
             }
-        }));
-    }
-    let mut latencies = Vec::with_capacity(sent);
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        }
+    })
+    .await;
+    let (elapsed, started) = (b.elapsed, b.started);
     let row = running
         .state
         .db
@@ -173,10 +151,10 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
     Report {
         label: label.to_owned(),
         sent,
-        accepted: accepted.load(Ordering::Relaxed),
+        accepted: b.accepted,
         elapsed,
-        p50: pct(0.50),
-        p99: pct(0.99),
+        p50: b.pct(0.50),
+        p99: b.pct(0.99),
         stored,
         distinct,
         unique: n,
@@ -187,7 +165,6 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
 #[tokio::main]
 async fn main() {
     linkyard_tests::bench_logs();
-    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
     let n: usize = std::env::var("BENCH_CALLBACKS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let which = std::env::var("BENCH_DATABASES").unwrap_or_else(|_| "postgres,sqlite".into());
@@ -195,10 +172,8 @@ async fn main() {
     for label in which.split(',').map(str::trim) {
         match label {
             "postgres" => {
-                let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-                let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-                admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-                reports.push(run(label, &with_database(&admin_url, &name), redis.clone(), n).await);
+                let (url, name, admin) = bench_database().await;
+                reports.push(run(label, &url, redis.clone(), n).await);
                 admin
                     .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
                     .await

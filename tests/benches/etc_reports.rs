@@ -14,9 +14,9 @@
 //! allow `CREATE DATABASE`), `BENCH_REDIS_URL` (unset: in-process job storage and caches).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
-use linkyard_tests::{BenchTenant, bench_admin_url, bench_server, bench_tenant, with_database};
+use linkyard_tests::{BenchTenant, bench_database, bench_server, bench_tenant, burst, percentile};
 use md5::{Digest, Md5};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,103 +28,7 @@ const AUTH_CODE: &str = "bench-auth-123456";
 const PERIOD_SECS: u64 = 600;
 
 /// Section 3.1.3's example, as the document prints it.
-const CABINET_EXAMPLE: &str = r#"{
- "gantryId": "G000211001002110010",
- "method": "cabinetStatusUpdate",
- "timeStamp": "1564734526",
- "version": "1001",
- "cabinetStatus": {
-  "id": "1",
-  "elec": [{
-   "id": "1",
-   "status": "1",
-   "voltage": "220",
-   "current": "10",
-   "power": "10",
-   "frequency": "50",
-   "elecConsumption": "100",
-   "warningMsg": ""
-  }],
-  "rectifier": [{
-   "id": "1",
-   "status": "1",
-   "currentLimiting": "0",
-   "outputVoltage": "50",
-   "outputCurrent": "10",
-   "outputPower": "20",
-   "warningMsg": ""
-  }],
-  "ups": [{
-   "id": "1",
-   "status": "1",
-   "runningState": "1",
-   "inputVoltage": "220",
-   "inputCurrent": "10",
-   "outputVoltage": "220",
-   "outputCurrent": "10",
-   "powerRate": "99",
-   "surplusTime": "3600",
-   "remainCapacity": "100",
-   "temperature": "40",
-   "warningMsg": ""
-  }],
-  "airConditioners": [{
-    "id": "1",
-    "status": "1",
-    "errorMsg": "",
-    "isWorking": "1",
-    "workMode": "1",
-    "systemWarning": "1",
-    "temperatureWarning": "1"
-   },
-   {
-    "id": "2",
-    "status": "1",
-    "errorMsg": "",
-    "isWorking": "1",
-    "workMode": "1",
-    "systemWarning": "1",
-    "temperatureWarning": "1"
-   }
-  ],
-  "thermohygrometer": {
-   "status": "1",
-   "temperature": "40",
-   "humidity": "20"
-  },
-  "waterloggingSensor": {
-   "status": "1",
-   "isWarning": "0",
-   "warningChangeTime": "2019-08-28 14:11:01.321"
-  },
-  "doors": {
-   "status": "1",
-   "defendMode": "0",
-   "frontDoorClosed": "1",
-   "frontDoorLocked": "1",
-   "frontDoorUnlockType": "0",
-   "frontDoorUnlockCardId": "NoData",
-   "frontDoorOpenIllegally": "0",
-   "frontDoorChangeTime": "2019-08-28 01:15:01.321",
-   "backDoorClosed": "1",
-   "backDoorLocked": "1",
-   "backDoorUnlockType": "0",
-   "backDoorUnlockCardId": "NoData",
-   "backDoorOpenIllegally": "0",
-   "backDoorChangeTime": "2019-08-28 01:17:01.321"
-  },
-  "smokeSensor": {
-   "status": "1",
-   "isWarning": "0",
-   "warningChangeTime": "2019-08-28 20:12:01.321"
-  },
-  " thunderSpd": [{
-"id": "1" ,
-   "status": "1",
-" lightningCount ": "1"
-  }]
- }
-}"#;
+const CABINET_EXAMPLE: &str = include_str!("../fixtures/etc/cabinet_status_update.json");
 
 /// Gantry `k`'s id: 19 characters like the document's `G000211001002110010`.
 fn gantry(k: usize) -> String {
@@ -157,13 +61,6 @@ async fn post(http: &reqwest::Client, target: &str, body: String, md5: &str) -> 
         Err(_) => false,
     };
     (t.elapsed(), ok)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
 /// Configures the integration with `minReportIntervalSeconds` = `min`; the id, or the errors.
@@ -202,14 +99,10 @@ async fn processed(db: &sea_orm::DatabaseConnection) -> (i64, i64) {
 #[tokio::main]
 async fn main() {
     linkyard_tests::bench_logs();
-    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
     let n: usize = std::env::var("BENCH_GANTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let rhythm_secs: u64 = std::env::var("ETC_BENCH_RHYTHM_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
-    let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-    let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-    let url = with_database(&admin_url, &name);
+    let (url, name, admin) = bench_database().await;
 
     let server = bench_server(&url, redis).await;
     let (running, base, shutdown) = (&server.running, server.base.clone(), server.shutdown.clone());
@@ -228,41 +121,24 @@ async fn main() {
 
     // Phase 1: the burst. Bodies are built and hashed up front: the burst measures the server.
     let bodies: Arc<Vec<(String, String)>> = Arc::new((0..n).map(report).collect());
-    let next = Arc::new(AtomicUsize::new(0));
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (bodies, next, accepted, target) = (bodies.clone(), next.clone(), accepted.clone(), target.clone());
-        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some((body, md5)) = bodies.get(k) else { return latencies };
-                let (took, ok) = post(&http, &target, body.clone(), md5).await;
-                if ok {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
-                latencies.push(took);
-            }
-        }));
-    }
-    let mut latencies = Vec::with_capacity(n);
-    for t in tasks {
-        latencies.extend(t.await.expect("sender"));
-    }
-    let burst = started.elapsed();
-    latencies.sort();
-    let ok = accepted.load(Ordering::Relaxed);
+    let sent = {
+        let (bodies, target) = (bodies.clone(), target.clone());
+        burst(CONNECTIONS, n, move |http, k| {
+            let (body, md5) = bodies[k].clone();
+            let target = target.clone();
+            async move { post(&http, &target, body, &md5).await.1 }
+        })
+        .await
+    };
+    let (started, burst, ok) = (sent.started, sent.elapsed, sent.accepted);
     println!(
         "postgres  burst: {n} gantries x 1 cabinetStatusUpdate from {CONNECTIONS} connections \
          (minReportIntervalSeconds {min}): {ok} answered 1000 in {:.2} s = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms; \
          target: burst of {n} answered within 10 s: {}",
         burst.as_secs_f64(),
         ok as f64 / burst.as_secs_f64(),
-        percentile(&latencies, 0.50).as_secs_f64() * 1000.0,
-        percentile(&latencies, 0.99).as_secs_f64() * 1000.0,
+        sent.pct(0.50).as_secs_f64() * 1000.0,
+        sent.pct(0.99).as_secs_f64() * 1000.0,
         if burst <= Duration::from_secs(10) && ok == n { "met" } else { "MISSED" }
     );
 

@@ -12,11 +12,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use adapters::vendors::goldcard::sign;
-use linkyard_tests::{BenchTenant, bench_admin_url, bench_server, bench_tenant, gql, with_database};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use linkyard_tests::{BenchTenant, bench_database, bench_server, bench_tenant, burst, gql};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const CONNECTIONS: usize = 64;
@@ -31,13 +30,9 @@ fn meter(m: usize) -> String {
 #[tokio::main]
 async fn main() {
     linkyard_tests::bench_logs();
-    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").ok().filter(|u| !u.is_empty());
     let n: usize = std::env::var("BENCH_REPORTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
-    let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-    let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-    let url = with_database(&admin_url, &name);
+    let (url, name, admin) = bench_database().await;
 
     let server = bench_server(&url, redis).await;
     let (running, base, shutdown) = (&server.running, server.base.clone(), server.shutdown.clone());
@@ -133,46 +128,25 @@ async fn main() {
         })
         .collect();
     let bodies = Arc::new(bodies);
-    let next = Arc::new(AtomicUsize::new(0));
-    let accepted = Arc::new(AtomicUsize::new(0));
     let target = format!("{base}/hooks/{integration}/goldcard/api/collect/meter/2001");
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (bodies, next, accepted, target) = (bodies.clone(), next.clone(), accepted.clone(), target.clone());
-        let (token_h, auth_h) = (token_h.clone(), auth_h.clone());
-        let http = reqwest::Client::builder().pool_max_idle_per_host(1).build().expect("client");
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = bodies.get(k) else { return latencies };
-                let t = Instant::now();
-                let resp = http
-                    .post(&target)
-                    .header("content-type", "application/json;charset=utf-8")
-                    .header("AccessToken", &token_h)
-                    .header("Authorization", &auth_h)
-                    .body(body.clone())
-                    .send()
-                    .await;
-                if let Ok(r) = resp
-                    && let Ok(v) = r.json::<serde_json::Value>().await
-                    && v["echoCode"] == "0000"
-                {
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                }
-                latencies.push(t.elapsed());
+    let b = burst(CONNECTIONS, n, move |http, k| {
+        let (body, target, token_h, auth_h) = (bodies[k].clone(), target.clone(), token_h.clone(), auth_h.clone());
+        async move {
+            let resp = http
+                .post(&target)
+                .header("content-type", "application/json;charset=utf-8")
+                .header("AccessToken", &token_h)
+                .header("Authorization", &auth_h)
+                .body(body)
+                .send()
+                .await;
+            match resp {
+                Ok(r) => r.json::<serde_json::Value>().await.is_ok_and(|v| v["echoCode"] == "0000"),
+                Err(_) => false,
             }
-        }));
-    }
-    let mut latencies = Vec::with_capacity(n);
-    for t in tasks {
-        latencies.extend(t.await.unwrap());
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        }
+    })
+    .await;
     // Per meter: the volume charged must be its last register.
     let rows = db
         .query_all_raw(Statement::from_string(
@@ -196,19 +170,19 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(devices);
     admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.expect("drop");
-    let rate = accepted.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+    let rate = b.rate();
     println!(
         "postgres  {n} signed 2001 reports over {METERS} meters from {CONNECTIONS} connections: {} answered 0000 in {:.2} s = {rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms; ledgers {}",
-        accepted.load(Ordering::Relaxed),
-        elapsed.as_secs_f64(),
-        pct(0.50).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0,
+        b.accepted,
+        b.elapsed.as_secs_f64(),
+        b.pct(0.50).as_secs_f64() * 1000.0,
+        b.pct(0.99).as_secs_f64() * 1000.0,
         if consistent { "add up (charged volume = last register, every meter)" } else { "DO NOT add up" }
     );
-    if rate < 2000.0 || pct(0.99) > Duration::from_millis(100) {
+    if rate < 2000.0 || b.pct(0.99) > Duration::from_millis(100) {
         eprintln!("below target: 2,000/s with p99 under 100 ms");
     }
-    if !consistent || accepted.load(Ordering::Relaxed) != n {
+    if !consistent || b.accepted != n {
         std::process::exit(1);
     }
 }

@@ -18,9 +18,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_admin_url, bench_tenant, gql, with_database};
+use linkyard_tests::{BENCH_ADMIN, BenchTenant, bench_database, bench_tenant, gql};
 use md5::{Digest, Md5};
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -129,7 +129,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     linkyard_tests::bench_logs();
-    let admin_url = bench_admin_url();
     let redis = std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let n: usize = std::env::var("BENCH_ELEVATORS").ok().and_then(|v| v.parse().ok()).unwrap_or(50_000);
     let window: u64 = std::env::var("BENCH_WINDOW_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
@@ -144,10 +143,7 @@ async fn main() {
     });
     tokio::spawn(async move { axum::serve(listener, fake).await });
 
-    let admin = Database::connect(&admin_url).await.expect("BENCH_DATABASE_URL reachable");
-    let name = format!("linkyard_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
-    let url = with_database(&admin_url, &name);
+    let (url, name, admin) = bench_database().await;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let settings = Settings {

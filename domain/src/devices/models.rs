@@ -206,7 +206,9 @@ mod tests {
             assert_eq!(DeviceKind::parse(k.as_str()).ok(), Some(*k));
         }
         assert!(DeviceKind::parse("TOASTER").is_err());
-        assert_eq!(DeviceKind::ALL.len(), 11);
+        let names: std::collections::BTreeSet<_> = DeviceKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), DeviceKind::ALL.len(), "every kind has its own name");
+        assert_eq!(DeviceKind::ALL.len(), 21);
     }
 
     #[test]

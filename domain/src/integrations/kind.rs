@@ -357,7 +357,13 @@ mod tests {
     #[test]
     fn etc_defaults_are_filled() {
         let v = IntegrationKind::EtcGantry.validate_settings(&json!({})).expect("defaults");
-        assert_eq!(v, json!({"deviceHosts": {}, "maxClockSkewSeconds": 300, "reportIntervalSeconds": 600}));
+        assert_eq!(
+            v,
+            json!({
+                "deviceHosts": {}, "maxClockSkewSeconds": 300, "minReportIntervalSeconds": 1,
+                "reportIntervalSeconds": 600, "thresholds": {}
+            })
+        );
         assert!(IntegrationKind::EtcGantry.validate_settings(&json!({"deviceHosts": {"G1": "10.0.0.1"}})).is_err());
         assert!(IntegrationKind::EtcGantry.validate_settings(&json!({"deviceHosts": {"G1": "10.0.0.1:3699"}})).is_ok());
     }
