@@ -186,6 +186,11 @@ impl AppState {
             bus_port.clone(),
         )
         .with_outbound(integration_repo.clone(), queue.clone())
+        // Vendor modules that send some alarms on: one registration line per vendor.
+        .with_relay(Arc::new(adapters::vendors::hazchem::HazchemAlarms::new(
+            ticket_repo.clone(),
+            integration_repo.clone(),
+        )))
         .with_clock(clock.clone());
         let integrations =
             IntegrationService::new(integration_repo.clone(), key_repo, secrets).with_clock(clock.clone());
@@ -247,6 +252,23 @@ impl AppState {
             clock.clone(),
         );
         let senders = senders.or_with(adapters::vendors::etc::PREFIX, Arc::new(etc_sender), config.vendor_concurrency);
+        // The hazardous-chemicals regulator (PROTOCOLS.md 5): permits, attachments, alarms.
+        let ticket_syncs: Arc<dyn domain::tickets::TicketSyncRepo> =
+            Arc::new(adapters::db::repos::SqlTicketSyncRepo::new(db.clone()));
+        let hazchem_sender = adapters::vendors::hazchem::HazchemSender::new(
+            adapters::vendors::http_client(std::time::Duration::from_secs(30))?,
+            adapters::vendors::hazchem::client::HazchemPorts {
+                integrations: integrations.clone(),
+                tokens: tokens.clone(),
+                tickets: ticket_repo.clone(),
+                syncs: ticket_syncs.clone(),
+                deliveries: delivery_repo.clone(),
+                files: files.clone(),
+                clock: clock.clone(),
+            },
+        );
+        let senders =
+            senders.or_with(adapters::vendors::hazchem::PREFIX, Arc::new(hazchem_sender), config.vendor_concurrency);
         let senders: Arc<dyn domain::deliveries::DeliverySender> = Arc::new(senders);
         let deliveries = DeliveryService::new(
             DeliveryPorts {
@@ -287,6 +309,7 @@ impl AppState {
         let outbound = domain::outbound::Outbound::new(units.clone(), Some(queue.clone()))
             .with_planner(Arc::new(huzhou.clone()))
             .with_planner(Arc::new(adapters::vendors::goldcard::GoldcardPlanner::new(integration_repo.clone())))
+            .with_planner(Arc::new(adapters::vendors::hazchem::HazchemPlanner::new(integration_repo.clone())))
             .with_planner(Arc::new(adapters::vendors::dingding::DingdingMirror::new(
                 integration_repo.clone(),
                 home_repo.clone(),
@@ -304,8 +327,11 @@ impl AppState {
             domain::tickets::TicketFields::new()
                 .with(adapters::vendors::hazchem::TICKET_RULES)
                 .with(adapters::vendors::huzhou::TICKET_RULES)
-                .with(adapters::vendors::dingding::TICKET_RULES),
+                .with(adapters::vendors::dingding::TICKET_RULES)
+                .with_files(adapters::vendors::hazchem::FILE_RULES)
+                .with_uploads(adapters::vendors::hazchem::UPLOADS),
         )
+        .with_syncs(ticket_syncs)
         .with_outbound(outbound.clone())
         .with_clock(clock.clone());
         let dingding = adapters::vendors::dingding::DingdingService::new(adapters::vendors::dingding::DingdingPorts {

@@ -17,6 +17,7 @@ mod m20261206_000010_billing;
 mod m20261206_000011_delivery_subjects;
 mod m20261206_000012_daily_usage;
 mod m20261206_000013_device_files;
+mod m20261206_000014_ticket_syncs;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000011_delivery_subjects::Migration),
             Box::new(m20261206_000012_daily_usage::Migration),
             Box::new(m20261206_000013_device_files::Migration),
+            Box::new(m20261206_000014_ticket_syncs::Migration),
         ]
     }
 }

@@ -49,7 +49,11 @@ async fn settings_are_validated_per_kind() {
         )
         .await;
     let i = &r.data()["configureIntegration"];
-    assert_eq!(i["settings"], json!({"deviceHosts": {}, "maxClockSkewSeconds": 300, "reportIntervalSeconds": 600}));
+    assert_eq!(
+        i["settings"],
+        json!({"deviceHosts": {}, "maxClockSkewSeconds": 300, "minReportIntervalSeconds": 1,
+            "reportIntervalSeconds": 600, "thresholds": {}})
+    );
     assert_eq!(
         i["hookUrl"],
         json!(format!("https://linkyard.test/hooks/{}/etc/monitor.do", i["id"].as_str().expect("id")))

@@ -103,6 +103,8 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     // An operator makes the rows the viewer's attempts aim at.
     let op = Some(operator.as_str());
     let device = app.api(&operator).device(&integ, "v-1", "LOCK", "door", json!({})).await;
+    let etc = t.api.integration(json!({"kind": "ETC_GANTRY", "name": "e", "credentials": {"authCode": "123456"}})).await.id;
+    let gantry = app.api(&operator).device(&etc, "G000211001002110010", "GANTRY", "g", json!({})).await;
     let home = app.gql(op, "mutation{ addHome(input:{name:\"h\"}){ id } }", json!({})).await;
     let home = home.data()["addHome"]["id"].as_str().expect("home").to_owned();
     let alarm = app
@@ -210,6 +212,13 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             "sendMeterCommand",
             "mutation($d:ID!){ sendMeterCommand(input:{deviceId:$d, command:READ}){ id } }".into(),
             json!({"d": meter}),
+            false,
+        ),
+        (
+            "sendGantryCommand",
+            "mutation($d:ID!){ sendGantryCommand(input:{deviceId:$d, method:\"computerControl\", params:{updateNow:\"1\"}}){ id } }"
+                .into(),
+            json!({"d": gantry}),
             false,
         ),
         ("syncIntegration", "mutation($i:ID!){ syncIntegration(id:$i){ homes } }".into(), json!({"i": integ}), true),

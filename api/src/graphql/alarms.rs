@@ -108,6 +108,16 @@ impl AlarmGql {
         Ok(Some(state(ctx).devices.get(&actor, d).await.gql()?.into()))
     }
 
+    /// What was sent of it (a regulator's alarm upload on raise and on clear), newest first.
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<super::connection::Conn<super::deliveries::DeliveryGql>> {
+        super::deliveries::about(ctx, format!("alarm:{}", self.alarm), first, after).await
+    }
+
     /// Oldest first.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntryGql>> {
         let actor = actor(ctx)?;

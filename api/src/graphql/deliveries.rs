@@ -127,6 +127,18 @@ impl DeliveryFilterInput {
     }
 }
 
+/// The deliveries about one subject (`ticket:{id}`, `alarm:{id}`), newest first.
+pub(super) async fn about(
+    ctx: &Context<'_>,
+    subject: String,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Conn<DeliveryGql>> {
+    let filter = DeliveryFilter { subject: Some(subject), ..DeliveryFilter::default() };
+    let page = state(ctx).deliveries.list(&actor(ctx)?, &filter, page_request(first, after)?).await.gql()?;
+    Ok(to_connection(page, |d| d.id.as_uuid(), DeliveryGql::from))
+}
+
 #[derive(Default)]
 pub struct DeliveryQuery;
 

@@ -40,6 +40,11 @@ mirror_enum!(
 );
 
 mirror_enum!(
+    /// Where a ticket stands with the outside system it is uploaded to.
+    SyncStateGql as "TicketSyncState" <=> domain::tickets::SyncState { Pending, Synced, Failed }
+);
+
+mirror_enum!(
     /// How bad an alarm is.
     SeverityGql as "AlarmSeverity" <=> domain::alarms::AlarmSeverity { Critical, Major, Minor, Warning, Info }
 );

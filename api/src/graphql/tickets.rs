@@ -69,11 +69,15 @@ pub struct TicketGql {
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     pub ticket_id: TicketId,
+    #[graphql(skip)]
+    pub source: Ticket,
 }
 
 impl From<Ticket> for TicketGql {
     fn from(t: Ticket) -> Self {
+        let source = t.clone();
         Self {
+            source,
             id: ID(t.id.to_string()),
             kind: t.kind.into(),
             integration_id: t.integration_id.map(|i| ID(i.to_string())),
@@ -97,6 +101,38 @@ impl TicketGql {
         let files = state(ctx).tickets.files(&actor(ctx)?, self.ticket_id).await.gql()?;
         Ok(files.into_iter().map(Into::into).collect())
     }
+
+    /// Where the ticket stands with the outside system its integration uploads it to (a
+    /// work permit at the regulator); null when nothing uploads it.
+    async fn sync(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TicketSyncGql>> {
+        let view = state(ctx).tickets.sync(&actor(ctx)?, &self.source).await.gql()?;
+        Ok(view.map(|v| TicketSyncGql {
+            state: v.state.into(),
+            last_error: v.last_error,
+            last_upload_at: v.last_upload_at,
+        }))
+    }
+
+    /// Its upload history: the deliveries about it (uploads, attachments), newest first.
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<super::deliveries::DeliveryGql>> {
+        super::deliveries::about(ctx, format!("ticket:{}", self.ticket_id), first, after).await
+    }
+}
+
+/// A ticket's upload state.
+#[derive(SimpleObject)]
+#[graphql(name = "TicketSync")]
+pub struct TicketSyncGql {
+    pub state: super::enums::SyncStateGql,
+    /// The receiver's reason for refusing it, while it is refused.
+    pub last_error: Option<String>,
+    /// When it was last sent.
+    pub last_upload_at: Option<DateTime<Utc>>,
 }
 
 /// A file attached to a ticket.

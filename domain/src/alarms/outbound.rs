@@ -3,7 +3,11 @@
 //! plan their own beside these (an elevator fault notice) as they come. Deliveries are planned here and
 //! written by the alarm repository in the change's own transaction.
 
-use super::{Alarm, RaiseOutcome};
+use super::{Alarm, AlarmKind, RaiseOutcome};
+use crate::DomainResult;
+use crate::ids::{TenantId, TicketId};
+use async_trait::async_trait;
+use std::sync::Arc;
 use crate::deliveries::{DeliveryKind, NewDelivery};
 use crate::ids::IntegrationId;
 use serde_json::{Value, json};
@@ -75,4 +79,28 @@ pub const fn raise_event(outcome: RaiseOutcome) -> Option<AlarmEvent> {
         RaiseOutcome::Opened => Some(AlarmEvent::Raised),
         RaiseOutcome::Repeated => None,
     }
+}
+
+/// The deliveries a vendor module owes for an alarm's raise or clear, planned over the
+/// stored alarm inside the change's transaction.
+pub type RelayPlan = Arc<dyn Fn(&Alarm, AlarmEvent) -> Vec<NewDelivery> + Send + Sync>;
+
+/// What an alarm is about, as a relay sees it before the change is written.
+#[derive(Debug, Clone, Copy)]
+pub struct AlarmSubject<'a> {
+    pub ticket_id: Option<TicketId>,
+    pub kind: &'a AlarmKind,
+    pub attributes: &'a Value,
+}
+
+/// A vendor module that sends some alarms' raises and clears on (a regulator that takes a
+/// work permit's gas and personnel alarms). Asked before each raise and clear.
+#[async_trait]
+pub trait AlarmRelay: Send + Sync {
+    /// The plan for this alarm, or `None` when it is none of this module's business.
+    ///
+    /// # Errors
+    /// `Invalid` naming the attribute the receiver needs and the alarm lacks (the raise is
+    /// then refused); `Unknown` on storage failure.
+    async fn route(&self, tenant: TenantId, alarm: AlarmSubject<'_>) -> DomainResult<Option<RelayPlan>>;
 }

@@ -1,4 +1,4 @@
-use super::outbound::{self, AlarmEvent};
+use super::outbound::{self, AlarmEvent, AlarmRelay, AlarmSubject, RelayPlan};
 use super::{
     Alarm, AlarmFilter, AlarmKind, AlarmRepo, AlarmSeverity, AlarmState, RaiseAlarm, RaiseOutcome, Step, TimelineEntry,
 };
@@ -35,6 +35,8 @@ pub struct AlarmService {
     tickets: Arc<dyn TicketRepo>,
     bus: Arc<dyn EventBus>,
     outbound: Option<Outbound>,
+    /// Vendor modules that send some alarms on.
+    relays: Vec<Arc<dyn AlarmRelay>>,
     /// Where the time comes from.
     clock: Arc<dyn Clock>,
 }
@@ -56,7 +58,23 @@ impl AlarmService {
         tickets: Arc<dyn TicketRepo>,
         bus: Arc<dyn EventBus>,
     ) -> Self {
-        Self { repo, devices, tickets, bus, outbound: None, clock: clock::system() }
+        Self { repo, devices, tickets, bus, outbound: None, relays: Vec::new(), clock: clock::system() }
+    }
+
+    /// Adds a vendor module that sends some alarms' raises and clears on.
+    #[must_use]
+    pub fn with_relay(mut self, relay: Arc<dyn AlarmRelay>) -> Self {
+        self.relays.push(relay);
+        self
+    }
+
+    /// The relays' plans for an alarm about `subject`.
+    async fn routes(&self, tenant: TenantId, subject: AlarmSubject<'_>) -> DomainResult<Vec<RelayPlan>> {
+        let mut plans = Vec::new();
+        for r in &self.relays {
+            plans.extend(r.route(tenant, subject).await?);
+        }
+        Ok(plans)
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -85,7 +103,15 @@ impl AlarmService {
         queue: Arc<dyn DeliveryQueue>,
     ) -> Self {
         let outbound = self.outbound.clone().map(|o| Outbound { queue, ..o });
-        Self { repo, devices, bus, outbound, tickets: self.tickets.clone(), clock: self.clock.clone() }
+        Self {
+            repo,
+            devices,
+            bus,
+            outbound,
+            tickets: self.tickets.clone(),
+            relays: self.relays.clone(),
+            clock: self.clock.clone(),
+        }
     }
 
     /// The tenant's webhook integrations (at most 100 are served).
@@ -175,9 +201,15 @@ impl AlarmService {
         extra: Outbox<'_, (Alarm, RaiseOutcome)>,
     ) -> DomainResult<(Alarm, RaiseOutcome)> {
         let hooks = self.webhooks(tenant).await?;
+        let subject = AlarmSubject { ticket_id: raise.ticket_id, kind: &raise.kind, attributes: &raise.attributes };
+        let relays = self.routes(tenant, subject).await?;
         let plan = move |r: &(Alarm, RaiseOutcome)| {
             let mut out = match outbound::raise_event(r.1) {
-                Some(event) => outbound::plan(&hooks, &r.0, event),
+                Some(event) => {
+                    let mut out = outbound::plan(&hooks, &r.0, event);
+                    out.extend(relays.iter().flat_map(|p| p(&r.0, event)));
+                    out
+                }
                 None => Vec::new(),
             };
             out.extend(extra(r));
@@ -268,8 +300,16 @@ impl AlarmService {
         let step = Step { from: current.state, to, actor: actor.map(|a| a.user_id), note, at: self.clock.now() };
         let hooks = self.webhooks(tenant).await?;
         let event = if to == AlarmState::Cleared { AlarmEvent::Cleared } else { AlarmEvent::Acknowledged };
+        let relays = if to == AlarmState::Cleared {
+            let subject =
+                AlarmSubject { ticket_id: current.ticket_id, kind: &current.kind, attributes: &current.attributes };
+            self.routes(tenant, subject).await?
+        } else {
+            Vec::new()
+        };
         let plan = move |alarm: &Alarm| {
             let mut out = outbound::plan(&hooks, alarm, event);
+            out.extend(relays.iter().flat_map(|p| p(alarm, event)));
             out.extend(extra(alarm));
             out
         };

@@ -6,8 +6,10 @@ mod models;
 mod ports;
 pub mod rules;
 mod service;
+mod sync;
 
 pub use models::*;
 pub use ports::*;
 pub use rules::*;
 pub use service::*;
+pub use sync::*;

@@ -159,6 +159,20 @@ pub fn check_transition(kind: TicketKind, from: &str, to: &str) -> DomainResult<
 #[derive(Clone, Default)]
 pub struct TicketFields {
     by_kind: Vec<(TicketKind, &'static FieldRules)>,
+    files: Vec<(TicketKind, &'static FileRules)>,
+    /// The kinds a vendor module uploads to an outside system.
+    uploaded: Vec<TicketKind>,
+}
+
+/// What a kind's attachments must be, when its vendor module says so (a regulator that
+/// takes only images and PDFs, and only while the ticket is in certain statuses).
+pub struct FileRules {
+    /// The statuses a file may be attached in.
+    pub statuses: &'static [&'static str],
+    /// Largest file, in bytes (at most `MAX_FILE_BYTES` in any case).
+    pub max_bytes: usize,
+    /// The file's media type read from its content, or why it is refused.
+    pub sniff: fn(&[u8]) -> Result<&'static str, String>,
 }
 
 impl TicketFields {
@@ -175,6 +189,33 @@ impl TicketFields {
             self.by_kind.push((*kind, *rules));
         }
         self
+    }
+
+    /// Adds a vendor module's attachment rules; a later one for the same kind replaces the earlier.
+    #[must_use]
+    pub fn with_files(mut self, rules: &[(TicketKind, &'static FileRules)]) -> Self {
+        for (kind, r) in rules {
+            self.files.retain(|(k, _)| k != kind);
+            self.files.push((*kind, *r));
+        }
+        self
+    }
+
+    /// The attachment rules of `kind`, if a vendor module registered some.
+    pub fn files_of(&self, kind: TicketKind) -> Option<&'static FileRules> {
+        self.files.iter().find(|(k, _)| *k == kind).map(|(_, r)| *r)
+    }
+
+    /// Marks `kinds` as uploaded by a vendor module: their tickets show an upload state.
+    #[must_use]
+    pub fn with_uploads(mut self, kinds: &[TicketKind]) -> Self {
+        self.uploaded.extend_from_slice(kinds);
+        self
+    }
+
+    /// Whether a vendor module uploads tickets of `kind`.
+    pub fn uploads(&self, kind: TicketKind) -> bool {
+        self.uploaded.contains(&kind)
     }
 
     /// Whether a vendor module registered a table for `kind`.

@@ -1,5 +1,7 @@
 use super::rules::{TicketFields, TicketKind, TicketStatus, check_transition, parse_status};
-use super::{FileStore, NewTicket, Ticket, TicketFile, TicketFilter, TicketRepo, TicketUpdate};
+use super::{
+    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSyncRepo, TicketUpdate, sync_view,
+};
 use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
 use crate::homes::HomeRepo;
@@ -48,6 +50,8 @@ pub struct TicketService {
     fields: TicketFields,
     /// Where the time comes from.
     clock: Arc<dyn Clock>,
+    /// The outcomes of uploads to outside systems, when a vendor module uploads tickets.
+    syncs: Option<Arc<dyn TicketSyncRepo>>,
 }
 
 fn fields_object(fields: Option<Value>) -> DomainResult<Map<String, Value>> {
@@ -86,7 +90,29 @@ impl TicketService {
         integrations: Arc<dyn IntegrationRepo>,
         fields: TicketFields,
     ) -> Self {
-        Self { repo, store, devices, homes, integrations, outbound: None, fields, clock: clock::system() }
+        Self { repo, store, devices, homes, integrations, outbound: None, fields, clock: clock::system(), syncs: None }
+    }
+
+    /// Shows tickets' upload state from `syncs`.
+    #[must_use]
+    pub fn with_syncs(mut self, syncs: Arc<dyn TicketSyncRepo>) -> Self {
+        self.syncs = Some(syncs);
+        self
+    }
+
+    /// Where a ticket stands with the outside system it is uploaded to; `None` for tickets
+    /// no integration uploads (no integration, or no vendor module uploading its kind).
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant; `Unknown` on storage failure.
+    pub async fn sync(&self, actor: &Actor, ticket: &Ticket) -> DomainResult<Option<SyncView>> {
+        let tenant = actor.require_reader()?;
+        let (Some(syncs), Some(_)) = (&self.syncs, ticket.integration_id) else { return Ok(None) };
+        if tenant != ticket.tenant_id || !self.fields.uploads(ticket.kind) {
+            return Ok(None);
+        }
+        let last = syncs.get(tenant, ticket.id).await?;
+        Ok(Some(sync_view(ticket, last.as_ref())))
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -237,19 +263,38 @@ impl TicketService {
     /// field: "file" }` when empty, larger than `MAX_FILE_BYTES` or nameless.
     pub async fn attach(&self, actor: &Actor, ticket: TicketId, upload: Upload) -> DomainResult<TicketFile> {
         let tenant = actor.require_operator()?;
-        self.repo.get(tenant, ticket).await?.ok_or(DomainError::NotFound("ticket"))?;
+        let current = self.repo.get(tenant, ticket).await?.ok_or(DomainError::NotFound("ticket"))?;
         if upload.bytes.is_empty() {
             return Err(DomainError::invalid("file", "the file is empty"));
         }
-        if upload.bytes.len() > MAX_FILE_BYTES {
-            return Err(DomainError::invalid("file", format!("at most {MAX_FILE_BYTES} bytes")));
+        let rules = self.fields.files_of(current.kind);
+        let max = rules.map_or(MAX_FILE_BYTES, |r| r.max_bytes.min(MAX_FILE_BYTES));
+        if upload.bytes.len() > max {
+            return Err(DomainError::invalid("file", format!("at most {max} bytes")));
         }
         let filename = clean_filename(&upload.filename)?;
-        let content_type = upload
-            .content_type
-            .map(|c| c.trim().to_owned())
-            .filter(|c| !c.is_empty() && c.len() <= 128 && c.is_ascii())
-            .unwrap_or_else(|| "application/octet-stream".to_owned());
+        let content_type = match rules {
+            Some(r) => {
+                if !r.statuses.contains(&current.status.as_str()) {
+                    return Err(DomainError::invalid(
+                        "ticketId",
+                        format!(
+                            "a {} takes files only while {}; it is {}",
+                            current.kind.as_str(),
+                            r.statuses.join(" or "),
+                            current.status.as_str()
+                        ),
+                    ));
+                }
+                // The content decides, not what the client claims.
+                (r.sniff)(&upload.bytes).map_err(|m| DomainError::invalid("file", m))?.to_owned()
+            }
+            None => upload
+                .content_type
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty() && c.len() <= 128 && c.is_ascii())
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+        };
         let id = FileId::new();
         // Only ids in the key: nothing the client sends becomes part of a path.
         let storage_key = format!("tickets/{tenant}/{ticket}/{id}");
@@ -265,7 +310,11 @@ impl TicketService {
             storage_key,
             created_at: self.clock.now(),
         };
-        self.repo.add_file(tenant, file).await
+        let Some(out) = &self.outbound else { return self.repo.add_file(tenant, file).await };
+        let unit = out.begin().await?;
+        let added = unit.tickets().add_file(tenant, file).await?;
+        out.commit(unit, tenant, &[Message::TicketFileAttached { ticket: current, file: added.clone() }]).await?;
+        Ok(added)
     }
 
     /// The bytes of an attached file.

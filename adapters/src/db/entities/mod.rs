@@ -8,6 +8,7 @@ pub mod daily_usage;
 pub mod deliveries;
 pub mod delivery_attempts;
 pub mod device_files;
+pub mod ticket_syncs;
 pub mod devices;
 pub mod dingding_lock_passwords;
 pub mod dingding_operations;

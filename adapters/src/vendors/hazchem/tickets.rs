@@ -149,3 +149,36 @@ fn permit_check(o: &Map<String, Value>) -> DomainResult<()> {
     }
     Ok(())
 }
+
+/// Seed 004 二.3: attachments are images or PDFs, taken only while the permit is issued
+/// (1) or accepted (3). The seed gives no size limit; 10 MiB keeps one upload well inside
+/// a request timeout on the regulator's dedicated line.
+pub static PERMIT_FILES: domain::tickets::FileRules = domain::tickets::FileRules {
+    statuses: &["ISSUED", "ACCEPTED"],
+    max_bytes: 10 * 1024 * 1024,
+    sniff: image_or_pdf,
+};
+
+/// The media type of an image or PDF, read from its first bytes.
+fn image_or_pdf(bytes: &[u8]) -> Result<&'static str, String> {
+    const TAKEN: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/bmp", "image/webp", "application/pdf"];
+    match infer::get(bytes).map(|t| t.mime_type()) {
+        Some(m) if TAKEN.contains(&m) => Ok(m),
+        Some(m) => Err(format!("a work permit takes images (JPEG, PNG, GIF, BMP, WebP) or PDF files, not {m}")),
+        None => Err("a work permit takes images (JPEG, PNG, GIF, BMP, WebP) or PDF files; this is neither".into()),
+    }
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::image_or_pdf;
+
+    #[test]
+    fn images_and_pdfs_are_known_by_their_content() {
+        assert_eq!(image_or_pdf(b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n"), Ok("application/pdf"));
+        assert_eq!(image_or_pdf(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Ok("image/png"));
+        assert_eq!(image_or_pdf(b"\xFF\xD8\xFF\xE0\0\x10JFIF\0"), Ok("image/jpeg"));
+        assert!(image_or_pdf(b"PK\x03\x04 a zip file").is_err());
+        assert!(image_or_pdf(b"<html>not a picture</html>").is_err());
+    }
+}
