@@ -103,7 +103,8 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     // An operator makes the rows the viewer's attempts aim at.
     let op = Some(operator.as_str());
     let device = app.api(&operator).device(&integ, "v-1", "LOCK", "door", json!({})).await;
-    let etc = t.api.integration(json!({"kind": "ETC_GANTRY", "name": "e", "credentials": {"authCode": "123456"}})).await.id;
+    let etc =
+        t.api.integration(json!({"kind": "ETC_GANTRY", "name": "e", "credentials": {"authCode": "123456"}})).await.id;
     let gantry = app.api(&operator).device(&etc, "G000211001002110010", "GANTRY", "g", json!({})).await;
     let home = app.gql(op, "mutation{ addHome(input:{name:\"h\"}){ id } }", json!({})).await;
     let home = home.data()["addHome"]["id"].as_str().expect("home").to_owned();

@@ -5,12 +5,12 @@
 
 use super::{Alarm, AlarmKind, RaiseOutcome};
 use crate::DomainResult;
-use crate::ids::{TenantId, TicketId};
-use async_trait::async_trait;
-use std::sync::Arc;
 use crate::deliveries::{DeliveryKind, NewDelivery};
 use crate::ids::IntegrationId;
+use crate::ids::{TenantId, TicketId};
+use async_trait::async_trait;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 /// Delivery kind of alarm webhooks.
 pub const WEBHOOK_ALARM: &str = "webhook.alarm";

@@ -1,6 +1,7 @@
 use super::rules::{TicketFields, TicketKind, TicketStatus, check_transition, parse_status};
 use super::{
-    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSyncRepo, TicketUpdate, sync_view,
+    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSyncRepo, TicketUpdate,
+    sync_view,
 };
 use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;

@@ -3,9 +3,9 @@
 //! change after the last upload makes it pending again until the next one.
 
 use super::Ticket;
+use crate::DomainResult;
 use crate::enums::string_enum;
 use crate::ids::{IntegrationId, TenantId, TicketId};
-use crate::DomainResult;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 

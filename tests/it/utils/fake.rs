@@ -10,6 +10,7 @@
 pub mod dingding;
 pub mod etc;
 pub mod goldcard;
+pub mod hazchem;
 pub mod huzhou;
 pub mod webhook;
 

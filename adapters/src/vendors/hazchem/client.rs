@@ -115,12 +115,12 @@ impl HazchemSender {
         if let Some(e) = self.endpoints.get(&d.integration_id) {
             return Ok(e);
         }
-        let (integration, credentials) =
-            match self.p.integrations.open_credentials(d.tenant_id, d.integration_id).await {
-                Ok(found) => found,
-                Err(DomainError::NotFound(_)) => return Err(Verdict::Permanent("the integration is gone".into())),
-                Err(e) => return Err(Verdict::Retry(format!("loading the integration: {e}"))),
-            };
+        let (integration, credentials) = match self.p.integrations.open_credentials(d.tenant_id, d.integration_id).await
+        {
+            Ok(found) => found,
+            Err(DomainError::NotFound(_)) => return Err(Verdict::Permanent("the integration is gone".into())),
+            Err(e) => return Err(Verdict::Retry(format!("loading the integration: {e}"))),
+        };
         let setting = |k: &str| integration.settings.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
         let cred = |k: &str| credentials.get(k).and_then(Value::as_str).map(str::to_owned);
         let (Some(username), Some(password)) = (cred("username"), cred("password")) else {
@@ -190,13 +190,7 @@ impl HazchemSender {
     }
 
     /// Posts `body` (JSON or multipart) to `path` with the token; the answer as read.
-    async fn post(
-        &self,
-        e: &Endpoint,
-        token: &str,
-        path: &str,
-        body: Body,
-    ) -> Result<(u16, Option<Answer>), Verdict> {
+    async fn post(&self, e: &Endpoint, token: &str, path: &str, body: Body) -> Result<(u16, Option<Answer>), Verdict> {
         let url = format!("{}{path}", e.base);
         let req = self.http.post(&url).bearer_auth(token);
         let req = match body {
@@ -379,12 +373,15 @@ impl HazchemSender {
             Err(v) => return report(path, None, None, v),
         };
         let wid = wire::permit_id(&t);
-        let request = format!("POST {}{path} wid={wid} file={} ({} bytes)", redact_url(&e.base), meta.filename, bytes.len());
+        let request =
+            format!("POST {}{path} wid={wid} file={} ({} bytes)", redact_url(&e.base), meta.filename, bytes.len());
         let token = match self.token(&e, d.integration_id, fresh).await {
             Ok(t) => t,
             Err(v) => return report(&request, None, None, v),
         };
-        let part = match reqwest::multipart::Part::bytes(bytes).file_name(meta.filename.clone()).mime_str(&meta.content_type)
+        let part = match reqwest::multipart::Part::bytes(bytes)
+            .file_name(meta.filename.clone())
+            .mime_str(&meta.content_type)
         {
             Ok(p) => p,
             Err(_) => return report(&request, None, None, Verdict::Permanent("unusable content type".into())),
@@ -444,7 +441,11 @@ impl DeliverySender for HazchemSender {
             return None;
         }
         let ticket = d.payload.get("ticketId").and_then(Value::as_str)?;
-        Some(RateLimit { key: format!("hazchem:ticket_file:{}:{ticket}", d.integration_id), limit: 1, window: FILE_SPACING })
+        Some(RateLimit {
+            key: format!("hazchem:ticket_file:{}:{ticket}", d.integration_id),
+            limit: 1,
+            window: FILE_SPACING,
+        })
     }
 }
 

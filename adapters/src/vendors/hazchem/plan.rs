@@ -166,8 +166,11 @@ impl AlarmRelay for HazchemAlarms {
             if event == AlarmEvent::Acknowledged {
                 return Vec::new();
             }
-            let item =
-                if kind == GAS_ALARM { wire::gas_alarm_item(a, &permit) } else { wire::departure_alarm_item(a, &permit) };
+            let item = if kind == GAS_ALARM {
+                wire::gas_alarm_item(a, &permit)
+            } else {
+                wire::departure_alarm_item(a, &permit)
+            };
             vec![NewDelivery {
                 integration_id: integration,
                 kind: DeliveryKind::from_static(kind),

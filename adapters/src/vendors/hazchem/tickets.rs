@@ -153,11 +153,8 @@ fn permit_check(o: &Map<String, Value>) -> DomainResult<()> {
 /// Seed 004 二.3: attachments are images or PDFs, taken only while the permit is issued
 /// (1) or accepted (3). The seed gives no size limit; 10 MiB keeps one upload well inside
 /// a request timeout on the regulator's dedicated line.
-pub static PERMIT_FILES: domain::tickets::FileRules = domain::tickets::FileRules {
-    statuses: &["ISSUED", "ACCEPTED"],
-    max_bytes: 10 * 1024 * 1024,
-    sniff: image_or_pdf,
-};
+pub static PERMIT_FILES: domain::tickets::FileRules =
+    domain::tickets::FileRules { statuses: &["ISSUED", "ACCEPTED"], max_bytes: 10 * 1024 * 1024, sniff: image_or_pdf };
 
 /// The media type of an image or PDF, read from its first bytes.
 fn image_or_pdf(bytes: &[u8]) -> Result<&'static str, String> {

@@ -78,10 +78,12 @@ pub fn envelope(system_name: &str, area_code: &str, data_id: &str, items: Vec<Va
 
 /// The id a permit goes by at the regulator: its `id` field when given, else the ticket's.
 pub fn permit_id(t: &Ticket) -> String {
-    t.fields.get("id").and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty()).map_or_else(
-        || t.id.to_string(),
-        str::to_owned,
-    )
+    t.fields
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| t.id.to_string(), str::to_owned)
 }
 
 /// A permit's `workTicket` item: the seed's keys only, as strings (the field table has
@@ -160,7 +162,8 @@ pub fn failed_permits(text: &str) -> Option<Vec<(String, String)>> {
     let ids: Vec<String> = split_list(&ids);
     let reasons = bracketed(text, "错误原因").unwrap_or_default();
     let parts = split_list(&reasons);
-    let whole = if reasons.trim().is_empty() { "refused by the regulator".to_owned() } else { reasons.trim().to_owned() };
+    let whole =
+        if reasons.trim().is_empty() { "refused by the regulator".to_owned() } else { reasons.trim().to_owned() };
     Some(
         ids.iter()
             .enumerate()
@@ -183,7 +186,10 @@ fn bracketed(text: &str, label: &str) -> Option<String> {
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split([',', '，', ';', '；']).map(|p| p.trim().trim_matches('"').trim().to_owned()).filter(|p| !p.is_empty()).collect()
+    s.split([',', '，', ';', '；'])
+        .map(|p| p.trim().trim_matches('"').trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -216,7 +222,10 @@ mod tests {
             Some(vec![("b".into(), "数据格式错误".into()), ("c".into(), "数据格式错误".into())])
         );
         assert_eq!(failed_permits("作业票同步结束"), None);
-        assert_eq!(failed_permits("失败的作业票 id有【x】"), Some(vec![("x".into(), "refused by the regulator".into())]));
+        assert_eq!(
+            failed_permits("失败的作业票 id有【x】"),
+            Some(vec![("x".into(), "refused by the regulator".into())])
+        );
     }
 
     #[test]
