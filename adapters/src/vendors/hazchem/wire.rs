@@ -234,3 +234,188 @@ mod tests {
         assert_eq!(alarm_time(at), "2021-12-17 14:55:41");
     }
 }
+
+/// Nothing a tenant enters makes the upload malformed: whatever the permit table accepts is
+/// sent with the seed's keys only, and the item read back (as the regulator parses it) is
+/// accepted by the same table as the same permit.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use domain::ids::{TenantId, TicketId};
+    use domain::tickets::{TicketFields, TicketKind, TicketStatus};
+    use proptest::prelude::*;
+
+    fn table() -> TicketFields {
+        TicketFields::new().with(super::super::TICKET_RULES)
+    }
+
+    /// Anything a user may type: any text, quotes, separators, control characters, emoji,
+    /// and values of the wrong JSON type.
+    fn wild() -> BoxedStrategy<Value> {
+        prop_oneof![
+            "\\PC{0,30}".prop_map(Value::from),
+            "[ ,，\"\\\\\n\t]{0,6}[a-z张王]{0,4}[ ,\"]{0,3}".prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            Just(Value::Null),
+            Just(json!([])),
+            Just(json!({"a": 1})),
+        ]
+        .boxed()
+    }
+
+    /// Mostly what a careful user types (`good`), now and then anything.
+    fn mostly(good: BoxedStrategy<Value>) -> BoxedStrategy<Value> {
+        prop_oneof![30 => good, 1 => wild()].boxed()
+    }
+
+    /// Free text: quotes, backslashes, commas, newlines, CJK and emoji included.
+    fn text() -> BoxedStrategy<Value> {
+        mostly("[a-z张王李硫胺酯焊接\"\\\\,，;#{}<>&' \n😀]{0,40}[a-z张]".prop_map(Value::from).boxed())
+    }
+
+    fn code(codes: &'static [&'static str]) -> BoxedStrategy<Value> {
+        mostly(proptest::sample::select(codes).prop_map(Value::from).boxed())
+    }
+
+    fn coordinate(max: f64) -> BoxedStrategy<Value> {
+        mostly(
+            prop_oneof![(-max..max).prop_map(|v| Value::from(v.to_string())), (-max..max).prop_map(Value::from)]
+                .boxed(),
+        )
+    }
+
+    fn names() -> BoxedStrategy<Value> {
+        mostly(
+            proptest::collection::vec("[张王李赵\"'][一-龥a-z ]{1,3}", 1..4)
+                .prop_map(|v| Value::from(v.join(",")))
+                .boxed(),
+        )
+    }
+
+    /// A type with one of its levels (or none where it takes none), now and then a mismatch.
+    fn type_and_level() -> BoxedStrategy<(Value, Value)> {
+        const LEVELS: &[(&str, &[&str])] = &[
+            ("01", &["00", "01", "02"]),
+            ("02", &[]),
+            ("03", &[]),
+            ("04", &["01", "02", "03", "04"]),
+            ("05", &["01", "02", "03"]),
+            ("06", &[]),
+            ("12", &[]),
+        ];
+        let good = proptest::sample::select(LEVELS).prop_flat_map(|(t, levels)| {
+            let level = if levels.is_empty() {
+                prop_oneof![Just(Value::Null), Just(Value::from(""))].boxed()
+            } else {
+                proptest::sample::select(levels).prop_map(Value::from).boxed()
+            };
+            (Just(Value::from(t)), level)
+        });
+        prop_oneof![30 => good, 1 => (wild(), wild())].boxed()
+    }
+
+    /// Start and end, the end after the start, now and then anything.
+    fn times() -> BoxedStrategy<(Value, Value)> {
+        let good = (2020i32..2030, 1u32..13, 1u32..29, 0u32..24, 0u32..60, 1i64..100_000).prop_map(
+            |(y, mo, d, h, mi, minutes)| {
+                let start =
+                    chrono::NaiveDate::from_ymd_opt(y, mo, d).and_then(|d| d.and_hms_opt(h, mi, 0)).unwrap_or_default();
+                let end = start + chrono::Duration::minutes(minutes);
+                let f = |t: chrono::NaiveDateTime| Value::from(t.format("%Y-%m-%d %H:%M").to_string());
+                (f(start), f(end))
+            },
+        );
+        prop_oneof![30 => good, 1 => (wild(), wild())].boxed()
+    }
+
+    prop_compose! {
+        fn permit()(
+            (ticket_type, ticket_level) in type_and_level(),
+            (start, end) in times(),
+            position in text(), content in text(),
+            harm in prop_oneof![code(&["01", "02", "19,20", "08, 09", "20", ""]), Just(Value::Null)],
+            credit in mostly(Just(Value::from("91370200163569824H")).boxed()),
+            flags in proptest::collection::vec(code(&["0", "1"]), 5),
+            lng in coordinate(180.0), lat in coordinate(90.0),
+            supervisor_name in names(), worker_name in names(), dept_name in names(),
+            major in text(),
+            mobile in mostly(Just(Value::from("19844112314")).boxed()),
+            reasons in proptest::collection::vec(prop_oneof![text(), Just(Value::Null)], 2),
+            video in prop_oneof![Just(Value::Null), mostly("[a-f0-9]{32}(,[a-f0-9]{32}){0,2}".prop_map(Value::from).boxed())],
+            id in prop_oneof![Just(Value::Null), "[a-f0-9-]{1,36}".prop_map(Value::from), text()],
+        ) -> Value {
+            let mut p = json!({
+                "ticket_type": ticket_type, "ticket_level": ticket_level, "start_time": start, "end_time": end,
+                "ticket_position": position, "ticket_content": content, "harm_type": harm,
+                "company_social_code": credit, "gas_analyse": flags[0], "safe_measure": flags[1],
+                "lng": lng, "lat": lat, "supervisor_name": supervisor_name, "worker_name": worker_name,
+                "workDept_name": dept_name, "is_contractor_task": flags[2], "major_person": major,
+                "major_person_mobile": mobile, "is_changed": flags[3], "is_cancelled": flags[4],
+                "changed_reason": reasons[0], "cancelled_reason": reasons[1], "video_code": video, "id": id,
+            });
+            if let Some(o) = p.as_object_mut() {
+                o.retain(|_, v| !v.is_null());
+            }
+            p
+        }
+    }
+
+    fn ticket(fields: Value, status: &str) -> Ticket {
+        let now = chrono::Utc::now();
+        Ticket {
+            id: TicketId::new(),
+            tenant_id: TenantId::new(),
+            kind: TicketKind::WorkPermit,
+            integration_id: None,
+            device_id: None,
+            home_id: None,
+            status: TicketStatus::parse(TicketKind::WorkPermit, status).expect("status"),
+            fields,
+            external_id: None,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn what_is_sent_parses_back_to_the_same_permit(
+            given in permit(),
+            status in proptest::sample::select(&["APPLIED", "ISSUED", "ACCEPTED", "VOIDED", "REVOKED"]),
+        ) {
+            let Ok(stored) = table().validate(TicketKind::WorkPermit, status, &given) else {
+                // Refused input is never stored, so never sent.
+                return Ok(());
+            };
+            let t = ticket(stored.clone(), status);
+            let body = envelope("系统", "370211", "90fa0266d5444f4f9f8bba64b1ba0b14", vec![permit_item(&t)]);
+            let wire_text = serde_json::to_string(&body).expect("serialises");
+            let back: Value = serde_json::from_str(&wire_text).expect("the regulator can parse it");
+            let item = back["data"][0].as_object().expect("an object").clone();
+            let keys: Vec<&str> = item.keys().map(String::as_str).collect();
+            let mut want = PERMIT_KEYS.to_vec();
+            want.sort_unstable();
+            prop_assert_eq!(keys, want, "the seed's keys, no more, no less");
+            prop_assert!(item.values().all(Value::is_string), "every value a string");
+            let id = permit_id(&t);
+            prop_assert_eq!(item["id"].as_str(), Some(id.as_str()));
+            // Read back by the same table, the item is the permit as stored.
+            let mut again = item.clone();
+            again.remove("id");
+            let reread = table().validate(TicketKind::WorkPermit, status, &Value::Object(again));
+            prop_assert!(reread.is_ok(), "the sent item is a valid permit: {:?} {:?}", reread, item);
+            let reread = reread.unwrap_or_default();
+            for key in PERMIT_KEYS.iter().filter(|k| **k != "id") {
+                let sent = item[*key].as_str().unwrap_or_default();
+                let kept = stored.get(*key).and_then(Value::as_str).unwrap_or_default();
+                prop_assert_eq!(sent, kept, "{} as stored", key);
+                let read = reread.get(*key).and_then(Value::as_str).unwrap_or_default();
+                prop_assert_eq!(read, kept, "{} read back", key);
+            }
+        }
+    }
+}

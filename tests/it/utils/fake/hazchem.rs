@@ -162,8 +162,11 @@ fn check_alarm(path: &str, item: &Value, errors: &mut Vec<String>) {
     }
 }
 
-/// The parts of a multipart body: (name, filename, content type, content).
-fn multipart(r: &Request) -> Option<Vec<(String, String, String, Vec<u8>)>> {
+/// One part of a multipart body: (name, filename, content type, content).
+type Part = (String, String, String, Vec<u8>);
+
+/// The parts of a multipart body.
+fn multipart(r: &Request) -> Option<Vec<Part>> {
     let ct = r.header("content-type");
     let boundary = ct.strip_prefix("multipart/form-data")?.split("boundary=").nth(1)?.trim_matches('"');
     let delimiter = format!("--{boundary}");
@@ -254,7 +257,7 @@ fn judge(state: &Mutex<RegState>, r: &Request) -> Judgement {
     }
     let body = r.json();
     for k in ["systemName", "areaCode", "dataId"] {
-        if !body[k].as_str().is_some_and(|v| !v.is_empty()) {
+        if body[k].as_str().is_none_or(str::is_empty) {
             st.errors.push(format!("{}: {k} missing", r.path));
         }
     }
