@@ -91,6 +91,7 @@ pub async fn bench_server(url: &str, redis: Option<String>) -> BenchServer {
         admin_email: Some(BENCH_ADMIN.0.into()),
         admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        outbound_allow: "127.0.0.1/32".into(),
         ..api::config::Settings::defaults(dir.path().to_path_buf())
     };
     let config = api::config::Config::resolve(settings).expect("config");

@@ -194,7 +194,7 @@ impl AppState {
         .with_clock(clock.clone());
         let integrations =
             IntegrationService::new(integration_repo.clone(), key_repo, secrets).with_clock(clock.clone());
-        let http = adapters::vendors::http_client(std::time::Duration::from_secs(15))?;
+        let http = adapters::vendors::http_client(std::time::Duration::from_secs(15), &config.outbound)?;
         let tokens = Arc::new(TokenProvider::new(token_cache).with_clock(clock.clone()));
         let huzhou_sender =
             adapters::vendors::huzhou::HuzhouSender::new(http.clone(), integrations.clone(), tokens.clone())
@@ -209,7 +209,7 @@ impl AppState {
         let dingding_secrets: Arc<dyn domain::security::SecretBox> =
             Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
         let dingding_client = adapters::vendors::dingding::client::Client::new(
-            adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
+            adapters::vendors::http_client(std::time::Duration::from_secs(15), &config.outbound)?,
             tokens.clone(),
             integrations.clone(),
         )
@@ -224,7 +224,7 @@ impl AppState {
         let senders =
             senders.or_with(adapters::vendors::huzhou::PREFIX, Arc::new(huzhou_sender), config.vendor_concurrency);
         let gas_sender = adapters::vendors::goldcard::GoldcardSender::new(
-            adapters::vendors::http_client(std::time::Duration::from_secs(15))?,
+            adapters::vendors::http_client(std::time::Duration::from_secs(15), &config.outbound)?,
             integrations.clone(),
             clock.clone(),
         );
@@ -245,7 +245,7 @@ impl AppState {
         )
         .with_clock(clock.clone());
         let etc_sender = adapters::vendors::etc::EtcSender::new(
-            adapters::vendors::http_client(std::time::Duration::from_secs(30))?,
+            adapters::vendors::http_client(std::time::Duration::from_secs(30), &config.outbound)?,
             integrations.clone(),
             delivery_repo.clone(),
             device_files.clone(),
@@ -256,7 +256,7 @@ impl AppState {
         let ticket_syncs: Arc<dyn domain::tickets::TicketSyncRepo> =
             Arc::new(adapters::db::repos::SqlTicketSyncRepo::new(db.clone()));
         let hazchem_sender = adapters::vendors::hazchem::HazchemSender::new(
-            adapters::vendors::http_client(std::time::Duration::from_secs(30))?,
+            adapters::vendors::http_client(std::time::Duration::from_secs(30), &config.outbound)?,
             adapters::vendors::hazchem::client::HazchemPorts {
                 integrations: integrations.clone(),
                 tokens: tokens.clone(),

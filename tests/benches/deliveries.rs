@@ -63,6 +63,7 @@ async fn run(
         admin_email: Some(BENCH_ADMIN.0.into()),
         admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: queue,
+        outbound_allow: "127.0.0.1/32".into(),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");

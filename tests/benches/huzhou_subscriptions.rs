@@ -154,6 +154,7 @@ async fn main() {
         admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         vendor_concurrency: std::env::var("BENCH_VENDOR_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
+        outbound_allow: "127.0.0.1/32".into(),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");

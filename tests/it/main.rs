@@ -11,6 +11,7 @@ mod e2e_goldcard;
 mod e2e_hazchem;
 mod e2e_huzhou;
 mod e2e_inbound;
+mod e2e_outbound;
 mod e2e_integrations;
 mod e2e_ops;
 mod e2e_outbox;

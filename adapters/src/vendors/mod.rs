@@ -4,6 +4,7 @@
 pub mod dingding;
 pub mod etc;
 pub mod goldcard;
+pub mod guard;
 pub mod hazchem;
 pub mod huzhou;
 pub mod inbound;
@@ -15,18 +16,15 @@ mod ticket_tables;
 
 use std::time::Duration;
 
+pub use guard::{Http, OutboundGuard};
+
 /// The HTTP client every vendor module starts from: bounded connect and request times,
-/// so a hung vendor costs one attempt, not a worker.
+/// so a hung vendor costs one attempt, not a worker; every call through `guard`.
 ///
 /// # Errors
 /// When the TLS backend cannot initialise.
-pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5).min(timeout))
-        .timeout(timeout)
-        .pool_max_idle_per_host(64)
-        .user_agent(concat!("linkyard/", env!("CARGO_PKG_VERSION")))
-        .build()?)
+pub fn http_client(timeout: Duration, guard: &std::sync::Arc<OutboundGuard>) -> anyhow::Result<Http> {
+    guard.client(timeout)
 }
 
 /// A URL for attempt records: scheme, host and path; the query (which can carry
@@ -43,6 +41,16 @@ pub(crate) fn transport_error(e: &reqwest::Error) -> String {
         "connection failed".into()
     } else {
         "transport error".into()
+    }
+}
+
+/// How a send that got no answer is treated: the guard's refusal is permanent (a
+/// configuration no retry fixes; replay it once allowed), anything else is retried.
+pub(crate) fn send_failure(e: String) -> domain::deliveries::Verdict {
+    if e.starts_with("refused: ") {
+        domain::deliveries::Verdict::Permanent(e)
+    } else {
+        domain::deliveries::Verdict::Retry(e)
     }
 }
 

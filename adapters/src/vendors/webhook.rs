@@ -43,7 +43,7 @@ struct Endpoint {
 /// Posts webhook deliveries.
 #[derive(Clone)]
 pub struct WebhookSender {
-    http: reqwest::Client,
+    http: crate::vendors::Http,
     integrations: IntegrationService,
     /// Endpoints by integration, reused for a few seconds (a reconfiguration applies
     /// within `CONFIG_TTL`).
@@ -51,7 +51,7 @@ pub struct WebhookSender {
 }
 
 impl WebhookSender {
-    pub fn new(http: reqwest::Client, integrations: IntegrationService) -> Self {
+    pub fn new(http: crate::vendors::Http, integrations: IntegrationService) -> Self {
         Self { http, integrations, endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
     }
 
@@ -91,29 +91,19 @@ impl DeliverySender for WebhookSender {
         };
         let ts = chrono::Utc::now().timestamp();
         let request = format!("POST {} {}", redact_url(&url), d.kind);
-        let sent = self
-            .http
-            .post(&url)
+        let sent = self.http.send(
+            self.http.post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("X-Linkyard-Delivery", d.id.to_string())
             .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)
             .header("X-Linkyard-Timestamp", ts.to_string())
             .header("X-Linkyard-Signature", signature(secret.expose_secret(), ts, &body))
-            .body(body)
-            .send()
+            .body(body),
+        )
             .await;
         match sent {
-            // Transport errors carry the URL; keep only the kind of failure.
-            Err(e) => {
-                let what = if e.is_timeout() {
-                    "timed out"
-                } else if e.is_connect() {
-                    "connection failed"
-                } else {
-                    "transport error"
-                };
-                report(request, None, Verdict::Retry(what.to_owned()))
-            }
+            // The error names the kind of failure (or the guard's refusal), never the URL.
+            Err(e) => report(request, None, crate::vendors::send_failure(e)),
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let verdict = if resp.status().is_success() {

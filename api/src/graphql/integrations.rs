@@ -162,6 +162,10 @@ impl IntegrationMutation {
             settings: input.settings.map_or(serde_json::Value::Null, |j| j.0),
             credentials: input.credentials.map(|j| j.0),
         };
+        // A literal address the server may not call is refused now (names when resolved).
+        if let Some((field, why)) = st.config.outbound.check_settings(&cmd.settings) {
+            return Err(crate::error::bad_input(&field, &why));
+        }
         let i = st.integrations.configure(&actor, cmd).await.gql()?;
         st.hook_integrations.remove(&i.id);
         Ok(IntegrationGql::new(i, &st.config.public_url))

@@ -47,6 +47,7 @@ impl Child {
             .env("LINKYARD_JWT_SECRET", secret("jwt_secret"))
             .env("LINKYARD_SECRET_KEY", secret("secret_key"))
             .env("LINKYARD_DATA_DIR", dir.path().join("data"))
+            .env("LINKYARD_OUTBOUND_ALLOW", "127.0.0.1/32")
             .env("LINKYARD_JOB_QUEUE", app.job_queue())
             .env("LINKYARD_LOG_FORMAT", "text")
             .env("RUST_LOG", "warn");

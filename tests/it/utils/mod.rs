@@ -60,6 +60,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         admin_email: Some(admin_email.clone()),
         admin_password: Some(ADMIN_PASSWORD.into()),
         job_queue: format!("it-{}", unique()),
+        // The fake vendors listen on loopback.
+        outbound_allow: "127.0.0.1/32".into(),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let mut config = Config::resolve(settings).expect("config");

@@ -64,7 +64,7 @@ impl Account {
 /// Calls Dingding for any integration of any tenant.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: crate::vendors::Http,
     tokens: Arc<TokenProvider>,
     integrations: IntegrationService,
     accounts: Arc<TtlCache<IntegrationId, Account>>,
@@ -95,7 +95,7 @@ fn query_value(v: &Value) -> Option<String> {
 }
 
 impl Client {
-    pub fn new(http: reqwest::Client, tokens: Arc<TokenProvider>, integrations: IntegrationService) -> Self {
+    pub fn new(http: crate::vendors::Http, tokens: Arc<TokenProvider>, integrations: IntegrationService) -> Self {
         Self {
             http,
             tokens,
@@ -150,7 +150,7 @@ impl Client {
 
     async fn fetch_token(&self, a: &Account) -> Result<CachedToken, CallError> {
         let body = TokenRequest { client_id: &a.client_id, client_secret: a.client_secret.expose_secret() };
-        let resp = self.http.post(Self::url(a, "access_token")).json(&body).send().await.map_err(|e| transport(&e))?;
+        let resp = self.http.send(self.http.post(Self::url(a, "access_token")).json(&body)).await.map_err(CallError::Transport)?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(CallError::Transport(format!("access_token answered HTTP {status}")));
@@ -243,7 +243,7 @@ impl Client {
                 self.http.post(url).json(&params)
             }
         };
-        let resp = req.send().await.map_err(|e| transport(&e))?;
+        let resp = self.http.send(req).await.map_err(CallError::Transport)?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(if retryable_status(status) {

@@ -37,7 +37,7 @@ const DEVICE_PORT: u16 = 3699;
 /// Sends deliveries of kind `etc.*`.
 #[derive(Clone)]
 pub struct EtcSender {
-    http: reqwest::Client,
+    http: crate::vendors::Http,
     integrations: IntegrationService,
     results: Arc<dyn DeliveryRepo>,
     files: DeviceFiles,
@@ -81,7 +81,7 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> Option<Vec<u8>>
 
 impl EtcSender {
     pub fn new(
-        http: reqwest::Client,
+        http: crate::vendors::Http,
         integrations: IntegrationService,
         results: Arc<dyn DeliveryRepo>,
         files: DeviceFiles,
@@ -242,18 +242,17 @@ impl DeliverySender for EtcSender {
             Ok(e) => e,
             Err(v) => return report(&request, None, None, None, v),
         };
-        let sent = self
-            .http
-            .post(format!("http://{host}/remotecontrol.do"))
+        let sent = self.http.send(
+            self.http.post(format!("http://{host}/remotecontrol.do"))
             .header("content-type", "application/json")
             .header("binfile-md5", sign::md5_hex(&body))
             .header("binfile-auth", auth)
-            .body(body)
-            .send()
+            .body(body),
+        )
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) => return report(&request, None, None, None, Verdict::Retry(transport_error(&e))),
+            Err(e) => return report(&request, None, None, None, crate::vendors::send_failure(e)),
         };
         if method == "getCabinetImageVedio" {
             self.media(d, &gantry, tries, &request, resp).await

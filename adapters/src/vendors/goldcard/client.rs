@@ -81,14 +81,14 @@ fn report(request: String, status: Option<u16>, code: Option<String>, msg: Optio
 /// Sends `goldcard.*` deliveries.
 #[derive(Clone)]
 pub struct GoldcardSender {
-    http: reqwest::Client,
+    http: crate::vendors::Http,
     integrations: IntegrationService,
     endpoints: Arc<TtlCache<IntegrationId, Endpoint>>,
     clock: Arc<dyn Clock>,
 }
 
 impl GoldcardSender {
-    pub fn new(http: reqwest::Client, integrations: IntegrationService, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(http: crate::vendors::Http, integrations: IntegrationService, clock: Arc<dyn Clock>) -> Self {
         Self { http, integrations, endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)), clock }
     }
 
@@ -156,17 +156,16 @@ impl GoldcardSender {
     /// One POST; the answer's status, `echoCode`, `echoMsg` and body.
     async fn post(&self, e: &Endpoint, url: &str, body: &Value) -> Result<(u16, String, String, Value), Verdict> {
         let time = sign::time(self.clock.now());
-        let sent = self
-            .http
-            .post(url)
+        let sent = self.http.send(
+            self.http.post(url)
             .header(reqwest::header::ACCEPT, "application/json")
             .header(reqwest::header::CONTENT_TYPE, "application/json;charset=utf-8")
             .header("AccessToken", sign::access_token(&e.app_code, e.app_secret.expose_secret(), &time))
             .header("Authorization", sign::authorization(&e.app_code, &time))
-            .body(body.to_string())
-            .send()
+            .body(body.to_string()),
+        )
             .await;
-        let resp = sent.map_err(|err| Verdict::Retry(crate::vendors::transport_error(&err)))?;
+        let resp = sent.map_err(crate::vendors::send_failure)?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(if retryable_status(status) {

@@ -58,7 +58,7 @@ pub struct HazchemPorts {
 /// Sends `hazchem.*` deliveries.
 #[derive(Clone)]
 pub struct HazchemSender {
-    http: reqwest::Client,
+    http: crate::vendors::Http,
     p: HazchemPorts,
     endpoints: Arc<TtlCache<IntegrationId, Endpoint>>,
 }
@@ -107,7 +107,7 @@ fn payload_id<T: std::str::FromStr>(d: &Delivery, key: &str) -> Option<T> {
 }
 
 impl HazchemSender {
-    pub fn new(http: reqwest::Client, ports: HazchemPorts) -> Self {
+    pub fn new(http: crate::vendors::Http, ports: HazchemPorts) -> Self {
         Self { http, p: ports, endpoints: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)) }
     }
 
@@ -140,13 +140,12 @@ impl HazchemSender {
     /// Seed 004 二.1: a new token.
     async fn login(&self, e: &Endpoint) -> DomainResult<CachedToken> {
         let url = format!("{}/auth/login", e.base);
-        let resp = self
-            .http
-            .post(&url)
-            .json(&wire::login_body(&e.username, e.password.expose_secret()))
-            .send()
+        let resp = self.http.send(
+            self.http.post(&url)
+            .json(&wire::login_body(&e.username, e.password.expose_secret())),
+        )
             .await
-            .map_err(|err| DomainError::upstream(VENDOR, format!("login: {}", transport(&err))))?;
+            .map_err(|err| DomainError::upstream(VENDOR, format!("login: {err}")))?;
         let status = resp.status().as_u16();
         let answer: Option<Answer> = resp.json().await.ok();
         let code = answer.as_ref().map(Answer::code).unwrap_or_default();
@@ -197,7 +196,7 @@ impl HazchemSender {
             Body::Json(v) => req.json(&v),
             Body::Form(f) => req.multipart(f),
         };
-        let resp = req.send().await.map_err(|err| Verdict::Retry(transport(&err)))?;
+        let resp = self.http.send(req).await.map_err(crate::vendors::send_failure)?;
         let status = resp.status().as_u16();
         Ok((status, resp.json::<Answer>().await.ok()))
     }
@@ -293,7 +292,10 @@ impl HazchemSender {
         let request = format!("POST {}{path} dataId={data_id} permits={}", redact_url(&e.base), batch.len());
         let token = match self.token(&e, d.integration_id, fresh).await {
             Ok(t) => t,
-            Err(v) => return report(&request, None, None, v),
+            Err(v) => {
+                self.record_all(d, &batch, &v).await;
+                return report(&request, None, None, v);
+            }
         };
         let items = batch.iter().map(wire::permit_item).collect();
         let body = wire::envelope(&e.system_name, &e.area_code, &data_id, items);

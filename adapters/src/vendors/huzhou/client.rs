@@ -32,7 +32,7 @@ struct Endpoint {
 /// Sends `huzhou.*` deliveries.
 #[derive(Clone)]
 pub struct HuzhouSender {
-    http: reqwest::Client,
+    http: crate::vendors::Http,
     integrations: IntegrationService,
     tokens: Arc<TokenProvider>,
     endpoints: Arc<TtlCache<IntegrationId, Endpoint>>,
@@ -76,7 +76,7 @@ fn classify(code: &str, msg: &str) -> Verdict {
 }
 
 impl HuzhouSender {
-    pub fn new(http: reqwest::Client, integrations: IntegrationService, tokens: Arc<TokenProvider>) -> Self {
+    pub fn new(http: crate::vendors::Http, integrations: IntegrationService, tokens: Arc<TokenProvider>) -> Self {
         Self {
             http,
             integrations,
@@ -128,13 +128,12 @@ impl HuzhouSender {
         let url = format!("{}/api_lift", e.base);
         let query =
             [("action", "token"), ("appKey", &e.app_key), ("appSecret", secret), ("timestamp", &ts), ("sign", &sign)];
-        let resp = self
-            .http
-            .get(&url)
-            .query(&query)
-            .send()
+        let resp = self.http.send(
+            self.http.get(&url)
+            .query(&query),
+        )
             .await
-            .map_err(|err| DomainError::upstream(VENDOR, format!("token request: {}", transport(&err))))?;
+            .map_err(|err| DomainError::upstream(VENDOR, format!("token request: {err}")))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         token_outcome(status.as_u16(), &body, self.clock.now())
@@ -191,19 +190,18 @@ impl HuzhouSender {
             Ok(b) => b,
             Err(e) => return report(request, None, None, None, Verdict::Permanent(e)),
         };
-        let sent = self
-            .http
-            .post(&url)
+        let sent = self.http.send(
+            self.http.post(&url)
             .query(&[("action", action.name)])
             .bearer_auth(&token)
             .header("Request-Id", &d.idempotency_key)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
+            .body(body),
+        )
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(err) => return report(request, None, None, None, Verdict::Retry(transport(&err))),
+            Err(err) => return report(request, None, None, None, crate::vendors::send_failure(err)),
         };
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
