@@ -40,15 +40,21 @@ async fn literal_private_and_metadata_addresses_are_refused_when_configured() {
     let root = app.admin_token().await;
     let t = tenant_with_admin(&app, &root).await;
     let cases = [
-        (json!({"kind": "HAZCHEM", "name": "h", "settings": {"baseUrl": "http://169.254.169.254/latest",
+        (
+            json!({"kind": "HAZCHEM", "name": "h", "settings": {"baseUrl": "http://169.254.169.254/latest",
             "systemName": "s", "areaCode": "370211"}, "credentials": {"username": "u", "password": "p"}}),
-         "settings.baseUrl"),
-        (json!({"kind": "HAZCHEM", "name": "h", "settings": {"baseUrl": "http://[::1]:6379",
+            "settings.baseUrl",
+        ),
+        (
+            json!({"kind": "HAZCHEM", "name": "h", "settings": {"baseUrl": "http://[::1]:6379",
             "systemName": "s", "areaCode": "370211"}, "credentials": {"username": "u", "password": "p"}}),
-         "settings.baseUrl"),
-        (json!({"kind": "ETC_GANTRY", "name": "e", "settings": {"deviceHosts": {"G1": "10.0.0.7:3699"}},
+            "settings.baseUrl",
+        ),
+        (
+            json!({"kind": "ETC_GANTRY", "name": "e", "settings": {"deviceHosts": {"G1": "10.0.0.7:3699"}},
             "credentials": {"authCode": "123456"}}),
-         "settings.deviceHosts.G1"),
+            "settings.deviceHosts.G1",
+        ),
     ];
     for (input, field) in cases {
         let r = t.api.configure_integration(input).await;
@@ -76,13 +82,12 @@ async fn a_name_resolving_to_a_private_address_gets_a_clear_delivery_error_and_n
     let port = fake.base().rsplit(':').next().expect("port").to_owned();
     input["settings"]["baseUrl"] = json!(format!("http://localhost:{port}"));
     let integration = t.api.integration(input).await.id;
-    let id = t
-        .api
-        .data(SAVE, json!({"i": {"kind": "WORK_PERMIT", "integrationId": integration, "fields": permit()}}))
-        .await["saveTicket"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id =
+        t.api.data(SAVE, json!({"i": {"kind": "WORK_PERMIT", "integrationId": integration, "fields": permit()}})).await
+            ["saveTicket"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
     let error = failed_sync(&t.api, &id).await;
     assert!(error.contains("refused: localhost resolves to"), "{error}");
     assert!(fake.server.requests().is_empty(), "nothing reached the fake: {:?}", fake.server.requests());
@@ -107,13 +112,12 @@ async fn a_redirect_to_a_private_address_is_not_followed() {
             "credentials": {"username": "u", "password": "p"}}))
         .await
         .id;
-    let id = t
-        .api
-        .data(SAVE, json!({"i": {"kind": "WORK_PERMIT", "integrationId": integration, "fields": permit()}}))
-        .await["saveTicket"]["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id =
+        t.api.data(SAVE, json!({"i": {"kind": "WORK_PERMIT", "integrationId": integration, "fields": permit()}})).await
+            ["saveTicket"]["id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
     let error = failed_sync(&t.api, &id).await;
     assert!(error.contains("169.254.169.254") && error.contains("refused"), "{error}");
 }

@@ -127,7 +127,8 @@ impl OutboundGuard {
         for (key, v) in obj {
             if let Some(s) = v.as_str().map(str::trim).filter(|s| s.starts_with("http://") || s.starts_with("https://"))
             {
-                let checked = reqwest::Url::parse(s).map_err(|_| "not a URL".to_owned()).and_then(|u| self.check_url(&u));
+                let checked =
+                    reqwest::Url::parse(s).map_err(|_| "not a URL".to_owned()).and_then(|u| self.check_url(&u));
                 if let Err(e) = checked {
                     return Some((format!("settings.{key}"), e));
                 }

@@ -91,15 +91,18 @@ impl DeliverySender for WebhookSender {
         };
         let ts = chrono::Utc::now().timestamp();
         let request = format!("POST {} {}", redact_url(&url), d.kind);
-        let sent = self.http.send(
-            self.http.post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header("X-Linkyard-Delivery", d.id.to_string())
-            .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)
-            .header("X-Linkyard-Timestamp", ts.to_string())
-            .header("X-Linkyard-Signature", signature(secret.expose_secret(), ts, &body))
-            .body(body),
-        )
+        let sent = self
+            .http
+            .send(
+                self.http
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .header("X-Linkyard-Delivery", d.id.to_string())
+                    .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)
+                    .header("X-Linkyard-Timestamp", ts.to_string())
+                    .header("X-Linkyard-Signature", signature(secret.expose_secret(), ts, &body))
+                    .body(body),
+            )
             .await;
         match sent {
             // The error names the kind of failure (or the guard's refusal), never the URL.

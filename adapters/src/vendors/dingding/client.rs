@@ -150,7 +150,11 @@ impl Client {
 
     async fn fetch_token(&self, a: &Account) -> Result<CachedToken, CallError> {
         let body = TokenRequest { client_id: &a.client_id, client_secret: a.client_secret.expose_secret() };
-        let resp = self.http.send(self.http.post(Self::url(a, "access_token")).json(&body)).await.map_err(CallError::Transport)?;
+        let resp = self
+            .http
+            .send(self.http.post(Self::url(a, "access_token")).json(&body))
+            .await
+            .map_err(CallError::Transport)?;
         let status = resp.status().as_u16();
         if !resp.status().is_success() {
             return Err(CallError::Transport(format!("access_token answered HTTP {status}")));

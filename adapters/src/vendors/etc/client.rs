@@ -12,7 +12,7 @@
 //! recorded as `NO_FILE`.
 
 use super::{DOOR_OPENING, sign, wire};
-use crate::vendors::{retryable_status, transport_error};
+use crate::vendors::retryable_status;
 use async_trait::async_trait;
 use domain::deliveries::{Delivery, DeliveryRepo, DeliverySender, SendReport, Verdict};
 use domain::devices::{DeviceFileState, DeviceFiles, FileContent};
@@ -242,13 +242,16 @@ impl DeliverySender for EtcSender {
             Ok(e) => e,
             Err(v) => return report(&request, None, None, None, v),
         };
-        let sent = self.http.send(
-            self.http.post(format!("http://{host}/remotecontrol.do"))
-            .header("content-type", "application/json")
-            .header("binfile-md5", sign::md5_hex(&body))
-            .header("binfile-auth", auth)
-            .body(body),
-        )
+        let sent = self
+            .http
+            .send(
+                self.http
+                    .post(format!("http://{host}/remotecontrol.do"))
+                    .header("content-type", "application/json")
+                    .header("binfile-md5", sign::md5_hex(&body))
+                    .header("binfile-auth", auth)
+                    .body(body),
+            )
             .await;
         let resp = match sent {
             Ok(r) => r,

@@ -156,14 +156,17 @@ impl GoldcardSender {
     /// One POST; the answer's status, `echoCode`, `echoMsg` and body.
     async fn post(&self, e: &Endpoint, url: &str, body: &Value) -> Result<(u16, String, String, Value), Verdict> {
         let time = sign::time(self.clock.now());
-        let sent = self.http.send(
-            self.http.post(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .header(reqwest::header::CONTENT_TYPE, "application/json;charset=utf-8")
-            .header("AccessToken", sign::access_token(&e.app_code, e.app_secret.expose_secret(), &time))
-            .header("Authorization", sign::authorization(&e.app_code, &time))
-            .body(body.to_string()),
-        )
+        let sent = self
+            .http
+            .send(
+                self.http
+                    .post(url)
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .header(reqwest::header::CONTENT_TYPE, "application/json;charset=utf-8")
+                    .header("AccessToken", sign::access_token(&e.app_code, e.app_secret.expose_secret(), &time))
+                    .header("Authorization", sign::authorization(&e.app_code, &time))
+                    .body(body.to_string()),
+            )
             .await;
         let resp = sent.map_err(crate::vendors::send_failure)?;
         let status = resp.status().as_u16();

@@ -9,7 +9,7 @@
 
 use super::wire::{self, Answer, LoginData};
 use super::{DEPARTURE_ALARM, GAS_ALARM, TICKET_FILE, VENDOR, WORK_TICKET};
-use crate::vendors::{redact_url, retryable_status, transport_error as transport};
+use crate::vendors::{redact_url, retryable_status};
 use async_trait::async_trait;
 use domain::deliveries::{
     Delivery, DeliveryFilter, DeliveryKind, DeliveryRepo, DeliverySender, DeliveryState, RateLimit, SendReport, Verdict,
@@ -140,10 +140,9 @@ impl HazchemSender {
     /// Seed 004 二.1: a new token.
     async fn login(&self, e: &Endpoint) -> DomainResult<CachedToken> {
         let url = format!("{}/auth/login", e.base);
-        let resp = self.http.send(
-            self.http.post(&url)
-            .json(&wire::login_body(&e.username, e.password.expose_secret())),
-        )
+        let resp = self
+            .http
+            .send(self.http.post(&url).json(&wire::login_body(&e.username, e.password.expose_secret())))
             .await
             .map_err(|err| DomainError::upstream(VENDOR, format!("login: {err}")))?;
         let status = resp.status().as_u16();

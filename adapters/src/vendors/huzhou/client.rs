@@ -55,7 +55,6 @@ fn report(
     SendReport { request, http_status: status.map(i32::from), vendor_code: code, vendor_message: msg, verdict }
 }
 
-use crate::vendors::transport_error as transport;
 
 /// `{"req_context": ..., "req_info": ...}` with the `req_info` already in JSON text.
 fn body(ctx: &ReqContext, req_info: &str) -> Result<String, String> {
@@ -128,10 +127,9 @@ impl HuzhouSender {
         let url = format!("{}/api_lift", e.base);
         let query =
             [("action", "token"), ("appKey", &e.app_key), ("appSecret", secret), ("timestamp", &ts), ("sign", &sign)];
-        let resp = self.http.send(
-            self.http.get(&url)
-            .query(&query),
-        )
+        let resp = self
+            .http
+            .send(self.http.get(&url).query(&query))
             .await
             .map_err(|err| DomainError::upstream(VENDOR, format!("token request: {err}")))?;
         let status = resp.status();
@@ -190,14 +188,17 @@ impl HuzhouSender {
             Ok(b) => b,
             Err(e) => return report(request, None, None, None, Verdict::Permanent(e)),
         };
-        let sent = self.http.send(
-            self.http.post(&url)
-            .query(&[("action", action.name)])
-            .bearer_auth(&token)
-            .header("Request-Id", &d.idempotency_key)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body),
-        )
+        let sent = self
+            .http
+            .send(
+                self.http
+                    .post(&url)
+                    .query(&[("action", action.name)])
+                    .bearer_auth(&token)
+                    .header("Request-Id", &d.idempotency_key)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body),
+            )
             .await;
         let resp = match sent {
             Ok(r) => r,
