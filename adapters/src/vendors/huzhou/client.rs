@@ -55,7 +55,6 @@ fn report(
     SendReport { request, http_status: status.map(i32::from), vendor_code: code, vendor_message: msg, verdict }
 }
 
-
 /// `{"req_context": ..., "req_info": ...}` with the `req_info` already in JSON text.
 fn body(ctx: &ReqContext, req_info: &str) -> Result<String, String> {
     let ctx = serde_json::to_string(ctx).map_err(|e| e.to_string())?;
