@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Counts failures per key in this process.
+/// Most keys counted at once in memory (about 10 MB).
+const MAX_KEYS: usize = 100_000;
+
+/// Counts failures per key in this process, at most `MAX_KEYS` keys.
 #[derive(Default)]
 pub struct MemoryLoginThrottle {
     entries: Mutex<HashMap<String, (u32, Instant)>>,
@@ -29,6 +32,13 @@ impl LoginThrottle for MemoryLoginThrottle {
         let mut map = self.entries.lock().map_err(|_| poisoned())?;
         let now = Instant::now();
         map.retain(|_, (_, until)| *until > now);
+        // Bounded: a spray of keys evicts the counts closest to expiring, never grows past.
+        if map.len() >= MAX_KEYS && !map.contains_key(key) {
+            let soonest = map.iter().min_by_key(|(_, (_, until))| *until).map(|(k, _)| k.clone());
+            if let Some(k) = soonest {
+                map.remove(&k);
+            }
+        }
         let entry = map.entry(key.to_owned()).or_insert((0, now + window));
         entry.0 += 1;
         Ok(entry.0)
@@ -112,5 +122,16 @@ mod tests {
         let t = MemoryLoginThrottle::default();
         t.record_failure("a", Duration::ZERO).await.expect("record");
         assert_eq!(t.failures("a").await.ok(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn a_spray_of_keys_stays_bounded_and_keeps_the_newest_counts() {
+        let t = MemoryLoginThrottle::default();
+        for i in 0..(MAX_KEYS + 500) {
+            t.record_failure(&format!("address:10.0.{i}"), Duration::from_secs(60)).await.expect("count");
+        }
+        assert_eq!(t.entries.lock().expect("lock").len(), MAX_KEYS);
+        let newest = format!("address:10.0.{}", MAX_KEYS + 499);
+        assert_eq!(t.failures(&newest).await.expect("count"), 1);
     }
 }

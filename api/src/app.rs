@@ -170,8 +170,27 @@ async fn graphiql() -> impl IntoResponse {
     Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
 }
 
+/// Per GraphQL request: the client's address, and whether a `login` ran already (one
+/// password check per request, whatever the aliases).
+pub struct LoginGate {
+    pub client: Option<std::net::IpAddr>,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl LoginGate {
+    pub fn new(client: Option<std::net::IpAddr>) -> Self {
+        Self { client, used: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// True for the request's first login only.
+    pub fn first(&self) -> bool {
+        !self.used.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 async fn graphql_handler(
     State(st): State<AppState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     req: Result<GraphQLRequest, async_graphql_axum::rejection::GraphQLRejection>,
 ) -> Response {
@@ -188,7 +207,8 @@ async fn graphql_handler(
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let caller = Caller::from_header(&st.jwt, auth);
     let schema = st.schema.clone();
-    let mut resp = schema.execute(req.data(st).data(caller)).await;
+    let gate = LoginGate::new(peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()));
+    let mut resp = schema.execute(req.data(st).data(caller).data(gate)).await;
     ensure_codes(&mut resp);
     GraphQLResponse::from(resp).into_response()
 }

@@ -113,6 +113,8 @@ pub struct Config {
     /// `s3://bucket/prefix` when files are kept in a bucket.
     pub storage_url: Option<String>,
     pub login_throttle: ThrottlePolicy,
+    /// Password checks (argon2 hashes) one client address may cause a minute.
+    pub login_hashes_per_minute: u32,
     /// Senders of outbound deliveries by vendor prefix (`huzhou`, `dingding` ...); vendor
     /// modules register theirs, tests register senders that talk to fake vendors.
     pub senders: jobs::SenderRegistry,
@@ -192,6 +194,7 @@ impl Config {
             data_dir: s.data_dir,
             storage_url: s.storage_url.filter(|u| !u.trim().is_empty()),
             login_throttle: ThrottlePolicy::default(),
+            login_hashes_per_minute: 30,
             senders: jobs::SenderRegistry::default(),
             sweep_every: std::time::Duration::from_secs(s.sweep_secs),
             delivery_concurrency: usize::try_from(s.delivery_concurrency).unwrap_or(64),

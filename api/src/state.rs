@@ -416,6 +416,7 @@ impl AppState {
         let state = Self(Arc::new(Services {
             tenants: TenantService::new(tenant_repo.clone()),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle)
+                .with_budget(limiter.clone(), config.login_hashes_per_minute, format!("{}:", config.job_queue))
                 .with_clock(clock.clone()),
             integrations,
             devices,

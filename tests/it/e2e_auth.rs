@@ -1,6 +1,6 @@
 //! Login: one answer for a wrong email and a wrong password, throttling, tokens.
 
-use crate::utils::{ADMIN_PASSWORD, USER_PASSWORD, spawn_app, tenant_with_admin};
+use crate::utils::{ADMIN_PASSWORD, USER_PASSWORD, spawn_app, spawn_app_with, tenant_with_admin};
 use serde_json::json;
 
 const LOGIN: &str =
@@ -73,4 +73,61 @@ async fn same_email_in_two_tenants_needs_the_tenant_named() {
     let r = app.gql(None, q, json!({"e": email, "p": USER_PASSWORD, "t": b.slug})).await;
     assert_eq!(r.data()["login"]["user"]["role"], "VIEWER");
     assert_eq!(r.data()["login"]["user"]["tenantId"], json!(b.id));
+}
+
+#[tokio::test]
+async fn a_same_email_account_in_another_tenant_neither_unlocks_nor_is_locked_by_the_other() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let a = tenant_with_admin(&app, &root).await;
+    let b = tenant_with_admin(&app, &root).await;
+    let email = format!("twin@{}.example.com", a.slug);
+    app.create_user(&root, &a.id, &email, USER_PASSWORD, "OPERATOR").await;
+    app.create_user(&root, &b.id, &email, "other-password-Qw7!", "VIEWER").await;
+    let q = "mutation($e:String!,$p:String!,$t:String){ login(email:$e,password:$p,tenant:$t){ user { tenantId } } }";
+    // Tenant a's account is locked out by failures against it ...
+    for i in 0..5 {
+        let r = app.gql(None, q, json!({"e": email, "p": format!("wrong-{i}"), "t": a.slug})).await;
+        assert_eq!(r.code(), "UNAUTHENTICATED", "attempt {i}");
+    }
+    assert_eq!(app.gql(None, q, json!({"e": email, "p": USER_PASSWORD, "t": a.slug})).await.code(), "RATE_LIMITED");
+    // ... which does not lock tenant b's account of the same email,
+    let ok = app.gql(None, q, json!({"e": email, "p": "other-password-Qw7!", "t": b.slug})).await;
+    assert_eq!(ok.data()["login"]["user"]["tenantId"], json!(b.id), "{}", ok.raw);
+    // ... and b's success does not unlock a's.
+    assert_eq!(app.gql(None, q, json!({"e": email, "p": USER_PASSWORD, "t": a.slug})).await.code(), "RATE_LIMITED");
+}
+
+#[tokio::test]
+async fn one_request_checks_one_password_whatever_its_aliases() {
+    let app = spawn_app().await;
+    let q = "mutation($e:String!,$p:String!){ a: login(email:$e,password:$p){ token } b: login(email:$e,password:$p){ token } \
+             c: login(email:$e,password:$p){ token } }";
+    let r = app.gql(None, q, json!({"e": app.admin_email, "p": ADMIN_PASSWORD})).await;
+    let errors = r.body["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 2, "{}", r.raw);
+    assert!(errors.iter().all(|e| e["extensions"]["code"] == "RATE_LIMITED"), "{}", r.raw);
+}
+
+#[tokio::test]
+async fn password_checks_per_client_address_are_budgeted() {
+    let app = spawn_app_with(|c| c.login_hashes_per_minute = 3).await;
+    for i in 0..3 {
+        let r = app.gql(None, LOGIN, json!({"e": format!("nobody{i}@example.com"), "p": "x"})).await;
+        assert_eq!(r.code(), "UNAUTHENTICATED", "attempt {i}");
+    }
+    let r = app.gql(None, LOGIN, json!({"e": app.admin_email, "p": ADMIN_PASSWORD})).await;
+    assert_eq!(r.code(), "RATE_LIMITED", "{}", r.raw);
+}
+
+#[tokio::test]
+async fn one_client_address_spraying_many_emails_is_locked_out() {
+    let app = spawn_app().await;
+    // The test app locks an account after 5 failures, an address after 25.
+    for i in 0..25 {
+        let r = app.gql(None, LOGIN, json!({"e": format!("spray{i}@example.com"), "p": "guess"})).await;
+        assert_eq!(r.code(), "UNAUTHENTICATED", "attempt {i}");
+    }
+    let r = app.gql(None, LOGIN, json!({"e": app.admin_email, "p": ADMIN_PASSWORD})).await;
+    assert_eq!(r.code(), "RATE_LIMITED", "{}", r.raw);
 }

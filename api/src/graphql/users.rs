@@ -124,7 +124,13 @@ impl UserMutation {
         tenant: Option<String>,
     ) -> async_graphql::Result<LoginPayload> {
         let st = state(ctx);
-        let user = st.auth.login(&email, &password, tenant.as_deref()).await.gql()?;
+        // One password check per request: aliases cannot multiply the hashing.
+        let gate = ctx.data_opt::<crate::app::LoginGate>();
+        if !gate.is_some_and(crate::app::LoginGate::first) {
+            return Err(crate::error::gql(domain::DomainError::RateLimited { retry_after_secs: 1 }));
+        }
+        let client = gate.and_then(|g| g.client);
+        let user = st.auth.login(&email, &password, tenant.as_deref(), client).await.gql()?;
         let issued = st.jwt.issue(&user).gql()?;
         Ok(LoginPayload { token: issued.token, expires_at: issued.expires_at, user: user.into() })
     }

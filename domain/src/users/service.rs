@@ -93,6 +93,13 @@ impl UserService {
 }
 
 /// Login: one answer for a wrong email and a wrong password, and failures slowed down.
+///
+/// Failures are counted per account and client address (`account:{user}:{address}`): a
+/// user's own success resets only that count, so a same-email account in another tenant
+/// can neither unlock nor be locked out by it. Every failure also counts against the
+/// client address (`address:{address}`, never reset by a success), which is locked out
+/// after five times the account limit, and the address may have at most `hashes_per_minute`
+/// password checks (each an argon2 hash) a minute.
 #[derive(Clone)]
 pub struct AuthService {
     repo: Arc<dyn UserRepo>,
@@ -100,9 +107,16 @@ pub struct AuthService {
     hasher: Arc<dyn PasswordHasher>,
     throttle: Arc<dyn LoginThrottle>,
     policy: ThrottlePolicy,
+    /// The password-check budget per client address, when a limiter is given.
+    budget: Option<(Arc<dyn crate::limits::RateLimiter>, u32)>,
+    /// Prefix of every throttle and limiter key (deployments sharing a Redis).
+    namespace: String,
     /// Waits out the delay after failures.
     clock: Arc<dyn Clock>,
 }
+
+/// How many times the account limit one client address may fail in a window.
+const ADDRESS_FACTOR: u32 = 5;
 
 impl AuthService {
     pub fn new(
@@ -112,7 +126,16 @@ impl AuthService {
         throttle: Arc<dyn LoginThrottle>,
         policy: ThrottlePolicy,
     ) -> Self {
-        Self { repo, tenants, hasher, throttle, policy, clock: clock::system() }
+        Self {
+            repo,
+            tenants,
+            hasher,
+            throttle,
+            policy,
+            budget: None,
+            namespace: String::new(),
+            clock: clock::system(),
+        }
     }
 
     /// Waits out login delays on `clock`.
@@ -122,61 +145,118 @@ impl AuthService {
         self
     }
 
-    /// Checks an email and password, optionally within one tenant (by slug) when the same
-    /// email exists in several.
-    ///
-    /// # Errors
-    /// `InvalidCredentials` for any wrong email, password or tenant; `RateLimited` once the
-    /// email has failed too often in the window; `Invalid { field: "tenant" }` when the
-    /// credentials match accounts in several tenants and no tenant was named.
-    pub async fn login(&self, email: &str, password: &str, tenant_slug: Option<&str>) -> DomainResult<User> {
-        let key = email.trim().to_lowercase();
-        let failures = self.throttle.failures(&key).await?;
-        if self.policy.locked(failures) {
-            return Err(DomainError::RateLimited { retry_after_secs: self.policy.window.as_secs() });
-        }
-        let delay = self.policy.delay(failures);
-        if !delay.is_zero() {
-            self.clock.sleep(delay).await;
-        }
-        match self.check(email, password, tenant_slug).await? {
-            Some(user) => {
-                self.throttle.reset(&key).await?;
-                Ok(user)
-            }
-            None => {
-                self.throttle.record_failure(&key, self.policy.window).await?;
-                Err(DomainError::InvalidCredentials)
-            }
+    /// At most `per_minute` password checks a minute per client address (`RATE_LIMITED`
+    /// beyond), counted in `limiter`; keys under `namespace`.
+    #[must_use]
+    pub fn with_budget(
+        mut self,
+        limiter: Arc<dyn crate::limits::RateLimiter>,
+        per_minute: u32,
+        namespace: impl Into<String>,
+    ) -> Self {
+        self.budget = Some((limiter, per_minute));
+        self.namespace = namespace.into();
+        self
+    }
+
+    fn address_policy(&self) -> ThrottlePolicy {
+        ThrottlePolicy {
+            free_attempts: self.policy.free_attempts.saturating_mul(ADDRESS_FACTOR),
+            lockout_after: self.policy.lockout_after.saturating_mul(ADDRESS_FACTOR),
+            ..self.policy
         }
     }
 
-    async fn check(&self, email: &str, password: &str, tenant_slug: Option<&str>) -> DomainResult<Option<User>> {
-        let Ok(email) = Email::parse(email) else {
+    fn locked_out(&self) -> DomainError {
+        DomainError::RateLimited { retry_after_secs: self.policy.window.as_secs() }
+    }
+
+    /// Checks an email and password from `client`, optionally within one tenant (by slug)
+    /// when the same email exists in several.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for any wrong email, password or tenant; `RateLimited` once the
+    /// account has failed too often from this address in the window, the address too often
+    /// at all, or the address has used its password checks of the minute; `Invalid {
+    /// field: "tenant" }` when the credentials match accounts in several tenants and no
+    /// tenant was named.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        tenant_slug: Option<&str>,
+        client: Option<std::net::IpAddr>,
+    ) -> DomainResult<User> {
+        let from = client.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        let address_key = format!("{}address:{from}", self.namespace);
+        let address_failures = self.throttle.failures(&address_key).await?;
+        let address_policy = self.address_policy();
+        if address_policy.locked(address_failures) {
+            return Err(self.locked_out());
+        }
+        if let Some((limiter, per_minute)) = &self.budget {
+            let key = format!("{}login-hashes:{from}", self.namespace);
+            limiter.acquire(&key, *per_minute, std::time::Duration::from_secs(60)).await?.into_result()?;
+        }
+        let (candidates, unknown) = self.candidates(email, tenant_slug).await?;
+        // Each account's count is its own, from this address.
+        let account_key = |u: &User| format!("{}account:{}:{from}", self.namespace, u.id);
+        let mut open = Vec::with_capacity(candidates.len());
+        let mut worst = address_policy.delay(address_failures);
+        for c in candidates {
+            let failures = self.throttle.failures(&account_key(&c.user)).await?;
+            if self.policy.locked(failures) {
+                continue;
+            }
+            worst = worst.max(self.policy.delay(failures));
+            open.push(c);
+        }
+        if open.is_empty() && !unknown {
+            return Err(self.locked_out());
+        }
+        if !worst.is_zero() {
+            self.clock.sleep(worst).await;
+        }
+        if unknown {
             self.hasher.verify_dummy(password);
-            return Ok(None);
-        };
+        }
+        let tried: Vec<User> = open.iter().map(|c| c.user.clone()).collect();
+        let mut matched: Vec<User> =
+            open.into_iter().filter(|c| self.hasher.verify(password, &c.password_hash)).map(|c| c.user).collect();
+        match matched.len() {
+            1 => {
+                let user = matched.pop().ok_or(DomainError::InvalidCredentials)?;
+                self.throttle.reset(&account_key(&user)).await?;
+                Ok(user)
+            }
+            0 => {
+                for u in &tried {
+                    self.throttle.record_failure(&account_key(u), self.policy.window).await?;
+                }
+                self.throttle.record_failure(&address_key, self.policy.window).await?;
+                Err(DomainError::InvalidCredentials)
+            }
+            _ => Err(DomainError::invalid("tenant", "this account exists in several tenants: name the tenant")),
+        }
+    }
+
+    /// The accounts the email (and tenant) may mean; `unknown` when there are none (the
+    /// caller then checks the password against a dummy hash, so the answer takes as long).
+    async fn candidates(
+        &self,
+        email: &str,
+        tenant_slug: Option<&str>,
+    ) -> DomainResult<(Vec<super::UserCredentials>, bool)> {
+        let Ok(email) = Email::parse(email) else { return Ok((Vec::new(), true)) };
         let tenant = match tenant_slug {
             Some(slug) => match self.tenants.get_by_slug(slug).await? {
                 Some(t) => Some(t.id),
-                None => {
-                    self.hasher.verify_dummy(password);
-                    return Ok(None);
-                }
+                None => return Ok((Vec::new(), true)),
             },
             None => None,
         };
         let candidates = self.repo.credentials_for_login(&email, tenant).await?;
-        if candidates.is_empty() {
-            self.hasher.verify_dummy(password);
-            return Ok(None);
-        }
-        let mut matched: Vec<User> =
-            candidates.into_iter().filter(|c| self.hasher.verify(password, &c.password_hash)).map(|c| c.user).collect();
-        match matched.len() {
-            0 => Ok(None),
-            1 => Ok(matched.pop()),
-            _ => Err(DomainError::invalid("tenant", "this account exists in several tenants: name the tenant")),
-        }
+        let unknown = candidates.is_empty();
+        Ok((candidates, unknown))
     }
 }
