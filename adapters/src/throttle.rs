@@ -31,12 +31,17 @@ impl LoginThrottle for MemoryLoginThrottle {
     async fn record_failure(&self, key: &str, window: Duration) -> DomainResult<u32> {
         let mut map = self.entries.lock().map_err(|_| poisoned())?;
         let now = Instant::now();
-        map.retain(|_, (_, until)| *until > now);
-        // Bounded: a spray of keys evicts the counts closest to expiring, never grows past.
+        if map.get(key).is_some_and(|(_, until)| *until <= now) {
+            map.remove(key);
+        }
+        // Bounded: when full, expired counts go first, then the one closest to expiring.
         if map.len() >= MAX_KEYS && !map.contains_key(key) {
-            let soonest = map.iter().min_by_key(|(_, (_, until))| *until).map(|(k, _)| k.clone());
-            if let Some(k) = soonest {
-                map.remove(&k);
+            map.retain(|_, (_, until)| *until > now);
+            if map.len() >= MAX_KEYS {
+                let soonest = map.iter().min_by_key(|(_, (_, until))| *until).map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    map.remove(&k);
+                }
             }
         }
         let entry = map.entry(key.to_owned()).or_insert((0, now + window));
@@ -128,7 +133,7 @@ mod tests {
     async fn a_spray_of_keys_stays_bounded_and_keeps_the_newest_counts() {
         let t = MemoryLoginThrottle::default();
         for i in 0..(MAX_KEYS + 500) {
-            t.record_failure(&format!("address:10.0.{i}"), Duration::from_secs(60)).await.expect("count");
+            t.record_failure(&format!("address:10.0.{i}"), Duration::from_secs(3600)).await.expect("count");
         }
         assert_eq!(t.entries.lock().expect("lock").len(), MAX_KEYS);
         let newest = format!("address:10.0.{}", MAX_KEYS + 499);

@@ -126,16 +126,7 @@ impl AuthService {
         throttle: Arc<dyn LoginThrottle>,
         policy: ThrottlePolicy,
     ) -> Self {
-        Self {
-            repo,
-            tenants,
-            hasher,
-            throttle,
-            policy,
-            budget: None,
-            namespace: String::new(),
-            clock: clock::system(),
-        }
+        Self { repo, tenants, hasher, throttle, policy, budget: None, namespace: String::new(), clock: clock::system() }
     }
 
     /// Waits out login delays on `clock`.
