@@ -166,8 +166,12 @@ async fn not_found() -> impl IntoResponse {
     (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "not found"})))
 }
 
-async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+/// The GraphiQL page, where introspection is on (`LINKYARD_INTROSPECTION`).
+async fn graphiql(State(st): State<AppState>) -> Response {
+    if !st.config.introspection {
+        return not_found().await.into_response();
+    }
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish()).into_response()
 }
 
 /// Per GraphQL request: the client's address, and whether a `login` ran already (one

@@ -62,6 +62,9 @@ pub struct Settings {
     /// before applying it) is applied by the inbound sweep.
     #[arg(long, env = "LINKYARD_INBOUND_STALE_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub inbound_stale_secs: u64,
+    /// GraphQL introspection and the GraphiQL page; default on with SQLite, off with PostgreSQL.
+    #[arg(long, env = "LINKYARD_INTROSPECTION")]
+    pub introspection: Option<bool>,
     /// Comma-separated CIDRs outbound calls may reach although private (loopback, RFC 1918,
     /// link-local, unique-local); every other private or metadata address is refused.
     #[arg(long, env = "LINKYARD_OUTBOUND_ALLOW", default_value = "")]
@@ -95,6 +98,7 @@ impl Settings {
             delivery_concurrency: 64,
             inbound_stale_secs: 600,
             outbound_allow: String::new(),
+            introspection: None,
         }
     }
 }
@@ -140,6 +144,8 @@ pub struct Config {
     pub scheduler_tick: std::time::Duration,
     /// Sends to one vendor at once from this process.
     pub vendor_concurrency: usize,
+    /// Whether GraphQL introspection and GraphiQL are served (`LINKYARD_INTROSPECTION`).
+    pub introspection: bool,
     /// What outbound calls may reach (`LINKYARD_OUTBOUND_ALLOW`).
     pub outbound: std::sync::Arc<adapters::vendors::OutboundGuard>,
 }
@@ -178,6 +184,7 @@ impl Config {
             public_url.starts_with("http://") || public_url.starts_with("https://"),
             "LINKYARD_PUBLIC_URL must start with http:// or https://"
         );
+        let is_postgres = database_url.starts_with("postgres");
         let outbound = adapters::vendors::OutboundGuard::parse(&s.outbound_allow).map_err(anyhow::Error::msg)?;
         let admin = match (s.admin_email, s.admin_password) {
             (Some(e), Some(p)) if !e.is_empty() && !p.is_empty() => Some((e, SecretString::from(p))),
@@ -208,6 +215,7 @@ impl Config {
             scheduler_tick: std::time::Duration::from_secs(s.scheduler_tick_secs),
             vendor_concurrency: usize::try_from(s.vendor_concurrency).unwrap_or(32),
             outbound: std::sync::Arc::new(outbound),
+            introspection: s.introspection.unwrap_or(!is_postgres),
         })
     }
 

@@ -445,7 +445,7 @@ impl AppState {
             clock,
             users,
             jwt: Arc::new(Jwt::new(config.jwt_secret.expose_secret().as_bytes())),
-            schema: graphql::schema(),
+            schema: graphql::schema_with(config.introspection),
             metrics: ops::metrics_handle()?,
             config: Arc::new(config),
             db,

@@ -349,13 +349,19 @@ async fn the_data_center_pulls_and_subscribes_with_its_own_token() {
         .await;
     assert_eq!(t["accepted"], 1, "{t}");
 
+    let stored = || async {
+        let q = "{ inboundEvents(first: 1){ totalCount } }";
+        s.gql(q, json!({})).await.data()["inboundEvents"]["totalCount"].as_i64().unwrap_or_default()
+    };
+    let before = stored().await;
     let bad = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret=nope")).await;
     assert_eq!(bad["ret_code"], "300", "{bad}");
+    assert_eq!(s.elev_api("action=get_dev_info&elev_id=204150").await["ret_code"], "301");
+    assert_eq!(s.elev_api("action=get_dev_info&token=FORGED&elev_id=204150").await["ret_code"], "301");
+    assert_eq!(stored().await, before, "unauthenticated calls are refused before anything is stored");
     let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
     assert_eq!(t["ret_code"], "200", "{t}");
     let token = t["ret_token"].as_str().expect("token").to_owned();
-    assert_eq!(s.elev_api("action=get_dev_info&elev_id=204150").await["ret_code"], "301");
-    assert_eq!(s.elev_api("action=get_dev_info&token=FORGED&elev_id=204150").await["ret_code"], "301");
     let info = s.elev_api(&format!("action=get_dev_info&token={token}&elev_id=204150")).await;
     assert_eq!(
         (info["elev_id"].as_str(), info["elev_provider_id"].as_str(), info["elev_floors"].as_str()),
@@ -451,6 +457,11 @@ async fn the_data_center_pulls_and_subscribes_with_its_own_token() {
     let last = s.dc.pushes("put_ie_elev_things").last().and_then(|p| p.info["rt_data"].as_array().map(Vec::len));
     assert_eq!(last, Some(1), "only the listed elevator");
     assert_eq!(s.elev_api(&q("3")).await["ret_code"], "330");
+    // A too-long id of non-ASCII text is refused in the protocol's envelope, not a panic.
+    let long = "电梯".repeat(30);
+    let r = s.elev_api(&format!("action=put_rt_notice&token={token}&unique_ids={long}&subscribe=1")).await;
+    assert_ne!(r["ret_code"], "200", "{r}");
+    assert!(r["ret_msg"].as_str().is_some_and(|m| m.contains("电梯")), "{r}");
 
     // Raw calls are stored, without the secret or the token.
     let ev = s.gql("{ inboundEvents(first: 100){ totalCount edges { node { kind body headers } } } }", json!({})).await;

@@ -137,3 +137,25 @@ async fn unknown_routes_answer_404_json() {
     let r = app.http.get(app.url("/nope")).send().await.expect("get");
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn introspection_and_graphiql_follow_the_setting() {
+    let app = crate::utils::spawn_app_with(|c| c.introspection = false).await;
+    let r = app.gql(None, "{ __schema { queryType { name } } }", serde_json::json!({})).await;
+    assert!(r.body["data"]["__schema"].is_null() && !r.raw.contains("Query"), "introspection answered: {}", r.raw);
+    let page = app.http.get(app.url("/graphql")).send().await.expect("graphiql");
+    assert_eq!(page.status().as_u16(), 404);
+    // Ordinary queries still work.
+    let root = app.admin_token().await;
+    assert!(app.gql(Some(&root), "{ me { role } }", serde_json::json!({})).await.body.get("errors").is_none());
+    // The default: on with SQLite, off with PostgreSQL.
+    let settings = |db: &str| api::config::Settings {
+        database_url: Some(db.into()),
+        jwt_secret: Some("x".repeat(32)),
+        secret_key: Some("0".repeat(64)),
+        ..api::config::Settings::defaults(std::env::temp_dir())
+    };
+    let pg = api::config::Config::resolve(settings("postgres://u@127.0.0.1/db")).expect("config");
+    let lite = api::config::Config::resolve(settings("sqlite::memory:")).expect("config");
+    assert!(!pg.introspection && lite.introspection);
+}

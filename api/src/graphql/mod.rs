@@ -69,13 +69,18 @@ pub type AppSchema = Schema<QueryRoot, MutationRoot, subscriptions::Subscription
 
 /// The schema without runtime data (requests carry the `AppState` and the `Caller`).
 pub fn schema() -> AppSchema {
-    Schema::build(QueryRoot::default(), MutationRoot::default(), subscriptions::SubscriptionRoot)
+    schema_with(true)
+}
+
+/// The same, answering introspection queries only when `introspection` is on.
+pub fn schema_with(introspection: bool) -> AppSchema {
+    let builder = Schema::build(QueryRoot::default(), MutationRoot::default(), subscriptions::SubscriptionRoot)
         .extension(audit::Audit)
         .extension(audit::Codes)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
-        .limit_recursive_depth(256)
-        .finish()
+        .limit_recursive_depth(256);
+    if introspection { builder.finish() } else { builder.disable_introspection().finish() }
 }
 
 /// The SDL that `linkyard schema` prints and `schema.graphql` keeps.

@@ -62,6 +62,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         job_queue: format!("it-{}", unique()),
         // The fake vendors listen on loopback.
         outbound_allow: "127.0.0.1/32".into(),
+        // The tests read the schema on both databases.
+        introspection: Some(true),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let mut config = Config::resolve(settings).expect("config");

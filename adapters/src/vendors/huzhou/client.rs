@@ -245,6 +245,9 @@ impl DeliverySender for HuzhouSender {
     }
 }
 
+/// The longest a data-center token is kept, whatever it claims.
+const MAX_TOKEN_SECS: i64 = 86_400;
+
 /// What a token answer (3.2) means: the token and its expiry; `Invalid("credentials")` for
 /// the refusals no retry fixes (300 application or keys invalid, 310 bad sign), whatever
 /// `ret_data` holds (the data center sends `{}` with them); `Upstream` (retried) otherwise.
@@ -256,7 +259,9 @@ fn token_outcome(status: u16, body: &str, now: chrono::DateTime<chrono::Utc>) ->
     match answer.ret_data {
         Some(data) if code == "200" && !data.app_token.is_empty() => {
             let secs = data.token_valid_time.as_ref().map(map::code_text).and_then(|s| s.parse::<i64>().ok());
-            let secs = secs.filter(|s| *s > 0).unwrap_or(7200);
+            // Whatever the data center claims, a token is kept a day at most (and no claim
+            // can overflow the clock).
+            let secs = secs.filter(|s| *s > 0).unwrap_or(7200).min(MAX_TOKEN_SECS);
             Ok(CachedToken::new(data.app_token, now + chrono::Duration::seconds(secs)))
         }
         _ if code == "300" || code == "310" => {
@@ -294,6 +299,10 @@ mod tests {
         let ok = r#"{"ret_status":{"ret_code":"200"},"ret_data":{"app_token":"t-1","token_valid_time":"60"}}"#;
         let t = token_outcome(200, ok, now).expect("token");
         assert_eq!(t.expires_at, now + chrono::Duration::seconds(60));
+        // A huge lifetime neither panics nor keeps the token for ever.
+        let huge = r#"{"ret_status":{"ret_code":"200"},"ret_data":{"app_token":"t-2","token_valid_time":"9223372036854775807"}}"#;
+        let t = token_outcome(200, huge, now).expect("token");
+        assert_eq!(t.expires_at, now + chrono::Duration::seconds(86_400));
     }
 
     #[test]

@@ -71,11 +71,7 @@ impl HuzhouInbound {
             let token = hz.issue_token(integration, &hook.credentials, param("app_key"), param("app_secret")).await?;
             return Ok(json!({"ret_token": token}));
         }
-        if !matches!(action, "get_dev_info" | "get_rt_info" | "put_rt_notice" | "get_stream_url") {
-            let shown: String = action.chars().take(32).collect();
-            return Err(ApiRefusal::Invalid(format!("unknown action {shown:?}")));
-        }
-        hz.check_token(integration, param("token")).await?;
+        // The action and the token were checked before the call was stored (`accept`).
         match action {
             "get_dev_info" => Ok(state::dev_info(&hz.elevator(integration, param("elev_id")).await?)),
             "get_rt_info" => Ok(state::rt_info(&hz.elevator(integration, param("elev_id")).await?)),
@@ -128,11 +124,25 @@ impl InboundProtocol for HuzhouInbound {
         }
     }
 
-    async fn accept(&self, _hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
         let Some(query) = req.query.clone() else {
             return Err(refusal(&ApiRefusal::Invalid("malformed query string".into())));
         };
         let action = query.get("action").cloned().unwrap_or_default();
+        // Authenticated before anything is stored: a caller without the credentials or a
+        // token costs no row.
+        let param = |k: &str| query.get(k).map(String::as_str);
+        let authenticated = match action.as_str() {
+            "get_token" => HuzhouService::check_credentials(&hook.credentials, param("app_key"), param("app_secret")),
+            "get_dev_info" | "get_rt_info" | "put_rt_notice" | "get_stream_url" => {
+                self.service.check_token(&hook.integration, param("token")).await
+            }
+            other => {
+                let shown: String = other.chars().take(32).collect();
+                Err(ApiRefusal::Invalid(format!("unknown action {shown:?}")))
+            }
+        };
+        authenticated.map_err(|r| refusal(&r))?;
         let text = String::from_utf8_lossy(&req.body).into_owned();
         let bucket = chrono::Utc::now().timestamp() / DEDUP_WINDOW_SECS;
         let raw_key = format!("{}\n{}\n{text}\n{bucket}", req.method, masked_query(&query));

@@ -246,13 +246,7 @@ impl HuzhouService {
         app_key: Option<&str>,
         app_secret: Option<&str>,
     ) -> Result<String, ApiRefusal> {
-        let key = app_key.filter(|k| !k.is_empty()).ok_or(ApiRefusal::Missing("app_key"))?;
-        let secret = app_secret.filter(|s| !s.is_empty()).ok_or(ApiRefusal::Missing("app_secret"))?;
-        let want = |n: &str| credentials.get(n).and_then(Value::as_str).unwrap_or_default().to_owned();
-        let (k, s) = (want("inboundAppKey"), want("inboundAppSecret"));
-        if k.is_empty() || s.is_empty() || !(same(key, &k) & same(secret, &s)) {
-            return Err(ApiRefusal::BadCredentials);
-        }
+        Self::check_credentials(credentials, app_key, app_secret)?;
         let token = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
         self.p
             .repo
@@ -260,6 +254,26 @@ impl HuzhouService {
             .await
             .map_err(internal)?;
         Ok(token)
+    }
+
+    /// Checks the data center's `app_key` and `app_secret` against the integration's
+    /// inbound credentials (in constant time).
+    ///
+    /// # Errors
+    /// `Missing` for an absent one; `BadCredentials`.
+    pub fn check_credentials(
+        credentials: &Map<String, Value>,
+        app_key: Option<&str>,
+        app_secret: Option<&str>,
+    ) -> Result<(), ApiRefusal> {
+        let key = app_key.filter(|k| !k.is_empty()).ok_or(ApiRefusal::Missing("app_key"))?;
+        let secret = app_secret.filter(|s| !s.is_empty()).ok_or(ApiRefusal::Missing("app_secret"))?;
+        let want = |n: &str| credentials.get(n).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let (k, s) = (want("inboundAppKey"), want("inboundAppSecret"));
+        if k.is_empty() || s.is_empty() || !(same(key, &k) & same(secret, &s)) {
+            return Err(ApiRefusal::BadCredentials);
+        }
+        Ok(())
     }
 
     /// Checks a token issued by `issue_token` for this integration.
@@ -311,7 +325,8 @@ impl HuzhouService {
             return Err(ApiRefusal::Missing("unique_ids"));
         }
         if let Some(bad) = ids.iter().find(|i| i.len() > 64) {
-            return Err(ApiRefusal::Invalid(format!("unique id too long: {}", &bad[..16])));
+            let head: String = bad.chars().take(16).collect();
+            return Err(ApiRefusal::Invalid(format!("unique id too long: {head}…")));
         }
         let (tenant, id) = (integration.tenant_id, integration.id);
         match subscribe.map(str::trim) {
