@@ -92,6 +92,8 @@ pub async fn bench_server(url: &str, redis: Option<String>) -> BenchServer {
         admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         outbound_allow: "127.0.0.1/32".into(),
+        jwt_secret: Some("bench-jwt-secret-0123456789abcdef0123456789".into()),
+        secret_key: Some("00".repeat(32)),
         ..api::config::Settings::defaults(dir.path().to_path_buf())
     };
     let config = api::config::Config::resolve(settings).expect("config");

@@ -156,6 +156,14 @@ impl Config {
     /// # Errors
     /// When the data directory or a key file cannot be written, or a setting is invalid.
     pub fn resolve(s: Settings) -> anyhow::Result<Self> {
+        let on_postgres = s.database_url.as_deref().is_some_and(|u| u.trim().starts_with("postgres"));
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.is_empty());
+        // Keys generated on one instance would not be those of the next: with a shared
+        // database every instance must be given the same ones.
+        anyhow::ensure!(
+            !on_postgres || (given(&s.jwt_secret) && given(&s.secret_key)),
+            "with PostgreSQL, LINKYARD_JWT_SECRET and LINKYARD_SECRET_KEY must be set (the same on every instance)"
+        );
         let needs_dir = s.database_url.is_none() || s.jwt_secret.is_none() || s.secret_key.is_none();
         if needs_dir {
             std::fs::create_dir_all(&s.data_dir).with_context(|| format!("creating {}", s.data_dir.display()))?;

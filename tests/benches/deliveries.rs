@@ -64,6 +64,8 @@ async fn run(
         admin_password: Some(BENCH_ADMIN.1.into()),
         job_queue: queue,
         outbound_allow: "127.0.0.1/32".into(),
+        jwt_secret: Some("bench-jwt-secret-0123456789abcdef0123456789".into()),
+        secret_key: Some("00".repeat(32)),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");

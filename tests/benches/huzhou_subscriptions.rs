@@ -155,6 +155,8 @@ async fn main() {
         job_queue: format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         vendor_concurrency: std::env::var("BENCH_VENDOR_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
         outbound_allow: "127.0.0.1/32".into(),
+        jwt_secret: Some("bench-jwt-secret-0123456789abcdef0123456789".into()),
+        secret_key: Some("00".repeat(32)),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");

@@ -94,6 +94,8 @@ async fn run(url: &str) -> Result<(), String> {
         admin_email: Some("bench-admin@example.com".into()),
         admin_password: Some("bench-admin-password-1!".into()),
         job_queue: "linkyard-bench".into(),
+        jwt_secret: Some("bench-jwt-secret-0123456789abcdef0123456789".into()),
+        secret_key: Some("00".repeat(32)),
         ..Settings::defaults(dir.path().to_path_buf())
     };
     let config = Config::resolve(settings).expect("config");

@@ -55,6 +55,17 @@ impl DeliverySender for FakeSender {
 
     async fn send(&self, d: &Delivery, fresh_token: bool) -> SendReport {
         let script = d.payload["script"].as_str().unwrap_or("ok");
+        assert_ne!(script, "panic", "a vendor client bug");
+        if script == "nul" {
+            // A vendor answering text PostgreSQL cannot store as it is.
+            return SendReport {
+                request: "POST /push/nul\0".into(),
+                http_status: Some(200),
+                vendor_code: Some("OK\0".into()),
+                vendor_message: Some("stored\0 with a NUL".into()),
+                verdict: Verdict::Delivered,
+            };
+        }
         let resp = self
             .http
             .post(format!("{}/push/{script}", self.base))
@@ -383,4 +394,25 @@ async fn a_backlog_of_nine_thousand_jobs_is_worked_off() {
     assert_eq!(finished, BACKLOG);
     shutdown.cancel();
     workers.await.expect("join").expect("workers stop cleanly");
+}
+
+#[tokio::test]
+async fn a_panicking_sender_fails_its_attempt_only_and_nothing_stays_in_flight() {
+    let s = setup().await;
+    let id = s.enqueue("panic", "req-panic").await;
+    let d = s.until(&id, "DEAD").await;
+    assert_eq!(d["attemptCount"], 5, "every attempt recorded: {d}");
+    assert!(d["lastError"].as_str().is_some_and(|e| e.contains("panicked")), "{d}");
+    // The worker lives on.
+    let ok = s.enqueue("ok", "req-after-panic").await;
+    s.until(&ok, "SUCCEEDED").await;
+}
+
+#[tokio::test]
+async fn vendor_text_with_nul_characters_is_recorded() {
+    let s = setup().await;
+    let id = s.enqueue("nul", "req-nul").await;
+    let d = s.until(&id, "SUCCEEDED").await;
+    assert_eq!(d["attempts"][0]["request"], "POST /push/nul\\0", "{d}");
+    assert_eq!(d["attempts"][0]["vendorCode"], "OK\\0", "{d}");
 }

@@ -159,3 +159,17 @@ async fn introspection_and_graphiql_follow_the_setting() {
     let lite = api::config::Config::resolve(settings("sqlite::memory:")).expect("config");
     assert!(!pg.introspection && lite.introspection);
 }
+
+#[test]
+fn postgres_needs_the_keys_given() {
+    let settings = |jwt: Option<String>, key: Option<String>| api::config::Settings {
+        database_url: Some("postgres://u@127.0.0.1/db".into()),
+        jwt_secret: jwt,
+        secret_key: key,
+        ..api::config::Settings::defaults(std::env::temp_dir().join(format!("ly-{}", uuid::Uuid::new_v4())))
+    };
+    let err = api::config::Config::resolve(settings(None, Some("0".repeat(64)))).err().map(|e| e.to_string());
+    assert!(err.is_some_and(|e| e.contains("LINKYARD_JWT_SECRET")));
+    assert!(api::config::Config::resolve(settings(Some("x".repeat(32)), None)).is_err());
+    assert!(api::config::Config::resolve(settings(Some("x".repeat(32)), Some("0".repeat(64)))).is_ok());
+}

@@ -1,6 +1,6 @@
 use super::{
     Attempt, Claim, Delivery, DeliveryFilter, DeliveryQueue, DeliveryRepo, DeliverySender, DeliveryState, NewDelivery,
-    RetryPolicy, Verdict,
+    RetryPolicy, SendReport, Verdict,
 };
 use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};
 use crate::clock::{self, Clock};
@@ -10,6 +10,7 @@ use crate::limits::{RateDecision, RateLimiter};
 use crate::ttl::{CONFIG_TTL, TtlCache};
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -175,7 +176,19 @@ impl DeliveryService {
         let mut summaries = Vec::with_capacity(1);
         loop {
             let started = Instant::now();
-            let report = self.sender.send(&d, fresh_token).await;
+            // A panic in a vendor client fails this attempt only (locks it held are released
+            // as it unwinds); whatever the vendor said is made storable.
+            let sent = std::panic::AssertUnwindSafe(self.sender.send(&d, fresh_token)).catch_unwind().await;
+            let report = storable(sent.unwrap_or_else(|_| {
+                tracing::error!(delivery_id = %d.id, kind = %d.kind, "the sender panicked");
+                SendReport {
+                    request: d.kind.to_string(),
+                    http_status: None,
+                    vendor_code: None,
+                    vendor_message: None,
+                    verdict: Verdict::Retry("the sender failed unexpectedly (panicked); see the logs".into()),
+                }
+            }));
             let latency = started.elapsed();
             summaries.push(AttemptSummary { outcome: outcome_name(&report.verdict), latency });
             let error = match &report.verdict {
@@ -389,5 +402,46 @@ fn failure_alarm(d: &Delivery, error: Option<&str>, at: DateTime<Utc>) -> RaiseA
         inbound_event_id: None,
         raised_at: at,
         attributes: serde_json::json!({"deliveryId": d.id.to_string(), "kind": d.kind.as_str()}),
+    }
+}
+
+/// Text a database can store: NUL characters (PostgreSQL's text refuses them) escaped.
+fn storable_text(s: String) -> String {
+    if s.contains('\0') { s.replace('\0', "\\0") } else { s }
+}
+
+/// A send report whose every text can be stored, so its attempt is always recorded.
+fn storable(r: SendReport) -> SendReport {
+    let verdict = match r.verdict {
+        Verdict::Delivered => Verdict::Delivered,
+        Verdict::Retry(e) => Verdict::Retry(storable_text(e)),
+        Verdict::Permanent(e) => Verdict::Permanent(storable_text(e)),
+        Verdict::TokenExpired(e) => Verdict::TokenExpired(storable_text(e)),
+    };
+    SendReport {
+        request: storable_text(r.request),
+        http_status: r.http_status,
+        vendor_code: r.vendor_code.map(storable_text),
+        vendor_message: r.vendor_message.map(storable_text),
+        verdict,
+    }
+}
+
+#[cfg(test)]
+mod storable_tests {
+    use super::*;
+
+    #[test]
+    fn nul_characters_are_escaped_everywhere_in_a_report() {
+        let r = storable(SendReport {
+            request: "POST \0".into(),
+            http_status: Some(200),
+            vendor_code: Some("a\0".into()),
+            vendor_message: Some("ok\0bad".into()),
+            verdict: Verdict::Retry("x\0".into()),
+        });
+        assert_eq!(r.vendor_message.as_deref(), Some("ok\\0bad"));
+        assert!(!r.request.contains('\0') && !r.vendor_code.unwrap_or_default().contains('\0'));
+        assert_eq!(r.verdict, Verdict::Retry("x\\0".into()));
     }
 }

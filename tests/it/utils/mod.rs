@@ -52,8 +52,15 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         }
         None => (format!("sqlite://{}?mode=rwc", dir.path().join("linkyard.db").display()), None),
     };
+    // Keys given, as PostgreSQL requires; also written where the CLI tests read them.
+    let key = || format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let (jwt_secret, secret_key) = (key(), key());
+    std::fs::write(dir.path().join("jwt_secret"), &jwt_secret).expect("key file");
+    std::fs::write(dir.path().join("secret_key"), &secret_key).expect("key file");
     let settings = Settings {
         addr: "127.0.0.1:0".into(),
+        jwt_secret: Some(jwt_secret),
+        secret_key: Some(secret_key),
         public_url: Some("https://linkyard.test".into()),
         database_url: Some(database_url.clone()),
         redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
