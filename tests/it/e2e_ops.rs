@@ -173,3 +173,20 @@ fn postgres_needs_the_keys_given() {
     assert!(api::config::Config::resolve(settings(Some("x".repeat(32)), None)).is_err());
     assert!(api::config::Config::resolve(settings(Some("x".repeat(32)), Some("0".repeat(64)))).is_ok());
 }
+
+#[tokio::test]
+async fn a_document_with_too_many_aliases_is_refused_before_it_runs() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let fifty: String = (0..50).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let r = app.gql(Some(&root), &format!("{{ {fifty} }}"), json!({})).await;
+    assert!(r.body.get("errors").is_none(), "fifty are fine: {}", r.raw);
+    let many: String = (0..51).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let r = app.gql(Some(&root), &format!("{{ {many} }}"), json!({})).await;
+    assert_eq!(r.code(), "BAD_USER_INPUT", "{}", r.raw);
+    assert!(r.body["data"].is_null(), "nothing ran: {}", r.raw);
+    // Through a fragment spread many times.
+    let spreads: String = (0..30).map(|i| format!("x{i}: me {{ ...F }} ")).collect();
+    let q = format!("{{ {spreads} }} fragment F on User {{ a: id b: email }}");
+    assert_eq!(app.gql(Some(&root), &q, json!({})).await.code(), "BAD_USER_INPUT");
+}

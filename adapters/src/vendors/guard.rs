@@ -17,6 +17,8 @@ use std::time::Duration;
 const SETTING: &str = "LINKYARD_OUTBOUND_ALLOW";
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
+/// The largest answer read from a vendor (door videos included); a larger one is refused.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
 /// The allowed exceptions to "public addresses only".
 #[derive(Debug, Clone, Default)]
@@ -165,7 +167,7 @@ impl OutboundGuard {
                 }
             }))
             .build()?;
-        Ok(Http { client, guard: self.clone() })
+        Ok(Http { client, guard: self.clone(), max_answer: MAX_ANSWER_BYTES })
     }
 }
 
@@ -197,6 +199,8 @@ impl Resolve for GuardedResolver {
 pub struct Http {
     client: reqwest::Client,
     guard: Arc<OutboundGuard>,
+    /// The largest answer read, in bytes.
+    max_answer: usize,
 }
 
 impl Http {
@@ -217,7 +221,33 @@ impl Http {
         let (client, built) = req.build_split();
         let built = built.map_err(|_| "the request could not be built".to_owned())?;
         self.guard.check_url(built.url())?;
-        client.execute(built).await.map_err(|e| describe(&e))
+        let mut resp = client.execute(built).await.map_err(|e| describe(&e))?;
+        // The answer is read here, at most `max_answer` bytes: an endpoint a tenant chose
+        // cannot make the server buffer without end.
+        let too_big = || format!("the answer is larger than {} bytes", self.max_answer);
+        if resp.content_length().is_some_and(|n| n > self.max_answer as u64) {
+            return Err(too_big());
+        }
+        let (status, version, headers) = (resp.status(), resp.version(), resp.headers().clone());
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+            if body.len() + chunk.len() > self.max_answer {
+                return Err(too_big());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut rebuilt = http::Response::new(body);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        Ok(reqwest::Response::from(rebuilt))
+    }
+
+    /// The same client reading answers of at most `bytes`.
+    #[must_use]
+    pub fn with_max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
     }
 }
 
@@ -298,5 +328,43 @@ mod tests {
         assert!(err.starts_with("refused: localhost resolves to"), "{err}");
         let err = http.send(http.get("http://127.0.0.1:9/")).await.expect_err("refused");
         assert!(err.contains(SETTING), "{err}");
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_cap() {
+        // A local endpoint (allowed here) answering 3,000 bytes, chunked or with a length.
+        let app = axum_like_server().await;
+        let g = Arc::new(OutboundGuard::parse("127.0.0.1/32").expect("allow"));
+        let http = g.client(Duration::from_secs(5)).expect("client").with_max_answer(2_000);
+        let err = http.send(http.get(format!("{app}/big"))).await.expect_err("too big");
+        assert!(err.contains("larger than 2000 bytes"), "{err}");
+        let ok = http.send(http.get(format!("{app}/small"))).await.expect("small");
+        assert_eq!(ok.status().as_u16(), 201);
+        assert_eq!(ok.headers().get("x-kept").and_then(|v| v.to_str().ok()), Some("yes"));
+        assert_eq!(ok.text().await.expect("text"), "hello");
+    }
+
+    /// A tiny HTTP server on loopback: `/big` answers 3,000 bytes, anything else 201 "hello".
+    async fn axum_like_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let resp = if req.starts_with("GET /big") {
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: 3000\r\nconnection: close\r\n\r\n{}", "x".repeat(3000))
+                    } else {
+                        "HTTP/1.1 201 Created\r\ncontent-length: 5\r\nx-kept: yes\r\nconnection: close\r\n\r\nhello".to_owned()
+                    };
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        format!("http://{addr}")
     }
 }

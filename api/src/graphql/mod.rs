@@ -8,6 +8,7 @@ pub(crate) mod deliveries;
 pub(crate) mod devices;
 mod dingding;
 mod enums;
+mod limits;
 mod events;
 mod gantries;
 mod homes;
@@ -77,6 +78,7 @@ pub fn schema_with(introspection: bool) -> AppSchema {
     let builder = Schema::build(QueryRoot::default(), MutationRoot::default(), subscriptions::SubscriptionRoot)
         .extension(audit::Audit)
         .extension(audit::Codes)
+        .extension(limits::Limits)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(256);
