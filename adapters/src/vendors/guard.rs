@@ -357,9 +357,13 @@ mod tests {
                     let n = sock.read(&mut buf).await.unwrap_or(0);
                     let req = String::from_utf8_lossy(&buf[..n]).to_string();
                     let resp = if req.starts_with("GET /big") {
-                        format!("HTTP/1.1 200 OK\r\ncontent-length: 3000\r\nconnection: close\r\n\r\n{}", "x".repeat(3000))
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: 3000\r\nconnection: close\r\n\r\n{}",
+                            "x".repeat(3000)
+                        )
                     } else {
-                        "HTTP/1.1 201 Created\r\ncontent-length: 5\r\nx-kept: yes\r\nconnection: close\r\n\r\nhello".to_owned()
+                        "HTTP/1.1 201 Created\r\ncontent-length: 5\r\nx-kept: yes\r\nconnection: close\r\n\r\nhello"
+                            .to_owned()
                     };
                     let _ = sock.write_all(resp.as_bytes()).await;
                 });
