@@ -62,6 +62,10 @@ pub struct Settings {
     /// before applying it) is applied by the inbound sweep.
     #[arg(long, env = "LINKYARD_INBOUND_STALE_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub inbound_stale_secs: u64,
+    /// Days raw inbound events (once applied), attempts of finished deliveries and audit
+    /// entries are kept.
+    #[arg(long, env = "LINKYARD_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub retention_days: u32,
     /// GraphQL introspection and the GraphiQL page; default on with SQLite, off with PostgreSQL.
     #[arg(long, env = "LINKYARD_INTROSPECTION")]
     pub introspection: Option<bool>,
@@ -99,6 +103,7 @@ impl Settings {
             inbound_stale_secs: 600,
             outbound_allow: String::new(),
             introspection: None,
+            retention_days: 90,
         }
     }
 }
@@ -144,6 +149,8 @@ pub struct Config {
     pub scheduler_tick: std::time::Duration,
     /// Sends to one vendor at once from this process.
     pub vendor_concurrency: usize,
+    /// How long traffic records are kept (`LINKYARD_RETENTION_DAYS`).
+    pub retention: chrono::Duration,
     /// Whether GraphQL introspection and GraphiQL are served (`LINKYARD_INTROSPECTION`).
     pub introspection: bool,
     /// What outbound calls may reach (`LINKYARD_OUTBOUND_ALLOW`).
@@ -224,6 +231,7 @@ impl Config {
             vendor_concurrency: usize::try_from(s.vendor_concurrency).unwrap_or(32),
             outbound: std::sync::Arc::new(outbound),
             introspection: s.introspection.unwrap_or(!is_postgres),
+            retention: chrono::Duration::days(i64::from(s.retention_days)),
         })
     }
 

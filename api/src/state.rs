@@ -299,6 +299,7 @@ impl AppState {
             config.sweep_every,
         )
         .with_clock(clock.clone())
+        .with_retention(Arc::new(adapters::db::repos::SqlRetentionRepo::new(db.clone())), config.retention)
         .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
         .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
         .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));

@@ -21,6 +21,7 @@ pub mod integrations;
 pub mod limits;
 pub mod outbound;
 pub mod page;
+pub mod retention;
 pub mod schedules;
 pub mod security;
 pub mod tariffs;

@@ -707,3 +707,38 @@ async fn an_inbound_token_expires_exactly_when_its_lifetime_runs_out() {
     let fresh = huzhou.issue_token(&integration, credentials, Some(IN_KEY), Some(IN_SECRET)).await.expect("token");
     assert_eq!(huzhou.check_token(&integration, Some(&fresh)).await, Ok(()));
 }
+
+#[tokio::test]
+async fn old_traffic_records_are_pruned_after_the_retention_period() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let s = setup().await;
+    // An applied inbound event, a delivered push with its attempt, audit entries.
+    let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
+    assert_eq!(t["ret_code"], "200", "{t}");
+    s.elevator("204150", "ELEVATOR", json!({})).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.deliveries("huzhou.put_ie_elev_paras").await.iter().any(|d| d["state"] == "SUCCEEDED") {
+        assert!(Instant::now() < deadline, "the 7.7 push never succeeded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let db = &s.app.state.db;
+    let count = |table: &'static str| async move {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table}");
+        let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.expect("count");
+        row.and_then(|r| r.try_get::<i64>("", "n").ok()).unwrap_or_default()
+    };
+    let before = (count("inbound_events").await, count("delivery_attempts").await, count("audit_log").await);
+    assert!(before.0 >= 1 && before.1 >= 1 && before.2 >= 1, "{before:?}");
+    let now = chrono::Utc::now();
+    // Within the period (90 days by default) nothing goes.
+    let kept = s.app.state.scheduler.apply_retention(now).await.expect("prune").expect("configured");
+    assert_eq!(kept, domain::retention::Pruned::default());
+    // 91 days on, all of it goes.
+    let gone =
+        s.app.state.scheduler.apply_retention(now + chrono::Duration::days(91)).await.expect("prune").expect("configured");
+    assert_eq!(
+        (gone.inbound_events, gone.delivery_attempts, gone.audit_entries),
+        (before.0 as u64, before.1 as u64, before.2 as u64)
+    );
+    assert_eq!((count("inbound_events").await, count("delivery_attempts").await, count("audit_log").await), (0, 0, 0));
+}

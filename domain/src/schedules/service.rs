@@ -29,6 +29,8 @@ pub struct SchedulerService {
     jobs: HashMap<ScheduledJob, Arc<dyn PeriodicJob>>,
     worker: String,
     sweep_every: Duration,
+    /// Where old traffic records go, and how long they are kept.
+    retention: Option<(Arc<dyn crate::retention::RetentionRepo>, chrono::Duration)>,
     /// Where the time comes from.
     clock: Arc<dyn Clock>,
 }
@@ -51,7 +53,35 @@ impl SchedulerService {
         worker: String,
         sweep_every: Duration,
     ) -> Self {
-        Self { runs, integrations, deliveries, jobs: HashMap::new(), worker, sweep_every, clock: clock::system() }
+        Self {
+            runs,
+            integrations,
+            deliveries,
+            jobs: HashMap::new(),
+            worker,
+            sweep_every,
+            retention: None,
+            clock: clock::system(),
+        }
+    }
+
+    /// Deletes traffic records older than `keep` every hour (`apply_retention`).
+    #[must_use]
+    pub fn with_retention(mut self, repo: Arc<dyn crate::retention::RetentionRepo>, keep: chrono::Duration) -> Self {
+        self.retention = Some((repo, keep));
+        self
+    }
+
+    /// Deletes traffic records older than the retention period as of `now`; `None` when
+    /// no retention is configured.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn apply_retention(&self, now: DateTime<Utc>) -> DomainResult<Option<crate::retention::Pruned>> {
+        let Some((repo, keep)) = &self.retention else { return Ok(None) };
+        let pruned = repo.prune(now - *keep).await?;
+        tracing::info!(?pruned, "old traffic records pruned");
+        Ok(Some(pruned))
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -84,6 +114,9 @@ impl SchedulerService {
             let res = self.deliveries.sweep(now).await.map(|n| format!("re-queued {n} deliveries"));
             if sweep_tick.timestamp() % 3600 == 0 {
                 let _ = self.runs.prune(now - KEEP_RUNS).await;
+                if let Err(e) = self.apply_retention(now).await {
+                    tracing::warn!(error = %e, "pruning old traffic records");
+                }
             }
             self.finish(ScheduledJob::Sweep, GLOBAL.to_owned(), None, sweep_tick, "SCHEDULE", res).await;
         }
