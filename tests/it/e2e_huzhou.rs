@@ -734,8 +734,14 @@ async fn old_traffic_records_are_pruned_after_the_retention_period() {
     let kept = s.app.state.scheduler.apply_retention(now).await.expect("prune").expect("configured");
     assert_eq!(kept, domain::retention::Pruned::default());
     // 91 days on, all of it goes.
-    let gone =
-        s.app.state.scheduler.apply_retention(now + chrono::Duration::days(91)).await.expect("prune").expect("configured");
+    let gone = s
+        .app
+        .state
+        .scheduler
+        .apply_retention(now + chrono::Duration::days(91))
+        .await
+        .expect("prune")
+        .expect("configured");
     assert_eq!(
         (gone.inbound_events, gone.delivery_attempts, gone.audit_entries),
         (before.0 as u64, before.1 as u64, before.2 as u64)
