@@ -167,3 +167,8 @@ mod tests {
         assert!(parse_key("short").is_err());
     }
 }
+
+/// Byte-equal in time independent of where the first difference is.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -66,6 +66,9 @@ pub struct Settings {
     /// entries are kept.
     #[arg(long, env = "LINKYARD_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub retention_days: u32,
+    /// When set, `GET /metrics` answers only `Authorization: Bearer <this token>`.
+    #[arg(long, env = "LINKYARD_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// GraphQL introspection and the GraphiQL page; default on with SQLite, off with PostgreSQL.
     #[arg(long, env = "LINKYARD_INTROSPECTION")]
     pub introspection: Option<bool>,
@@ -104,6 +107,7 @@ impl Settings {
             outbound_allow: String::new(),
             introspection: None,
             retention_days: 90,
+            metrics_token: None,
         }
     }
 }
@@ -149,6 +153,8 @@ pub struct Config {
     pub scheduler_tick: std::time::Duration,
     /// Sends to one vendor at once from this process.
     pub vendor_concurrency: usize,
+    /// The token `/metrics` asks for, if any (`LINKYARD_METRICS_TOKEN`).
+    pub metrics_token: Option<SecretString>,
     /// How long traffic records are kept (`LINKYARD_RETENTION_DAYS`).
     pub retention: chrono::Duration,
     /// Whether GraphQL introspection and GraphiQL are served (`LINKYARD_INTROSPECTION`).
@@ -232,6 +238,7 @@ impl Config {
             outbound: std::sync::Arc::new(outbound),
             introspection: s.introspection.unwrap_or(!is_postgres),
             retention: chrono::Duration::days(i64::from(s.retention_days)),
+            metrics_token: s.metrics_token.filter(|t| !t.trim().is_empty()).map(SecretString::from),
         })
     }
 

@@ -190,3 +190,18 @@ async fn a_document_with_too_many_aliases_is_refused_before_it_runs() {
     let q = format!("{{ {spreads} }} fragment F on User {{ a: id b: email }}");
     assert_eq!(app.gql(Some(&root), &q, json!({})).await.code(), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn metrics_ask_for_the_token_when_one_is_set() {
+    let app = crate::utils::spawn_app_with(|c| {
+        c.metrics_token = Some(secrecy::SecretString::from("scrape-token-Kd83".to_owned()));
+    })
+    .await;
+    let r = app.http.get(app.url("/metrics")).send().await.expect("metrics");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app.http.get(app.url("/metrics")).bearer_auth("wrong").send().await.expect("metrics");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app.http.get(app.url("/metrics")).bearer_auth("scrape-token-Kd83").send().await.expect("metrics");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.expect("text").contains("http_requests_total"));
+}

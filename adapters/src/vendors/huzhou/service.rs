@@ -104,9 +104,8 @@ fn internal(e: DomainError) -> ApiRefusal {
     ApiRefusal::Internal
 }
 
-/// Byte-equal in time independent of where the first difference is.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::crypto::constant_time_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// The ports the service runs on.
