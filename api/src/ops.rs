@@ -75,10 +75,16 @@ async fn metrics_text(State(st): State<AppState>, headers: axum::http::HeaderMap
     // With `LINKYARD_METRICS_TOKEN` set, only a scraper presenting it reads the metrics.
     if let Some(want) = &st.config.metrics_token {
         use secrecy::ExposeSecret;
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        let ok = given.is_some_and(|g| adapters::crypto::constant_time_eq(g.as_bytes(), want.expose_secret().as_bytes()));
+        let given =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+        let ok =
+            given.is_some_and(|g| adapters::crypto::constant_time_eq(g.as_bytes(), want.expose_secret().as_bytes()));
         if !ok {
-            return (axum::http::StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "metrics need the token")
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics need the token",
+            )
                 .into_response();
         }
     }
