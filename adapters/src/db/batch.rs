@@ -3,6 +3,10 @@
 //! its own batch's statement, so it sees the same result and durability as a lone write.
 //! At low load a batch holds one item and nothing waits longer than before; under load,
 //! what queues while the statements in flight run goes into the next one.
+//!
+//! A batch that fails as a whole (one bad row fails the statement on PostgreSQL) is written
+//! again item by item, so one caller's bad row fails that caller only, never the others
+//! (other tenants') that happened to share its statement.
 
 use domain::{DomainError, DomainResult};
 use futures::future::BoxFuture;
@@ -24,7 +28,7 @@ pub(crate) struct Batcher<I, O> {
     parallel: usize,
 }
 
-impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
+impl<I: Clone + Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// At most `max` items per statement and `parallel` statements at once.
     pub(crate) fn new(max: usize, parallel: usize, flush: Flush<I, O>) -> Self {
         Self { tx: OnceLock::new(), flush, max: max.max(1), parallel: parallel.max(1) }
@@ -51,7 +55,7 @@ fn lost() -> DomainError {
     DomainError::Unknown(anyhow::anyhow!("the batch writer stopped"))
 }
 
-async fn run<I: Send + 'static, O: Send + 'static>(
+async fn run<I: Clone + Send + 'static, O: Send + 'static>(
     mut rx: mpsc::Receiver<Job<I, O>>,
     flush: Flush<I, O>,
     max: usize,
@@ -72,6 +76,8 @@ async fn run<I: Send + 'static, O: Send + 'static>(
         tokio::spawn(async move {
             let (items, replies): (Vec<I>, Vec<_>) = jobs.into_iter().map(|j| (j.item, j.reply)).unzip();
             let n = items.len();
+            // Kept to write them one by one should the batch fail as a whole.
+            let copies = (n > 1).then(|| items.clone());
             match flush(items).await {
                 Ok(results) if results.len() == n => {
                     for (reply, r) in replies.into_iter().zip(results) {
@@ -86,9 +92,20 @@ async fn run<I: Send + 'static, O: Send + 'static>(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, items = n, "a batched write failed");
-                    let e = e.to_string();
-                    for reply in replies {
-                        let _ = reply.send(Err(DomainError::Unknown(anyhow::anyhow!("batched write: {e}"))));
+                    if let Some(copies) = copies {
+                        for (item, reply) in copies.into_iter().zip(replies) {
+                            let alone = match flush(vec![item]).await {
+                                Ok(mut r) if r.len() == 1 => r.pop().unwrap_or_else(|| Err(lost())),
+                                Ok(_) => Err(DomainError::Unknown(anyhow::anyhow!("a lone write answered no result"))),
+                                Err(e) => Err(DomainError::Unknown(anyhow::anyhow!("write: {e}"))),
+                            };
+                            let _ = reply.send(alone);
+                        }
+                    } else {
+                        let e = e.to_string();
+                        for reply in replies {
+                            let _ = reply.send(Err(DomainError::Unknown(anyhow::anyhow!("batched write: {e}"))));
+                        }
                     }
                 }
             }
@@ -143,5 +160,37 @@ mod tests {
             Arc::new(|_items: Vec<u32>| Box::pin(async { Err(DomainError::Unknown(anyhow::anyhow!("down"))) })),
         );
         assert!(matches!(b.submit(1).await, Err(DomainError::Unknown(_))));
+    }
+
+    #[tokio::test]
+    async fn one_bad_item_fails_itself_only_not_the_batch_it_shared() {
+        // A store that refuses any statement holding item 7, as PostgreSQL refuses a whole
+        // multi-row insert for one bad row.
+        let b: Arc<Batcher<u32, u32>> = Arc::new(Batcher::new(
+            16,
+            1,
+            Arc::new(|items: Vec<u32>| {
+                Box::pin(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    if items.contains(&7) {
+                        return Err(DomainError::Unknown(anyhow::anyhow!("value too long")));
+                    }
+                    Ok(items.into_iter().map(|i| Ok(i * 10)).collect())
+                })
+            }),
+        ));
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..32u32 {
+            let b = b.clone();
+            calls.spawn(async move { (i, b.submit(i).await) });
+        }
+        let mut failed = Vec::new();
+        while let Some(Ok((i, r))) = calls.join_next().await {
+            match r {
+                Ok(v) => assert_eq!(v, i * 10),
+                Err(_) => failed.push(i),
+            }
+        }
+        assert_eq!(failed, vec![7]);
     }
 }
