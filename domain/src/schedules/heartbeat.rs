@@ -1,8 +1,8 @@
 //! Heartbeat check of devices that report on an interval (every `setFrequency` seconds, 600
 //! by default). A device silent for twice its interval gets a `DEVICE_OFFLINE` alarm and is marked offline; once it reports again the
 //! next check clears the alarm (or its own next report does, where its module says so).
-//! A device that reports through another (attribute `reportsThrough`: an ETC gantry's PCs
-//! and cabinet units report through the gantry) is checked through that one only.
+//! A device that reports through another (attribute `reportsThrough`: the units of a
+//! cabinet that report through its controller) is checked through that one only.
 
 use super::PeriodicJob;
 use crate::alarms::{AlarmKind, AlarmService, AlarmSeverity, RaiseAlarm};

@@ -7,37 +7,11 @@ use domain::tickets::Ticket;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// Seed 004 二.2: the `data` item keys of `workTicket`, in the seed's table order.
-pub const PERMIT_KEYS: &[&str] = &[
-    "id",
-    "ticket_type",
-    "ticket_level",
-    "start_time",
-    "end_time",
-    "ticket_position",
-    "ticket_content",
-    "harm_type",
-    "company_social_code",
-    "gas_analyse",
-    "safe_measure",
-    "ticket_status",
-    "lng",
-    "lat",
-    "supervisor",
-    "supervisor_name",
-    "worker",
-    "worker_name",
-    "workDept",
-    "workDept_name",
-    "video_code",
-    "is_contractor_task",
-    "major_person",
-    "major_person_mobile",
-    "is_changed",
-    "changed_reason",
-    "is_cancelled",
-    "cancelled_reason",
-];
+/// Seed 004 二.2: the `data` item keys of `workTicket`: the names of the `WORK_PERMIT`
+/// field table (which follows the seed's table), one list for both.
+pub fn permit_keys() -> impl Iterator<Item = &'static str> {
+    super::tickets::WORK_PERMIT.fields.iter().map(|f| f.name)
+}
 
 /// `POST /auth/login`: the password travels base64-encoded (seed 004 二.1).
 pub fn login_body(username: &str, password: &str) -> Value {
@@ -90,8 +64,8 @@ pub fn permit_id(t: &Ticket) -> String {
 /// already normalised them), absent optional ones empty.
 pub fn permit_item(t: &Ticket) -> Value {
     let mut item = Map::new();
-    for key in PERMIT_KEYS {
-        let v = match *key {
+    for key in permit_keys() {
+        let v = match key {
             "id" => Value::String(permit_id(t)),
             k => match t.fields.get(k) {
                 Some(Value::String(s)) => Value::String(s.clone()),
@@ -99,7 +73,7 @@ pub fn permit_item(t: &Ticket) -> Value {
                 Some(other) => Value::String(other.to_string()),
             },
         };
-        item.insert((*key).to_owned(), v);
+        item.insert(key.to_owned(), v);
     }
     Value::Object(item)
 }
@@ -397,7 +371,7 @@ mod props {
             let back: Value = serde_json::from_str(&wire_text).expect("the regulator can parse it");
             let item = back["data"][0].as_object().expect("an object").clone();
             let keys: Vec<&str> = item.keys().map(String::as_str).collect();
-            let mut want = PERMIT_KEYS.to_vec();
+            let mut want: Vec<&str> = permit_keys().collect();
             want.sort_unstable();
             prop_assert_eq!(keys, want, "the seed's keys, no more, no less");
             prop_assert!(item.values().all(Value::is_string), "every value a string");
@@ -409,11 +383,11 @@ mod props {
             let reread = table().validate(TicketKind::WorkPermit, status, &Value::Object(again));
             prop_assert!(reread.is_ok(), "the sent item is a valid permit: {:?} {:?}", reread, item);
             let reread = reread.unwrap_or_default();
-            for key in PERMIT_KEYS.iter().filter(|k| **k != "id") {
-                let sent = item[*key].as_str().unwrap_or_default();
-                let kept = stored.get(*key).and_then(Value::as_str).unwrap_or_default();
+            for key in permit_keys().filter(|k| *k != "id") {
+                let sent = item[key].as_str().unwrap_or_default();
+                let kept = stored.get(key).and_then(Value::as_str).unwrap_or_default();
                 prop_assert_eq!(sent, kept, "{} as stored", key);
-                let read = reread.get(*key).and_then(Value::as_str).unwrap_or_default();
+                let read = reread.get(key).and_then(Value::as_str).unwrap_or_default();
                 prop_assert_eq!(read, kept, "{} read back", key);
             }
         }
