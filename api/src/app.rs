@@ -212,7 +212,13 @@ async fn graphql_handler(
     let caller = Caller::from_header(&st.jwt, auth);
     let schema = st.schema.clone();
     let gate = LoginGate::new(peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()));
-    let mut resp = schema.execute(req.data(st).data(caller).data(gate)).await;
+    // A tenant's request runs in its tenant's row-level-security scope (PostgreSQL).
+    let tenant = caller.actor().ok().and_then(|a| a.tenant().ok());
+    let run = schema.execute(req.data(st).data(caller).data(gate));
+    let mut resp = match tenant {
+        Some(t) => adapters::db::with_tenant(t, run).await,
+        None => run.await,
+    };
     ensure_codes(&mut resp);
     GraphQLResponse::from(resp).into_response()
 }

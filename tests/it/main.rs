@@ -15,6 +15,7 @@ mod e2e_integrations;
 mod e2e_ops;
 mod e2e_outbound;
 mod e2e_outbox;
+mod e2e_row_security;
 mod e2e_schedules;
 mod e2e_subscriptions;
 mod e2e_tariffs;

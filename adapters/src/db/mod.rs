@@ -3,7 +3,7 @@
 
 mod batch;
 mod conn;
-pub use conn::Conn;
+pub use conn::{Conn, with_tenant};
 mod entities;
 mod page;
 pub mod repos;
@@ -86,15 +86,21 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and then writes fails at
 /// once with "database is locked" when another writer committed meanwhile, without waiting
 /// out the busy timeout; an immediate one waits its turn. PostgreSQL ignores the mode.
+/// Inside a tenant's scope (`with_tenant`) the transaction carries the tenant.
 ///
 /// # Errors
 /// When no connection can be had or `BEGIN` fails.
 pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    db.begin_with_options(TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..TransactionOptions::default()
-    })
-    .await
+    let tx = db
+        .begin_with_options(TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        })
+        .await?;
+    if let Some(t) = conn::tenant_for(db) {
+        conn::set_tenant(&tx, t).await?;
+    }
+    Ok(tx)
 }
 
 /// Checks that the database answers.

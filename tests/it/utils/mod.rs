@@ -105,13 +105,31 @@ pub fn quick_jobs(c: &mut Config) {
     c.job_heartbeat = Duration::from_secs(1);
 }
 
+/// The role the server connects as in tests: an ordinary login role that owns its
+/// database, as in production, so row-level security holds for it (a superuser, like the
+/// `TEST_DATABASE_URL` one, would skip the policies).
+const PG_APP_ROLE: &str = "linkyard_it";
+
 async fn create_pg_database(admin_url: &str, name: &str) -> String {
     use sea_orm::ConnectionTrait;
     let db = sea_orm::Database::connect(admin_url).await.expect("TEST_DATABASE_URL reachable");
-    db.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+    // Tests start in parallel: a concurrent CREATE ROLE is a unique violation, not an error.
+    db.execute_unprepared(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_APP_ROLE}') THEN \
+           CREATE ROLE {PG_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS; END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    ))
+    .await
+    .expect("create the test role");
+    db.execute_unprepared(&format!("CREATE DATABASE \"{name}\" OWNER {PG_APP_ROLE}"))
+        .await
+        .expect("create test database");
     let _ = db.close().await;
-    let (base, _) = admin_url.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{name}")
+    let mut url = reqwest::Url::parse(admin_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_username(PG_APP_ROLE).expect("URL takes a user");
+    url.set_password(None).expect("URL takes no password");
+    url.set_path(name);
+    url.to_string()
 }
 
 impl Drop for TestApp {

@@ -1,5 +1,5 @@
 use crate::db::entities::api_keys as k;
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use domain::DomainResult;
 use domain::ids::{ApiKeyId, IntegrationId, TenantId};
@@ -9,12 +9,12 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 /// API keys in SQL (digests only).
 #[derive(Clone)]
 pub struct SqlApiKeyRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlApiKeyRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: db.into() }
     }
 }
 

@@ -1,3 +1,4 @@
+use crate::db::Conn;
 use crate::db::entities::audit_log as al;
 use crate::db::page::{Order, fetch_page_ordered};
 use crate::db::unknown;
@@ -10,12 +11,12 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 /// The audit log in SQL.
 #[derive(Clone)]
 pub struct SqlAuditRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlAuditRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: db.into() }
     }
 }
 

@@ -1,7 +1,7 @@
 use crate::db::batch::Batcher;
 use crate::db::entities::{deliveries as d, delivery_attempts as a};
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::{inserted, map_err, unknown};
+use crate::db::{Conn, inserted, map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::deliveries::{
@@ -117,6 +117,8 @@ const UNFINISHED: [&str; 3] = ["PENDING", "IN_FLIGHT", "RETRYING"];
 #[derive(Clone)]
 pub struct SqlDeliveryRepo {
     db: DatabaseConnection,
+    /// `db` for statements a request runs (row-level security follows its tenant).
+    conn: Conn,
     /// `create` batched on PostgreSQL.
     creates: Option<Arc<Batcher<(TenantId, NewDelivery), Delivery>>>,
     /// Where workers write their own bookkeeping (claims, attempts, outcomes): the
@@ -145,7 +147,7 @@ impl SqlDeliveryRepo {
                 }),
             ))
         });
-        Self { db, creates, bookkeeping }
+        Self { conn: db.clone().into(), db, creates, bookkeeping }
     }
 }
 
@@ -206,7 +208,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
     async fn get(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Option<Delivery>> {
         scoped(tenant)
             .filter(d::Column::Id.eq(id.as_uuid()))
-            .one(&self.db)
+            .one(&self.conn)
             .await
             .map_err(unknown)?
             .map(to_domain)
@@ -214,7 +216,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
     }
 
     async fn get_any(&self, id: DeliveryId) -> DomainResult<Option<Delivery>> {
-        d::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
+        d::Entity::find_by_id(id.as_uuid()).one(&self.conn).await.map_err(unknown)?.map(to_domain).transpose()
     }
 
     async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Claim> {
@@ -290,7 +292,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .filter(d::Column::State.is_in(UNFINISHED))
             .order_by_asc(d::Column::Id)
             .into_tuple()
-            .one(&self.db)
+            .one(&self.conn)
             .await
             .map_err(unknown)?;
         Ok(next.map(DeliveryId::from_uuid))
@@ -304,7 +306,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .filter(d::Column::State.is_in(UNFINISHED))
             .group_by(d::Column::State)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.conn)
             .await
             .map_err(unknown)?;
         let mut out = Vec::new();
@@ -424,7 +426,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
         if let Some(to) = f.to {
             q = q.filter(d::Column::CreatedAt.lt(to));
         }
-        let page = fetch_page_ordered(&self.db, q, d::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
+        let page = fetch_page_ordered(&self.conn, q, d::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
         try_map(page, to_domain)
     }
 
@@ -438,7 +440,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
         let found = scoped(tenant)
             .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
             .filter(d::Column::IdempotencyKey.eq(idempotency_key))
-            .one(&self.db)
+            .one(&self.conn)
             .await
             .map_err(unknown)?;
         let Some(row) = found else { return Ok(None) };
@@ -446,7 +448,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .col_expr(d::Column::Result, sea_orm::sea_query::Expr::value(result.to_string()))
             .col_expr(d::Column::UpdatedAt, sea_orm::sea_query::Expr::value(Utc::now()))
             .filter(d::Column::Id.eq(row.id))
-            .exec(&self.db)
+            .exec(&self.conn)
             .await
             .map_err(unknown)?;
         let mut delivery = to_domain(row)?;
@@ -460,7 +462,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .filter(a::Column::DeliveryId.eq(id.as_uuid()))
             .order_by_asc(a::Column::Number)
             .order_by_asc(a::Column::Id)
-            .all(&self.db)
+            .all(&self.conn)
             .await
             .map_err(unknown)?;
         Ok(rows.into_iter().map(attempt).collect())
@@ -484,7 +486,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .filter(cond)
             .limit(limit)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.conn)
             .await
             .map_err(unknown)?;
         Ok(ids.into_iter().map(DeliveryId::from_uuid).collect())

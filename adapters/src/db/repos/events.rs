@@ -1,7 +1,7 @@
 use crate::db::batch::Batcher;
 use crate::db::entities::inbound_events as ev;
 use crate::db::page::{Order, fetch_page_ordered, try_map};
-use crate::db::{inserted, unknown};
+use crate::db::{Conn, inserted, unknown};
 use async_trait::async_trait;
 use domain::events::{EventFilter, EventState, InboundEvent, InboundEventRepo, NewInboundEvent, Recorded};
 use domain::ids::{InboundEventId, IntegrationId, TenantId};
@@ -20,6 +20,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct SqlInboundEventRepo {
     db: DatabaseConnection,
+    /// `db` for statements a request runs (row-level security follows its tenant).
+    conn: Conn,
     batched: Option<Arc<Batched>>,
 }
 
@@ -57,7 +59,7 @@ impl SqlInboundEventRepo {
                 ),
             })
         });
-        Self { db, batched }
+        Self { conn: db.clone().into(), db, batched }
     }
 }
 
@@ -202,7 +204,7 @@ impl InboundEventRepo for SqlInboundEventRepo {
             .col_expr(ev::Column::Answer, sea_orm::sea_query::Expr::value(answer.to_string()))
             .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
             .filter(ev::Column::Id.eq(id.as_uuid()))
-            .exec(&self.db)
+            .exec(&self.conn)
             .await
             .map_err(unknown)?;
         Ok(())
@@ -218,7 +220,7 @@ impl InboundEventRepo for SqlInboundEventRepo {
         if let Some(b) = &self.batched {
             return b.finish.submit((tenant, id, state, error)).await;
         }
-        let res = finish_update(tenant, id, state, error).exec(&self.db).await.map_err(unknown)?;
+        let res = finish_update(tenant, id, state, error).exec(&self.conn).await.map_err(unknown)?;
         if res.rows_affected == 0 {
             return Err(DomainError::NotFound("inbound event"));
         }
@@ -272,7 +274,8 @@ impl InboundEventRepo for SqlInboundEventRepo {
         if let Some(to) = f.to {
             q = q.filter(ev::Column::ReceivedAt.lt(to));
         }
-        let page = fetch_page_ordered(&self.db, q, ev::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
+        let page =
+            fetch_page_ordered(&self.conn, q, ev::Column::Id, page, Order::NewestFirst).await.map_err(unknown)?;
         try_map(page, to_domain)
     }
 }

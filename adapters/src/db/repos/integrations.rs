@@ -1,6 +1,6 @@
 use crate::db::entities::integrations as i;
 use crate::db::page::fetch_page;
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{IntegrationId, TenantId};
@@ -11,12 +11,12 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 /// Integrations in SQL.
 #[derive(Clone)]
 pub struct SqlIntegrationRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlIntegrationRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: db.into() }
     }
 
     async fn row(&self, tenant: TenantId, id: IntegrationId) -> DomainResult<i::Model> {

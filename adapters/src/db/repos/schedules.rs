@@ -1,3 +1,4 @@
+use crate::db::Conn;
 use crate::db::entities::scheduled_runs as r;
 use crate::db::unknown;
 use async_trait::async_trait;
@@ -15,12 +16,12 @@ use sea_orm::{
 /// belong to exactly one process.
 #[derive(Clone)]
 pub struct SqlScheduledRunRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlScheduledRunRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: db.into() }
     }
 }
 

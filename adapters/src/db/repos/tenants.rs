@@ -1,6 +1,6 @@
 use crate::db::entities::tenants as t;
 use crate::db::page::fetch_page;
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use domain::ids::TenantId;
 use domain::tenants::{NewTenant, Tenant, TenantRepo};
@@ -10,12 +10,12 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 /// Tenants in SQL.
 #[derive(Clone)]
 pub struct SqlTenantRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlTenantRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: db.into() }
     }
 }
 

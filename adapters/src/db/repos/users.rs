@@ -1,6 +1,6 @@
 use crate::db::entities::users as u;
 use crate::db::page::fetch_page;
-use crate::db::{map_err, unknown};
+use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use domain::ids::{TenantId, UserId};
 use domain::users::{Email, NewUser, User, UserCredentials, UserRepo};
@@ -13,12 +13,12 @@ const PLATFORM_SCOPE: &str = "platform";
 /// Users in SQL.
 #[derive(Clone)]
 pub struct SqlUserRepo {
-    db: DatabaseConnection,
+    db: Conn,
 }
 
 impl SqlUserRepo {
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self { db: db.into() }
     }
 }
 
