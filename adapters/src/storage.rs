@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use domain::tickets::FileStore;
 use domain::{DomainError, DomainResult};
+use object_store::ObjectStoreExt as _;
 use std::path::{Path, PathBuf};
 
 /// Stores files under `root` (by default `{data dir}/files`).
