@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(store.get("devices/t/d/f").await.unwrap().as_deref(), Some(&b"picture"[..]));
         assert_eq!(store.get("devices/t/d/missing").await.unwrap(), None);
         let under_prefix = object_store::path::Path::from("linkyard/devices/t/d/f");
-        let raw = object_store::ObjectStore::get(&*memory, &under_prefix).await.unwrap();
+        let raw = object_store::ObjectStoreExt::get(&*memory, &under_prefix).await.unwrap();
         assert_eq!(raw.bytes().await.unwrap().as_ref(), b"picture");
         assert!(store.put("../escape", b"x").await.is_err());
         assert!(ObjectFileStore::s3("gs://bucket").is_err());
