@@ -6,6 +6,7 @@ mod conn;
 pub use conn::Conn;
 mod entities;
 mod page;
+pub mod reencrypt;
 pub mod repos;
 
 use anyhow::Context;
