@@ -143,9 +143,7 @@ impl SecretBox for AesGcmSecretBox {
         let nonce = Nonce::from_slice(&nonce);
         match self.cipher().decrypt(nonce, ct.as_slice()) {
             Ok(plain) => Ok(plain),
-            Err(_) => {
-                self.previous_cipher().and_then(|c| c.decrypt(nonce, ct.as_slice()).ok()).ok_or_else(corrupt)
-            }
+            Err(_) => self.previous_cipher().and_then(|c| c.decrypt(nonce, ct.as_slice()).ok()).ok_or_else(corrupt),
         }
     }
 
@@ -218,8 +216,7 @@ mod tests {
         let (old_key, new_key) = (parse_key(&generate_key()).expect("key"), parse_key(&generate_key()).expect("key"));
         let old = AesGcmSecretBox::new(old_key.clone()).expect("box");
         let sealed_old = old.seal(b"credentials").expect("seal");
-        let rotating =
-            AesGcmSecretBox::new(new_key.clone()).and_then(|b| b.with_previous(Some(old_key))).expect("box");
+        let rotating = AesGcmSecretBox::new(new_key.clone()).and_then(|b| b.with_previous(Some(old_key))).expect("box");
         assert_eq!(rotating.open(&sealed_old).expect("open"), b"credentials");
         // New values are sealed under the current key only.
         let sealed_new = rotating.seal(b"fresh").expect("seal");

@@ -14,8 +14,10 @@ impl MigrationTrait for Migration {
         m.alter_table(Table::alter().table("users").add_column(big_integer("token_version").default(0)).to_owned())
             .await?;
         m.alter_table(Table::alter().table("users").add_column(boolean("disabled").default(false)).to_owned()).await?;
-        m.alter_table(Table::alter().table("api_keys").add_column(timestamp_with_time_zone_null("revoked_at")).to_owned())
-            .await?;
+        m.alter_table(
+            Table::alter().table("api_keys").add_column(timestamp_with_time_zone_null("revoked_at")).to_owned(),
+        )
+        .await?;
         m.alter_table(
             Table::alter().table("api_keys").add_column(timestamp_with_time_zone_null("last_used_at")).to_owned(),
         )

@@ -12,8 +12,7 @@ const ME: &str = "{ me { id email role disabled } }";
 const LOGIN: &str = "mutation($e:String!,$p:String!){ login(email:$e,password:$p){ token } }";
 const CHANGE_PASSWORD: &str =
     "mutation($c:String!,$n:String!){ changePassword(current:$c, new:$n){ token expiresAt user { id } } }";
-const UPDATE_USER: &str =
-    "mutation($id:ID!,$i:UpdateUserInput!){ updateUser(id:$id, input:$i){ id role disabled } }";
+const UPDATE_USER: &str = "mutation($id:ID!,$i:UpdateUserInput!){ updateUser(id:$id, input:$i){ id role disabled } }";
 const API_KEYS: &str = "query($i:ID!){ apiKeys(integrationId:$i){ totalCount edges { node {
     id integrationId prefix createdAt lastUsedAt revokedAt } } } }";
 const REVOKE: &str = "mutation($id:ID!){ revokeApiKey(id:$id){ id revokedAt } }";
@@ -153,7 +152,10 @@ async fn roles_change_at_once_and_a_tenant_keeps_an_enabled_admin() {
     let email = format!("admin2-{}@example.com", unique());
     let second = app.create_user(&root, &t.id, &email, USER_PASSWORD, "OPERATOR").await;
     let second_token = app.login(&email, USER_PASSWORD).await;
-    assert_eq!(app.api(&second_token).query("{ users { totalCount } }", json!({})).await.err().and_then(|e| e.code).as_deref(), Some("FORBIDDEN"));
+    assert_eq!(
+        app.api(&second_token).query("{ users { totalCount } }", json!({})).await.err().and_then(|e| e.code).as_deref(),
+        Some("FORBIDDEN")
+    );
     let d = app.api(&root).data(UPDATE_USER, json!({"id": second, "i": {"role": "TENANT_ADMIN"}})).await;
     assert_eq!(d["updateUser"]["role"], "TENANT_ADMIN");
     assert!(app.api(&second_token).query("{ users { totalCount } }", json!({})).await.is_ok(), "promoted at once");
@@ -262,9 +264,7 @@ async fn lifecycle_mutations_are_audited() {
     let q = "{ auditLog(first: 100) { edges { node { action target outcome actorId } } } }";
     let log = nodes(&app.api(&fresh).data(q, json!({})).await["auditLog"]);
     let has = |action: &str, target: Option<&Value>, outcome: &str| {
-        log.iter().any(|e| {
-            e["action"] == action && e["outcome"] == outcome && target.is_none_or(|t| &e["target"] == t)
-        })
+        log.iter().any(|e| e["action"] == action && e["outcome"] == outcome && target.is_none_or(|t| &e["target"] == t))
     };
     assert!(has("revokeApiKey", Some(&key_id), "OK"), "{log:?}");
     assert!(has("updateUser", Some(&json!(id)), "OK"), "{log:?}");
@@ -300,9 +300,9 @@ async fn a_token_signed_with_the_previous_jwt_secret_works_only_while_it_is_conf
 }
 
 /// One column of one row, read straight from the app's database.
-async fn column<T: sea_orm::TryGetable>(app: &TestApp, table: &str, col: &str, id: uuid::Uuid) -> T {
+async fn column<T: sea_orm::TryGetable>(app: &TestApp, table: &'static str, col: &'static str, id: uuid::Uuid) -> T {
     use sea_orm::ConnectionTrait;
-    use sea_orm::sea_query::{Expr, Query};
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
     let q = Query::select().column(col).from(table).and_where(Expr::col("id").eq(id)).to_owned();
     let row = app.state.db.query_one(&q).await.expect("select").expect("row");
     row.try_get("", col).expect("column")
@@ -340,8 +340,11 @@ async fn credentials_sealed_under_the_previous_key_open_during_rotation_and_afte
     let (old_key, new_key) = (app.state.config.secret_key.expose_secret().to_owned(), new_key());
     let old_box = AesGcmSecretBox::new(parse_key(&old_key).expect("key")).expect("box");
     let new_box = AesGcmSecretBox::new(parse_key(&new_key).expect("key")).expect("box");
-    let kept =
-        t.api.integration(json!({"kind": "ETC_GANTRY", "name": "kept", "credentials": {"authCode": "123456"}})).await.id;
+    let kept = t
+        .api
+        .integration(json!({"kind": "ETC_GANTRY", "name": "kept", "credentials": {"authCode": "123456"}}))
+        .await
+        .id;
     let rotated =
         t.api.integration(json!({"kind": "ETC_GANTRY", "name": "rot", "credentials": {"authCode": "654321"}})).await.id;
     // A lock password's secret and a delivery payload sealed under the old key, as the lock
@@ -356,8 +359,16 @@ async fn credentials_sealed_under_the_previous_key_open_during_rotation_and_afte
         let pw = Query::insert()
             .into_table("dingding_lock_passwords")
             .columns([
-                "id", "tenant_id", "integration_id", "device_id", "kind", "name", "sealed_secret", "deleted",
-                "created_at", "updated_at",
+                "id",
+                "tenant_id",
+                "integration_id",
+                "device_id",
+                "kind",
+                "name",
+                "sealed_secret",
+                "deleted",
+                "created_at",
+                "updated_at",
             ])
             .values_panic([
                 pw_id.into(),
@@ -376,8 +387,16 @@ async fn credentials_sealed_under_the_previous_key_open_during_rotation_and_afte
         let delivery = Query::insert()
             .into_table("deliveries")
             .columns([
-                "id", "tenant_id", "integration_id", "kind", "idempotency_key", "payload", "state", "attempts",
-                "created_at", "updated_at",
+                "id",
+                "tenant_id",
+                "integration_id",
+                "kind",
+                "idempotency_key",
+                "payload",
+                "state",
+                "attempts",
+                "created_at",
+                "updated_at",
             ])
             .values_panic([
                 delivery_id.into(),
@@ -412,7 +431,10 @@ async fn credentials_sealed_under_the_previous_key_open_during_rotation_and_afte
     assert!(open(&current_only, &kept).await.is_err(), "without the previous key the old value does not open");
 
     // What the rotating instance writes is sealed under the current key.
-    let r = rotating.api(&t.admin_token).data("mutation($id:ID!){ rotateIntegrationSecret(id:$id){ secret } }", json!({"id": rotated})).await;
+    let r = rotating
+        .api(&t.admin_token)
+        .data("mutation($id:ID!){ rotateIntegrationSecret(id:$id){ secret } }", json!({"id": rotated}))
+        .await;
     let secret = r["rotateIntegrationSecret"]["secret"].clone();
     assert_eq!(open(&current_only, &rotated).await.expect("opens under the current key"), secret);
     assert!(open(&app, &rotated).await.is_err(), "not under the old one");

@@ -1,6 +1,6 @@
 use super::{
-    API_KEY_USE_PRECISION, ApiKey, ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind, IntegrationRepo, NewIntegration,
-    RotatedSecret,
+    API_KEY_USE_PRECISION, ApiKey, ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind,
+    IntegrationRepo, NewIntegration, RotatedSecret,
 };
 use crate::clock::{self, Clock};
 use crate::ids::{ApiKeyId, IntegrationId, TenantId};

@@ -5,10 +5,10 @@ use async_trait::async_trait;
 use domain::ids::{TenantId, UserId};
 use domain::users::{Email, NewUser, User, UserChange, UserCredentials, UserRepo};
 use domain::{DomainError, DomainResult, Page, PageRequest, Role};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, Select, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Select, Set,
 };
 
 /// The `scope` of platform admins; tenant users carry their tenant id there.
@@ -205,8 +205,12 @@ impl UserRepo for SqlUserRepo {
             .order_by_asc(u::Column::Id);
         let admins = if tx.get_database_backend() == DbBackend::Postgres { admins.lock_exclusive() } else { admins };
         let admins = admins.all(&tx).await.map_err(unknown)?;
-        let row =
-            scoped(tenant).filter(u::Column::Id.eq(id.as_uuid())).one(&tx).await.map_err(unknown)?.ok_or(DomainError::NotFound("user"))?;
+        let row = scoped(tenant)
+            .filter(u::Column::Id.eq(id.as_uuid()))
+            .one(&tx)
+            .await
+            .map_err(unknown)?
+            .ok_or(DomainError::NotFound("user"))?;
         let role = change.role.map_or_else(|| row.role.clone(), |r| r.as_str().to_owned());
         let disabled = change.disabled.unwrap_or(row.disabled);
         let admin_now = admins.iter().any(|a| a.id == row.id);
