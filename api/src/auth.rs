@@ -63,14 +63,13 @@ impl Jwt {
 
     /// Decodes with the current secret, then the previous one.
     fn decode<T: serde::de::DeserializeOwned>(&self, token: &str, v: &Validation) -> DomainResult<T> {
-        match decode::<T>(token, &self.decoding, v) {
-            Ok(data) => Ok(data.claims),
-            Err(_) => match &self.previous {
-                Some(previous) => decode::<T>(token, previous, v).map(|d| d.claims),
-                None => return Err(DomainError::Unauthenticated),
-            }
-            .map_err(|_| DomainError::Unauthenticated),
-        }
+        decode::<T>(token, &self.decoding, v)
+            .or_else(|e| match &self.previous {
+                Some(previous) => decode::<T>(token, previous, v),
+                None => Err(e),
+            })
+            .map(|d| d.claims)
+            .map_err(|_| DomainError::Unauthenticated)
     }
 
     /// # Errors
