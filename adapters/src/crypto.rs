@@ -53,8 +53,11 @@ impl PasswordHasher for Argon2Hasher {
 const SEALED_PREFIX: &str = "v1:";
 
 /// AES-256-GCM with a random 96-bit nonce per value: `v1:` + base64(nonce || ciphertext).
+/// Seals with the current key; opens with the current key or, during a rotation, the
+/// previous one (`LINKYARD_SECRET_KEY_PREVIOUS`).
 pub struct AesGcmSecretBox {
     key: SecretSlice<u8>,
+    previous: Option<SecretSlice<u8>>,
 }
 
 impl AesGcmSecretBox {
@@ -62,12 +65,65 @@ impl AesGcmSecretBox {
     /// When the key is not 32 bytes.
     pub fn new(key: Vec<u8>) -> anyhow::Result<Self> {
         anyhow::ensure!(key.len() == 32, "LINKYARD_SECRET_KEY must be 32 bytes (base64 or hex)");
-        Ok(Self { key: key.into() })
+        Ok(Self { key: key.into(), previous: None })
+    }
+
+    /// Also opens values sealed under `previous` (the key being rotated out).
+    ///
+    /// # Errors
+    /// When the key is not 32 bytes.
+    pub fn with_previous(mut self, previous: Option<Vec<u8>>) -> anyhow::Result<Self> {
+        if let Some(p) = previous {
+            anyhow::ensure!(p.len() == 32, "LINKYARD_SECRET_KEY_PREVIOUS must be 32 bytes (base64 or hex)");
+            self.previous = Some(p.into());
+        }
+        Ok(self)
     }
 
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(self.key.expose_secret()))
     }
+
+    fn previous_cipher(&self) -> Option<Aes256Gcm> {
+        self.previous.as_ref().map(|k| Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(k.expose_secret())))
+    }
+
+    /// The value sealed again under the current key when it was sealed under the previous
+    /// one; `None` when it is under the current key already (left as it is).
+    ///
+    /// # Errors
+    /// `Unknown` when it opens under neither key.
+    pub fn reseal(&self, sealed: &str) -> DomainResult<Option<String>> {
+        let (nonce, ct) = split_sealed(sealed)?;
+        if self.cipher().decrypt(Nonce::from_slice(&nonce), ct.as_slice()).is_ok() {
+            return Ok(None);
+        }
+        let plain = self
+            .previous_cipher()
+            .and_then(|c| c.decrypt(Nonce::from_slice(&nonce), ct.as_slice()).ok())
+            .ok_or_else(corrupt)?;
+        self.seal(&plain).map(Some)
+    }
+}
+
+fn corrupt() -> DomainError {
+    DomainError::Unknown(anyhow::anyhow!("sealed secret is corrupt or under another key"))
+}
+
+/// Nonce and ciphertext of a sealed value.
+fn split_sealed(sealed: &str) -> DomainResult<(Vec<u8>, Vec<u8>)> {
+    let raw = sealed.strip_prefix(SEALED_PREFIX).ok_or_else(corrupt)?;
+    let mut bytes = STANDARD.decode(raw).map_err(|_| corrupt())?;
+    if bytes.len() < 12 {
+        return Err(corrupt());
+    }
+    let ct = bytes.split_off(12);
+    Ok((bytes, ct))
+}
+
+/// Whether a text looks like a sealed value (the re-encryption looks for these in JSON).
+pub fn looks_sealed(text: &str) -> bool {
+    text.starts_with(SEALED_PREFIX)
 }
 
 impl SecretBox for AesGcmSecretBox {
@@ -83,14 +139,12 @@ impl SecretBox for AesGcmSecretBox {
     }
 
     fn open(&self, sealed: &str) -> DomainResult<Vec<u8>> {
-        let corrupt = || DomainError::Unknown(anyhow::anyhow!("sealed secret is corrupt or under another key"));
-        let raw = sealed.strip_prefix(SEALED_PREFIX).ok_or_else(corrupt)?;
-        let bytes = STANDARD.decode(raw).map_err(|_| corrupt())?;
-        if bytes.len() < 12 {
-            return Err(corrupt());
+        let (nonce, ct) = split_sealed(sealed)?;
+        let nonce = Nonce::from_slice(&nonce);
+        match self.cipher().decrypt(nonce, ct.as_slice()) {
+            Ok(plain) => Ok(plain),
+            Err(_) => self.previous_cipher().and_then(|c| c.decrypt(nonce, ct.as_slice()).ok()).ok_or_else(corrupt),
         }
-        let (nonce, ct) = bytes.split_at(12);
-        self.cipher().decrypt(Nonce::from_slice(nonce), ct).map_err(|_| corrupt())
     }
 
     fn random_secret(&self, len: usize) -> String {
@@ -155,6 +209,26 @@ mod tests {
         let sealed = b1.seal(b"x").expect("seal");
         assert!(b2.open(&sealed).is_err());
         assert!(b1.open("v1:AAAA").is_err());
+    }
+
+    #[test]
+    fn a_rotation_opens_old_values_seals_new_ones_and_reseals() {
+        let (old_key, new_key) = (parse_key(&generate_key()).expect("key"), parse_key(&generate_key()).expect("key"));
+        let old = AesGcmSecretBox::new(old_key.clone()).expect("box");
+        let sealed_old = old.seal(b"credentials").expect("seal");
+        let rotating = AesGcmSecretBox::new(new_key.clone()).and_then(|b| b.with_previous(Some(old_key))).expect("box");
+        assert_eq!(rotating.open(&sealed_old).expect("open"), b"credentials");
+        // New values are sealed under the current key only.
+        let sealed_new = rotating.seal(b"fresh").expect("seal");
+        assert!(old.open(&sealed_new).is_err());
+        let current_only = AesGcmSecretBox::new(new_key).expect("box");
+        assert!(current_only.open(&sealed_old).is_err());
+        assert_eq!(current_only.open(&sealed_new).expect("open"), b"fresh");
+        // Resealing moves old values to the current key and leaves current ones alone.
+        let moved = rotating.reseal(&sealed_old).expect("reseal").expect("was under the previous key");
+        assert_eq!(current_only.open(&moved).expect("open"), b"credentials");
+        assert!(rotating.reseal(&sealed_new).expect("reseal").is_none());
+        assert!(current_only.reseal(&sealed_old).is_err());
     }
 
     #[test]

@@ -121,7 +121,7 @@ async fn ticket_file(
 ) -> Response {
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let error = |status: StatusCode, msg: &str| (status, Json(serde_json::json!({"error": msg}))).into_response();
-    let Ok(actor) = Caller::from_header(&st.jwt, auth).actor() else {
+    let Ok(actor) = Caller::resolve(&st.jwt, &st.users, auth).await.actor() else {
         return error(StatusCode::UNAUTHORIZED, "authentication required");
     };
     let (Ok(ticket), Ok(file)) = (ticket.parse(), file.parse()) else {
@@ -209,7 +209,7 @@ async fn graphql_handler(
         }
     };
     let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let caller = Caller::from_header(&st.jwt, auth);
+    let caller = Caller::resolve(&st.jwt, &st.users, auth).await;
     let schema = st.schema.clone();
     let gate = LoginGate::new(peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()));
     // A tenant's request runs in its tenant's row-level-security scope (PostgreSQL).
@@ -228,7 +228,6 @@ async fn graphql_handler(
 async fn graphql_ws(State(st): State<AppState>, protocol: GraphQLProtocol, upgrade: WebSocketUpgrade) -> Response {
     let schema = st.schema.clone();
     upgrade.protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS).on_upgrade(move |socket| async move {
-        let jwt = st.jwt.clone();
         GraphQLWebSocket::new(socket, schema, protocol)
             .on_connection_init(move |payload| async move {
                 let header = payload
@@ -237,7 +236,7 @@ async fn graphql_ws(State(st): State<AppState>, protocol: GraphQLProtocol, upgra
                     .and_then(|v| v.as_str())
                     .map(str::to_owned)
                     .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(|t| format!("Bearer {t}")));
-                let caller = Caller::from_header(&jwt, header.as_deref());
+                let caller = Caller::resolve(&st.jwt, &st.users, header.as_deref()).await;
                 let mut data = async_graphql::Data::default();
                 data.insert(st);
                 data.insert(caller);

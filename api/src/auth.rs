@@ -1,8 +1,12 @@
 //! Access tokens (JWT, HS256, 12 h) and the actor resolved once per request at the edge.
+//! A token carries its user's token version; the edge checks it against the stored account
+//! on every request (one primary-key read), so logout, a password change or disabling the
+//! user ends its tokens at once on every instance. During a secret rotation tokens signed
+//! with the previous secret still verify; new ones are signed with the current secret.
 
 use chrono::{Duration, Utc};
 use domain::ids::{TenantId, UserId};
-use domain::users::User;
+use domain::users::{User, UserService};
 use domain::{Actor, DomainError, DomainResult, Role};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
@@ -15,6 +19,9 @@ struct Claims {
     sub: String,
     tenant: Option<String>,
     role: Role,
+    /// The user's token version when the token was issued.
+    #[serde(default)]
+    ver: i64,
     iat: i64,
     exp: i64,
 }
@@ -23,6 +30,17 @@ struct Claims {
 pub struct Jwt {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The secret being rotated out: still accepted, never used to sign.
+    previous: Option<DecodingKey>,
+}
+
+/// What a well-signed, unexpired access token claims; the account still has to agree
+/// (`UserService::session`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub user_id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub version: i64,
 }
 
 /// An issued token and when it expires.
@@ -33,7 +51,25 @@ pub struct IssuedToken {
 
 impl Jwt {
     pub fn new(secret: &[u8]) -> Self {
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), previous: None }
+    }
+
+    /// Also accepts tokens and links signed with `previous` (a secret being rotated out).
+    #[must_use]
+    pub fn with_previous(mut self, previous: Option<&[u8]>) -> Self {
+        self.previous = previous.map(DecodingKey::from_secret);
+        self
+    }
+
+    /// Decodes with the current secret, then the previous one.
+    fn decode<T: serde::de::DeserializeOwned>(&self, token: &str, v: &Validation) -> DomainResult<T> {
+        decode::<T>(token, &self.decoding, v)
+            .or_else(|e| match &self.previous {
+                Some(previous) => decode::<T>(token, previous, v),
+                None => Err(e),
+            })
+            .map(|d| d.claims)
+            .map_err(|_| DomainError::Unauthenticated)
     }
 
     /// # Errors
@@ -45,6 +81,7 @@ impl Jwt {
             sub: user.id.to_string(),
             tenant: user.tenant_id.map(|t| t.to_string()),
             role: user.role,
+            ver: user.token_version,
             iat: now.timestamp(),
             exp: expires_at.timestamp(),
         };
@@ -53,14 +90,15 @@ impl Jwt {
         Ok(IssuedToken { token, expires_at })
     }
 
+    /// The claims of a well-signed, unexpired token; the account is checked by the caller.
+    ///
     /// # Errors
     /// `Unauthenticated` for a bad, expired or foreign token.
-    pub fn verify(&self, token: &str) -> DomainResult<Actor> {
+    pub fn verify(&self, token: &str) -> DomainResult<TokenClaims> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 30;
         v.set_required_spec_claims(&["exp", "sub"]);
-        let data = decode::<Claims>(token, &self.decoding, &v).map_err(|_| DomainError::Unauthenticated)?;
-        let c = data.claims;
+        let c: Claims = self.decode(token, &v)?;
         let user_id: UserId = c.sub.parse().map_err(|_| DomainError::Unauthenticated)?;
         let tenant_id = match c.tenant {
             Some(t) => Some(t.parse::<TenantId>().map_err(|_| DomainError::Unauthenticated)?),
@@ -70,7 +108,7 @@ impl Jwt {
         if (c.role == Role::PlatformAdmin) != tenant_id.is_none() {
             return Err(DomainError::Unauthenticated);
         }
-        Ok(Actor { user_id, tenant_id, role: c.role })
+        Ok(TokenClaims { user_id, tenant_id, version: c.ver })
     }
 }
 
@@ -115,38 +153,59 @@ impl Jwt {
         v.leeway = 0;
         v.set_audience(&[FILE_AUDIENCE]);
         v.set_required_spec_claims(&["exp", "aud"]);
-        let c = decode::<FileClaims>(token, &self.decoding, &v).map_err(|_| DomainError::Unauthenticated)?.claims;
+        let c: FileClaims = self.decode(token, &v)?;
         let tenant = c.tenant.parse().map_err(|_| DomainError::Unauthenticated)?;
         let file = c.file.parse().map_err(|_| DomainError::Unauthenticated)?;
         Ok((tenant, file))
     }
 }
 
-/// What the edge learned about the caller: nobody, an actor, or a token that failed.
+/// What the edge learned about the caller: nobody, an actor, a token that failed, or a
+/// token that could not be checked (the account store did not answer).
 #[derive(Debug, Clone, Copy)]
 pub enum Caller {
     Anonymous,
     Authenticated(Actor),
     BadToken,
+    Unchecked,
+}
+
+/// The token of `Authorization: Bearer {token}`: `Ok(None)` without a header, `Err` for
+/// another scheme.
+fn bearer(header: Option<&str>) -> Result<Option<&str>, ()> {
+    match header.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(h) => h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")).map(|t| Some(t.trim())).ok_or(()),
+    }
 }
 
 impl Caller {
-    /// Reads `Authorization: Bearer {token}`.
-    pub fn from_header(jwt: &Jwt, header: Option<&str>) -> Self {
-        match header.map(str::trim) {
-            None | Some("") => Self::Anonymous,
-            Some(h) => match h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")) {
-                Some(token) => jwt.verify(token.trim()).map_or(Self::BadToken, Self::Authenticated),
-                None => Self::BadToken,
-            },
+    /// Reads `Authorization: Bearer {token}`: verifies the token, then checks it against
+    /// the account (exists, enabled, same token version).
+    pub async fn resolve(jwt: &Jwt, users: &UserService, header: Option<&str>) -> Self {
+        let token = match bearer(header) {
+            Ok(None) => return Self::Anonymous,
+            Ok(Some(t)) => t,
+            Err(()) => return Self::BadToken,
+        };
+        let Ok(claims) = jwt.verify(token) else { return Self::BadToken };
+        match users.session(claims.user_id, claims.tenant_id, claims.version).await {
+            Ok(actor) => Self::Authenticated(actor),
+            Err(DomainError::Unauthenticated) => Self::BadToken,
+            Err(e) => {
+                tracing::error!(error = ?e, "checking an access token against its account");
+                Self::Unchecked
+            }
         }
     }
 
     /// # Errors
-    /// `Unauthenticated` unless a valid token was presented.
+    /// `Unauthenticated` unless a valid token was presented; `Unknown` when it could not
+    /// be checked.
     pub fn actor(&self) -> DomainResult<Actor> {
         match self {
             Self::Authenticated(a) => Ok(*a),
+            Self::Unchecked => Err(DomainError::Unknown(anyhow::anyhow!("the account store did not answer"))),
             _ => Err(DomainError::Unauthenticated),
         }
     }
@@ -157,7 +216,15 @@ mod tests {
     use super::*;
 
     fn user(role: Role, tenant: Option<TenantId>) -> User {
-        User { id: UserId::new(), tenant_id: tenant, email: "a@b.co".into(), role, created_at: Utc::now() }
+        User {
+            id: UserId::new(),
+            tenant_id: tenant,
+            email: "a@b.co".into(),
+            role,
+            disabled: false,
+            token_version: 7,
+            created_at: Utc::now(),
+        }
     }
 
     #[test]
@@ -165,16 +232,29 @@ mod tests {
         let jwt = Jwt::new(b"0123456789abcdef0123456789abcdef");
         let u = user(Role::Operator, Some(TenantId::new()));
         let t = jwt.issue(&u).expect("issue");
-        let actor = jwt.verify(&t.token).expect("verify");
-        assert_eq!(actor.user_id, u.id);
-        assert_eq!(actor.tenant_id, u.tenant_id);
-        assert_eq!(actor.role, Role::Operator);
+        let claims = jwt.verify(&t.token).expect("verify");
+        assert_eq!(claims, TokenClaims { user_id: u.id, tenant_id: u.tenant_id, version: 7 });
         let other = Jwt::new(b"another-secret-another-secret-xx");
         assert!(other.verify(&t.token).is_err());
-        assert!(matches!(Caller::from_header(&jwt, Some("Bearer nonsense")), Caller::BadToken));
-        assert!(matches!(Caller::from_header(&jwt, None), Caller::Anonymous));
-        let hdr = format!("Bearer {}", t.token);
-        assert!(matches!(Caller::from_header(&jwt, Some(&hdr)), Caller::Authenticated(_)));
+        assert_eq!(bearer(Some("Bearer nonsense")), Ok(Some("nonsense")));
+        assert_eq!(bearer(Some("Basic abc")), Err(()));
+        assert_eq!(bearer(None), Ok(None));
+    }
+
+    #[test]
+    fn the_previous_secret_verifies_but_never_signs() {
+        let (old, new) = (b"old-secret-old-secret-old-secret", b"new-secret-new-secret-new-secret");
+        let before = Jwt::new(old);
+        let rotating = Jwt::new(new).with_previous(Some(old));
+        let u = user(Role::TenantAdmin, Some(TenantId::new()));
+        let old_token = before.issue(&u).expect("issue").token;
+        assert!(rotating.verify(&old_token).is_ok());
+        assert!(Jwt::new(new).verify(&old_token).is_err(), "without the previous secret it is refused");
+        let new_token = rotating.issue(&u).expect("issue").token;
+        assert!(before.verify(&new_token).is_err(), "new tokens are signed with the current secret");
+        assert!(Jwt::new(new).verify(&new_token).is_ok());
+        let link = before.file_link(TenantId::new(), domain::ids::FileId::new()).expect("link");
+        assert!(rotating.open_file_link(&link).is_ok());
     }
 
     #[test]

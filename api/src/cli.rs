@@ -43,6 +43,9 @@ enum AdminCommand {
         #[arg(long)]
         password: String,
     },
+    /// Seal every stored credential again under `LINKYARD_SECRET_KEY`; values sealed under
+    /// `LINKYARD_SECRET_KEY_PREVIOUS` are moved, so the previous key can then be dropped.
+    Reencrypt,
 }
 
 /// Runs the CLI with the process's arguments.
@@ -98,6 +101,25 @@ async fn run() -> anyhow::Result<()> {
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
                 let word = if created { "created" } else { "already exists" };
                 writeln!(std::io::stdout(), "platform admin {} {word} (id {})", user.email, user.id)?;
+            }
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Reencrypt } => {
+            let db = adapters::db::connect(&config.database_url).await?;
+            adapters::db::migrate(&db).await?;
+            let done = adapters::db::reencrypt::reencrypt(&db, &config.secret_box()?).await?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "re-encrypted under the current key: {} integrations, {} lock passwords, {} deliveries",
+                done.integrations, done.lock_passwords, done.deliveries
+            )?;
+            if done.unopened > 0 {
+                writeln!(
+                    out,
+                    "{} delivery payload strings look sealed but open under neither key (left as they are)",
+                    done.unopened
+                )?;
             }
             Ok(())
         }

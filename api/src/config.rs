@@ -28,6 +28,15 @@ pub struct Settings {
     /// 32-byte key (base64 or hex) encrypting vendor credentials; generated once when unset.
     #[arg(long, env = "LINKYARD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// During a rotation: the JWT secret being replaced; tokens it signed still verify,
+    /// new ones are signed with `LINKYARD_JWT_SECRET`.
+    #[arg(long, env = "LINKYARD_JWT_SECRET_PREVIOUS", hide_env_values = true)]
+    pub jwt_secret_previous: Option<String>,
+    /// During a rotation: the credentials key being replaced; values it sealed still open,
+    /// everything written is sealed with `LINKYARD_SECRET_KEY` (`linkyard admin reencrypt`
+    /// moves the rest, then this can be dropped).
+    #[arg(long, env = "LINKYARD_SECRET_KEY_PREVIOUS", hide_env_values = true)]
+    pub secret_key_previous: Option<String>,
     /// With `LINKYARD_ADMIN_PASSWORD`: the platform admin created at start if missing.
     #[arg(long, env = "LINKYARD_ADMIN_EMAIL")]
     pub admin_email: Option<String>,
@@ -92,6 +101,8 @@ impl Settings {
             redis_url: None,
             jwt_secret: None,
             secret_key: None,
+            jwt_secret_previous: None,
+            secret_key_previous: None,
             admin_email: None,
             admin_password: None,
             data_dir,
@@ -121,6 +132,10 @@ pub struct Config {
     pub redis_url: Option<String>,
     pub jwt_secret: SecretString,
     pub secret_key: SecretString,
+    /// The JWT secret being rotated out, if any (`LINKYARD_JWT_SECRET_PREVIOUS`).
+    pub jwt_secret_previous: Option<SecretString>,
+    /// The credentials key being rotated out, if any (`LINKYARD_SECRET_KEY_PREVIOUS`).
+    pub secret_key_previous: Option<SecretString>,
     pub admin: Option<(String, SecretString)>,
     pub data_dir: PathBuf,
     /// `s3://bucket/prefix` when files are kept in a bucket.
@@ -195,6 +210,14 @@ impl Config {
             None => read_or_generate(&s.data_dir.join("secret_key"))?,
         };
         adapters::crypto::parse_key(&secret_key).context("LINKYARD_SECRET_KEY")?;
+        let jwt_secret_previous = s.jwt_secret_previous.filter(|v| !v.is_empty());
+        if let Some(p) = &jwt_secret_previous {
+            anyhow::ensure!(p.len() >= 32, "LINKYARD_JWT_SECRET_PREVIOUS must be at least 32 characters");
+        }
+        let secret_key_previous = s.secret_key_previous.filter(|v| !v.trim().is_empty());
+        if let Some(p) = &secret_key_previous {
+            adapters::crypto::parse_key(p).context("LINKYARD_SECRET_KEY_PREVIOUS")?;
+        }
         let public_url = s
             .public_url
             .filter(|u| !u.is_empty())
@@ -218,6 +241,8 @@ impl Config {
             redis_url: s.redis_url.filter(|u| !u.trim().is_empty()),
             jwt_secret: SecretString::from(jwt_secret),
             secret_key: SecretString::from(secret_key),
+            jwt_secret_previous: jwt_secret_previous.map(SecretString::from),
+            secret_key_previous: secret_key_previous.map(SecretString::from),
             admin,
             data_dir: s.data_dir,
             storage_url: s.storage_url.filter(|u| !u.trim().is_empty()),
@@ -248,6 +273,21 @@ impl Config {
     /// When the key is malformed (checked already in `resolve`).
     pub fn secret_key_bytes(&self) -> anyhow::Result<Vec<u8>> {
         adapters::crypto::parse_key(self.secret_key.expose_secret())
+    }
+
+    /// The credentials box: seals with the current key, opens with it or the previous one.
+    ///
+    /// # Errors
+    /// When a key is malformed (checked already in `resolve`).
+    pub fn secret_box(&self) -> anyhow::Result<adapters::crypto::AesGcmSecretBox> {
+        let previous = self.secret_key_previous.as_ref().map(|k| adapters::crypto::parse_key(k.expose_secret()));
+        adapters::crypto::AesGcmSecretBox::new(self.secret_key_bytes()?)?.with_previous(previous.transpose()?)
+    }
+
+    /// The access-token signer: signs with the current secret, verifies with it or the previous one.
+    pub fn jwt(&self) -> crate::auth::Jwt {
+        crate::auth::Jwt::new(self.jwt_secret.expose_secret().as_bytes())
+            .with_previous(self.jwt_secret_previous.as_ref().map(|p| p.expose_secret().as_bytes()))
     }
 }
 
@@ -294,6 +334,23 @@ mod tests {
         assert_eq!(c1.secret_key.expose_secret(), c2.secret_key.expose_secret());
         assert_eq!(c1.public_url, "http://127.0.0.1:9999");
         assert!(c1.database_url.starts_with("sqlite://") && c1.database_url.ends_with("linkyard.db?mode=rwc"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn bad_previous_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("linkyard-cfg-{}", uuid::Uuid::new_v4()));
+        let mut s = settings(&dir);
+        s.secret_key_previous = Some("nope".into());
+        assert!(Config::resolve(s).is_err());
+        let mut s = settings(&dir);
+        s.jwt_secret_previous = Some("short".into());
+        assert!(Config::resolve(s).is_err());
+        let mut s = settings(&dir);
+        s.secret_key_previous = Some(adapters::crypto::generate_key());
+        s.jwt_secret_previous = Some("x".repeat(32));
+        let c = Config::resolve(s).expect("config");
+        assert!(c.secret_box().is_ok() && c.jwt_secret_previous.is_some());
         let _ = std::fs::remove_dir_all(dir);
     }
 

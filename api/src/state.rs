@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::graphql::{self, AppSchema};
 use crate::ops;
 use adapters::bus::Bus;
-use adapters::crypto::{AesGcmSecretBox, Argon2Hasher};
+use adapters::crypto::Argon2Hasher;
 use adapters::db::repos::{
     SqlAlarmRepo, SqlApiKeyRepo, SqlAuditRepo, SqlDeliveryRepo, SqlDeviceRepo, SqlHomeRepo, SqlInboundEventRepo,
     SqlIntegrationRepo, SqlScheduledRunRepo, SqlTariffRepo, SqlTenantRepo, SqlTicketRepo, SqlUserRepo,
@@ -139,7 +139,7 @@ impl AppState {
         // The one clock: every rule that reads the time, or waits, reads this one.
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new()?);
-        let secrets = Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
+        let secrets = Arc::new(config.secret_box()?);
         let throttle: Arc<dyn LoginThrottle> = match &redis {
             Some(conn) => Arc::new(RedisLoginThrottle::new(conn.clone())),
             None => Arc::new(MemoryLoginThrottle::default()),
@@ -206,8 +206,7 @@ impl AppState {
         );
         // Dingding (PROTOCOLS.md 3): the sender of its state-changing calls, its reads, its use cases.
         let dingding_repo = Arc::new(adapters::db::repos::SqlDingdingRepo::new(db.clone()));
-        let dingding_secrets: Arc<dyn domain::security::SecretBox> =
-            Arc::new(AesGcmSecretBox::new(config.secret_key_bytes()?)?);
+        let dingding_secrets: Arc<dyn domain::security::SecretBox> = Arc::new(config.secret_box()?);
         let dingding_client = adapters::vendors::dingding::client::Client::new(
             adapters::vendors::http_client(std::time::Duration::from_secs(15), &config.outbound)?,
             tokens.clone(),
@@ -445,7 +444,7 @@ impl AppState {
             bus,
             clock,
             users,
-            jwt: Arc::new(Jwt::new(config.jwt_secret.expose_secret().as_bytes())),
+            jwt: Arc::new(config.jwt()),
             schema: graphql::schema_with(config.introspection),
             metrics: ops::metrics_handle()?,
             config: Arc::new(config),

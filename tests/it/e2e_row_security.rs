@@ -133,3 +133,21 @@ async fn a_query_without_its_tenant_filter_sees_and_changes_only_the_scoped_tena
     let r = app.gql(Some(&b.admin_token), "{ homes { totalCount } }", json!({})).await;
     assert_eq!(r.data()["homes"]["totalCount"], 1);
 }
+
+#[tokio::test]
+async fn login_finds_an_account_of_another_tenant_whatever_token_comes_along() {
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let a = tenant_with_admin(&app, &root).await;
+    let b = tenant_with_admin(&app, &root).await;
+    // A browser still holding A's token signs in as B's admin: the request runs in A's
+    // scope, but the account lookup is not A's to restrict.
+    let r = app
+        .gql(
+            Some(&a.admin_token),
+            "mutation($e:String!,$p:String!){ login(email:$e, password:$p){ token user { tenantId } } }",
+            json!({"e": b.admin_email, "p": crate::utils::USER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.data()["login"]["user"]["tenantId"], json!(b.id));
+}

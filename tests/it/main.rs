@@ -12,6 +12,7 @@ mod e2e_hazchem;
 mod e2e_huzhou;
 mod e2e_inbound;
 mod e2e_integrations;
+mod e2e_lifecycle_auth;
 mod e2e_ops;
 mod e2e_outbound;
 mod e2e_outbox;

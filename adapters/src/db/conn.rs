@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 tokio::task_local! {
     /// The authenticated tenant of the request this task serves (`with_tenant`).
-    static TENANT: uuid::Uuid;
+    static TENANT: Option<uuid::Uuid>;
 }
 
 /// Runs `f` on behalf of `tenant`: on PostgreSQL every statement the repositories run for
@@ -19,12 +19,18 @@ tokio::task_local! {
 /// only, whatever a repository's query forgets. Work outside such a scope (workers,
 /// callbacks) runs without the setting and is scoped by the repositories alone.
 pub async fn with_tenant<F: std::future::Future>(tenant: domain::ids::TenantId, f: F) -> F::Output {
-    TENANT.scope(tenant.as_uuid(), f).await
+    TENANT.scope(Some(tenant.as_uuid()), f).await
+}
+
+/// Runs `f` outside any tenant's scope, for the few steps of a request that are not its
+/// tenant's own: `login` looks the account up by email across tenants.
+pub async fn without_tenant<F: std::future::Future>(f: F) -> F::Output {
+    TENANT.scope(None, f).await
 }
 
 /// The tenant of the current scope, if any.
 fn scoped_tenant() -> Option<uuid::Uuid> {
-    TENANT.try_with(|t| *t).ok()
+    TENANT.try_with(|t| *t).ok().flatten()
 }
 
 /// Names the scope's tenant for the rest of `tx` (`set_config(.., true)`: transaction-local,

@@ -3,9 +3,10 @@
 
 mod batch;
 mod conn;
-pub use conn::{Conn, with_tenant};
+pub use conn::{Conn, with_tenant, without_tenant};
 mod entities;
 mod page;
+pub mod reencrypt;
 pub mod repos;
 
 use anyhow::Context;

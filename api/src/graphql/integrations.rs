@@ -5,7 +5,7 @@ use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::ids::IntegrationId;
+use domain::ids::{ApiKeyId, IntegrationId};
 use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind};
 
 /// The five protocol families, and the tenant's own webhook endpoint.
@@ -115,6 +115,34 @@ pub struct CreatedApiKey {
     pub created_at: DateTime<Utc>,
 }
 
+/// A telemetry API key as stored: its first characters only, never the key.
+#[derive(SimpleObject)]
+#[graphql(name = "ApiKey")]
+pub struct ApiKeyGql {
+    pub id: ID,
+    pub integration_id: ID,
+    /// The key's first characters, to tell keys apart.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// When the key was last accepted, to within 5 minutes.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Set once revoked; a revoked key is refused.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<domain::integrations::ApiKey> for ApiKeyGql {
+    fn from(k: domain::integrations::ApiKey) -> Self {
+        Self {
+            id: ID(k.id.to_string()),
+            integration_id: ID(k.integration_id.to_string()),
+            prefix: k.prefix,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            revoked_at: k.revoked_at,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct IntegrationQuery;
 
@@ -130,6 +158,20 @@ impl IntegrationQuery {
         let st = state(ctx);
         let page = st.integrations.list(&actor, page_request(first, after)?).await.gql()?;
         Ok(to_connection(page, |i| i.id.as_uuid(), |i| IntegrationGql::new(i, &st.config.public_url)))
+    }
+
+    /// The API keys of an integration, revoked ones too (tenant admins).
+    async fn api_keys(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Conn<ApiKeyGql>> {
+        let actor = actor(ctx)?;
+        let id: IntegrationId = parse_id("integrationId", &integration_id)?;
+        let page = state(ctx).integrations.api_keys(&actor, id, page_request(first, after)?).await.gql()?;
+        Ok(to_connection(page, |k| k.id.as_uuid(), ApiKeyGql::from))
     }
 
     async fn integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<IntegrationGql> {
@@ -187,6 +229,14 @@ impl IntegrationMutation {
             field: r.field.to_owned(),
             secret: r.secret,
         })
+    }
+
+    /// Revokes an API key: the telemetry hook refuses it from the next request on
+    /// (tenant admins). Revoking it again changes nothing.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKeyGql> {
+        let actor = actor(ctx)?;
+        let id: ApiKeyId = parse_id("id", &id)?;
+        state(ctx).integrations.revoke_api_key(&actor, id).await.gql().map(Into::into)
     }
 
     /// Issues an API key for the integration's telemetry hook; the key is shown once.

@@ -47,6 +47,8 @@ pub struct UserGql {
     pub tenant_id: Option<ID>,
     pub email: String,
     pub role: RoleGql,
+    /// A disabled user cannot log in and their tokens are refused.
+    pub disabled: bool,
     pub created_at: DateTime<Utc>,
 }
 
@@ -57,6 +59,7 @@ impl From<domain::users::User> for UserGql {
             tenant_id: u.tenant_id.map(|t| ID(t.to_string())),
             email: u.email,
             role: u.role.into(),
+            disabled: u.disabled,
             created_at: u.created_at,
         }
     }
@@ -77,6 +80,15 @@ pub struct CreateUserInput {
     /// At least 10 characters.
     pub password: String,
     pub role: RoleGql,
+}
+
+/// What `updateUser` changes; an omitted field stays as it is.
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    /// Any tenant role (not `PLATFORM_ADMIN`).
+    pub role: Option<RoleGql>,
+    /// Disabling ends the user's sessions at once and refuses their logins.
+    pub disabled: Option<bool>,
 }
 
 #[derive(Default)]
@@ -130,9 +142,50 @@ impl UserMutation {
             return Err(crate::error::gql(domain::DomainError::RateLimited { retry_after_secs: 1 }));
         }
         let client = gate.and_then(|g| g.client);
-        let user = st.auth.login(&email, &password, tenant.as_deref(), client).await.gql()?;
+        // The account is looked up by email across tenants, whatever token came along.
+        let user =
+            adapters::db::without_tenant(st.auth.login(&email, &password, tenant.as_deref(), client)).await.gql()?;
         let issued = st.jwt.issue(&user).gql()?;
         Ok(LoginPayload { token: issued.token, expires_at: issued.expires_at, user: user.into() })
+    }
+
+    /// Ends every session of the caller: each token issued to the account so far (this
+    /// one included) is refused from the next request on.
+    async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let actor = actor(ctx)?;
+        state(ctx).users.logout(&actor).await.gql()?;
+        Ok(true)
+    }
+
+    /// Replaces the caller's password (same rules as `createUser`) after checking the
+    /// current one under the login's throttling; every existing token is revoked and a new
+    /// one is answered. A wrong `current` answers `BAD_USER_INPUT` on the field `current`.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] current: String,
+        #[graphql(secret)] new: String,
+    ) -> async_graphql::Result<LoginPayload> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        // One password check per request, shared with `login`.
+        let gate = ctx.data_opt::<crate::app::LoginGate>();
+        if !gate.is_some_and(crate::app::LoginGate::first) {
+            return Err(crate::error::gql(domain::DomainError::RateLimited { retry_after_secs: 1 }));
+        }
+        let client = gate.and_then(|g| g.client);
+        let user = st.auth.change_password(&actor, &current, &new, client).await.gql()?;
+        let issued = st.jwt.issue(&user).gql()?;
+        Ok(LoginPayload { token: issued.token, expires_at: issued.expires_at, user: user.into() })
+    }
+
+    /// Changes a user's role or disables/enables them: tenant admins in their tenant,
+    /// platform admins in any. A tenant keeps at least one enabled tenant admin (`CONFLICT`).
+    async fn update_user(&self, ctx: &Context<'_>, id: ID, input: UpdateUserInput) -> async_graphql::Result<UserGql> {
+        let actor = actor(ctx)?;
+        let id: UserId = parse_id("id", &id)?;
+        let change = domain::users::UserChange { role: input.role.map(Into::into), disabled: input.disabled };
+        state(ctx).users.update(&actor, id, change).await.gql().map(Into::into)
     }
 
     /// Platform admins create users in any tenant; tenant admins in their own.

@@ -8,6 +8,8 @@ mod ports;
 mod service;
 
 pub use kind::{DeviceKind, IntegrationKind};
-pub use models::{ApiKey, ConfigureIntegration, CreatedApiKey, Integration, NewIntegration, RotatedSecret};
+pub use models::{
+    API_KEY_USE_PRECISION, ApiKey, ConfigureIntegration, CreatedApiKey, Integration, NewIntegration, RotatedSecret,
+};
 pub use ports::{ApiKeyRepo, IntegrationRepo};
 pub use service::IntegrationService;

@@ -56,7 +56,15 @@ pub struct ApiKey {
     pub integration_id: IntegrationId,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+    /// When the key was last accepted, to within `API_KEY_USE_PRECISION`.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Set once the key is revoked; a revoked key is refused at once.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
+
+/// How coarsely `ApiKey::last_used_at` follows use: it is written at most once per key in
+/// this time, so a busy device does not write once per batch.
+pub const API_KEY_USE_PRECISION: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The answer to creating an API key: the key is shown this once.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
 use super::{ApiKey, Integration, IntegrationKind, NewIntegration};
-use crate::ids::{IntegrationId, TenantId};
+use crate::ids::{ApiKeyId, IntegrationId, TenantId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -64,9 +64,25 @@ pub trait ApiKeyRepo: Send + Sync {
         prefix: String,
         digest: String,
     ) -> DomainResult<ApiKey>;
-    /// The key with this digest, if it belongs to `integration`.
+    /// The key with this digest, if it belongs to `integration` and is not revoked.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
     async fn find(&self, integration: IntegrationId, digest: &str) -> DomainResult<Option<ApiKey>>;
+    /// The keys of one integration (revoked ones too), oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn list(&self, tenant: TenantId, integration: IntegrationId, page: PageRequest)
+    -> DomainResult<Page<ApiKey>>;
+    /// Revokes a key (a revoked key keeps its first `revoked_at`); answers it.
+    ///
+    /// # Errors
+    /// `NotFound("api key")` when absent or in another tenant.
+    async fn revoke(&self, tenant: TenantId, id: ApiKeyId, at: DateTime<Utc>) -> DomainResult<ApiKey>;
+    /// Records that the key was accepted at `at`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn touch(&self, tenant: TenantId, id: ApiKeyId, at: DateTime<Utc>) -> DomainResult<()>;
 }

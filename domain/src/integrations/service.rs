@@ -1,9 +1,9 @@
 use super::{
-    ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind, IntegrationRepo, NewIntegration,
-    RotatedSecret,
+    API_KEY_USE_PRECISION, ApiKey, ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind,
+    IntegrationRepo, NewIntegration, RotatedSecret,
 };
 use crate::clock::{self, Clock};
-use crate::ids::{IntegrationId, TenantId};
+use crate::ids::{ApiKeyId, IntegrationId, TenantId};
 use crate::security::SecretBox;
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use serde_json::{Map, Value};
@@ -142,12 +142,43 @@ impl IntegrationService {
         Ok(Some((integration, credentials)))
     }
 
-    /// Whether `key` is an API key issued for `integration` (`createApiKey`).
+    /// Whether `key` is an API key issued for `integration` (`createApiKey`) and not
+    /// revoked. Read from storage each time (no cache), so a revocation holds at once on
+    /// every instance; the key's last use is written at most once per
+    /// `API_KEY_USE_PRECISION`.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
     pub async fn check_api_key(&self, integration: IntegrationId, key: &str) -> DomainResult<bool> {
-        Ok(self.keys.find(integration, &self.secrets.digest(key)).await?.is_some())
+        let Some(found) = self.keys.find(integration, &self.secrets.digest(key)).await? else { return Ok(false) };
+        let now = self.clock.now();
+        if found.last_used_at.is_none_or(|t| now - t >= API_KEY_USE_PRECISION) {
+            // Only a note: a failed write does not refuse the caller.
+            if let Err(e) = self.keys.touch(found.tenant_id, found.id, now).await {
+                tracing::debug!(error = ?e, "recording an API key's use");
+            }
+        }
+        Ok(true)
+    }
+
+    /// The API keys of an integration (tenant admins): prefixes and dates, never a key.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound("integration")` when absent or in another tenant.
+    pub async fn api_keys(&self, actor: &Actor, id: IntegrationId, page: PageRequest) -> DomainResult<Page<ApiKey>> {
+        let tenant = actor.require_tenant_admin()?;
+        self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        self.keys.list(tenant, id, page).await
+    }
+
+    /// Revokes an API key: the telemetry hook refuses it from the next request on.
+    /// Revoking a revoked key changes nothing.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound("api key")` when absent or in another tenant.
+    pub async fn revoke_api_key(&self, actor: &Actor, id: ApiKeyId) -> DomainResult<ApiKey> {
+        let tenant = actor.require_tenant_admin()?;
+        self.keys.revoke(tenant, id, self.clock.now()).await
     }
 
     fn seal(&self, map: &Map<String, Value>) -> DomainResult<String> {

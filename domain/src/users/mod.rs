@@ -4,6 +4,6 @@ mod models;
 mod ports;
 mod service;
 
-pub use models::{Email, NewUser, User, UserCredentials};
+pub use models::{Email, NewUser, User, UserChange, UserCredentials};
 pub use ports::UserRepo;
 pub use service::{AuthService, UserService};

@@ -42,7 +42,19 @@ pub struct User {
     pub tenant_id: Option<TenantId>,
     pub email: String,
     pub role: Role,
+    /// A disabled user cannot log in and their tokens are refused.
+    pub disabled: bool,
+    /// Carried by every access token issued to the user; raising it (logout, password
+    /// change, disabling) revokes every token issued before, at once.
+    pub token_version: i64,
     pub created_at: DateTime<Utc>,
+}
+
+/// What `updateUser` may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
 }
 
 /// A user with the hash to check a login against; never leaves the auth use case.

@@ -1,4 +1,4 @@
-use super::{Email, NewUser, User, UserCredentials};
+use super::{Email, NewUser, User, UserChange, UserCredentials};
 use crate::ids::{TenantId, UserId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
@@ -35,4 +35,39 @@ pub trait UserRepo: Send + Sync {
         email: &Email,
         tenant: Option<TenantId>,
     ) -> DomainResult<Vec<UserCredentials>>;
+    /// The account of a session: a tenant user with `tenant`, a platform admin without.
+    /// One primary-key read: every authenticated request makes it.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn session(&self, tenant: Option<TenantId>, id: UserId) -> DomainResult<Option<User>>;
+    /// The account with its password hash (tenant user with `tenant`, platform admin without).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn credentials(&self, tenant: Option<TenantId>, id: UserId) -> DomainResult<Option<UserCredentials>>;
+    /// Stores a new password hash and raises the token version (every token is revoked).
+    ///
+    /// # Errors
+    /// `NotFound("user")` when absent.
+    async fn set_password(&self, tenant: Option<TenantId>, id: UserId, password_hash: String) -> DomainResult<User>;
+    /// Raises the token version: every token issued to the account stops working.
+    ///
+    /// # Errors
+    /// `NotFound("user")` when absent.
+    async fn revoke_tokens(&self, tenant: Option<TenantId>, id: UserId) -> DomainResult<()>;
+    /// Changes a tenant user's role or disabled flag; disabling also raises the token
+    /// version, so enabling again revives no old token. Atomic with its check that the
+    /// tenant keeps at least one enabled tenant admin.
+    ///
+    /// # Errors
+    /// `NotFound("user")` when absent or in another tenant; `InvalidTransition` when the
+    /// change would leave the tenant without an enabled tenant admin.
+    async fn update(&self, tenant: TenantId, id: UserId, change: UserChange) -> DomainResult<User>;
+    /// The tenant of a tenant user, for platform admins who name a user by id alone (the
+    /// one look-up of a user that starts without a tenant).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn tenant_of(&self, id: UserId) -> DomainResult<Option<TenantId>>;
 }

@@ -1,5 +1,5 @@
 use super::models::check_password_rules;
-use super::{Email, NewUser, User, UserRepo};
+use super::{Email, NewUser, User, UserChange, UserRepo};
 use crate::clock::{self, Clock};
 use crate::ids::{TenantId, UserId};
 use crate::security::{LoginThrottle, PasswordHasher, ThrottlePolicy};
@@ -90,6 +90,52 @@ impl UserService {
         let tenant = actor.require_reader()?;
         self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("user"))
     }
+
+    /// The actor behind a verified access token: the account must exist, be enabled and
+    /// still be at the token's version. The role is the stored one, so a demotion takes
+    /// effect on the next request. One primary-key read, no cache: a revocation made by
+    /// any instance holds at once on every instance.
+    ///
+    /// # Errors
+    /// `Unauthenticated` when the account is gone or disabled, or the token was revoked.
+    pub async fn session(&self, user: UserId, tenant: Option<TenantId>, version: i64) -> DomainResult<Actor> {
+        let u = self.repo.session(tenant, user).await?.ok_or(DomainError::Unauthenticated)?;
+        if u.disabled || u.token_version != version || u.tenant_id != tenant {
+            return Err(DomainError::Unauthenticated);
+        }
+        Ok(Actor { user_id: u.id, tenant_id: u.tenant_id, role: u.role })
+    }
+
+    /// Ends every session of the actor: each token issued to the account so far stops working.
+    ///
+    /// # Errors
+    /// `Unauthenticated` when the account no longer exists.
+    pub async fn logout(&self, actor: &Actor) -> DomainResult<()> {
+        match self.repo.revoke_tokens(actor.tenant_id, actor.user_id).await {
+            Err(DomainError::NotFound(_)) => Err(DomainError::Unauthenticated),
+            other => other,
+        }
+    }
+
+    /// Changes a tenant user's role or disabled flag: tenant admins in their tenant,
+    /// platform admins in any. Disabling revokes the user's tokens at once. A tenant always
+    /// keeps one enabled tenant admin.
+    ///
+    /// # Errors
+    /// `Forbidden` for other roles; `NotFound("user")` when absent or in another tenant;
+    /// `Invalid { field: "input.role" }` for `PLATFORM_ADMIN`; `InvalidTransition` when the
+    /// change would leave the tenant without an enabled tenant admin.
+    pub async fn update(&self, actor: &Actor, id: UserId, change: UserChange) -> DomainResult<User> {
+        let tenant = match actor.role {
+            Role::TenantAdmin => actor.tenant()?,
+            Role::PlatformAdmin => self.repo.tenant_of(id).await?.ok_or(DomainError::NotFound("user"))?,
+            _ => return Err(DomainError::Forbidden),
+        };
+        if change.role == Some(Role::PlatformAdmin) {
+            return Err(DomainError::invalid("input.role", "platform admins belong to no tenant"));
+        }
+        self.repo.update(tenant, id, change).await
+    }
 }
 
 /// Login: one answer for a wrong email and a wrong password, and failures slowed down.
@@ -178,20 +224,11 @@ impl AuthService {
         tenant_slug: Option<&str>,
         client: Option<std::net::IpAddr>,
     ) -> DomainResult<User> {
-        let from = client.map_or_else(|| "-".to_owned(), |a| a.to_string());
-        let address_key = format!("{}address:{from}", self.namespace);
-        let address_failures = self.throttle.failures(&address_key).await?;
+        let (from, address_key, address_failures) = self.address_gate(client).await?;
         let address_policy = self.address_policy();
-        if address_policy.locked(address_failures) {
-            return Err(self.locked_out());
-        }
-        if let Some((limiter, per_minute)) = &self.budget {
-            let key = format!("{}login-hashes:{from}", self.namespace);
-            limiter.acquire(&key, *per_minute, std::time::Duration::from_secs(60)).await?.into_result()?;
-        }
         let (candidates, unknown) = self.candidates(email, tenant_slug).await?;
         // Each account's count is its own, from this address.
-        let account_key = |u: &User| format!("{}account:{}:{from}", self.namespace, u.id);
+        let account_key = |u: &User| self.account_key(u.id, &from);
         let mut open = Vec::with_capacity(candidates.len());
         let mut worst = address_policy.delay(address_failures);
         for c in candidates {
@@ -231,6 +268,77 @@ impl AuthService {
         }
     }
 
+    /// The client address, its failure key and count, once the address is neither locked
+    /// out nor out of password checks for the minute (one is used here).
+    async fn address_gate(&self, client: Option<std::net::IpAddr>) -> DomainResult<(String, String, u32)> {
+        let from = client.map_or_else(|| "-".to_owned(), |a| a.to_string());
+        let address_key = format!("{}address:{from}", self.namespace);
+        let address_failures = self.throttle.failures(&address_key).await?;
+        if self.address_policy().locked(address_failures) {
+            return Err(self.locked_out());
+        }
+        if let Some((limiter, per_minute)) = &self.budget {
+            let key = format!("{}login-hashes:{from}", self.namespace);
+            limiter.acquire(&key, *per_minute, std::time::Duration::from_secs(60)).await?.into_result()?;
+        }
+        Ok((from, address_key, address_failures))
+    }
+
+    fn account_key(&self, user: UserId, from: &str) -> String {
+        format!("{}account:{user}:{from}", self.namespace)
+    }
+
+    /// Replaces the actor's password after checking the current one under the login's
+    /// rules (the same failure counts, delays, lockouts and per-address budget); every
+    /// token issued so far is revoked, and the caller issues a new one for the answer.
+    ///
+    /// # Errors
+    /// `Invalid { field: "new" }` when the new password breaks the password rules or equals
+    /// the current one; `Invalid { field: "current" }` when the current password is wrong;
+    /// `RateLimited` as for login; `Unauthenticated` when the account is gone or disabled.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> DomainResult<User> {
+        check_password_rules(new).map_err(|e| match e {
+            DomainError::Invalid { message, .. } => DomainError::Invalid { field: "new".into(), message },
+            other => other,
+        })?;
+        if current == new {
+            return Err(DomainError::invalid("new", "must differ from the current password"));
+        }
+        let (from, address_key, address_failures) = self.address_gate(client).await?;
+        let creds = self
+            .repo
+            .credentials(actor.tenant_id, actor.user_id)
+            .await?
+            .filter(|c| !c.user.disabled)
+            .ok_or(DomainError::Unauthenticated)?;
+        let account_key = self.account_key(creds.user.id, &from);
+        let failures = self.throttle.failures(&account_key).await?;
+        if self.policy.locked(failures) {
+            return Err(self.locked_out());
+        }
+        let wait = self.policy.delay(failures).max(self.address_policy().delay(address_failures));
+        if !wait.is_zero() {
+            self.clock.sleep(wait).await;
+        }
+        if !self.hasher.verify(current, &creds.password_hash) {
+            self.throttle.record_failure(&account_key, self.policy.window).await?;
+            self.throttle.record_failure(&address_key, self.policy.window).await?;
+            return Err(DomainError::invalid("current", "the current password is wrong"));
+        }
+        self.throttle.reset(&account_key).await?;
+        let password_hash = self.hasher.hash(new)?;
+        match self.repo.set_password(actor.tenant_id, actor.user_id, password_hash).await {
+            Err(DomainError::NotFound(_)) => Err(DomainError::Unauthenticated),
+            other => other,
+        }
+    }
+
     /// The accounts the email (and tenant) may mean; `unknown` when there are none (the
     /// caller then checks the password against a dummy hash, so the answer takes as long).
     async fn candidates(
@@ -246,7 +354,9 @@ impl AuthService {
             },
             None => None,
         };
-        let candidates = self.repo.credentials_for_login(&email, tenant).await?;
+        let mut candidates = self.repo.credentials_for_login(&email, tenant).await?;
+        // A disabled account answers like an unknown one.
+        candidates.retain(|c| !c.user.disabled);
         let unknown = candidates.is_empty();
         Ok((candidates, unknown))
     }

@@ -10,6 +10,8 @@ pub struct Model {
     pub prefix: String,
     pub key_digest: String,
     pub created_at: ChronoDateTimeUtc,
+    pub revoked_at: Option<ChronoDateTimeUtc>,
+    pub last_used_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

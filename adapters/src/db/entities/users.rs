@@ -11,6 +11,8 @@ pub struct Model {
     pub password_hash: String,
     pub role: String,
     pub created_at: ChronoDateTimeUtc,
+    pub token_version: i64,
+    pub disabled: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
