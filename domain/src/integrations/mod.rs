@@ -8,6 +8,6 @@ mod ports;
 mod service;
 
 pub use kind::{DeviceKind, IntegrationKind};
-pub use models::{ApiKey, ConfigureIntegration, CreatedApiKey, Integration, NewIntegration, RotatedSecret};
+pub use models::{ApiKey, ConfigureIntegration, CreatedApiKey, HookSeeds, Integration, NewIntegration, RotatedSecret};
 pub use ports::{ApiKeyRepo, IntegrationRepo};
 pub use service::IntegrationService;
