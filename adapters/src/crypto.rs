@@ -105,7 +105,7 @@ impl SecretBox for AesGcmSecretBox {
     /// URL-safe base64 (192 bits).
     fn derive(&self, purpose: &str, seed: &str) -> String {
         use hmac::Mac as _;
-        let Ok(mut mac) = hmac::Hmac::<Sha256>::new_from_slice(self.key.expose_secret()) else {
+        let Ok(mut mac) = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.key.expose_secret()) else {
             // HMAC takes a key of any length; unreachable.
             return String::new();
         };

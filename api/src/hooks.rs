@@ -118,7 +118,7 @@ pub fn loggable_path<'a>(protocols: &Protocols, path: &'a str) -> std::borrow::C
 }
 
 /// An answer to a caller that failed to authenticate: counted against its address.
-async fn unauthenticated(st: &AppState, client: Option<IpAddr>, protocol: &str, answer: HookAnswer) -> Response {
+async fn unauthenticated(st: &AppState, client: Option<IpAddr>, protocol: &'static str, answer: HookAnswer) -> Response {
     st.hook_failures.failed(client).await;
     inbound_request(protocol, "REFUSED");
     render(answer)
