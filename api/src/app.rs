@@ -71,13 +71,19 @@ const SUBSCRIPTIONS: &str = "/graphql/ws";
 /// its body included: a slow client holds a connection that long at most. The handler is
 /// dropped (a transaction rolls back; a hook request stored but not applied is applied by
 /// the inbound sweep).
-async fn request_timeout(limit: std::time::Duration, req: Request<axum::body::Body>, next: middleware::Next) -> Response {
+async fn request_timeout(
+    limit: std::time::Duration,
+    req: Request<axum::body::Body>,
+    next: middleware::Next,
+) -> Response {
     if req.uri().path() == SUBSCRIPTIONS {
         return next.run(req).await;
     }
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
-        Err(_) => (StatusCode::REQUEST_TIMEOUT, Json(serde_json::json!({"error": "request timed out"}))).into_response(),
+        Err(_) => {
+            (StatusCode::REQUEST_TIMEOUT, Json(serde_json::json!({"error": "request timed out"}))).into_response()
+        }
     }
 }
 

@@ -10,7 +10,6 @@
 
 use crate::app::AppState;
 use adapters::vendors::inbound::{HookAnswer, HookRequest, InboundProtocol, Opened, Refusal};
-use domain::security::LoginThrottle;
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
@@ -19,6 +18,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::events::NewInboundEvent;
 use domain::ids::IntegrationId;
+use domain::security::LoginThrottle;
 use jobs::inbound::{Pending, Route};
 use jobs::metrics::inbound_request;
 use std::collections::HashMap;
@@ -118,7 +118,12 @@ pub fn loggable_path<'a>(protocols: &Protocols, path: &'a str) -> std::borrow::C
 }
 
 /// An answer to a caller that failed to authenticate: counted against its address.
-async fn unauthenticated(st: &AppState, client: Option<IpAddr>, protocol: &'static str, answer: HookAnswer) -> Response {
+async fn unauthenticated(
+    st: &AppState,
+    client: Option<IpAddr>,
+    protocol: &'static str,
+    answer: HookAnswer,
+) -> Response {
     st.hook_failures.failed(client).await;
     inbound_request(protocol, "REFUSED");
     render(answer)

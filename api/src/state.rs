@@ -14,6 +14,7 @@ use adapters::db::repos::{
 };
 use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
 use anyhow::Context as _;
+use domain::Clock;
 use domain::alarms::AlarmService;
 use domain::audit::AuditService;
 use domain::deliveries::{DeliveryPorts, DeliveryService};
@@ -29,7 +30,6 @@ use domain::tenants::TenantService;
 use domain::tickets::TicketService;
 use domain::tokens::{TokenCache, TokenProvider};
 use domain::users::{AuthService, UserService};
-use domain::Clock;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;

@@ -94,7 +94,8 @@ async fn only_administrators_see_the_dingding_hook_url() {
     let s = setup().await;
     let platform = s.app.admin_token().await;
     let token = token_of(&s.hook_url).to_owned();
-    let q = "query($id:ID!){ integration(id:$id){ hookUrl telemetryUrl } integrations { edges { node { id hookUrl } } } }";
+    let q =
+        "query($id:ID!){ integration(id:$id){ hookUrl telemetryUrl } integrations { edges { node { id hookUrl } } } }";
     for role in ["VIEWER", "OPERATOR"] {
         let email = format!("{}-{}@{}.example.com", role.to_lowercase(), unique(), s.tenant.slug);
         s.app.create_user(&platform, &s.tenant.id, &email, USER_PASSWORD, role).await;
@@ -209,7 +210,8 @@ async fn the_migration_gives_existing_dingding_integrations_a_hook_token() {
     let t = tenant_with_admin(&app, &platform).await;
     let dd = t.api.integration(dingding("dd")).await;
     t.api.device(&dd.id, "lock-m", "LOCK", "lock", json!({})).await;
-    let etc = t.api.integration(json!({"kind": "ETC_GANTRY", "name": "e", "credentials": {"authCode": "123456"}})).await;
+    let etc =
+        t.api.integration(json!({"kind": "ETC_GANTRY", "name": "e", "credentials": {"authCode": "123456"}})).await;
     let db = sea_orm::Database::connect(&app.database_url).await.expect("db");
     // As before the change: integrations without hook tokens.
     Migrator::down(&db, Some(1)).await.expect("down");
@@ -244,7 +246,8 @@ async fn a_request_outlasting_the_timeout_is_answered_408() {
     let addr = app.base.strip_prefix("http://").expect("http base");
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     // A body announced, begun, and never finished.
-    let head = "POST /graphql HTTP/1.1\r\nHost: linkyard\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    let head =
+        "POST /graphql HTTP/1.1\r\nHost: linkyard\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
     stream.write_all(format!("{head}{{\"query\":").as_bytes()).await.expect("write");
     let read = async {
         let mut answer = Vec::new();

@@ -2,12 +2,12 @@
 
 use super::connection::{Conn, page_request, to_connection};
 use super::{actor, parse_id, state};
+use crate::app::AppState;
 use crate::error::GqlResultExt;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::ids::IntegrationId;
-use crate::app::AppState;
 use domain::Actor;
+use domain::ids::IntegrationId;
 use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind};
 
 /// The five protocol families, and the tenant's own webhook endpoint.

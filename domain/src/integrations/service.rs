@@ -72,7 +72,8 @@ impl IntegrationService {
             (None, Some(e)) => (None, e.credential_names.clone()),
             (None, None) => return Err(DomainError::invalid("credentials", "is required")),
         };
-        let hook_seed = (existing.is_none() && kind.takes_hook_token()).then(|| self.secrets.random_secret(HOOK_SEED_LEN));
+        let hook_seed =
+            (existing.is_none() && kind.takes_hook_token()).then(|| self.secrets.random_secret(HOOK_SEED_LEN));
         let new = NewIntegration { kind, name, settings, credentials_sealed, credential_names, hook_seed };
         match existing {
             Some(e) => self.repo.update(tenant, e.id, new).await,

@@ -34,7 +34,10 @@ pub struct TestApp {
 /// The path of a hook URL shown by the app (`LINKYARD_PUBLIC_URL` is
 /// `https://linkyard.test` in tests), to post to the running app.
 pub fn hook_path(hook_url: &str) -> String {
-    hook_url.strip_prefix("https://linkyard.test").unwrap_or_else(|| panic!("a hook URL of the test app: {hook_url:?}")).to_owned()
+    hook_url
+        .strip_prefix("https://linkyard.test")
+        .unwrap_or_else(|| panic!("a hook URL of the test app: {hook_url:?}"))
+        .to_owned()
 }
 
 /// A unique suffix for names that must not collide across tests and runs.

@@ -45,10 +45,9 @@ fn to_domain(m: i::Model) -> DomainResult<Integration> {
         settings: m.settings,
         credential_names: serde_json::from_value(m.credential_names).unwrap_or_default(),
         secret_rotated_at: m.secret_rotated_at,
-        hook_seeds: m.hook_seed.map(|current| HookSeeds {
-            current,
-            previous: m.previous_hook_seed.zip(m.previous_hook_seed_until),
-        }),
+        hook_seeds: m
+            .hook_seed
+            .map(|current| HookSeeds { current, previous: m.previous_hook_seed.zip(m.previous_hook_seed_until) }),
         created_at: m.created_at,
         updated_at: m.updated_at,
     })

@@ -212,9 +212,10 @@ impl InboundProtocol for GoldcardInbound {
                 HookAnswer::new(404, json!({"echoCode": "9999", "echoMsg": "unknown integration"}))
             }
             Refusal::BadHookToken => echo("0101", "Token 校验未通过"),
-            Refusal::TooManyFailures => {
-                HookAnswer::new(429, json!({"echoCode": "9999", "echoMsg": "too many failed requests from this address"}))
-            }
+            Refusal::TooManyFailures => HookAnswer::new(
+                429,
+                json!({"echoCode": "9999", "echoMsg": "too many failed requests from this address"}),
+            ),
             Refusal::Internal => echo("9995", "服务未启动: try again"),
         }
     }
@@ -229,9 +230,8 @@ impl InboundProtocol for GoldcardInbound {
         if let Err(e) =
             sign::verify(req.header("accesstoken"), req.header("authorization"), &app_code, &app_secret, now)
         {
-            return Err(
-                echo("0101", format!("Token 校验未通过(检查 AccessToken 和 Authorization 是否正确): {e}")).unauthenticated()
-            );
+            return Err(echo("0101", format!("Token 校验未通过(检查 AccessToken 和 Authorization 是否正确): {e}"))
+                .unauthenticated());
         }
         let parsed = parse(self.code, &req.body);
         let dedup_key = match &parsed {

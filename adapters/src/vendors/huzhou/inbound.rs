@@ -123,9 +123,10 @@ impl InboundProtocol for HuzhouInbound {
                 HookAnswer::new(404, json!({"ret_code": "404", "ret_msg": "unknown integration"}))
             }
             Refusal::BadHookToken => refusal(&ApiRefusal::BadToken),
-            Refusal::TooManyFailures => {
-                HookAnswer::new(429, json!({"ret_code": "429", "ret_msg": "too many failed requests from this address"}))
-            }
+            Refusal::TooManyFailures => HookAnswer::new(
+                429,
+                json!({"ret_code": "429", "ret_msg": "too many failed requests from this address"}),
+            ),
             Refusal::Internal => refusal(&ApiRefusal::Internal),
         }
     }
