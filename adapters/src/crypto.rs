@@ -154,7 +154,31 @@ impl SecretBox for AesGcmSecretBox {
     fn digest(&self, key: &str) -> String {
         hex::encode(Sha256::digest(key.as_bytes()))
     }
+
+    /// HMAC-SHA256 under the secret key of `purpose`, a NUL and `seed`; 32 characters of
+    /// URL-safe base64 (192 bits).
+    fn derive(&self, purpose: &str, seed: &str) -> String {
+        use hmac::Mac as _;
+        let Ok(mut mac) = <hmac::Hmac<Sha256> as hmac::Mac>::new_from_slice(self.key.expose_secret()) else {
+            // HMAC takes a key of any length; unreachable.
+            return String::new();
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(seed.as_bytes());
+        let mut out = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        out.truncate(DERIVED_LEN);
+        out
+    }
+
+    fn matches_derived(&self, purpose: &str, seed: &str, given: &str) -> bool {
+        let expected = self.derive(purpose, seed);
+        !expected.is_empty() && constant_time_eq(expected.as_bytes(), given.as_bytes())
+    }
 }
+
+/// Characters of a derived secret.
+const DERIVED_LEN: usize = 32;
 
 /// Reads a 32-byte key written as base64 or hex.
 ///
@@ -229,6 +253,23 @@ mod tests {
         assert_eq!(current_only.open(&moved).expect("open"), b"credentials");
         assert!(rotating.reseal(&sealed_new).expect("reseal").is_none());
         assert!(current_only.reseal(&sealed_old).is_err());
+    }
+
+    #[test]
+    fn derived_secrets_are_keyed_stable_and_url_safe() {
+        let b1 = AesGcmSecretBox::new(parse_key(&generate_key()).expect("key")).expect("box");
+        let b2 = AesGcmSecretBox::new(parse_key(&generate_key()).expect("key")).expect("box");
+        let t = b1.derive("hook-token", "seed-1");
+        assert_eq!(t.len(), DERIVED_LEN);
+        assert!(t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{t}");
+        assert_eq!(t, b1.derive("hook-token", "seed-1"), "the same seed, the same secret");
+        assert_ne!(t, b1.derive("hook-token", "seed-2"));
+        assert_ne!(t, b1.derive("other", "seed-1"));
+        assert_ne!(t, b2.derive("hook-token", "seed-1"), "another key, another secret");
+        assert!(b1.matches_derived("hook-token", "seed-1", &t));
+        assert!(!b2.matches_derived("hook-token", "seed-1", &t));
+        assert!(!b1.matches_derived("hook-token", "seed-1", &t[..31]));
+        assert!(!b1.matches_derived("hook-token", "seed-1", ""));
     }
 
     #[test]

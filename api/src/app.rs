@@ -31,9 +31,11 @@ pub const UPLOAD_LIMIT: usize = domain::tickets::MAX_FILE_BYTES + 64 * 1024;
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let request_id = HeaderName::from_static("x-request-id");
+    let timeout = state.config.request_timeout;
+    let protocols = state.inbound.clone();
     let api = Router::new()
         .route("/graphql", get(graphiql).post(graphql_handler))
-        .route("/graphql/ws", get(graphql_ws))
+        .route(SUBSCRIPTIONS, get(graphql_ws))
         .route("/files/tickets/{ticket}/{file}", get(ticket_file))
         .route("/files/devices/{file}", get(device_file))
         .merge(crate::hooks::router())
@@ -45,18 +47,44 @@ pub fn router(state: AppState) -> Router {
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http()
-                        .make_span_with(|req: &Request<_>| {
+                        .make_span_with(move |req: &Request<_>| {
                             let rid = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                            // The path only: query strings can carry vendor secrets.
-                            tracing::info_span!("request", request_id = %rid, method = %req.method(), path = %req.uri().path())
+                            // The path only (query strings can carry vendor secrets), its hook
+                            // token masked.
+                            let path = crate::hooks::loggable_path(&protocols, req.uri().path());
+                            tracing::info_span!("request", request_id = %rid, method = %req.method(), path = %path)
                         })
                         .on_response(DefaultOnResponse::new().level(Level::INFO)),
                 )
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(CatchPanicLayer::new())
+                .layer(middleware::from_fn(move |req, next| request_timeout(timeout, req, next)))
                 .layer(middleware::from_fn(body_limit)),
         )
         .with_state(state)
+}
+
+/// The path of GraphQL subscriptions: a connection that lasts, exempt from the timeout.
+const SUBSCRIPTIONS: &str = "/graphql/ws";
+
+/// 408 for a request not answered within `limit` (`LINKYARD_REQUEST_TIMEOUT_SECS`), reading
+/// its body included: a slow client holds a connection that long at most. The handler is
+/// dropped (a transaction rolls back; a hook request stored but not applied is applied by
+/// the inbound sweep).
+async fn request_timeout(
+    limit: std::time::Duration,
+    req: Request<axum::body::Body>,
+    next: middleware::Next,
+) -> Response {
+    if req.uri().path() == SUBSCRIPTIONS {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            (StatusCode::REQUEST_TIMEOUT, Json(serde_json::json!({"error": "request timed out"}))).into_response()
+        }
+    }
 }
 
 /// 413 for bodies over `BODY_LIMIT`, or `UPLOAD_LIMIT` for GraphQL multipart uploads: by

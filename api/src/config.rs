@@ -85,6 +85,15 @@ pub struct Settings {
     /// link-local, unique-local); every other private or metadata address is refused.
     #[arg(long, env = "LINKYARD_OUTBOUND_ALLOW", default_value = "")]
     pub outbound_allow: String,
+    /// Requests to `/hooks` from one client address that may fail to authenticate (unknown
+    /// integration, wrong hook token, signature or credentials) within a minute; beyond
+    /// that the address is refused (429) until the minute is over.
+    #[arg(long, env = "LINKYARD_HOOK_FAILURES_PER_MINUTE", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub hook_failures_per_minute: u32,
+    /// Seconds a whole HTTP request may take (reading its body included) before it is
+    /// answered 408; GraphQL subscriptions (`/graphql/ws`) are exempt.
+    #[arg(long, env = "LINKYARD_REQUEST_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
     /// Delivery attempts at once in this process.
     #[arg(long, env = "LINKYARD_DELIVERY_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub delivery_concurrency: u64,
@@ -119,6 +128,8 @@ impl Settings {
             introspection: None,
             retention_days: 90,
             metrics_token: None,
+            hook_failures_per_minute: 30,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -176,6 +187,29 @@ pub struct Config {
     pub introspection: bool,
     /// What outbound calls may reach (`LINKYARD_OUTBOUND_ALLOW`).
     pub outbound: std::sync::Arc<adapters::vendors::OutboundGuard>,
+    /// Failed authentications on `/hooks` one client address may cause a minute
+    /// (`LINKYARD_HOOK_FAILURES_PER_MINUTE`).
+    pub hook_failures_per_minute: u32,
+    /// How long a whole request may take (`LINKYARD_REQUEST_TIMEOUT_SECS`).
+    pub request_timeout: std::time::Duration,
+    /// Where every service reads the time: the system clock (tests set one they move).
+    pub clock: AppClock,
+}
+
+/// The clock the application runs on.
+#[derive(Clone)]
+pub struct AppClock(pub std::sync::Arc<dyn domain::Clock>);
+
+impl Default for AppClock {
+    fn default() -> Self {
+        Self(domain::clock::system())
+    }
+}
+
+impl std::fmt::Debug for AppClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppClock")
+    }
 }
 
 impl Config {
@@ -264,6 +298,9 @@ impl Config {
             introspection: s.introspection.unwrap_or(!is_postgres),
             retention: chrono::Duration::days(i64::from(s.retention_days)),
             metrics_token: s.metrics_token.filter(|t| !t.trim().is_empty()).map(SecretString::from),
+            hook_failures_per_minute: s.hook_failures_per_minute,
+            request_timeout: std::time::Duration::from_secs(s.request_timeout_secs),
+            clock: AppClock::default(),
         })
     }
 

@@ -1,5 +1,7 @@
 //! THE inbound pipeline, for every protocol under `/hooks/{integration_id}/...`
-//! (`CONTRACT.md`, "HTTP surface"): the integration is looked up, its vendor's inbound
+//! (`CONTRACT.md`, "HTTP surface"): a client address that failed to authenticate too
+//! often lately is refused before anything else, the integration is looked up, the hook
+//! token is checked where the protocol's path carries one, its vendor's inbound
 //! protocol authenticates and parses the request, the request is stored raw under its
 //! dedup key before anything is applied, a resend is recognised, the facts are applied
 //! (before the answer, or from the backlog in a burst) and the protocol answers in its
@@ -16,11 +18,58 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::events::NewInboundEvent;
 use domain::ids::IntegrationId;
+use domain::security::LoginThrottle;
 use jobs::inbound::{Pending, Route};
 use jobs::metrics::inbound_request;
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The window `LINKYARD_HOOK_FAILURES_PER_MINUTE` counts in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Failed authentications on `/hooks` per client address (the TCP peer), counted in the
+/// login throttle's store (bounded in memory, or Redis shared by every process): an
+/// address over its budget is refused before any look-up until its window is over.
+/// Authenticated requests are never counted, so a vendor's volume costs nothing here.
+#[derive(Clone)]
+pub struct FailureGate {
+    throttle: Arc<dyn LoginThrottle>,
+    per_minute: u32,
+    namespace: String,
+}
+
+impl FailureGate {
+    pub fn new(throttle: Arc<dyn LoginThrottle>, per_minute: u32, namespace: impl Into<String>) -> Self {
+        Self { throttle, per_minute, namespace: namespace.into() }
+    }
+
+    fn key(&self, client: IpAddr) -> String {
+        format!("{}hook-failures:{client}", self.namespace)
+    }
+
+    /// Whether `client` has used up its failures of the window. A store that cannot answer
+    /// lets the request through: it is still authenticated.
+    async fn closed(&self, client: Option<IpAddr>) -> bool {
+        let Some(client) = client else { return false };
+        match self.throttle.failures(&self.key(client)).await {
+            Ok(n) => n >= self.per_minute,
+            Err(e) => {
+                tracing::warn!(error = ?e, "reading the hook failures of a client address");
+                false
+            }
+        }
+    }
+
+    /// Counts one failed authentication of `client`.
+    async fn failed(&self, client: Option<IpAddr>) {
+        let Some(client) = client else { return };
+        if let Err(e) = self.throttle.record_failure(&self.key(client), FAILURE_WINDOW).await {
+            tracing::warn!(error = ?e, "counting a hook failure of a client address");
+        }
+    }
+}
 
 /// Every hook route: one handler, the protocol chosen by the path.
 pub fn router() -> Router<AppState> {
@@ -30,6 +79,54 @@ pub fn router() -> Router<AppState> {
 fn render(a: HookAnswer) -> Response {
     let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::OK);
     (status, axum::Json(a.body)).into_response()
+}
+
+/// The protocol a hook path names, with the hook token the path ends in where the
+/// protocol's path takes one (`None` when it is missing: refused once the protocol is known,
+/// in its own envelope).
+fn route(p: &Arc<dyn InboundProtocol>, path: &str) -> Option<Option<String>> {
+    if path == p.path() {
+        return Some(None);
+    }
+    if !p.path_token() {
+        return None;
+    }
+    let token = path.strip_prefix(p.path())?.strip_prefix('/')?;
+    (!token.is_empty() && !token.contains('/')).then(|| Some(token.to_owned()))
+}
+
+/// A refusal before parsing; all but our own failures count against the address.
+async fn refuse(st: &AppState, client: Option<IpAddr>, protocol: &dyn InboundProtocol, why: Refusal) -> Response {
+    if why != Refusal::Internal {
+        st.hook_failures.failed(client).await;
+    }
+    inbound_request(protocol.protocol(), "REFUSED");
+    render(protocol.refused(why))
+}
+
+/// `path` as it may be logged: a hook token in it masked.
+pub fn loggable_path<'a>(protocols: &Protocols, path: &'a str) -> std::borrow::Cow<'a, str> {
+    let Some(rest) = path.strip_prefix("/hooks/") else { return path.into() };
+    let Some((id, hook_path)) = rest.split_once('/') else { return path.into() };
+    let tokened = |p: &&Arc<dyn InboundProtocol>| {
+        p.path_token() && hook_path.strip_prefix(p.path()).is_some_and(|r| r.starts_with('/'))
+    };
+    match protocols.iter().find(tokened) {
+        Some(p) => format!("/hooks/{id}/{}/***", p.path()).into(),
+        None => path.into(),
+    }
+}
+
+/// An answer to a caller that failed to authenticate: counted against its address.
+async fn unauthenticated(
+    st: &AppState,
+    client: Option<IpAddr>,
+    protocol: &'static str,
+    answer: HookAnswer,
+) -> Response {
+    st.hook_failures.failed(client).await;
+    inbound_request(protocol, "REFUSED");
+    render(answer)
 }
 
 /// The integration a hook path names, if the protocol serves its kind; `fresh` skips the
@@ -72,17 +169,40 @@ async fn hook(
     query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let Some(protocol) = st.inbound.iter().find(|p| p.path() == path).cloned() else {
+    let peer = peer.map(|Extension(ConnectInfo(a))| a);
+    let client = peer.map(|a| a.ip());
+    let Some((protocol, token)) = st.inbound.iter().find_map(|p| route(p, &path).map(|t| (p.clone(), t))) else {
+        // A scan of paths costs the address as much as guessing integrations.
+        st.hook_failures.failed(client).await;
         return (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"error": "no such hook"}))).into_response();
     };
     let name = protocol.protocol();
+    if st.hook_failures.closed(client).await {
+        inbound_request(name, "THROTTLED");
+        return render(protocol.refused(Refusal::TooManyFailures));
+    }
     let (mut hook, mut from_cache) = match open(&st, &*protocol, &id, false).await {
         Ok(o) => o,
-        Err(why) => {
-            inbound_request(name, "REFUSED");
-            return render(protocol.refused(why));
-        }
+        Err(why) => return refuse(&st, client, &*protocol, why).await,
     };
+    // The hook token, where the path carries one: before anything is read or stored. A
+    // token refused under a cached integration is checked again under the stored one (it
+    // may have just been rotated by another process).
+    if protocol.path_token() {
+        let mut valid = st.integrations.check_hook_token(&hook.integration, token.as_deref());
+        if !valid && from_cache {
+            match open(&st, &*protocol, &id, true).await {
+                Ok((o, _)) => {
+                    valid = st.integrations.check_hook_token(&o.integration, token.as_deref());
+                    (hook, from_cache) = (o, false);
+                }
+                Err(why) => return refuse(&st, client, &*protocol, why).await,
+            }
+        }
+        if !valid {
+            return refuse(&st, client, &*protocol, Refusal::BadHookToken).await;
+        }
+    }
     let Ok(body) = body else {
         inbound_request(name, "REFUSED");
         return render(protocol.refused(Refusal::Internal));
@@ -95,7 +215,8 @@ async fn hook(
             .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_owned(), v.to_owned())))
             .collect(),
         body: body.to_vec(),
-        peer: peer.map(|Extension(ConnectInfo(a))| a),
+        peer,
+        hook_token: token,
     };
     let accepted = loop {
         // A refusal under cached credentials is checked again under the stored ones (they
@@ -103,14 +224,17 @@ async fn hook(
         let again = from_cache.then(|| req.clone());
         match protocol.accept(&hook, req).await {
             Ok(a) => break a,
-            Err(answer) => {
+            Err(rejected) => {
                 let fresh = match again {
                     Some(r) => open(&st, &*protocol, &id, true).await.ok().map(|(o, _)| (o, r)),
                     None => None,
                 };
                 let Some((o, r)) = fresh else {
+                    if rejected.unauthenticated {
+                        return unauthenticated(&st, client, name, rejected.answer).await;
+                    }
                     inbound_request(name, "REFUSED");
-                    return render(answer);
+                    return render(rejected.answer);
                 };
                 (hook, req, from_cache) = (o, r, false);
             }

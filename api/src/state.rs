@@ -14,6 +14,7 @@ use adapters::db::repos::{
 };
 use adapters::throttle::{MemoryLoginThrottle, RedisLoginThrottle};
 use anyhow::Context as _;
+use domain::Clock;
 use domain::alarms::AlarmService;
 use domain::audit::AuditService;
 use domain::deliveries::{DeliveryPorts, DeliveryService};
@@ -29,7 +30,6 @@ use domain::tenants::TenantService;
 use domain::tickets::TicketService;
 use domain::tokens::{TokenCache, TokenProvider};
 use domain::users::{AuthService, UserService};
-use domain::{Clock, SystemClock};
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -68,6 +68,8 @@ pub struct Services {
     /// Where stored hook requests wait in a burst; its sweep applies what a stopped
     /// process left.
     pub inbound_backlog: Arc<jobs::inbound::Backlog>,
+    /// Failed authentications on `/hooks` per client address.
+    pub hook_failures: crate::hooks::FailureGate,
     /// Integrations of recent hook requests (protocols that allow it).
     pub hook_integrations: Arc<domain::ttl::TtlCache<domain::ids::IntegrationId, adapters::vendors::inbound::Opened>>,
     /// Vendor-neutral facts, applied with their outbox rows in one unit of work.
@@ -137,7 +139,7 @@ impl AppState {
             None => None,
         };
         // The one clock: every rule that reads the time, or waits, reads this one.
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock: Arc<dyn Clock> = config.clock.0.clone();
         let hasher: Arc<dyn PasswordHasher> = Arc::new(Argon2Hasher::new()?);
         let secrets = Arc::new(config.secret_box()?);
         let throttle: Arc<dyn LoginThrottle> = match &redis {
@@ -415,6 +417,11 @@ impl AppState {
         );
         let state = Self(Arc::new(Services {
             tenants: TenantService::new(tenant_repo.clone()),
+            hook_failures: crate::hooks::FailureGate::new(
+                throttle.clone(),
+                config.hook_failures_per_minute,
+                format!("{}:", config.job_queue),
+            ),
             auth: AuthService::new(user_repo, tenant_repo, hasher, throttle, config.login_throttle)
                 .with_budget(limiter.clone(), config.login_hashes_per_minute, format!("{}:", config.job_queue))
                 .with_clock(clock.clone()),

@@ -29,6 +29,12 @@ pub trait SecretBox: Send + Sync {
     fn random_secret(&self, len: usize) -> String;
     /// A one-way digest (hex) of a high-entropy key such as an API key.
     fn digest(&self, key: &str) -> String;
+    /// A URL-safe secret derived from `seed` under the server's key for one `purpose`
+    /// (a keyed hash): the same seed gives the same secret, and nobody without the key can
+    /// compute it from the seed.
+    fn derive(&self, purpose: &str, seed: &str) -> String;
+    /// Whether `given` is `derive(purpose, seed)`, compared in constant time.
+    fn matches_derived(&self, purpose: &str, seed: &str, given: &str) -> bool;
 }
 
 /// Counts failed logins per key (a normalised email) within a window.

@@ -1,5 +1,5 @@
 //! Dingding callback burst: `BENCH_CALLBACKS` (default 20,000) signed callbacks from 64
-//! concurrent connections to `POST /hooks/{id}/dingding`, plus every 10th sent again (a
+//! concurrent connections to `POST /hooks/{id}/dingding/{hook_token}`, plus every 10th sent again (a
 //! Dingding retry), on PostgreSQL and on SQLite.
 //!
 //! Prints, per database: accepted callbacks per second, p50/p99 latency, and whether each
@@ -101,7 +101,9 @@ async fn run(label: &str, url: &str, redis: Option<String>, n: usize) -> Report 
     bodies.extend(repeats);
     let sent = bodies.len();
     let bodies = Arc::new(bodies);
-    let target = format!("{base}/hooks/{integration}/dingding");
+    // The URL as registered (its hook token included), on the bench server's address.
+    let path = hook_url.split_once("/hooks/").map(|(_, p)| p).expect("hookUrl has a /hooks/ path");
+    let target = format!("{base}/hooks/{path}");
     let b = burst(CONNECTIONS, sent, move |http, k| {
         let (body, target) = (bodies[k].clone(), target.clone());
         async move {

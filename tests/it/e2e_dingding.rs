@@ -31,11 +31,18 @@ pub async fn setup() -> Setup {
         )
         .await;
     let (integration, hook_url) = (i.id, i.hook_url);
-    assert_eq!(hook_url, format!("https://linkyard.test/hooks/{integration}/dingding"));
+    let prefix = format!("https://linkyard.test/hooks/{integration}/dingding/");
+    let token = hook_url.strip_prefix(&prefix).unwrap_or_else(|| panic!("hookUrl {hook_url} carries a token"));
+    assert!(token.len() >= 16 && token.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{token}");
     Setup { app, api, fake, tenant, integration, hook_url }
 }
 
 impl Setup {
+    /// The path of the hook URL the tenant admin sees (with its hook token).
+    pub fn hook_path(&self) -> String {
+        crate::utils::hook_path(&self.hook_url)
+    }
+
     pub async fn gql(&self, query: &str, vars: Value) -> crate::utils::Gql {
         self.api.gql(query, vars).await
     }
@@ -61,7 +68,7 @@ impl Setup {
         let resp = self
             .app
             .http
-            .post(self.app.url(&format!("/hooks/{}/dingding", self.integration)))
+            .post(self.app.url(&self.hook_path()))
             .header("content-type", "application/json")
             .body(raw)
             .send()

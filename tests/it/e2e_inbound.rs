@@ -9,9 +9,9 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn post(base: &str, integration: &str, raw: String) -> reqwest::Result<reqwest::Response> {
+async fn post(base: &str, hook_path: &str, raw: String) -> reqwest::Result<reqwest::Response> {
     reqwest::Client::new()
-        .post(format!("{base}/hooks/{integration}/dingding"))
+        .post(format!("{base}{hook_path}"))
         .header("content-type", "application/json")
         .body(raw)
         .timeout(Duration::from_secs(30))
@@ -51,8 +51,8 @@ async fn a_callback_stored_by_a_killed_process_is_applied_once_after_restart() {
         ))
         .await
         .expect("row lock");
-        let (base, integration, sent) = (first.base.clone(), s.integration.clone(), raw.clone());
-        let call = tokio::spawn(async move { post(&base, &integration, sent).await });
+        let (base, path, sent) = (first.base.clone(), s.hook_path(), raw.clone());
+        let call = tokio::spawn(async move { post(&base, &path, sent).await });
         eventually_within("the callback stored", Duration::from_secs(45), || async {
             events_of(&s, "batteryAlarm").await.len() == 1
         })
@@ -100,7 +100,7 @@ async fn a_callback_stored_by_a_killed_process_is_applied_once_after_restart() {
     assert_eq!((alarms[0]["kind"].as_str(), alarms[0]["occurrences"].as_i64()), (Some("LOCK_LOW_BATTERY"), Some(1)));
 
     // Dingding sends it again: answered, stored once, not applied again.
-    let answer = post(&second.base, &s.integration, raw).await.expect("resend");
+    let answer = post(&second.base, &s.hook_path(), raw).await.expect("resend");
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().await.expect("json"), json!({"ErrNo": 0, "ErrMsg": "ok"}));
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -92,7 +92,8 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     let app = spawn_app().await;
     let root = app.admin_token().await;
     let t = tenant_with_admin(&app, &root).await;
-    let integ = t.api.integration(dingding("v")).await.id;
+    let dd = t.api.integration(dingding("v")).await;
+    let (integ, hook) = (dd.id, dd.hook_url);
     let viewer_email = format!("viewer@{}.example.com", t.slug);
     app.create_user(&t.admin_token, &t.id, &viewer_email, USER_PASSWORD, "VIEWER").await;
     let viewer = app.login(&viewer_email, USER_PASSWORD).await;
@@ -145,14 +146,13 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     .data();
 
     // Dingding: four passwords set on the lock itself (signed pwdAddLocal callbacks), one per operation below.
-    let hook = format!("https://linkyard.test/hooks/{integ}/dingding");
     let mut pw = Vec::new();
     for id in 5..9 {
         let body = json!({"event": "pwdAddLocal", "uuid": "v-1", "time": id, "detail": {"password": {"id": id}}});
         let mut signed = body.clone();
         signed["sign"] =
             json!(adapters::vendors::dingding::sign::callback_sign(&hook, &body.to_string()).expect("sign"));
-        let resp = app.http.post(app.url(&format!("/hooks/{integ}/dingding"))).body(signed.to_string()).send().await;
+        let resp = app.http.post(app.url(&crate::utils::hook_path(&hook))).body(signed.to_string()).send().await;
         assert_eq!(resp.expect("callback").status().as_u16(), 200);
         let r = app.gql(op, "query($d:ID!){ lockPasswords(deviceId:$d){ id passwordId } }", json!({"d": device})).await;
         let list = r.data()["lockPasswords"].as_array().expect("passwords").clone();

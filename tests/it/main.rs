@@ -9,6 +9,7 @@ mod e2e_domain;
 mod e2e_etc;
 mod e2e_goldcard;
 mod e2e_hazchem;
+mod e2e_hooks;
 mod e2e_huzhou;
 mod e2e_inbound;
 mod e2e_integrations;

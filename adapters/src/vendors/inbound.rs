@@ -21,6 +21,9 @@ pub struct HookRequest {
     pub body: Vec<u8>,
     /// The sender's address (the TCP peer), when known.
     pub peer: Option<std::net::SocketAddr>,
+    /// The hook token the path ended in, for a protocol whose path takes one
+    /// (`InboundProtocol::path_token`); the pipeline has checked it already.
+    pub hook_token: Option<String>,
 }
 
 impl HookRequest {
@@ -40,6 +43,26 @@ impl HookAnswer {
     pub fn new(status: u16, body: Value) -> Self {
         Self { status, body }
     }
+
+    /// This answer, to a caller that could not be authenticated.
+    pub fn unauthenticated(self) -> Rejected {
+        Rejected { answer: self, unauthenticated: true }
+    }
+}
+
+/// Why `accept` refused a request: the answer, and whether the caller failed to
+/// authenticate (those failures count against the client's address, see `hooks.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    pub answer: HookAnswer,
+    pub unauthenticated: bool,
+}
+
+/// A refusal of an authenticated caller (a malformed request, a report too soon ...).
+impl From<HookAnswer> for Rejected {
+    fn from(answer: HookAnswer) -> Self {
+        Self { answer, unauthenticated: false }
+    }
 }
 
 /// The integration a hook path names, with its credentials opened.
@@ -54,6 +77,11 @@ pub struct Opened {
 pub enum Refusal {
     /// No integration this path serves has that id (a malformed id included).
     UnknownIntegration,
+    /// The path's hook token is missing or not the integration's.
+    BadHookToken,
+    /// The client's address failed to authenticate too often lately: refused before any
+    /// look-up (HTTP 429 where the protocol allows).
+    TooManyFailures,
     /// Something of ours failed (logged); the vendor should send it again.
     Internal,
 }
@@ -106,6 +134,11 @@ impl Outcome {
 pub trait InboundProtocol: Send + Sync {
     /// The path after `/hooks/{integration_id}/`.
     fn path(&self) -> &'static str;
+    /// Whether the path continues with the integration's hook token (`{path}/{hook_token}`,
+    /// `IntegrationKind::takes_hook_token`): the pipeline checks it before `accept`.
+    fn path_token(&self) -> bool {
+        false
+    }
     /// The `protocol` its events are stored under (`DINGDING`, `TELEMETRY` ...).
     fn protocol(&self) -> &'static str;
     /// Whether integrations of `kind` take requests on this path.
@@ -119,7 +152,7 @@ pub trait InboundProtocol: Send + Sync {
     /// The answer to a request refused before parsing.
     fn refused(&self, why: Refusal) -> HookAnswer;
     /// Authenticates and parses. `Err`: answered at once, nothing stored.
-    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer>;
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, Rejected>;
     /// Whether a resend of an applied event is answered with the answer it was given then
     /// (kept with the event), before `repeat` is asked.
     fn keeps_answer(&self) -> bool {

@@ -6,7 +6,9 @@
 //! drops the good ones; the good ones of a batch are applied together, with the batch's
 //! stored event, so the same batch resent is stored once and applied once.
 
-use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
+use crate::vendors::inbound::{
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::devices::{DeviceService, NewReading};
@@ -126,28 +128,30 @@ impl InboundProtocol for TelemetryInbound {
     fn refused(&self, why: Refusal) -> HookAnswer {
         match why {
             Refusal::UnknownIntegration => error(404, "unknown integration"),
+            Refusal::BadHookToken => error(401, "a valid X-Api-Key is required"),
+            Refusal::TooManyFailures => error(429, "too many failed requests from this address"),
             Refusal::Internal => error(503, "try again later"),
         }
     }
 
-    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, Rejected> {
         let key = req.header("x-api-key").unwrap_or_default();
         match self.integrations.check_api_key(hook.integration.id, key).await {
             Ok(true) => {}
-            Ok(false) => return Err(error(401, "a valid X-Api-Key is required")),
+            Ok(false) => return Err(error(401, "a valid X-Api-Key is required").unauthenticated()),
             Err(e) => {
                 tracing::error!(error = ?e, "checking a telemetry API key");
-                return Err(self.refused(Refusal::Internal));
+                return Err(self.refused(Refusal::Internal).into());
             }
         }
         let Ok(batch) = serde_json::from_slice::<Value>(&req.body) else {
-            return Err(error(400, "the body must be JSON: {\"readings\": [...]}"));
+            return Err(error(400, "the body must be JSON: {\"readings\": [...]}").into());
         };
         let Some(readings) = batch.get("readings").and_then(Value::as_array) else {
-            return Err(error(400, "readings must be an array"));
+            return Err(error(400, "readings must be an array").into());
         };
         if readings.len() > MAX_READINGS {
-            return Err(error(400, &format!("at most {MAX_READINGS} readings per batch")));
+            return Err(error(400, &format!("at most {MAX_READINGS} readings per batch")).into());
         }
         Ok(Accepted {
             kind: "telemetry".into(),

@@ -2,9 +2,11 @@
 
 use super::connection::{Conn, page_request, to_connection};
 use super::{actor, parse_id, state};
+use crate::app::AppState;
 use crate::error::GqlResultExt;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
+use domain::Actor;
 use domain::ids::{ApiKeyId, IntegrationId};
 use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind};
 
@@ -56,7 +58,9 @@ pub struct IntegrationGql {
     pub kind: IntegrationKindGql,
     pub name: String,
     pub settings: Json<serde_json::Value>,
-    /// Where the vendor calls Linkyard (none for kinds that only call out).
+    /// Where the vendor calls Linkyard (none for kinds that only call out). A Dingding URL
+    /// ends in the integration's hook token, a secret: only administrators see it
+    /// (`rotateIntegrationSecret` issues a new one); null for other roles.
     pub hook_url: Option<String>,
     /// Where the tenant's own devices post readings (`X-Api-Key`).
     pub telemetry_url: String,
@@ -67,14 +71,22 @@ pub struct IntegrationGql {
 }
 
 impl IntegrationGql {
-    fn new(i: Integration, public_url: &str) -> Self {
-        let base = format!("{public_url}/hooks/{}", i.id);
+    /// The integration as `actor` sees it.
+    fn new(i: Integration, st: &AppState, actor: &Actor) -> Self {
+        let base = format!("{}/hooks/{}", st.config.public_url, i.id);
+        let hook_url = match i.kind.hook_path() {
+            Some(p) if i.kind.takes_hook_token() => {
+                st.integrations.hook_token(actor, &i).map(|token| format!("{base}/{p}/{token}"))
+            }
+            Some(p) => Some(format!("{base}/{p}")),
+            None => None,
+        };
         Self {
             id: ID(i.id.to_string()),
             kind: i.kind.into(),
             name: i.name,
             settings: Json(i.settings),
-            hook_url: i.kind.hook_path().map(|p| format!("{base}/{p}")),
+            hook_url,
             telemetry_url: format!("{base}/telemetry"),
             credential_names: i.credential_names,
             secret_rotated_at: i.secret_rotated_at,
@@ -157,7 +169,7 @@ impl IntegrationQuery {
         let actor = actor(ctx)?;
         let st = state(ctx);
         let page = st.integrations.list(&actor, page_request(first, after)?).await.gql()?;
-        Ok(to_connection(page, |i| i.id.as_uuid(), |i| IntegrationGql::new(i, &st.config.public_url)))
+        Ok(to_connection(page, |i| i.id.as_uuid(), |i| IntegrationGql::new(i, st, &actor)))
     }
 
     /// The API keys of an integration, revoked ones too (tenant admins).
@@ -179,7 +191,7 @@ impl IntegrationQuery {
         let st = state(ctx);
         let id: IntegrationId = parse_id("id", &id)?;
         let i = st.integrations.get(&actor, id).await.gql()?;
-        Ok(IntegrationGql::new(i, &st.config.public_url))
+        Ok(IntegrationGql::new(i, st, &actor))
     }
 }
 
@@ -210,10 +222,12 @@ impl IntegrationMutation {
         }
         let i = st.integrations.configure(&actor, cmd).await.gql()?;
         st.hook_integrations.remove(&i.id);
-        Ok(IntegrationGql::new(i, &st.config.public_url))
+        Ok(IntegrationGql::new(i, st, &actor))
     }
 
     /// Replaces the integration's Linkyard-issued inbound secret; the new one is shown once.
+    /// A Dingding integration also gets a new hook token (in `hookUrl`); the one it
+    /// replaces keeps working for 24 hours.
     async fn rotate_integration_secret(
         &self,
         ctx: &Context<'_>,
@@ -225,7 +239,7 @@ impl IntegrationMutation {
         let r = st.integrations.rotate_secret(&actor, id).await.gql()?;
         st.hook_integrations.remove(&id);
         Ok(RotatedIntegrationSecret {
-            integration: IntegrationGql::new(r.integration, &st.config.public_url),
+            integration: IntegrationGql::new(r.integration, st, &actor),
             field: r.field.to_owned(),
             secret: r.secret,
         })

@@ -161,6 +161,13 @@ impl IntegrationKind {
         }
     }
 
+    /// Whether this kind's callback URL ends in a per-integration hook token
+    /// (`{hook_path}/{hook_token}`): for a vendor whose callbacks carry no credential of
+    /// their own (Dingding signs with the URL only).
+    pub const fn takes_hook_token(&self) -> bool {
+        matches!(self, Self::Dingding)
+    }
+
     /// The periodic jobs an integration of this kind has.
     pub const fn scheduled_jobs(&self) -> &'static [crate::schedules::ScheduledJob] {
         use crate::schedules::ScheduledJob;

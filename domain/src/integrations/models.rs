@@ -14,8 +14,26 @@ pub struct Integration {
     pub settings: Value,
     pub credential_names: Vec<String>,
     pub secret_rotated_at: Option<DateTime<Utc>>,
+    /// Where its kind puts a hook token in its callback URL: what the token derives from.
+    pub hook_seeds: Option<HookSeeds>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The random seeds an integration's hook tokens are derived from under the server's
+/// secret key (`SecretBox::derive`): the current one, and the one a rotation replaced with
+/// the time until which its token is still honoured. Stored as they are: without the key
+/// they name no token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HookSeeds {
+    pub current: String,
+    pub previous: Option<(String, DateTime<Utc>)>,
+}
+
+impl std::fmt::Debug for HookSeeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookSeeds").field("previous_until", &self.previous.as_ref().map(|(_, t)| t)).finish()
+    }
 }
 
 /// What a tenant admin submits to create or reconfigure an integration.
@@ -38,6 +56,8 @@ pub struct NewIntegration {
     pub settings: Value,
     pub credentials_sealed: Option<String>,
     pub credential_names: Vec<String>,
+    /// The first hook-token seed, for a new integration of a kind that takes one.
+    pub hook_seed: Option<String>,
 }
 
 /// The answer to a secret rotation: the new secret is shown this once.

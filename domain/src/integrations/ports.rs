@@ -1,4 +1,4 @@
-use super::{ApiKey, Integration, IntegrationKind, NewIntegration};
+use super::{ApiKey, HookSeeds, Integration, IntegrationKind, NewIntegration};
 use crate::ids::{ApiKeyId, IntegrationId, TenantId};
 use crate::{DomainResult, Page, PageRequest};
 use async_trait::async_trait;
@@ -26,7 +26,8 @@ pub trait IntegrationRepo: Send + Sync {
     /// # Errors
     /// `NotFound("integration")` when absent or in another tenant.
     async fn sealed_credentials(&self, tenant: TenantId, id: IntegrationId) -> DomainResult<String>;
-    /// Stores new sealed credentials after a rotation.
+    /// Stores new sealed credentials after a rotation, and the new hook-token seeds when
+    /// the kind takes a hook token (`None`: the seeds are left as they are).
     ///
     /// # Errors
     /// `NotFound("integration")` when absent or in another tenant.
@@ -36,6 +37,7 @@ pub trait IntegrationRepo: Send + Sync {
         id: IntegrationId,
         sealed: String,
         names: Vec<String>,
+        hook_seeds: Option<HookSeeds>,
         at: DateTime<Utc>,
     ) -> DomainResult<Integration>;
     /// Resolves an inbound hook's integration id to its integration (and so its tenant):

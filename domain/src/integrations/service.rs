@@ -1,11 +1,11 @@
 use super::{
-    API_KEY_USE_PRECISION, ApiKey, ApiKeyRepo, ConfigureIntegration, CreatedApiKey, Integration, IntegrationKind,
-    IntegrationRepo, NewIntegration, RotatedSecret,
+    API_KEY_USE_PRECISION, ApiKey, ApiKeyRepo, ConfigureIntegration, CreatedApiKey, HookSeeds, Integration,
+    IntegrationKind, IntegrationRepo, NewIntegration, RotatedSecret,
 };
 use crate::clock::{self, Clock};
 use crate::ids::{ApiKeyId, IntegrationId, TenantId};
 use crate::security::SecretBox;
-use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest, Role};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -21,6 +21,15 @@ pub struct IntegrationService {
 
 /// Length of generated secrets and API keys (URL-safe characters).
 const SECRET_LEN: usize = 40;
+
+/// Length of a hook-token seed (alphanumeric: about 285 bits).
+const HOOK_SEED_LEN: usize = 48;
+
+/// What hook tokens are derived for (`SecretBox::derive`).
+const HOOK_TOKEN_PURPOSE: &str = "hook-token";
+
+/// How long the hook token a rotation replaced keeps working (`CONTRACT.md`: 24 h).
+pub const HOOK_TOKEN_GRACE: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 impl IntegrationService {
     pub fn new(repo: Arc<dyn IntegrationRepo>, keys: Arc<dyn ApiKeyRepo>, secrets: Arc<dyn SecretBox>) -> Self {
@@ -63,7 +72,9 @@ impl IntegrationService {
             (None, Some(e)) => (None, e.credential_names.clone()),
             (None, None) => return Err(DomainError::invalid("credentials", "is required")),
         };
-        let new = NewIntegration { kind, name, settings, credentials_sealed, credential_names };
+        let hook_seed =
+            (existing.is_none() && kind.takes_hook_token()).then(|| self.secrets.random_secret(HOOK_SEED_LEN));
+        let new = NewIntegration { kind, name, settings, credentials_sealed, credential_names, hook_seed };
         match existing {
             Some(e) => self.repo.update(tenant, e.id, new).await,
             None => self.repo.create(tenant, new).await,
@@ -83,7 +94,9 @@ impl IntegrationService {
     }
 
     /// Replaces the Linkyard-issued inbound secret of the integration (the kind's
-    /// `inbound_secret_field`) with a fresh one, shown once.
+    /// `inbound_secret_field`) with a fresh one, shown once; for a kind that takes a hook
+    /// token, also issues a new token (in `hookUrl`), the one it replaces working for
+    /// `HOOK_TOKEN_GRACE` more (the one before that stops at once).
     ///
     /// # Errors
     /// `Forbidden` unless tenant admin; `NotFound` when absent or in another tenant.
@@ -94,9 +107,35 @@ impl IntegrationService {
         let secret = self.secrets.random_secret(SECRET_LEN);
         map.insert(field.to_owned(), Value::String(secret.clone()));
         let names = map.keys().cloned().collect();
+        let now = self.clock.now();
+        let hook_seeds = integration.kind.takes_hook_token().then(|| HookSeeds {
+            current: self.secrets.random_secret(HOOK_SEED_LEN),
+            previous: integration.hook_seeds.as_ref().map(|s| (s.current.clone(), now + HOOK_TOKEN_GRACE)),
+        });
         let integration =
-            self.repo.store_rotated_credentials(tenant, id, self.seal(&map)?, names, self.clock.now()).await?;
+            self.repo.store_rotated_credentials(tenant, id, self.seal(&map)?, names, hook_seeds, now).await?;
         Ok(RotatedSecret { integration, field, secret })
+    }
+
+    /// The integration's current hook token, for the `hookUrl` shown to `actor`: only
+    /// administrators see it (tenant admins, platform admins); `None` for everyone else and
+    /// for kinds without one.
+    pub fn hook_token(&self, actor: &Actor, integration: &Integration) -> Option<String> {
+        let admin = matches!(actor.role, Role::TenantAdmin | Role::PlatformAdmin);
+        let seeds = integration.hook_seeds.as_ref().filter(|_| admin)?;
+        Some(self.secrets.derive(HOOK_TOKEN_PURPOSE, &seeds.current))
+    }
+
+    /// Whether `given` is the integration's hook token, or the one its last rotation
+    /// replaced while that is still honoured (by this service's clock). False for a kind
+    /// without one and for a missing token.
+    pub fn check_hook_token(&self, integration: &Integration, given: Option<&str>) -> bool {
+        let (Some(seeds), Some(given)) = (&integration.hook_seeds, given) else { return false };
+        let current = self.secrets.matches_derived(HOOK_TOKEN_PURPOSE, &seeds.current, given);
+        let previous = seeds.previous.as_ref().is_some_and(|(seed, until)| {
+            self.clock.now() < *until && self.secrets.matches_derived(HOOK_TOKEN_PURPOSE, seed, given)
+        });
+        current || previous
     }
 
     /// Issues an API key for the integration's telemetry hook; stored as a digest, shown once.

@@ -31,6 +31,15 @@ pub struct TestApp {
     pub state: api::app::AppState,
 }
 
+/// The path of a hook URL shown by the app (`LINKYARD_PUBLIC_URL` is
+/// `https://linkyard.test` in tests), to post to the running app.
+pub fn hook_path(hook_url: &str) -> String {
+    hook_url
+        .strip_prefix("https://linkyard.test")
+        .unwrap_or_else(|| panic!("a hook URL of the test app: {hook_url:?}"))
+        .to_owned()
+}
+
 /// A unique suffix for names that must not collide across tests and runs.
 pub fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()
@@ -83,6 +92,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     };
     // Every test client is 127.0.0.1: the per-address budget would be shared by all.
     config.login_hashes_per_minute = 10_000;
+    // Tests send refused requests on purpose; the throttle's own test sets its limit.
+    config.hook_failures_per_minute = 10_000;
     tweak(&mut config);
     let shutdown = CancellationToken::new();
     let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
@@ -95,6 +106,30 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
         _dir: dir,
         pg_db,
         state: running.state,
+    }
+}
+
+/// The system clock moved by an offset the test sets: the app runs in real time (its waits
+/// are real), and a test jumps it forward past a deadline instead of sleeping.
+#[derive(Debug, Default)]
+pub struct ShiftedClock {
+    offset: std::sync::Mutex<chrono::Duration>,
+}
+
+impl ShiftedClock {
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut offset = self.offset.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *offset += by;
+    }
+}
+
+impl domain::Clock for ShiftedClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.offset.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn sleep(&self, d: Duration) -> domain::clock::Sleep {
+        Box::pin(tokio::time::sleep(d))
     }
 }
 

@@ -12,6 +12,9 @@ pub struct Model {
     pub credentials_sealed: String,
     pub credential_names: Json,
     pub secret_rotated_at: Option<ChronoDateTimeUtc>,
+    pub hook_seed: Option<String>,
+    pub previous_hook_seed: Option<String>,
+    pub previous_hook_seed_until: Option<ChronoDateTimeUtc>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -4,7 +4,7 @@ use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use domain::ids::{IntegrationId, TenantId};
-use domain::integrations::{Integration, IntegrationKind, IntegrationRepo, NewIntegration};
+use domain::integrations::{HookSeeds, Integration, IntegrationKind, IntegrationRepo, NewIntegration};
 use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select, Set};
 
@@ -45,6 +45,9 @@ fn to_domain(m: i::Model) -> DomainResult<Integration> {
         settings: m.settings,
         credential_names: serde_json::from_value(m.credential_names).unwrap_or_default(),
         secret_rotated_at: m.secret_rotated_at,
+        hook_seeds: m
+            .hook_seed
+            .map(|current| HookSeeds { current, previous: m.previous_hook_seed.zip(m.previous_hook_seed_until) }),
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
@@ -64,6 +67,9 @@ impl IntegrationRepo for SqlIntegrationRepo {
             credentials_sealed: Set(sealed),
             credential_names: Set(serde_json::json!(input.credential_names)),
             secret_rotated_at: Set(None),
+            hook_seed: Set(input.hook_seed),
+            previous_hook_seed: Set(None),
+            previous_hook_seed_until: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -110,9 +116,16 @@ impl IntegrationRepo for SqlIntegrationRepo {
         id: IntegrationId,
         sealed: String,
         names: Vec<String>,
+        hook_seeds: Option<HookSeeds>,
         at: DateTime<Utc>,
     ) -> DomainResult<Integration> {
         let mut row: i::ActiveModel = self.row(tenant, id).await?.into();
+        if let Some(seeds) = hook_seeds {
+            let (previous, until) = seeds.previous.unzip();
+            row.hook_seed = Set(Some(seeds.current));
+            row.previous_hook_seed = Set(previous);
+            row.previous_hook_seed_until = Set(until);
+        }
         row.credentials_sealed = Set(sealed);
         row.credential_names = Set(serde_json::json!(names));
         row.secret_rotated_at = Set(Some(at));

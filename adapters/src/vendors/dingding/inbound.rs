@@ -1,13 +1,18 @@
-//! `POST /hooks/{integration_id}/dingding`: Dingding event and service callbacks (seed 002
-//! sections 8, 9, 12, 13, 16). The sign is checked as pinned in `PROTOCOLS.md` 3b against
-//! the integration's hook URL; a bad sign answers 401 and stores nothing. The raw body is
+//! `POST /hooks/{integration_id}/dingding/{hook_token}`: Dingding event and service
+//! callbacks (seed 002 sections 8, 9, 12, 13, 16). The sign carries no secret (an MD5 over
+//! the URL and the body), so the URL does: the pipeline refuses a request without the
+//! integration's hook token before anything else. The sign is checked as pinned in
+//! `PROTOCOLS.md` 3b against the URL as registered (with the token the request used); a
+//! bad sign answers 401 and stores nothing. The raw body is
 //! stored under its dedup key (event: uuid+event+time; service: serviceid+service), applied
 //! once, and answered `{"ErrNo":0,"ErrMsg":"ok"}`, undocumented callbacks included.
 //! Callbacks of one device share a lane: a burst is applied from the backlog in arrival
 //! order per device.
 
 use super::{Callback, DingdingService, Handled, map, sign, wire};
-use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
+use crate::vendors::inbound::{
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+};
 use async_trait::async_trait;
 use domain::events::{EventState, InboundEvent};
 use domain::ids::IntegrationId;
@@ -21,9 +26,9 @@ fn answer(status: u16, err_no: i64, msg: &str) -> HookAnswer {
     HookAnswer::new(status, body)
 }
 
-/// The callback URL as registered: the one `hookUrl` shows.
-pub fn hook_url(public_url: &str, integration: &IntegrationId) -> String {
-    format!("{}/hooks/{integration}/dingding", public_url.trim_end_matches('/'))
+/// The callback URL as registered: the one `hookUrl` shows, ending in the hook token.
+pub fn hook_url(public_url: &str, integration: &IntegrationId, hook_token: &str) -> String {
+    format!("{}/hooks/{integration}/dingding/{hook_token}", public_url.trim_end_matches('/'))
 }
 
 /// A parsed callback.
@@ -56,6 +61,10 @@ impl InboundProtocol for DingdingInbound {
         "dingding"
     }
 
+    fn path_token(&self) -> bool {
+        true
+    }
+
     fn protocol(&self) -> &'static str {
         IntegrationKind::Dingding.as_str()
     }
@@ -72,21 +81,26 @@ impl InboundProtocol for DingdingInbound {
     fn refused(&self, why: Refusal) -> HookAnswer {
         match why {
             Refusal::UnknownIntegration => answer(404, 15006, "unknown integration"),
+            Refusal::BadHookToken => answer(401, 15014, "missing or wrong hook token"),
+            Refusal::TooManyFailures => answer(429, 15029, "too many failed requests from this address"),
             Refusal::Internal => answer(500, 15000, "internal error"),
         }
     }
 
-    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, Rejected> {
+        let Some(token) = req.hook_token.as_deref() else {
+            return Err(self.refused(Refusal::BadHookToken).unauthenticated());
+        };
         let Ok(raw) = std::str::from_utf8(&req.body) else {
-            return Err(answer(400, 14001, "the body is not UTF-8"));
+            return Err(answer(400, 14001, "the body is not UTF-8").into());
         };
         let fields: Value = match serde_json::from_str(raw) {
             Ok(v @ Value::Object(_)) => v,
-            _ => return Err(answer(400, 14001, "the body must be a JSON object")),
+            _ => return Err(answer(400, 14001, "the body must be a JSON object").into()),
         };
         let given = fields.get("sign").and_then(Value::as_str).unwrap_or_default();
-        if !sign::verify(&hook_url(&self.public_url, &hook.integration.id), raw, given) {
-            return Err(answer(401, 15014, "missing or wrong sign"));
+        if !sign::verify(&hook_url(&self.public_url, &hook.integration.id, token), raw, given) {
+            return Err(answer(401, 15014, "missing or wrong sign").unauthenticated());
         }
         let body: wire::CallbackBody =
             serde_json::from_value(fields).map_err(|e| answer(400, 14001, &format!("malformed callback: {e}")))?;

@@ -12,7 +12,9 @@
 use super::map::{self, Thresholds};
 use super::wire::{self, Body, Code, Report};
 use super::{Etc, sign};
-use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
+use crate::vendors::inbound::{
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+};
 use async_trait::async_trait;
 use domain::events::{EventState, InboundEvent};
 use domain::integrations::IntegrationKind;
@@ -104,17 +106,21 @@ impl InboundProtocol for EtcInbound {
     fn refused(&self, why: Refusal) -> HookAnswer {
         match why {
             Refusal::UnknownIntegration => HookAnswer::new(404, Code::NoPermission.answer(Some("unknown integration"))),
+            Refusal::BadHookToken => HookAnswer::new(401, Code::NoPermission.answer(Some("hook token"))),
+            Refusal::TooManyFailures => {
+                HookAnswer::new(429, Code::TooFrequent.answer(Some("too many failed requests from this address")))
+            }
             Refusal::Internal => answer(Code::Unknown, Some("try again")),
         }
     }
 
-    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, Rejected> {
         let code = hook.credentials.get("authCode").and_then(Value::as_str).unwrap_or_default();
         if !sign::auth_matches(req.header("binfile-auth"), code) {
-            return Err(answer(Code::NoPermission, Some("binfile-auth")));
+            return Err(answer(Code::NoPermission, Some("binfile-auth")).unauthenticated());
         }
         if !sign::md5_matches(req.header("binfile-md5"), &req.body) {
-            return Err(answer(Code::BadSignature, Some("binfile-md5 is not the MD5 of the body")));
+            return Err(answer(Code::BadSignature, Some("binfile-md5 is not the MD5 of the body")).into());
         }
         let now = self.etc.now().timestamp();
         let skew = setting(hook, "maxClockSkewSeconds", 300);
@@ -128,7 +134,7 @@ impl InboundProtocol for EtcInbound {
                 // The same body again is a resend (recognised when stored), not a new report.
                 Some((_, last_digest)) if last_digest == digest => {}
                 Some((last, _)) if last.abs_diff(ts) < min.unsigned_abs() => {
-                    return Err(answer(Code::TooFrequent, Some(&format!("at most one report per {min} s"))));
+                    return Err(answer(Code::TooFrequent, Some(&format!("at most one report per {min} s"))).into());
                 }
                 Some((last, _)) if last > ts => {}
                 _ => self.etc.series.put(key, (ts, digest.clone())),

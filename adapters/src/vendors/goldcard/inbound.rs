@@ -13,7 +13,9 @@ use super::batch::{Body, Queued};
 use super::sign;
 use super::wire::{AlarmReport, CommandResult, Fields, Malformed, Reading};
 use super::{Goldcard, ReadingAnswer};
-use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
+use crate::vendors::inbound::{
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+};
 use async_trait::async_trait;
 use domain::devices::Device;
 use domain::events::{EventState, InboundEvent};
@@ -209,21 +211,27 @@ impl InboundProtocol for GoldcardInbound {
             Refusal::UnknownIntegration => {
                 HookAnswer::new(404, json!({"echoCode": "9999", "echoMsg": "unknown integration"}))
             }
+            Refusal::BadHookToken => echo("0101", "Token 校验未通过"),
+            Refusal::TooManyFailures => HookAnswer::new(
+                429,
+                json!({"echoCode": "9999", "echoMsg": "too many failed requests from this address"}),
+            ),
             Refusal::Internal => echo("9995", "服务未启动: try again"),
         }
     }
 
-    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, Rejected> {
         let cred = |k: &str| hook.credentials.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
         let (app_code, app_secret) = (cred("appCode"), cred("appSecret"));
         if app_code.is_empty() || app_secret.is_empty() {
-            return Err(echo("0101", "Token 校验未通过: the integration has no appCode/appSecret"));
+            return Err(echo("0101", "Token 校验未通过: the integration has no appCode/appSecret").unauthenticated());
         }
         let now = self.gas.now();
         if let Err(e) =
             sign::verify(req.header("accesstoken"), req.header("authorization"), &app_code, &app_secret, now)
         {
-            return Err(echo("0101", format!("Token 校验未通过(检查 AccessToken 和 Authorization 是否正确): {e}")));
+            return Err(echo("0101", format!("Token 校验未通过(检查 AccessToken 和 Authorization 是否正确): {e}"))
+                .unauthenticated());
         }
         let parsed = parse(self.code, &req.body);
         let dedup_key = match &parsed {

@@ -9,7 +9,9 @@
 //! (the same request within 2 s) is not applied twice.
 
 use super::{ApiRefusal, HuzhouService, state};
-use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
+use crate::vendors::inbound::{
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+};
 use async_trait::async_trait;
 use domain::events::{EventState, InboundEvent};
 use domain::integrations::IntegrationKind;
@@ -120,13 +122,18 @@ impl InboundProtocol for HuzhouInbound {
             Refusal::UnknownIntegration => {
                 HookAnswer::new(404, json!({"ret_code": "404", "ret_msg": "unknown integration"}))
             }
+            Refusal::BadHookToken => refusal(&ApiRefusal::BadToken),
+            Refusal::TooManyFailures => HookAnswer::new(
+                429,
+                json!({"ret_code": "429", "ret_msg": "too many failed requests from this address"}),
+            ),
             Refusal::Internal => refusal(&ApiRefusal::Internal),
         }
     }
 
-    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, HookAnswer> {
+    async fn accept(&self, hook: &Opened, req: HookRequest) -> Result<Accepted, Rejected> {
         let Some(query) = req.query.clone() else {
-            return Err(refusal(&ApiRefusal::Invalid("malformed query string".into())));
+            return Err(refusal(&ApiRefusal::Invalid("malformed query string".into())).into());
         };
         let action = query.get("action").cloned().unwrap_or_default();
         // Authenticated before anything is stored: a caller without the credentials or a
@@ -142,7 +149,10 @@ impl InboundProtocol for HuzhouInbound {
                 Err(ApiRefusal::Invalid(format!("unknown action {shown:?}")))
             }
         };
-        authenticated.map_err(|r| refusal(&r))?;
+        authenticated.map_err(|r| match r {
+            ApiRefusal::BadCredentials | ApiRefusal::BadToken => refusal(&r).unauthenticated(),
+            _ => refusal(&r).into(),
+        })?;
         let text = String::from_utf8_lossy(&req.body).into_owned();
         let bucket = chrono::Utc::now().timestamp() / DEDUP_WINDOW_SECS;
         let raw_key = format!("{}\n{}\n{text}\n{bucket}", req.method, masked_query(&query));
