@@ -9,7 +9,7 @@ use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::audit::AuditEntry;
 use domain::events::{EventFilter, InboundEvent};
-use domain::ids::IntegrationId;
+use domain::ids::{InboundEventId, IntegrationId};
 
 /// A hook request as received, and how its processing went.
 #[derive(SimpleObject)]
@@ -125,5 +125,21 @@ impl EventQuery {
         let actor = actor(ctx)?;
         let page = state(ctx).audit.list(&actor, page_request(first, after)?).await.gql()?;
         Ok(to_connection(page, |e| e.id.as_uuid(), AuditEntryGql::from))
+    }
+}
+
+#[derive(Default)]
+pub struct EventMutation;
+
+#[Object]
+impl EventMutation {
+    /// Processes a stored callback again from its stored body, through its vendor's protocol
+    /// and the same apply path (operators and tenant admins, after fixing a mapping or
+    /// creating the device it names). A FAILED or IGNORED event is applied; a PROCESSED one
+    /// was applied already and is answered unchanged (replaying changes nothing twice).
+    /// Answers the event in its new state.
+    async fn replay_inbound_event(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<InboundEventGql> {
+        let id: InboundEventId = parse_id("id", &id)?;
+        Ok(state(ctx).inbound_backlog.replay(&actor(ctx)?, id).await.gql()?.into())
     }
 }

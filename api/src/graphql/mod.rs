@@ -58,6 +58,7 @@ pub struct MutationRoot(
     devices::DeviceMutation,
     homes::HomeMutation,
     alarms::AlarmMutation,
+    events::EventMutation,
     tickets::TicketMutation,
     tariffs::TariffMutation,
     deliveries::DeliveryMutation,
