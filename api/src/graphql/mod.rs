@@ -14,6 +14,7 @@ mod homes;
 mod integrations;
 mod limits;
 mod schedules;
+mod snapshots;
 mod subscriptions;
 mod tariffs;
 mod tenants;
