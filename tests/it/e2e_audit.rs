@@ -86,10 +86,16 @@ async fn the_audit_log_filters_by_actor_entity_action_and_time_and_shows_before_
     let acked = log(&admin, json!({"action": "acknowledgeAlarm"})).await;
     assert_eq!(acked.len(), 1, "{acked:?}");
     assert_eq!((acked[0]["entityType"].as_str(), acked[0]["entityId"].clone()), (Some("alarm"), alarm.clone()));
-    assert_eq!((acked[0]["before"]["state"].as_str(), acked[0]["after"]["state"].as_str()), (Some("RAISED"), Some("ACKNOWLEDGED")));
+    assert_eq!(
+        (acked[0]["before"]["state"].as_str(), acked[0]["after"]["state"].as_str()),
+        (Some("RAISED"), Some("ACKNOWLEDGED"))
+    );
     let cleared = log(&admin, json!({"action": "clearAlarm", "entityId": alarm})).await;
     assert_eq!(cleared.len(), 1, "{cleared:?}");
-    assert_eq!((cleared[0]["before"]["state"].as_str(), cleared[0]["after"]["state"].as_str()), (Some("ACKNOWLEDGED"), Some("CLEARED")));
+    assert_eq!(
+        (cleared[0]["before"]["state"].as_str(), cleared[0]["after"]["state"].as_str()),
+        (Some("ACKNOWLEDGED"), Some("CLEARED"))
+    );
     assert_eq!(cleared[0]["after"]["clearNote"], "fixed");
 
     // By actor, and by time.
@@ -97,7 +103,8 @@ async fn the_audit_log_filters_by_actor_entity_action_and_time_and_shows_before_
     assert_eq!(actions(&by_op), ["acknowledgeAlarm", "reportAlarm", "upsertDevice", "upsertDevice"]);
     let window = log(&admin, json!({"since": since.to_rfc3339(), "until": until.to_rfc3339()})).await;
     assert_eq!(actions(&window), ["clearAlarm", "acknowledgeAlarm", "reportAlarm"]);
-    let op_in_window = log(&admin, json!({"actorId": op_id, "since": since.to_rfc3339(), "until": until.to_rfc3339()})).await;
+    let op_in_window =
+        log(&admin, json!({"actorId": op_id, "since": since.to_rfc3339(), "until": until.to_rfc3339()})).await;
     assert_eq!(actions(&op_in_window), ["acknowledgeAlarm", "reportAlarm"]);
 
     // The integration: renamed, its credentials shown by name only.
@@ -118,7 +125,10 @@ async fn the_audit_log_filters_by_actor_entity_action_and_time_and_shows_before_
     assert_eq!(rows[0]["after"]["fields"]["ticket_description"], "换锁");
     let rows = log(&admin, json!({"entityType": "user", "entityId": op_id})).await;
     assert_eq!(actions(&rows), ["createUser"]);
-    assert_eq!((rows[0]["after"]["email"].as_str(), rows[0]["after"]["role"].as_str()), (Some(op_email.as_str()), Some("OPERATOR")));
+    assert_eq!(
+        (rows[0]["after"]["email"].as_str(), rows[0]["after"]["role"].as_str()),
+        (Some(op_email.as_str()), Some("OPERATOR"))
+    );
 
     // Everything, with no secret in it.
     let raw = admin.gql(LOG, json!({"f": null})).await.raw;
@@ -126,7 +136,10 @@ async fn the_audit_log_filters_by_actor_entity_action_and_time_and_shows_before_
         assert!(!raw.contains(s), "a secret in the audit log: {raw}");
     }
     let r = admin.gql(LOG, json!({"f": {"actorId": "nope"}})).await;
-    assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].clone()), ("BAD_USER_INPUT".into(), json!("filter.actorId")));
+    assert_eq!(
+        (r.code(), r.body["errors"][0]["extensions"]["field"].clone()),
+        ("BAD_USER_INPUT".into(), json!("filter.actorId"))
+    );
 
     // Another tenant sees none of it, whatever it filters by; operators read no audit log.
     let other = tenant_with_admin(&app, &root).await;

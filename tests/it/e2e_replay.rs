@@ -6,9 +6,12 @@
 use crate::e2e_dingding::{Setup, now_ms, setup};
 use crate::utils::fake::goldcard::{APP_CODE, APP_SECRET, COMPANY, FACTOR, FakeDas, headers, serial};
 use crate::utils::fake::{Answer, FakeVendor, Judgement};
-use crate::utils::{Client, USER_PASSWORD, nodes, quick_jobs, spawn_app_with, tenant_with_admin, unique};
+use crate::utils::{
+    Client, TestApp, USER_PASSWORD, eventually, nodes, quick_jobs, spawn_app_with, tenant_with_admin, unique,
+};
 use async_trait::async_trait;
 use domain::deliveries::{Delivery, DeliveryKind, DeliverySender, NewDelivery, SendReport, Verdict};
+use domain::events::NewInboundEvent;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,7 +42,12 @@ async fn member(s: &Setup, role: &str) -> Client {
 /// its battery, and the tenant's deliveries.
 async fn facts(s: &Setup, lock: &str) -> (Vec<Value>, usize, Value, Value) {
     let deliveries = s.api.data("{ deliveries{ totalCount } }", json!({})).await["deliveries"]["totalCount"].clone();
-    (s.alarms(lock).await, s.readings(lock, "door_opened").await.len(), s.device_state(lock).await["battery"].clone(), deliveries)
+    (
+        s.alarms(lock).await,
+        s.readings(lock, "door_opened").await.len(),
+        s.device_state(lock).await["battery"].clone(),
+        deliveries,
+    )
 }
 
 #[tokio::test]
@@ -61,7 +69,10 @@ async fn replaying_an_applied_callback_changes_nothing() {
         assert_eq!(e["state"], "PROCESSED");
         for _ in 0..2 {
             let r = s.api.data(REPLAY, json!({"id": e["id"]})).await["replayInboundEvent"].clone();
-            assert_eq!((r["id"].clone(), r["state"].clone(), r["error"].clone()), (e["id"].clone(), json!("PROCESSED"), Value::Null));
+            assert_eq!(
+                (r["id"].clone(), r["state"].clone(), r["error"].clone()),
+                (e["id"].clone(), json!("PROCESSED"), Value::Null)
+            );
         }
         assert_eq!(event_of(&s, kind).await, e, "the stored event is as it was");
     }
@@ -112,7 +123,9 @@ async fn an_ignored_callback_is_applied_when_replayed_after_its_device_exists_an
         .http
         .post(s.app.url(&format!("/hooks/{}/telemetry", s.integration)))
         .header("x-api-key", key)
-        .json(&json!({"readings": [{"externalId": "nobody", "ts": chrono::Utc::now().to_rfc3339(), "values": {"v": 1}}]}))
+        .json(
+            &json!({"readings": [{"externalId": "nobody", "ts": chrono::Utc::now().to_rfc3339(), "values": {"v": 1}}]}),
+        )
         .send()
         .await
         .expect("telemetry");
@@ -125,8 +138,8 @@ async fn an_ignored_callback_is_applied_when_replayed_after_its_device_exists_an
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "id");
 }
 
-#[tokio::test]
-async fn a_failed_gas_reading_is_charged_once_when_replayed_after_its_meter_is_registered() {
+/// A gas integration against a fake DAS, as a tenant admin.
+async fn gas() -> (TestApp, Client, String, FakeDas, String) {
     let das = FakeDas::start().await;
     let app = spawn_app_with(quick_jobs).await;
     let root = app.admin_token().await;
@@ -138,6 +151,47 @@ async fn a_failed_gas_reading_is_charged_once_when_replayed_after_its_meter_is_r
                             "credentials": {"appCode": APP_CODE, "appSecret": APP_SECRET}}))
         .await
         .id;
+    (app, api, integration, das, tenant.id)
+}
+
+/// Registers the prepaid, centre-billed meter `meter_no` on a two-tier tariff (1, then 2
+/// above 10 m3) with 100 paid in; answers its device id.
+async fn register(api: &Client, integration: &str, meter_no: &str) -> String {
+    let tariff = api
+        .data(
+            "mutation($i:SaveTariffInput!){ saveTariff(input:$i){ id } }",
+            json!({"i": {"integrationId": integration, "code": "G1", "utility": "GAS", "cycleMonths": 1,
+                         "tiers": [{"upTo": "10", "price": "1"}, {"price": "2"}],
+                         "effectiveFrom": (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339()}}),
+        )
+        .await["saveTariff"]["id"]
+        .clone();
+    let device = api
+        .device(
+            integration,
+            meter_no,
+            "GAS_METER",
+            "late meter",
+            json!({"userNo": "u-late", "meterType": "441",
+                "priceCode": "G1", "initialReading": "0", "payModel": "PREPAID", "billingModel": "CENTRE"}),
+        )
+        .await;
+    api.data(
+        "mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }",
+        json!({"d": device, "t": tariff}),
+    )
+    .await;
+    api.data(
+        "mutation($i:RechargeMeterInput!){ rechargeMeter(input:$i){ entry{ id } } }",
+        json!({"i": {"deviceId": device, "amount": "100", "tradeNo": format!("init-{meter_no}")}}),
+    )
+    .await;
+    device
+}
+
+#[tokio::test]
+async fn a_failed_gas_reading_is_charged_once_when_replayed_after_its_meter_is_registered() {
+    let (app, api, integration, _das, _) = gas().await;
     let today = chrono::Utc::now()
         .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"))
         .format("%Y%m%d")
@@ -168,27 +222,8 @@ async fn a_failed_gas_reading_is_charged_once_when_replayed_after_its_meter_is_r
     assert_eq!(failed[0]["error"], "meter 880001 is not registered");
     let id = failed[0]["id"].clone();
 
-    // The meter is registered on a tariff with 100 paid in; the reading is replayed.
-    let tariff = api
-        .data(
-            "mutation($i:SaveTariffInput!){ saveTariff(input:$i){ id } }",
-            json!({"i": {"integrationId": integration, "code": "G1", "utility": "GAS", "cycleMonths": 1,
-                         "tiers": [{"upTo": "10", "price": "1"}, {"price": "2"}],
-                         "effectiveFrom": (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339()}}),
-        )
-        .await["saveTariff"]["id"]
-        .clone();
-    let device = api
-        .device(&integration, "880001", "GAS_METER", "late meter", json!({"userNo": "u-late", "meterType": "441",
-                "priceCode": "G1", "initialReading": "0", "payModel": "PREPAID", "billingModel": "CENTRE"}))
-        .await;
-    api.data("mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }", json!({"d": device, "t": tariff}))
-        .await;
-    api.data(
-        "mutation($i:RechargeMeterInput!){ rechargeMeter(input:$i){ entry{ id } } }",
-        json!({"i": {"deviceId": device, "amount": "100", "tradeNo": "init-late"}}),
-    )
-    .await;
+    // The meter is registered with 100 paid in; the reading is replayed.
+    let device = register(&api, &integration, "880001").await;
     let account = || async {
         api.data(
             "query($d:ID!){ meterAccount(deviceId:$d){ balance ledger(first:50){ edges{ node{ kind amount } } } } }",
@@ -204,6 +239,37 @@ async fn a_failed_gas_reading_is_charged_once_when_replayed_after_its_meter_is_r
     assert_eq!(charged["balance"], "80", "15 m3: 10x1 + 5x2");
     api.data(REPLAY, json!({"id": id})).await;
     assert_eq!(account().await, charged, "charged once");
+}
+
+#[tokio::test]
+async fn a_stale_gas_alarm_report_is_swept_up_by_its_own_report_path() {
+    let (app, api, integration, _das, tenant) = gas().await;
+    let device = register(&api, &integration, "880002").await;
+    // A 2003 stored by a process that stopped before applying it; the three report paths
+    // share the GOLDCARD protocol, and the 2001 path comes first.
+    let body = json!({"serialNo": serial(), "userNo": "u-late", "deviceId": "", "factorNo": FACTOR,
+                      "meterNo": "880002", "alarmType": "02", "alarmContent": "燃气泄漏", "alarmPriority": "3",
+                      "companyCode": COMPANY, "sdateTime": "2019-11-21 16:32:50"});
+    let stored = NewInboundEvent {
+        integration_id: integration.parse().expect("integration"),
+        protocol: "GOLDCARD".into(),
+        kind: "2003".into(),
+        dedup_key: format!("2003:{}", body["serialNo"].as_str().unwrap_or_default()),
+        headers: json!({}),
+        body: body.to_string(),
+        received_at: chrono::Utc::now() - chrono::Duration::minutes(30),
+    };
+    app.state.events.record(tenant.parse().expect("tenant"), stored).await.expect("stored");
+    assert_eq!(app.state.inbound_backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 1);
+    eventually("the swept report applied", || async {
+        events(&api, json!({"integrationId": integration, "kind": "2003"})).await[0]["state"] != "RECEIVED"
+    })
+    .await;
+    let e = &events(&api, json!({"integrationId": integration, "kind": "2003"})).await[0];
+    assert_eq!((e["state"].as_str(), e["error"].clone()), (Some("PROCESSED"), Value::Null), "{e}");
+    let q = "query($d:ID){ alarms(filter:{deviceId:$d}){ edges{ node{ kind occurrences } } } }";
+    let alarms = nodes(&api.data(q, json!({"d": device})).await["alarms"]);
+    assert_eq!(alarms, vec![json!({"kind": "GAS_LEAK", "occurrences": 1})]);
 }
 
 /// Posts each delivery to the fake vendor with its idempotency key as `Request-Id`.
@@ -284,7 +350,8 @@ async fn replay_deliveries_sends_exactly_the_windows_deliveries_again_with_their
         }
     }
 
-    const REPLAY_D: &str = "mutation($i:ID!,$s:DateTime!,$u:DateTime!){ replayDeliveries(integrationId:$i, since:$s, until:$u) }";
+    const REPLAY_D: &str =
+        "mutation($i:ID!,$s:DateTime!,$u:DateTime!){ replayDeliveries(integrationId:$i, since:$s, until:$u) }";
     let window = json!({"i": integration, "s": since.to_rfc3339(), "u": until.to_rfc3339()});
     // Only tenant admins, only their own integrations, only bounded windows.
     let op_email = format!("op-{}@{}.example.com", unique(), t.slug);
@@ -295,8 +362,12 @@ async fn replay_deliveries_sends_exactly_the_windows_deliveries_again_with_their
     assert_eq!(other.api.gql(REPLAY_D, window.clone()).await.code(), "NOT_FOUND");
     let reversed = json!({"i": integration, "s": until.to_rfc3339(), "u": since.to_rfc3339()});
     let r = t.api.gql(REPLAY_D, reversed).await;
-    assert_eq!((r.code(), r.body["errors"][0]["extensions"]["field"].clone()), ("BAD_USER_INPUT".into(), json!("until")));
-    let long = json!({"i": integration, "s": (until - chrono::Duration::days(8)).to_rfc3339(), "u": until.to_rfc3339()});
+    assert_eq!(
+        (r.code(), r.body["errors"][0]["extensions"]["field"].clone()),
+        ("BAD_USER_INPUT".into(), json!("until"))
+    );
+    let long =
+        json!({"i": integration, "s": (until - chrono::Duration::days(8)).to_rfc3339(), "u": until.to_rfc3339()});
     assert_eq!(t.api.gql(REPLAY_D, long).await.code(), "BAD_USER_INPUT");
     assert_eq!(["k-before", "k-in-1", "k-in-2", "k-after"].map(calls), [1, 1, 1, 1], "nothing replayed by a refusal");
 
@@ -308,7 +379,11 @@ async fn replay_deliveries_sends_exactly_the_windows_deliveries_again_with_their
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    assert_eq!(["k-before", "k-in-1", "k-in-2", "k-after"].map(calls), [1, 2, 2, 1], "the window's two, again, same keys");
+    assert_eq!(
+        ["k-before", "k-in-1", "k-in-2", "k-after"].map(calls),
+        [1, 2, 2, 1],
+        "the window's two, again, same keys"
+    );
     for id in [&before, &after] {
         assert_eq!(state_of(id.clone()).await["attemptCount"], 1);
     }
