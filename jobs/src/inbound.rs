@@ -5,9 +5,10 @@
 //! protocols apply facts and finish the event in one unit of work).
 
 use adapters::vendors::inbound::{InboundProtocol, Opened, Outcome, Work};
-use domain::DomainResult;
-use domain::events::{EventState, InboundEvent, InboundEventService};
+use domain::events::{EventState, InboundEvent, InboundEventService, Replay};
+use domain::ids::InboundEventId;
 use domain::integrations::IntegrationService;
+use domain::{Actor, DomainError, DomainResult};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -188,6 +189,50 @@ impl Backlog {
         self.waiting.load(Ordering::Acquire)
     }
 
+    /// `replayInboundEvent`: processes a stored event again from its stored body, through
+    /// its protocol and the same apply path as a hook request, before answering; returns
+    /// the event as it is then. What a replay does depends on the event's state
+    /// ([`Replay`]): an applied event (PROCESSED) is answered as it is and nothing is
+    /// written, so replaying it twice changes nothing; a FAILED or IGNORED one is reopened
+    /// (of two concurrent replays, one) and applied.
+    ///
+    /// # Errors
+    /// `Forbidden` unless operator or tenant admin; `NotFound` outside the tenant;
+    /// `Invalid { field: "id" }` when its protocol cannot read stored events or its body no
+    /// longer parses, or its integration is gone; `InvalidTransition` while it is RECEIVED.
+    pub async fn replay(&self, actor: &Actor, id: InboundEventId) -> DomainResult<InboundEvent> {
+        let event = self.events.get(actor, id).await?;
+        let protocol = self
+            .protocols
+            .iter()
+            .find(|p| p.reparse_supported() && p.owns(&event))
+            .cloned()
+            .ok_or_else(|| DomainError::invalid("id", format!("{} events cannot be replayed", event.protocol)))?;
+        match event.state.replay() {
+            Replay::AppliedBefore => return Ok(event),
+            Replay::InProgress => {
+                return Err(DomainError::InvalidTransition("RECEIVED: the event is still being processed".into()));
+            }
+            Replay::Again => {}
+        }
+        let (lane, work) =
+            protocol.reparse(&event).ok_or_else(|| DomainError::invalid("id", "the stored body no longer parses"))?;
+        let hook = match self.integrations.open_hook(event.integration_id).await? {
+            Some((integration, credentials)) if integration.tenant_id == event.tenant_id => {
+                Opened { integration, credentials }
+            }
+            _ => return Err(DomainError::invalid("id", "the event's integration is gone")),
+        };
+        let reopened = self.events.reopen(&event).await?;
+        let pending = Pending { protocol, hook, event: reopened, lane: lane.unwrap_or_default(), work };
+        // SQLite has one writer: applying waits its turn, as a hook request's does.
+        let turn = self.writer().await;
+        let (outcome, _) = apply(&self.events, pending, false).await;
+        drop(turn);
+        tracing::info!(inbound_event_id = %id, state = outcome.state.as_str(), "inbound event replayed");
+        self.events.get(actor, id).await
+    }
+
     /// Puts events stored before `now - stale_after` and still RECEIVED (their process
     /// stopped before applying them) into the backlog, for every protocol that can read its
     /// stored events again.
@@ -213,6 +258,8 @@ impl Backlog {
         let stale = self.events.claim_stale(protocol.protocol(), before, SWEEP_BATCH).await?;
         let n = stale.len();
         for event in stale {
+            // Claimed by `protocol` name; applied by the protocol whose event it is.
+            let protocol = self.protocols.iter().find(|p| p.owns(&event)).unwrap_or(protocol);
             let Some((lane, work)) = protocol.reparse(&event) else {
                 let why = Some("the stored body no longer parses".to_owned());
                 self.events.finish(event.tenant_id, event.id, EventState::Ignored, why).await?;

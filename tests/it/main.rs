@@ -1,5 +1,6 @@
 //! Integration tests of the running app: one binary, one module per area.
 
+mod e2e_audit;
 mod e2e_auth;
 mod e2e_cli;
 mod e2e_deliveries;
@@ -17,6 +18,7 @@ mod e2e_lifecycle_auth;
 mod e2e_ops;
 mod e2e_outbound;
 mod e2e_outbox;
+mod e2e_replay;
 mod e2e_row_security;
 mod e2e_schedules;
 mod e2e_subscriptions;

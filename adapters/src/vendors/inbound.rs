@@ -129,6 +129,16 @@ impl Outcome {
     }
 }
 
+/// The error kept with an event whose processing failed (shown in `inboundEvents`, the
+/// dead letters an operator replays): the business outcome, which never holds a secret; a
+/// storage failure's cause goes to the log only, under the event's id.
+pub fn failure_note(e: &domain::DomainError) -> String {
+    match e {
+        domain::DomainError::Unknown(_) => "processing failed: internal error (logged with the event's id)".to_owned(),
+        other => format!("processing failed: {other}"),
+    }
+}
+
 /// One vendor's inbound protocol.
 #[async_trait]
 pub trait InboundProtocol: Send + Sync {
@@ -141,6 +151,12 @@ pub trait InboundProtocol: Send + Sync {
     }
     /// The `protocol` its events are stored under (`DINGDING`, `TELEMETRY` ...).
     fn protocol(&self) -> &'static str;
+    /// Whether a stored event is this protocol's to process again (the sweep, a replay):
+    /// by default every event of its `protocol`; a vendor serving several paths under one
+    /// `protocol` tells its own apart.
+    fn owns(&self, event: &InboundEvent) -> bool {
+        event.protocol == self.protocol()
+    }
     /// Whether integrations of `kind` take requests on this path.
     fn serves(&self, kind: IntegrationKind) -> bool;
     /// Whether its integration may be resolved from a recent lookup (within

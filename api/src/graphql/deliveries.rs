@@ -174,6 +174,22 @@ impl DeliveryMutation {
         Ok(state(ctx).deliveries.retry(&actor(ctx)?, id).await.gql()?.into())
     }
 
+    /// Sends every delivery of the integration created in `[since, until)` again, SUCCEEDED
+    /// ones included (tenant admins; after a vendor lost messages). Each goes out as a new
+    /// attempt of the same delivery with its idempotency key, so the vendor can recognise a
+    /// message it already has. PENDING and IN_FLIGHT ones are on their way and not
+    /// counted. The window is at most 7 days and 10,000 deliveries. Answers how many.
+    async fn replay_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> async_graphql::Result<u64> {
+        let integration: IntegrationId = parse_id("integrationId", &integration_id)?;
+        state(ctx).deliveries.replay_window(&actor(ctx)?, integration, since, until).await.gql()
+    }
+
     /// Replays every RETRYING or DEAD delivery the filter selects; answers how many.
     async fn retry_deliveries(&self, ctx: &Context<'_>, filter: DeliveryFilterInput) -> async_graphql::Result<u64> {
         let filter = filter.into_domain()?;

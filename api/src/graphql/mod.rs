@@ -14,6 +14,7 @@ mod homes;
 mod integrations;
 mod limits;
 mod schedules;
+mod snapshots;
 mod subscriptions;
 mod tariffs;
 mod tenants;
@@ -58,6 +59,7 @@ pub struct MutationRoot(
     devices::DeviceMutation,
     homes::HomeMutation,
     alarms::AlarmMutation,
+    events::EventMutation,
     tickets::TicketMutation,
     tariffs::TariffMutation,
     deliveries::DeliveryMutation,

@@ -308,6 +308,31 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &DeliveryFilter, page: PageRequest) -> DomainResult<Page<Delivery>>;
+    /// How many deliveries of `integration` were created in `[since, until)`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn count_window(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DomainResult<u64>;
+    /// Moves every SUCCEEDED, RETRYING or DEAD delivery of `integration` created in
+    /// `[since, until)` back to PENDING (one conditional write: one being claimed meanwhile
+    /// is left to its worker); answers their ids, oldest first. Id, idempotency key and
+    /// payload stay; attempts go on counting.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn requeue_window(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DomainResult<Vec<DeliveryId>>;
     /// Records what the vendor reported of the delivery with `idempotency_key` of
     /// `integration` (a later callback about it); answers it, `None` when there is none.
     ///

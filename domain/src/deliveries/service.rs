@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 /// queue message lost, its worker dead), by default; longer than any vendor call may take.
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
+/// The longest window `replayDeliveries` takes.
+pub const REPLAY_MAX_WINDOW: chrono::Duration = chrono::Duration::days(7);
+/// The most deliveries one `replayDeliveries` sends again.
+pub const REPLAY_MAX_DELIVERIES: u64 = 10_000;
+
 /// How soon a delivery waiting for its predecessor (same order key) looks again; the
 /// predecessor also wakes it when it finishes.
 const ORDER_RECHECK: Duration = Duration::from_secs(5);
@@ -334,6 +339,51 @@ impl DeliveryService {
                 return Ok(n);
             }
         }
+    }
+
+    /// `replayDeliveries`: sends every delivery of `integration` created in `[since, until)`
+    /// again (after a vendor lost messages), SUCCEEDED ones included; answers how many.
+    /// Each goes out as a new attempt of the same delivery, with its idempotency key: a
+    /// vendor that still has the message recognises it, one that lost it takes it, and no
+    /// command (a recharge, a valve change) can be applied twice by a copy under a new key.
+    /// PENDING and IN_FLIGHT deliveries are on their way already and not counted.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` for an integration outside the tenant;
+    /// `Invalid { field: "until" }` unless `since < until` within [`REPLAY_MAX_WINDOW`];
+    /// `Invalid { field: "since" }` when the window holds more than
+    /// [`REPLAY_MAX_DELIVERIES`] deliveries (nothing is replayed then).
+    pub async fn replay_window(
+        &self,
+        actor: &Actor,
+        integration: IntegrationId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DomainResult<u64> {
+        let tenant = actor.require_tenant_admin()?;
+        if until <= since {
+            return Err(DomainError::invalid("until", "must be after since"));
+        }
+        if until - since > REPLAY_MAX_WINDOW {
+            return Err(DomainError::invalid(
+                "until",
+                format!("the window is at most {} days", REPLAY_MAX_WINDOW.num_days()),
+            ));
+        }
+        self.integrations.get(tenant, integration).await?.ok_or(DomainError::NotFound("integration"))?;
+        let n = self.repo.count_window(tenant, integration, since, until).await?;
+        if n > REPLAY_MAX_DELIVERIES {
+            return Err(DomainError::invalid(
+                "since",
+                format!("the window holds {n} deliveries; at most {REPLAY_MAX_DELIVERIES} are replayed at once"),
+            ));
+        }
+        let ids = self.repo.requeue_window(tenant, integration, since, until).await?;
+        let now = self.clock.now();
+        for id in &ids {
+            self.schedule(*id, now).await;
+        }
+        Ok(ids.len() as u64)
     }
 
     /// Re-queues what is due and held by nobody (lost queue messages, dead workers).

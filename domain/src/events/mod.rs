@@ -3,7 +3,7 @@
 
 use crate::enums::string_enum;
 use crate::ids::{InboundEventId, IntegrationId, TenantId};
-use crate::{Actor, DomainResult, Page, PageRequest};
+use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -22,6 +22,30 @@ string_enum!(
         Ignored = "IGNORED",
     }
 );
+
+/// What `replayInboundEvent` does with an event, by its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// PROCESSED: its facts were applied, and applying them again would count them twice
+    /// (an alarm's occurrences, a meter's charge); the replay changes nothing.
+    AppliedBefore,
+    /// FAILED or IGNORED: nothing of it was applied; it is processed again from its stored
+    /// body (after a mapping fix, or once the device it names exists).
+    Again,
+    /// RECEIVED: it is being processed (or the sweep will process it).
+    InProgress,
+}
+
+impl EventState {
+    /// See [`Replay`].
+    pub fn replay(self) -> Replay {
+        match self {
+            Self::Processed => Replay::AppliedBefore,
+            Self::Failed | Self::Ignored => Replay::Again,
+            Self::Received => Replay::InProgress,
+        }
+    }
+}
 
 /// A raw hook request about to be stored.
 #[derive(Debug, Clone)]
@@ -106,6 +130,16 @@ pub trait InboundEventRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn claim_stale(&self, protocol: &str, before: DateTime<Utc>, limit: u64) -> DomainResult<Vec<InboundEvent>>;
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get(&self, tenant: TenantId, id: InboundEventId) -> DomainResult<Option<InboundEvent>>;
+    /// Moves an event that is still in state `from` back to RECEIVED, claimed now (the
+    /// sweep leaves it alone), its error cleared, to be processed again; `false` when it
+    /// is no longer in `from` (a concurrent replay took it).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn reopen(&self, tenant: TenantId, id: InboundEventId, from: EventState) -> DomainResult<bool>;
     /// Newest first.
     ///
     /// # Errors
@@ -162,6 +196,31 @@ impl InboundEventService {
         limit: u64,
     ) -> DomainResult<Vec<InboundEvent>> {
         self.repo.claim_stale(protocol, before, limit).await
+    }
+
+    /// One event, for an operator about to replay it.
+    ///
+    /// # Errors
+    /// `Forbidden` unless operator or tenant admin; `NotFound` outside the tenant.
+    pub async fn get(&self, actor: &Actor, id: InboundEventId) -> DomainResult<InboundEvent> {
+        self.repo.get(actor.require_operator()?, id).await?.ok_or(DomainError::NotFound("inbound event"))
+    }
+
+    /// Reopens `event` (FAILED or IGNORED) to be processed again; see [`Replay`].
+    ///
+    /// # Errors
+    /// `InvalidTransition` when its state does not allow a replay or it moved meanwhile.
+    pub async fn reopen(&self, event: &InboundEvent) -> DomainResult<InboundEvent> {
+        if event.state.replay() != Replay::Again {
+            return Err(DomainError::InvalidTransition(format!("{} -> RECEIVED", event.state.as_str())));
+        }
+        if !self.repo.reopen(event.tenant_id, event.id, event.state).await? {
+            return Err(DomainError::InvalidTransition(format!(
+                "{} -> RECEIVED: the event is being replayed already",
+                event.state.as_str()
+            )));
+        }
+        Ok(InboundEvent { state: EventState::Received, error: None, ..event.clone() })
     }
 
     /// # Errors

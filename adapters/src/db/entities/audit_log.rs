@@ -12,6 +12,12 @@ pub struct Model {
     pub target: Option<String>,
     pub outcome: String,
     pub at: ChronoDateTimeUtc,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    /// JSON text.
+    pub state_before: Option<String>,
+    /// JSON text.
+    pub state_after: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

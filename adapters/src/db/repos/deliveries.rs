@@ -430,6 +430,46 @@ impl DeliveryRepo for SqlDeliveryRepo {
         try_map(page, to_domain)
     }
 
+    async fn count_window(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DomainResult<u64> {
+        scoped(tenant)
+            .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
+            .filter(d::Column::CreatedAt.gte(since))
+            .filter(d::Column::CreatedAt.lt(until))
+            .count(&self.db)
+            .await
+            .map_err(unknown)
+    }
+
+    async fn requeue_window(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> DomainResult<Vec<DeliveryId>> {
+        let finished = [DeliveryState::Succeeded, DeliveryState::Retrying, DeliveryState::Dead].map(|s| s.as_str());
+        let mut rows = d::Entity::update_many()
+            .col_expr(d::Column::State, Expr::value(DeliveryState::Pending.as_str()))
+            .col_expr(d::Column::NextAttemptAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(d::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
+            .filter(d::Column::CreatedAt.gte(since))
+            .filter(d::Column::CreatedAt.lt(until))
+            .filter(d::Column::State.is_in(finished))
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.sort_by_key(|m| (m.created_at, m.id));
+        Ok(rows.into_iter().map(|m| DeliveryId::from_uuid(m.id)).collect())
+    }
+
     async fn set_result(
         &self,
         tenant: TenantId,

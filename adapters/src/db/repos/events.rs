@@ -257,6 +257,26 @@ impl InboundEventRepo for SqlInboundEventRepo {
         rows.into_iter().map(to_domain).collect()
     }
 
+    async fn get(&self, tenant: TenantId, id: InboundEventId) -> DomainResult<Option<InboundEvent>> {
+        let row = scoped(tenant).filter(ev::Column::Id.eq(id.as_uuid())).one(&self.db).await.map_err(unknown)?;
+        row.map(to_domain).transpose()
+    }
+
+    async fn reopen(&self, tenant: TenantId, id: InboundEventId, from: EventState) -> DomainResult<bool> {
+        // The state in the condition: of two concurrent replays one reopens it.
+        let res = ev::Entity::update_many()
+            .col_expr(ev::Column::State, Expr::value(EventState::Received.as_str()))
+            .col_expr(ev::Column::Error, Expr::value(Option::<String>::None))
+            .col_expr(ev::Column::ProcessedAt, Expr::value(Some(chrono::Utc::now())))
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.eq(id.as_uuid()))
+            .filter(ev::Column::State.eq(from.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(res.rows_affected == 1)
+    }
+
     async fn list(&self, tenant: TenantId, f: &EventFilter, page: PageRequest) -> DomainResult<Page<InboundEvent>> {
         let mut q = scoped(tenant);
         if let Some(i) = f.integration_id {

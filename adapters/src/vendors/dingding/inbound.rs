@@ -11,7 +11,7 @@
 
 use super::{Callback, DingdingService, Handled, map, sign, wire};
 use crate::vendors::inbound::{
-    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work, failure_note,
 };
 use async_trait::async_trait;
 use domain::events::{EventState, InboundEvent};
@@ -149,7 +149,7 @@ impl InboundProtocol for DingdingInbound {
             Err(e) => {
                 tracing::error!(error = ?e, inbound_event_id = %event.id, "applying a Dingding callback");
                 // Stored, but not applied: a non-2xx answer makes Dingding send it again.
-                let failed = Outcome::to_finish(EventState::Failed, Some("processing failed".into()));
+                let failed = Outcome::to_finish(EventState::Failed, Some(failure_note(&e)));
                 (failed, self.refused(Refusal::Internal))
             }
         }

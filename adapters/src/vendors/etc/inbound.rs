@@ -13,7 +13,7 @@ use super::map::{self, Thresholds};
 use super::wire::{self, Body, Code, Report};
 use super::{Etc, sign};
 use crate::vendors::inbound::{
-    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work, failure_note,
 };
 use async_trait::async_trait;
 use domain::events::{EventState, InboundEvent};
@@ -75,7 +75,7 @@ impl EtcInbound {
 
 fn internal(event: &InboundEvent, e: &domain::DomainError) -> (Outcome, HookAnswer) {
     tracing::error!(error = ?e, inbound_event_id = %event.id, "applying an ETC status report");
-    let failed = Outcome::to_finish(EventState::Failed, Some("processing failed".into()));
+    let failed = Outcome::to_finish(EventState::Failed, Some(failure_note(e)));
     (failed, answer(Code::Unknown, None))
 }
 

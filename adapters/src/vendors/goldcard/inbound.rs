@@ -14,7 +14,7 @@ use super::sign;
 use super::wire::{AlarmReport, CommandResult, Fields, Malformed, Reading};
 use super::{Goldcard, ReadingAnswer};
 use crate::vendors::inbound::{
-    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
+    Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work, failure_note,
 };
 use async_trait::async_trait;
 use domain::devices::Device;
@@ -177,7 +177,7 @@ impl GoldcardInbound {
 fn internal(event: &InboundEvent, e: &domain::DomainError) -> (Outcome, HookAnswer) {
     tracing::error!(error = ?e, inbound_event_id = %event.id, "applying a gas DAS report");
     // Stored, not applied: the DAS sends it again (or an operator replays it).
-    let failed = Outcome::to_finish(EventState::Failed, Some("processing failed".into()));
+    let failed = Outcome::to_finish(EventState::Failed, Some(failure_note(e)));
     (failed, echo("9995", "服务未启动: try again"))
 }
 
@@ -193,6 +193,11 @@ impl InboundProtocol for GoldcardInbound {
 
     fn serves(&self, kind: IntegrationKind) -> bool {
         kind == IntegrationKind::Goldcard
+    }
+
+    /// The three report paths share one `protocol`; each stored report's `kind` is its code.
+    fn owns(&self, event: &InboundEvent) -> bool {
+        event.protocol == self.protocol() && event.kind == self.code
     }
 
     /// Reports come in bursts: the integration is resolved from a recent lookup (a refusal
