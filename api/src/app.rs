@@ -212,7 +212,8 @@ async fn graphql_handler(
     let caller = Caller::from_header(&st.jwt, auth);
     let schema = st.schema.clone();
     let gate = LoginGate::new(peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()));
-    let mut resp = schema.execute(req.data(st).data(caller).data(gate)).await;
+    let loaders = crate::graphql::loaders::for_request(st.clone(), caller);
+    let mut resp = schema.execute(req.data(st).data(caller).data(gate).data(loaders)).await;
     ensure_codes(&mut resp);
     GraphQLResponse::from(resp).into_response()
 }
@@ -233,6 +234,7 @@ async fn graphql_ws(State(st): State<AppState>, protocol: GraphQLProtocol, upgra
                     .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(|t| format!("Bearer {t}")));
                 let caller = Caller::from_header(&jwt, header.as_deref());
                 let mut data = async_graphql::Data::default();
+                data.insert(crate::graphql::loaders::for_request(st.clone(), caller));
                 data.insert(st);
                 data.insert(caller);
                 Ok(data)

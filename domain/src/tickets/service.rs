@@ -257,6 +257,14 @@ impl TicketService {
         self.repo.files(actor.require_reader()?, ticket).await
     }
 
+    /// The files of several tickets, in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn files_of(&self, actor: &Actor, tickets: &[TicketId]) -> DomainResult<Vec<TicketFile>> {
+        self.repo.files_of(actor.require_reader()?, tickets).await
+    }
+
     /// Stores the bytes, then records the file on the ticket.
     ///
     /// # Errors
