@@ -18,9 +18,10 @@ use domain::deliveries::Attempt;
 use domain::devices::Device;
 use domain::homes::{Home, Room};
 use domain::ids::{AlarmId, DeliveryId, DeviceId, HomeId, RoomId, TicketId};
-use domain::tickets::TicketFile;
+use domain::tickets::{SyncView, Ticket, TicketFile};
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
 
 /// Ids one batch query may carry (bound parameters stay far below every database's limit).
 const MAX_BATCH: usize = 500;
@@ -48,6 +49,24 @@ pub struct AttemptsOf(pub DeliveryId);
 /// The files of a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FilesOf(pub TicketId);
+/// Where a ticket stands with the system it is uploaded to (the rule needs the ticket).
+#[derive(Debug, Clone)]
+pub struct SyncOf(pub Arc<Ticket>);
+
+impl PartialEq for SyncOf {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for SyncOf {}
+
+impl Hash for SyncOf {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
 /// The timeline of an alarm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimelineOf(pub AlarmId);
@@ -172,5 +191,17 @@ impl Loader<TimelineOf> for Lookups {
         let ids: Vec<AlarmId> = keys.iter().map(|k| k.0).collect();
         let rows = self.state.alarms.timelines(&self.actor()?, &ids).await.gql()?;
         Ok(grouped(rows, |e| TimelineOf(e.alarm_id)))
+    }
+}
+
+impl Loader<SyncOf> for Lookups {
+    type Value = SyncView;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[SyncOf]) -> Result<HashMap<SyncOf, SyncView>, Self::Error> {
+        let tickets: Vec<Ticket> = keys.iter().map(|k| (*k.0).clone()).collect();
+        let views = self.state.tickets.syncs(&self.actor()?, &tickets).await.gql()?;
+        let by_id: HashMap<TicketId, &SyncOf> = keys.iter().map(|k| (k.0.id, k)).collect();
+        Ok(views.into_iter().filter_map(|(id, v)| by_id.get(&id).map(|k| ((*k).clone(), v))).collect())
     }
 }

@@ -111,7 +111,7 @@ impl TicketGql {
     /// Where the ticket stands with the outside system its integration uploads it to (a
     /// work permit at the regulator); null when nothing uploads it.
     async fn sync(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TicketSyncGql>> {
-        let view = state(ctx).tickets.sync(&actor(ctx)?, &self.source).await.gql()?;
+        let view = super::loaders::load(ctx, super::loaders::SyncOf(std::sync::Arc::new(self.source.clone()))).await?;
         Ok(view.map(|v| TicketSyncGql {
             state: v.state.into(),
             last_error: v.last_error,
