@@ -75,7 +75,8 @@ async fn world(app: &TestApp, t: &TenantFixture) {
 
 const ALARMS_WITH_DEVICES: &str = "query($n:Int){ alarms(first:$n){ edges{ node{ id timeline{ kind }
     device{ name home{ name rooms{ name } } room{ name } } } } } }";
-const DEVICES_WITH_HOMES: &str = "query($n:Int){ devices(first:$n){ edges{ node{ name home{ name } room{ name } } } } }";
+const DEVICES_WITH_HOMES: &str =
+    "query($n:Int){ devices(first:$n){ edges{ node{ name home{ name } room{ name } } } } }";
 
 #[tokio::test]
 async fn nested_lookups_in_a_list_cost_the_same_statements_for_2_and_for_20_items() {

@@ -1,8 +1,8 @@
 //! Integration tests of the running app: one binary, one module per area.
 
 mod e2e_auth;
-mod e2e_cost;
 mod e2e_cli;
+mod e2e_cost;
 mod e2e_deliveries;
 mod e2e_dingding;
 mod e2e_dingding_callbacks;

@@ -1,7 +1,7 @@
 use super::rules::{TicketFields, TicketKind, TicketStatus, check_transition, parse_status};
 use super::{
-    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSyncRepo, TicketUpdate,
-    TicketSync, sync_view,
+    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSync, TicketSyncRepo,
+    TicketUpdate, sync_view,
 };
 use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
