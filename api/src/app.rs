@@ -240,9 +240,10 @@ async fn graphql_handler(
     let caller = Caller::resolve(&st.jwt, &st.users, auth).await;
     let schema = st.schema.clone();
     let gate = LoginGate::new(peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip()));
+    let loaders = crate::graphql::loaders::for_request(st.clone(), caller);
     // A tenant's request runs in its tenant's row-level-security scope (PostgreSQL).
     let tenant = caller.actor().ok().and_then(|a| a.tenant().ok());
-    let run = schema.execute(req.data(st).data(caller).data(gate));
+    let run = schema.execute(req.data(st).data(caller).data(gate).data(loaders));
     let mut resp = match tenant {
         Some(t) => adapters::db::with_tenant(t, run).await,
         None => run.await,
@@ -266,6 +267,7 @@ async fn graphql_ws(State(st): State<AppState>, protocol: GraphQLProtocol, upgra
                     .or_else(|| payload.get("token").and_then(|v| v.as_str()).map(|t| format!("Bearer {t}")));
                 let caller = Caller::resolve(&st.jwt, &st.users, header.as_deref()).await;
                 let mut data = async_graphql::Data::default();
+                data.insert(crate::graphql::loaders::for_request(st.clone(), caller));
                 data.insert(st);
                 data.insert(caller);
                 Ok(data)

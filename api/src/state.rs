@@ -50,6 +50,9 @@ impl std::ops::Deref for AppState {
 pub struct Services {
     pub config: Arc<Config>,
     pub db: adapters::db::Db,
+    /// Statements `db` has run since the start (`linkyard_db_statements_total` on
+    /// `/metrics`); tests count a request's queries with it.
+    pub db_statements: Arc<std::sync::atomic::AtomicU64>,
     pub redis: Option<redis::aio::ConnectionManager>,
     pub tenants: TenantService,
     pub users: UserService,
@@ -132,7 +135,13 @@ impl AppState {
     /// # Errors
     /// When a store is unreachable or a migration fails.
     pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let db = adapters::db::connect(&config.database_url).await?;
+        let mut db = adapters::db::connect(&config.database_url).await?;
+        let db_statements = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = db_statements.clone();
+        db.set_metric_callback(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            metrics::counter!("linkyard_db_statements_total").increment(1);
+        });
         adapters::db::migrate(&db).await?;
         let redis = match &config.redis_url {
             Some(url) => Some(adapters::redis_store::connect(url).await?),
@@ -456,6 +465,7 @@ impl AppState {
             metrics: ops::metrics_handle()?,
             config: Arc::new(config),
             db,
+            db_statements,
             redis,
             shutdown,
         }));

@@ -34,4 +34,4 @@ pub mod users;
 pub use actor::{Actor, Role};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{DomainError, DomainResult};
-pub use page::{Page, PageRequest};
+pub use page::{Page, PageRequest, TotalCount};

@@ -1,10 +1,43 @@
 //! Keyset pagination on UUID v7 primary keys (their order is creation order).
 
-use domain::{Page, PageRequest};
+use domain::{Page, PageRequest, TotalCount};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
+
+/// A connection a page's total count can run on later, when someone asks for it.
+pub(crate) trait CountLater: ConnectionTrait + Clone + Send + Sync + 'static {
+    /// False inside a unit of work: its transaction may be gone by then, so count now.
+    fn can_defer(&self) -> bool {
+        true
+    }
+}
+
+impl CountLater for DatabaseConnection {}
+
+impl CountLater for super::Conn {
+    fn can_defer(&self) -> bool {
+        !self.in_unit()
+    }
+}
+
+/// The COUNT of `select`, deferred to when it is asked for where the connection allows.
+async fn total_of<E, D>(db: &D, select: &Select<E>) -> Result<TotalCount, sea_orm::DbErr>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult + Sized + Send + Sync,
+    D: CountLater,
+{
+    if !db.can_defer() {
+        return Ok(TotalCount::known(select.clone().count(db).await?));
+    }
+    let (db, select) = (db.clone(), select.clone());
+    Ok(TotalCount::deferred(move || {
+        let (db, select) = (db.clone(), select.clone());
+        Box::pin(async move { select.count(&db).await.map_err(super::unknown) })
+    }))
+}
 
 /// Which end of the list comes first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,9 +46,10 @@ pub(crate) enum Order {
     NewestFirst,
 }
 
-/// Fetches one page of `select` ordered by `id`, plus the total count of `select`.
+/// Fetches one page of `select` ordered by `id`, plus the total count of `select` (run
+/// only when read).
 pub(crate) async fn fetch_page<E, C>(
-    db: &impl ConnectionTrait,
+    db: &impl CountLater,
     select: Select<E>,
     id: C,
     page: PageRequest,
@@ -30,7 +64,7 @@ where
 
 /// The same, in the given order.
 pub(crate) async fn fetch_page_ordered<E, C>(
-    db: &impl ConnectionTrait,
+    db: &impl CountLater,
     select: Select<E>,
     id: C,
     page: PageRequest,
@@ -41,7 +75,7 @@ where
     E::Model: FromQueryResult + Sized + Send + Sync,
     C: ColumnTrait,
 {
-    let total = select.clone().count(db).await?;
+    let total = total_of(db, &select).await?;
     let mut q = match order {
         Order::OldestFirst => select.order_by_asc(id),
         Order::NewestFirst => select.order_by_desc(id),

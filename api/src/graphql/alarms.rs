@@ -3,6 +3,7 @@
 use super::connection::{Conn, page_request, to_connection};
 use super::devices::DeviceGql;
 use super::enums::{AlarmStateGql, SeverityGql, TimelineKindGql};
+use super::loaders::{self, TimelineOf};
 use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
@@ -102,13 +103,14 @@ impl From<TimelineEntry> for TimelineEntryGql {
 
 #[ComplexObject]
 impl AlarmGql {
+    /// The device it is about; null for none (or one deleted since).
     async fn device(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<DeviceGql>> {
         let Some(d) = self.device else { return Ok(None) };
-        let actor = actor(ctx)?;
-        Ok(Some(state(ctx).devices.get(&actor, d).await.gql()?.into()))
+        Ok(loaders::load(ctx, d).await?.map(Into::into))
     }
 
     /// What was sent of it (a regulator's alarm upload on raise and on clear), newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
@@ -120,8 +122,7 @@ impl AlarmGql {
 
     /// Oldest first.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntryGql>> {
-        let actor = actor(ctx)?;
-        Ok(state(ctx).alarms.timeline(&actor, self.alarm).await.gql()?.into_iter().map(Into::into).collect())
+        Ok(loaders::load_all(ctx, TimelineOf(self.alarm)).await?.into_iter().map(Into::into).collect())
     }
 }
 
@@ -160,6 +161,7 @@ pub struct AlarmQuery;
 #[Object]
 impl AlarmQuery {
     /// Newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn alarms(
         &self,
         ctx: &Context<'_>,

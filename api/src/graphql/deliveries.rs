@@ -60,7 +60,7 @@ impl From<Delivery> for DeliveryGql {
 impl DeliveryGql {
     /// Every attempt, oldest first.
     async fn attempts(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AttemptGql>> {
-        let rows = state(ctx).deliveries.attempts(&actor(ctx)?, self.delivery_id).await.gql()?;
+        let rows = super::loaders::load_all(ctx, super::loaders::AttemptsOf(self.delivery_id)).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 }
@@ -145,6 +145,7 @@ pub struct DeliveryQuery;
 #[Object]
 impl DeliveryQuery {
     /// Outbound messages, newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,

@@ -3,6 +3,7 @@
 use super::alarms::AlarmGql;
 use super::connection::{Conn, page_request, to_connection};
 use super::enums::{AlarmStateGql, DeviceKindGql};
+use super::loaders;
 use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
@@ -35,6 +36,10 @@ pub struct DeviceGql {
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     pub device_id: DeviceId,
+    #[graphql(skip)]
+    pub home: Option<HomeId>,
+    #[graphql(skip)]
+    pub room: Option<RoomId>,
 }
 
 impl From<Device> for DeviceGql {
@@ -57,6 +62,8 @@ impl From<Device> for DeviceGql {
             created_at: d.created_at,
             updated_at: d.updated_at,
             device_id: d.id,
+            home: d.home_id,
+            room: d.room_id,
         }
     }
 }
@@ -79,7 +86,20 @@ impl From<Reading> for ReadingGql {
 
 #[ComplexObject]
 impl DeviceGql {
+    /// The home it is in, if any.
+    async fn home(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::homes::HomeGql>> {
+        let Some(h) = self.home else { return Ok(None) };
+        Ok(loaders::load(ctx, h).await?.map(Into::into))
+    }
+
+    /// The room it is in, if any.
+    async fn room(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::homes::RoomGql>> {
+        let Some(r) = self.room else { return Ok(None) };
+        Ok(loaders::load(ctx, r).await?.map(Into::into))
+    }
+
     /// The newest readings (of one metric when given), newest first; at most 1000.
+    #[graphql(complexity = "super::connection::cost_of(last, domain::devices::MAX_READINGS, child_complexity)")]
     async fn readings(
         &self,
         ctx: &Context<'_>,
@@ -100,6 +120,7 @@ impl DeviceGql {
     }
 
     /// The device's alarms, newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn alarms(
         &self,
         ctx: &Context<'_>,
@@ -143,6 +164,7 @@ pub struct DeviceQuery;
 
 #[Object]
 impl DeviceQuery {
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn devices(
         &self,
         ctx: &Context<'_>,

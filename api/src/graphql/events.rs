@@ -120,6 +120,7 @@ pub struct EventQuery;
 #[Object]
 impl EventQuery {
     /// Raw callbacks as received, newest first (tenant admins).
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn inbound_events(
         &self,
         ctx: &Context<'_>,
@@ -145,6 +146,7 @@ impl EventQuery {
     }
 
     /// Every mutation made in the tenant, newest first (tenant admins), with what it changed.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,

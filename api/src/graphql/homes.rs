@@ -3,6 +3,7 @@
 use super::alarms::AlarmGql;
 use super::connection::{Conn, page_request, to_connection};
 use super::devices::DeviceGql;
+use super::loaders::{self, RoomsOf};
 use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
@@ -45,10 +46,10 @@ impl From<Home> for HomeGql {
 #[ComplexObject]
 impl HomeGql {
     async fn rooms(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoomGql>> {
-        let actor = actor(ctx)?;
-        Ok(state(ctx).homes.rooms(&actor, self.home_id).await.gql()?.into_iter().map(Into::into).collect())
+        Ok(loaders::load_all(ctx, RoomsOf(self.home_id)).await?.into_iter().map(Into::into).collect())
     }
 
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn devices(
         &self,
         ctx: &Context<'_>,
@@ -62,6 +63,7 @@ impl HomeGql {
     }
 
     /// The open alarms of the home's devices, newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn alarms(
         &self,
         ctx: &Context<'_>,
@@ -120,6 +122,7 @@ pub struct HomeQuery;
 
 #[Object]
 impl HomeQuery {
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn homes(
         &self,
         ctx: &Context<'_>,

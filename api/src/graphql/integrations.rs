@@ -160,6 +160,7 @@ pub struct IntegrationQuery;
 
 #[Object]
 impl IntegrationQuery {
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn integrations(
         &self,
         ctx: &Context<'_>,

@@ -1,9 +1,10 @@
 //! Limits on a document's size before it runs: aliases (one request must not fan out into
-//! hundreds of resolver calls) and field selections, fragments expanded.
+//! hundreds of resolver calls) and field selections, fragments expanded; then its cost
+//! (each list field multiplies what it selects by its page size, see `connection::cost`).
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextValidation};
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, Variables};
+use async_graphql::{ErrorExtensionValues, ServerError, ServerResult, ValidationResult, Variables};
 use std::sync::Arc;
 
 /// Aliased fields a document may hold (fragments expanded).
@@ -92,6 +93,25 @@ impl Extension for LimitsExtension {
             return Err(too_big(format!("the document selects more than {MAX_FIELDS} fields")));
         }
         Ok(doc)
+    }
+
+    /// The cost is computed by validation (every field's `complexity`); refused here rather
+    /// than by the schema's own limit so the answer says the cost, the limit and a code.
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.complexity > super::MAX_COMPLEXITY {
+            return Err(vec![too_big(format!(
+                "the query costs {}, more than the limit of {} (a list costs its selection times its page \
+                 size, so nested lists multiply: ask for smaller pages or fewer nested lists)",
+                result.complexity,
+                super::MAX_COMPLEXITY
+            ))]);
+        }
+        Ok(result)
     }
 }
 

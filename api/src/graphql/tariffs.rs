@@ -113,6 +113,7 @@ impl MeterAccountGql {
     }
 
     /// Every change of the balance, newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn ledger(
         &self,
         ctx: &Context<'_>,
@@ -382,6 +383,7 @@ pub struct TariffQuery;
 #[Object]
 impl TariffQuery {
     /// Every tariff version, newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn tariffs(
         &self,
         ctx: &Context<'_>,

@@ -36,6 +36,7 @@ pub struct TenantQuery;
 #[Object]
 impl TenantQuery {
     /// Platform admins see every tenant; a tenant's users see their own.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn tenants(
         &self,
         ctx: &Context<'_>,

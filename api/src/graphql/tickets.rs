@@ -98,14 +98,20 @@ impl From<Ticket> for TicketGql {
 impl TicketGql {
     /// Attached files, oldest first.
     async fn files(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TicketFileGql>> {
-        let files = state(ctx).tickets.files(&actor(ctx)?, self.ticket_id).await.gql()?;
+        let files = super::loaders::load_all(ctx, super::loaders::FilesOf(self.ticket_id)).await?;
         Ok(files.into_iter().map(Into::into).collect())
+    }
+
+    /// The device it is about, if any.
+    async fn device(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::devices::DeviceGql>> {
+        let Some(d) = self.source.device_id else { return Ok(None) };
+        Ok(super::loaders::load(ctx, d).await?.map(Into::into))
     }
 
     /// Where the ticket stands with the outside system its integration uploads it to (a
     /// work permit at the regulator); null when nothing uploads it.
     async fn sync(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TicketSyncGql>> {
-        let view = state(ctx).tickets.sync(&actor(ctx)?, &self.source).await.gql()?;
+        let view = super::loaders::load(ctx, super::loaders::SyncOf(std::sync::Arc::new(self.source.clone()))).await?;
         Ok(view.map(|v| TicketSyncGql {
             state: v.state.into(),
             last_error: v.last_error,
@@ -114,6 +120,7 @@ impl TicketGql {
     }
 
     /// Its upload history: the deliveries about it (uploads, attachments), newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
@@ -193,6 +200,7 @@ pub struct TicketQuery;
 #[Object]
 impl TicketQuery {
     /// Newest first.
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn tickets(
         &self,
         ctx: &Context<'_>,

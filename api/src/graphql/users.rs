@@ -103,6 +103,7 @@ impl UserQuery {
     }
 
     /// Users of the caller's tenant (tenant admins).
+    #[graphql(complexity = "super::connection::cost(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -54,4 +54,9 @@ pub trait AlarmRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn timeline(&self, tenant: TenantId, id: AlarmId) -> DomainResult<Vec<TimelineEntry>>;
+    /// The timelines of several alarms, in one query, oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn timelines(&self, tenant: TenantId, ids: &[AlarmId]) -> DomainResult<Vec<TimelineEntry>>;
 }

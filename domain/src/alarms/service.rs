@@ -361,6 +361,14 @@ impl AlarmService {
         self.repo.timeline(actor.require_reader()?, id).await
     }
 
+    /// The timelines of several alarms, in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn timelines(&self, actor: &Actor, ids: &[AlarmId]) -> DomainResult<Vec<TimelineEntry>> {
+        self.repo.timelines(actor.require_reader()?, ids).await
+    }
+
     fn publish(&self, alarm: &Alarm, action: AlarmAction) {
         self.bus.publish(BusEvent {
             tenant_id: alarm.tenant_id,

@@ -350,6 +350,11 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn attempts(&self, tenant: TenantId, id: DeliveryId) -> DomainResult<Vec<Attempt>>;
+    /// The attempts of several deliveries, in one query, oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn attempts_of(&self, tenant: TenantId, ids: &[DeliveryId]) -> DomainResult<Vec<Attempt>>;
     /// Deliveries whose time has come but that no worker holds: RETRYING past
     /// `next_attempt_at`, PENDING older than `stale`, IN_FLIGHT not updated since `stale`
     /// (a worker died mid-attempt).

@@ -436,6 +436,14 @@ impl DeliveryService {
     pub async fn attempts(&self, actor: &Actor, id: DeliveryId) -> DomainResult<Vec<Attempt>> {
         self.repo.attempts(actor.require_reader()?, id).await
     }
+
+    /// The attempts of several deliveries, in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn attempts_of(&self, actor: &Actor, ids: &[DeliveryId]) -> DomainResult<Vec<Attempt>> {
+        self.repo.attempts_of(actor.require_reader()?, ids).await
+    }
 }
 
 /// The `DELIVERY_FAILED` alarm of an integration.

@@ -15,6 +15,11 @@ pub trait DeviceRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get(&self, tenant: TenantId, id: DeviceId) -> DomainResult<Option<Device>>;
+    /// The tenant's devices among `ids`, in one query (ids of other tenants are left out).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_many(&self, tenant: TenantId, ids: &[DeviceId]) -> DomainResult<Vec<Device>>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn find_by_external(

@@ -141,6 +141,14 @@ impl DeviceService {
         self.repo.get(actor.require_reader()?, id).await?.ok_or(DomainError::NotFound("device"))
     }
 
+    /// The actor's devices among `ids` (others are left out), in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn get_many(&self, actor: &Actor, ids: &[DeviceId]) -> DomainResult<Vec<Device>> {
+        self.repo.get_many(actor.require_reader()?, ids).await
+    }
+
     /// # Errors
     /// `Forbidden` for actors without a tenant.
     pub async fn list(&self, actor: &Actor, filter: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>> {

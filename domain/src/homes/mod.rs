@@ -59,6 +59,11 @@ pub trait HomeRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get_home(&self, tenant: TenantId, id: HomeId) -> DomainResult<Option<Home>>;
+    /// The tenant's homes among `ids`, in one query.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_homes(&self, tenant: TenantId, ids: &[HomeId]) -> DomainResult<Vec<Home>>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list_homes(&self, tenant: TenantId, page: PageRequest) -> DomainResult<Page<Home>>;
@@ -73,6 +78,16 @@ pub trait HomeRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn rooms(&self, tenant: TenantId, home: HomeId) -> DomainResult<Vec<Room>>;
+    /// The tenant's rooms among `ids`, in one query.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_rooms(&self, tenant: TenantId, ids: &[RoomId]) -> DomainResult<Vec<Room>>;
+    /// The rooms of several homes, in one query, in creation order.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn rooms_of(&self, tenant: TenantId, homes: &[HomeId]) -> DomainResult<Vec<Room>>;
 }
 
 fn check_name(field: &str, name: &str) -> DomainResult<String> {
@@ -153,5 +168,29 @@ impl HomeService {
     /// `Forbidden` for actors without a tenant.
     pub async fn rooms(&self, actor: &Actor, home: HomeId) -> DomainResult<Vec<Room>> {
         self.repo.rooms(actor.require_reader()?, home).await
+    }
+
+    /// The actor's homes among `ids` (others are left out), in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn get_many(&self, actor: &Actor, ids: &[HomeId]) -> DomainResult<Vec<Home>> {
+        self.repo.get_homes(actor.require_reader()?, ids).await
+    }
+
+    /// The actor's rooms among `ids` (others are left out), in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn get_rooms(&self, actor: &Actor, ids: &[RoomId]) -> DomainResult<Vec<Room>> {
+        self.repo.get_rooms(actor.require_reader()?, ids).await
+    }
+
+    /// The rooms of several homes, in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn rooms_of(&self, actor: &Actor, homes: &[HomeId]) -> DomainResult<Vec<Room>> {
+        self.repo.rooms_of(actor.require_reader()?, homes).await
     }
 }

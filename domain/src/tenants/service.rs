@@ -30,7 +30,12 @@ impl TenantService {
         }
         let own = self.get(actor, actor.tenant()?).await?;
         let items = if page.after().is_none() && page.first() > 0 { vec![own] } else { vec![] };
-        Ok(Page { items, has_next_page: false, has_previous_page: page.after().is_some(), total_count: 1 })
+        Ok(Page {
+            items,
+            has_next_page: false,
+            has_previous_page: page.after().is_some(),
+            total_count: crate::TotalCount::known(1),
+        })
     }
 
     /// # Errors

@@ -37,6 +37,11 @@ pub trait TicketRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn files(&self, tenant: TenantId, ticket: TicketId) -> DomainResult<Vec<TicketFile>>;
+    /// The files of several tickets, in one query, oldest first.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn files_of(&self, tenant: TenantId, tickets: &[TicketId]) -> DomainResult<Vec<TicketFile>>;
 }
 
 /// Where attached files' bytes live: a directory on disk by default, an object store later.

@@ -1,7 +1,7 @@
 use super::rules::{TicketFields, TicketKind, TicketStatus, check_transition, parse_status};
 use super::{
-    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSyncRepo, TicketUpdate,
-    sync_view,
+    FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSync, TicketSyncRepo,
+    TicketUpdate, sync_view,
 };
 use crate::clock::{self, Clock};
 use crate::devices::DeviceRepo;
@@ -107,13 +107,27 @@ impl TicketService {
     /// # Errors
     /// `Forbidden` for actors without a tenant; `Unknown` on storage failure.
     pub async fn sync(&self, actor: &Actor, ticket: &Ticket) -> DomainResult<Option<SyncView>> {
+        Ok(self.syncs(actor, std::slice::from_ref(ticket)).await?.pop().map(|(_, v)| v))
+    }
+
+    /// The same for several tickets, in one read; tickets nothing uploads are left out.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant; `Unknown` on storage failure.
+    pub async fn syncs(&self, actor: &Actor, tickets: &[Ticket]) -> DomainResult<Vec<(TicketId, SyncView)>> {
         let tenant = actor.require_reader()?;
-        let (Some(syncs), Some(_)) = (&self.syncs, ticket.integration_id) else { return Ok(None) };
-        if tenant != ticket.tenant_id || !self.fields.uploads(ticket.kind) {
-            return Ok(None);
+        let Some(syncs) = &self.syncs else { return Ok(vec![]) };
+        let uploaded: Vec<&Ticket> = tickets
+            .iter()
+            .filter(|t| t.integration_id.is_some() && t.tenant_id == tenant && self.fields.uploads(t.kind))
+            .collect();
+        if uploaded.is_empty() {
+            return Ok(vec![]);
         }
-        let last = syncs.get(tenant, ticket.id).await?;
-        Ok(Some(sync_view(ticket, last.as_ref())))
+        let ids: Vec<TicketId> = uploaded.iter().map(|t| t.id).collect();
+        let last: std::collections::HashMap<TicketId, TicketSync> =
+            syncs.get_many(tenant, &ids).await?.into_iter().map(|s| (s.ticket_id, s)).collect();
+        Ok(uploaded.into_iter().map(|t| (t.id, sync_view(t, last.get(&t.id)))).collect())
     }
 
     /// Reads the time from `clock` instead of the system clock.
@@ -255,6 +269,14 @@ impl TicketService {
     /// `Forbidden` for actors without a tenant.
     pub async fn files(&self, actor: &Actor, ticket: TicketId) -> DomainResult<Vec<TicketFile>> {
         self.repo.files(actor.require_reader()?, ticket).await
+    }
+
+    /// The files of several tickets, in one read.
+    ///
+    /// # Errors
+    /// `Forbidden` for actors without a tenant.
+    pub async fn files_of(&self, actor: &Actor, tickets: &[TicketId]) -> DomainResult<Vec<TicketFile>> {
+        self.repo.files_of(actor.require_reader()?, tickets).await
     }
 
     /// Stores the bytes, then records the file on the ticket.

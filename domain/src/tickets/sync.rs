@@ -74,6 +74,11 @@ pub trait TicketSyncRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get(&self, tenant: TenantId, ticket: TicketId) -> DomainResult<Option<TicketSync>>;
+    /// The stored outcomes of several tickets, in one query.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn get_many(&self, tenant: TenantId, tickets: &[TicketId]) -> DomainResult<Vec<TicketSync>>;
     /// Stores `sync` as the ticket's last upload outcome unless a later version's outcome
     /// is already stored.
     ///

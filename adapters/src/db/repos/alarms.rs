@@ -428,4 +428,18 @@ impl AlarmRepo for SqlAlarmRepo {
             .map_err(unknown)?;
         rows.into_iter().map(entry_to_domain).collect()
     }
+
+    async fn timelines(&self, tenant: TenantId, ids: &[AlarmId]) -> DomainResult<Vec<TimelineEntry>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = e::Entity::find()
+            .filter(e::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(e::Column::AlarmId.is_in(ids.iter().map(|i| i.as_uuid())))
+            .order_by_asc(e::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().map(entry_to_domain).collect()
+    }
 }

@@ -508,6 +508,21 @@ impl DeliveryRepo for SqlDeliveryRepo {
         Ok(rows.into_iter().map(attempt).collect())
     }
 
+    async fn attempts_of(&self, tenant: TenantId, ids: &[DeliveryId]) -> DomainResult<Vec<Attempt>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = a::Entity::find()
+            .filter(a::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(a::Column::DeliveryId.is_in(ids.iter().map(|i| i.as_uuid())))
+            .order_by_asc(a::Column::Number)
+            .order_by_asc(a::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(rows.into_iter().map(attempt).collect())
+    }
+
     async fn due(&self, now: DateTime<Utc>, stale: DateTime<Utc>, limit: u64) -> DomainResult<Vec<DeliveryId>> {
         let cond = Condition::any()
             .add(

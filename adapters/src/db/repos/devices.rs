@@ -254,6 +254,18 @@ impl DeviceRepo for SqlDeviceRepo {
             .transpose()
     }
 
+    async fn get_many(&self, tenant: TenantId, ids: &[DeviceId]) -> DomainResult<Vec<Device>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = scoped(tenant)
+            .filter(d::Column::Id.is_in(ids.iter().map(|i| i.as_uuid())))
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+
     async fn rename(
         &self,
         tenant: TenantId,

@@ -79,6 +79,14 @@ impl HomeRepo for SqlHomeRepo {
         Ok(homes(tenant).filter(h::Column::Id.eq(id.as_uuid())).one(&self.db).await.map_err(unknown)?.map(home))
     }
 
+    async fn get_homes(&self, tenant: TenantId, ids: &[HomeId]) -> DomainResult<Vec<Home>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let q = homes(tenant).filter(h::Column::Id.is_in(ids.iter().map(|i| i.as_uuid())));
+        Ok(q.all(&self.db).await.map_err(unknown)?.into_iter().map(home).collect())
+    }
+
     async fn list_homes(&self, tenant: TenantId, page: PageRequest) -> DomainResult<Page<Home>> {
         Ok(fetch_page(&self.db, homes(tenant), h::Column::Id, page).await.map_err(unknown)?.map(home))
     }
@@ -105,6 +113,27 @@ impl HomeRepo for SqlHomeRepo {
     async fn rooms(&self, tenant: TenantId, home_id: HomeId) -> DomainResult<Vec<Room>> {
         let rows = rooms(tenant)
             .filter(r::Column::HomeId.eq(home_id.as_uuid()))
+            .order_by_asc(r::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(rows.into_iter().map(room).collect())
+    }
+
+    async fn get_rooms(&self, tenant: TenantId, ids: &[RoomId]) -> DomainResult<Vec<Room>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let q = rooms(tenant).filter(r::Column::Id.is_in(ids.iter().map(|i| i.as_uuid())));
+        Ok(q.all(&self.db).await.map_err(unknown)?.into_iter().map(room).collect())
+    }
+
+    async fn rooms_of(&self, tenant: TenantId, homes: &[HomeId]) -> DomainResult<Vec<Room>> {
+        if homes.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = rooms(tenant)
+            .filter(r::Column::HomeId.is_in(homes.iter().map(|h| h.as_uuid())))
             .order_by_asc(r::Column::Id)
             .all(&self.db)
             .await

@@ -46,6 +46,19 @@ impl TicketSyncRepo for SqlTicketSyncRepo {
             .transpose()
     }
 
+    async fn get_many(&self, tenant: TenantId, tickets: &[TicketId]) -> DomainResult<Vec<TicketSync>> {
+        if tickets.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = s::Entity::find()
+            .filter(s::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(s::Column::TicketId.is_in(tickets.iter().map(|t| t.as_uuid())))
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        rows.into_iter().map(to_domain).collect()
+    }
+
     async fn record(&self, sync: TicketSync) -> DomainResult<()> {
         let row = s::ActiveModel {
             ticket_id: Set(sync.ticket_id.as_uuid()),

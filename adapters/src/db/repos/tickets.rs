@@ -177,4 +177,18 @@ impl TicketRepo for SqlTicketRepo {
             .map_err(unknown)?;
         Ok(rows.into_iter().map(file_to_domain).collect())
     }
+
+    async fn files_of(&self, tenant: TenantId, tickets: &[TicketId]) -> DomainResult<Vec<TicketFile>> {
+        if tickets.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows = f::Entity::find()
+            .filter(f::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(f::Column::TicketId.is_in(tickets.iter().map(|t| t.as_uuid())))
+            .order_by_asc(f::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(rows.into_iter().map(file_to_domain).collect())
+    }
 }
