@@ -262,7 +262,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .col_expr(d::Column::LeaseUntil, Expr::value(Some(lease_until)))
             .col_expr(
                 d::Column::FirstAttemptAt,
-                sea_orm::sea_query::Func::coalesce([Expr::col(d::Column::FirstAttemptAt).into(), Expr::value(now)]),
+                sea_orm::sea_query::Func::coalesce([Expr::col(d::Column::FirstAttemptAt).into(), Expr::value(now)]).into(),
             )
             .filter(d::Column::Id.eq(id.as_uuid()))
             .filter(claimable)
