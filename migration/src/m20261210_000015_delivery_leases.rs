@@ -16,10 +16,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.alter_table(
-            Table::alter()
-                .table("deliveries")
-                .add_column(timestamp_with_time_zone_null("first_attempt_at"))
-                .to_owned(),
+            Table::alter().table("deliveries").add_column(timestamp_with_time_zone_null("first_attempt_at")).to_owned(),
         )
         .await?;
         m.alter_table(

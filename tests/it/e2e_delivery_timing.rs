@@ -149,8 +149,10 @@ async fn retry_settings_are_validated_naming_the_field() {
         let r = w
             .tenant
             .api
-            .configure_integration(json!({"kind": "WEBHOOK", "name": "bad-retry", "settings": {"url": url, "retry": retry},
-                                          "credentials": {"signingSecret": SECRET}}))
+            .configure_integration(
+                json!({"kind": "WEBHOOK", "name": "bad-retry", "settings": {"url": url, "retry": retry},
+                                          "credentials": {"signingSecret": SECRET}}),
+            )
             .await;
         assert_eq!(r.code(), "BAD_USER_INPUT", "{retry}: {}", r.raw);
         assert_eq!(r.body["errors"][0]["extensions"]["field"], field, "{retry}: {}", r.raw);

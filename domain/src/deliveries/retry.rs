@@ -83,7 +83,10 @@ impl RetryPolicy {
             Some(v) if v < p.initial_delay_secs || v > MAX_DELAY_SECS => {
                 return Err(DomainError::invalid(
                     "settings.retry.maxDelaySecs",
-                    format!("must be at least initialDelaySecs ({}) and at most {MAX_DELAY_SECS}", p.initial_delay_secs),
+                    format!(
+                        "must be at least initialDelaySecs ({}) and at most {MAX_DELAY_SECS}",
+                        p.initial_delay_secs
+                    ),
                 ));
             }
             Some(v) => p.max_delay_secs = v,

@@ -259,20 +259,21 @@ impl DeliveryService {
                 Verdict::Delivered => None,
                 Verdict::Retry(e) | Verdict::Permanent(e) | Verdict::TokenExpired(e) => Some(e.clone()),
             };
+            // When the attempt ended: its record's time and the start of the wait after it.
+            let at = self.clock.now();
             let (state, next_at, last_error) = match &report.verdict {
                 Verdict::Delivered => (DeliveryState::Succeeded, None, None),
                 Verdict::TokenExpired(_) if !fresh_token => (DeliveryState::InFlight, None, None),
                 Verdict::Permanent(e) | Verdict::TokenExpired(e) => (DeliveryState::Dead, None, Some(e.clone())),
                 Verdict::Retry(e) => {
                     let n = u32::try_from(number).unwrap_or(u32::MAX);
-                    let now = self.clock.now();
-                    let elapsed = (now - d.first_attempt_at.unwrap_or(now)).to_std().unwrap_or_default();
+                    let elapsed = (at - d.first_attempt_at.unwrap_or(at)).to_std().unwrap_or_default();
                     match policy.next_delay(n, elapsed, RetryPolicy::jitter(d.id.as_uuid())) {
                         None if policy.max_attempts.is_some() => {
                             (DeliveryState::Dead, None, Some(format!("attempts used up; last error: {e}")))
                         }
                         None => (DeliveryState::Dead, None, Some(format!("retried for 24 h; last error: {e}"))),
-                        Some(delay) => (DeliveryState::Retrying, Some(later(now, delay)), Some(e.clone())),
+                        Some(delay) => (DeliveryState::Retrying, Some(later(at, delay)), Some(e.clone())),
                     }
                 }
             };
@@ -280,7 +281,7 @@ impl DeliveryService {
                 id: EntryId::new(),
                 delivery_id: d.id,
                 number,
-                at: self.clock.now(),
+                at,
                 request: report.request.clone(),
                 http_status: report.http_status,
                 vendor_code: report.vendor_code.clone(),

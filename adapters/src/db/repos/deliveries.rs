@@ -120,9 +120,9 @@ const DUE_SLACK: chrono::Duration = chrono::Duration::seconds(1);
 /// by a version without leases) the delivery was not updated since `stale`.
 fn abandoned(now: DateTime<Utc>, stale: DateTime<Utc>) -> Condition {
     Condition::all().add(d::Column::State.eq(DeliveryState::InFlight.as_str())).add(
-        Condition::any().add(d::Column::LeaseUntil.lt(now)).add(
-            Condition::all().add(d::Column::LeaseUntil.is_null()).add(d::Column::UpdatedAt.lt(stale)),
-        ),
+        Condition::any()
+            .add(d::Column::LeaseUntil.lt(now))
+            .add(Condition::all().add(d::Column::LeaseUntil.is_null()).add(d::Column::UpdatedAt.lt(stale))),
     )
 }
 
@@ -262,7 +262,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .col_expr(d::Column::LeaseUntil, Expr::value(Some(lease_until)))
             .col_expr(
                 d::Column::FirstAttemptAt,
-                sea_orm::sea_query::Func::coalesce([Expr::col(d::Column::FirstAttemptAt).into(), Expr::value(now)]).into(),
+                sea_orm::sea_query::Func::coalesce([Expr::col(d::Column::FirstAttemptAt), Expr::value(now)]).into(),
             )
             .filter(d::Column::Id.eq(id.as_uuid()))
             .filter(claimable)
