@@ -52,10 +52,13 @@ pub struct Settings {
     /// The job queue name (deployments sharing one Redis use their own).
     #[arg(long, env = "LINKYARD_JOB_QUEUE", default_value = "linkyard-deliveries")]
     pub job_queue: String,
-    /// Seconds between worker heartbeats; a killed worker's jobs return after two missed.
-    #[arg(long, env = "LINKYARD_JOB_HEARTBEAT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    /// Seconds between worker heartbeats. Each beat renews the lease on the deliveries a
+    /// worker is sending (3 beats + 1 s: 10 s by default); a killed worker's deliveries are
+    /// taken up by a live one once their lease runs out, its fetched jobs after two missed beats.
+    #[arg(long, env = "LINKYARD_JOB_HEARTBEAT_SECS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub job_heartbeat_secs: u64,
-    /// Seconds after which a delivery left IN_FLIGHT by a dead worker may be claimed again.
+    /// Seconds after which a delivery still PENDING (its queue message lost) is queued again
+    /// by the sweep.
     #[arg(long, env = "LINKYARD_DELIVERY_STALE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub delivery_stale_secs: u64,
     /// Seconds between delivery sweeps (re-queueing what is due and held by nobody).
@@ -117,7 +120,7 @@ impl Settings {
             data_dir,
             storage_url: None,
             job_queue: "linkyard-deliveries".into(),
-            job_heartbeat_secs: 30,
+            job_heartbeat_secs: 3,
             delivery_stale_secs: 120,
             scheduler_tick_secs: 5,
             sweep_secs: 30,
@@ -163,11 +166,12 @@ pub struct Config {
     pub delivery_concurrency: usize,
     /// The job queue name.
     pub job_queue: String,
-    /// Job-worker heartbeat: a dead worker's jobs return after two missed beats.
+    /// Job-worker heartbeat: renews delivery leases (a dead worker's deliveries return
+    /// once theirs run out) and a dead worker's fetched jobs return after two missed beats.
     pub job_heartbeat: std::time::Duration,
     /// How often an idle worker looks for jobs.
     pub job_poll: std::time::Duration,
-    /// When a PENDING or IN_FLIGHT delivery counts as abandoned.
+    /// When a PENDING delivery counts as abandoned (its queue message lost).
     pub delivery_stale_after: std::time::Duration,
     /// When a stored hook request left RECEIVED counts as abandoned by its process.
     pub inbound_stale_after: std::time::Duration,

@@ -291,6 +291,7 @@ impl AppState {
             alarms.clone(),
             config.delivery_stale_after,
         )
+        .with_lease(worker_settings.lease())
         .with_clock(clock.clone());
         let huzhou = adapters::vendors::huzhou::HuzhouService::new(adapters::vendors::huzhou::HuzhouPorts {
             repo: Arc::new(adapters::db::repos::SqlHuzhouRepo::new(db.clone())),

@@ -75,9 +75,22 @@ pub enum JobStore {
 pub struct WorkerSettings {
     /// The queue name: deployments (or test apps) sharing one Redis use their own.
     pub queue: String,
+    /// Every beat, a worker process renews the leases of the deliveries it is sending,
+    /// takes up those whose worker stopped beating, and tells the job storage it lives
+    /// (jobs it fetched come back after two missed beats).
     pub heartbeat: Duration,
     pub poll: Duration,
     pub concurrency: usize,
+}
+
+impl WorkerSettings {
+    /// How long a claim on a delivery holds without a heartbeat: three beats and a
+    /// second (10 s with the default 3 s beat), so that one late beat takes nothing away
+    /// from a live worker, while a dead one's deliveries come back within a lease and a
+    /// beat of its death.
+    pub fn lease(&self) -> Duration {
+        self.heartbeat * 3 + Duration::from_secs(1)
+    }
 }
 
 impl JobStore {
@@ -208,6 +221,10 @@ impl JobStore {
         let base = format!("{}-{}-{}", s.queue, std::process::id(), start_nanos());
         let (poll, concurrency) = (s.poll, s.concurrency.max(1));
         tokio::spawn(self.clone().keep_pruned(s.queue.clone(), shutdown.clone()));
+        // Beats until the attempts in flight have drained, so that shutdown's drain keeps
+        // their leases; taking up other workers' deliveries stops with `shutdown`.
+        let beats = CancellationToken::new();
+        tokio::spawn(beat(service.clone(), s.heartbeat, shutdown.clone(), beats.clone()));
         let attempts = TaskTracker::new();
         macro_rules! worker {
             ($backend:expr) => {{
@@ -250,7 +267,34 @@ impl JobStore {
         if tokio::time::timeout(DRAIN, attempts.wait()).await.is_err() {
             tracing::warn!(left = attempts.len(), "shutdown: attempts still in flight are left to the sweep");
         }
+        beats.cancel();
         r.map_err(|e| anyhow::anyhow!("delivery workers: {e}"))
+    }
+}
+
+/// The delivery heartbeat of this process, every `every` until `stop` (at once on start,
+/// so that a restarted process takes up what its predecessor left as soon as the
+/// predecessor's leases run out): renews the leases of the attempts this process runs,
+/// and, until `shutdown`, takes up deliveries whose worker stopped beating.
+async fn beat(service: DeliveryService, every: Duration, shutdown: CancellationToken, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = service.renew_leases().await {
+            tracing::warn!(error = %e, "renewing delivery leases");
+        }
+        if shutdown.is_cancelled() {
+            continue;
+        }
+        match service.requeue_abandoned().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(taken_up = n, "deliveries of a stopped worker taken up"),
+            Err(e) => tracing::warn!(error = %e, "taking up deliveries of stopped workers"),
+        }
     }
 }
 

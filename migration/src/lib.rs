@@ -21,6 +21,7 @@ mod m20261206_000014_ticket_syncs;
 mod m20261210_000015_auth_lifecycle;
 mod m20261212_000015_hook_tokens;
 mod m20261207_000031_audit_changes;
+mod m20261210_000015_delivery_leases;
 mod m20261207_000020_row_security;
 
 pub struct Migrator;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000015_auth_lifecycle::Migration),
             Box::new(m20261212_000015_hook_tokens::Migration),
             Box::new(m20261207_000031_audit_changes::Migration),
+            Box::new(m20261210_000015_delivery_leases::Migration),
             Box::new(m20261207_000020_row_security::Migration),
         ]
     }

@@ -5,6 +5,7 @@ mod e2e_auth;
 mod e2e_cli;
 mod e2e_cost;
 mod e2e_deliveries;
+mod e2e_delivery_timing;
 mod e2e_dingding;
 mod e2e_dingding_callbacks;
 mod e2e_domain;

@@ -79,6 +79,8 @@ pub struct AttemptGql {
     pub error: Option<String>,
     /// `SUCCEEDED`, `RETRY`, `DEAD` or `TOKEN_EXPIRED`.
     pub outcome: String,
+    /// After a `RETRY`: when the retry policy scheduled the next attempt.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl From<Attempt> for AttemptGql {
@@ -93,6 +95,7 @@ impl From<Attempt> for AttemptGql {
             latency_ms: a.latency_ms,
             error: a.error,
             outcome: a.outcome,
+            next_attempt_at: a.next_attempt_at,
         }
     }
 }

@@ -5,7 +5,7 @@
 mod retry;
 mod service;
 
-pub use retry::RetryPolicy;
+pub use retry::{GIVE_UP_AFTER, RetryPolicy};
 pub use service::*;
 
 use crate::enums::string_enum;
@@ -20,12 +20,13 @@ string_enum!(
     DeliveryState, "state" {
         /// Written, waiting for its first attempt.
         Pending = "PENDING",
-        /// A worker is sending it now.
+        /// A worker is sending it now, holding a lease it renews with every heartbeat.
         InFlight = "IN_FLIGHT",
         Succeeded = "SUCCEEDED",
         /// Failed and waiting for `next_attempt_at`.
         Retrying = "RETRYING",
-        /// Given up: a permanent vendor error or the attempts used up.
+        /// Given up: a permanent vendor error, 24 h of failed retries, or the attempts its
+        /// integration allows (`settings.retry.maxAttempts`) used up. Replayable.
         Dead = "DEAD",
     }
 );
@@ -111,6 +112,9 @@ pub struct Delivery {
     pub subject: Option<String>,
     /// What the vendor reported of it afterwards (a command's execution ...).
     pub result: Option<Value>,
+    /// When its first attempt (since it was written or last retried by hand) was claimed:
+    /// the retry policy gives up 24 h after it.
+    pub first_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A delivery to write.
@@ -150,6 +154,8 @@ pub struct Attempt {
     pub error: Option<String>,
     /// `SUCCEEDED`, `RETRY`, `DEAD` or `TOKEN_EXPIRED`.
     pub outcome: String,
+    /// After a `RETRY`: when the next attempt was scheduled by the retry policy.
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// `deliveries(filter)`.
@@ -248,14 +254,42 @@ pub trait DeliveryRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get_any(&self, id: DeliveryId) -> DomainResult<Option<Delivery>>;
-    /// Moves a PENDING or RETRYING delivery (or an IN_FLIGHT one not updated since `stale`:
-    /// its worker died) to IN_FLIGHT and counts the attempt (compare-and-set). `Taken` when
-    /// another worker has it or it is finished; `Waiting` while an earlier delivery of the
-    /// same integration and order key is neither SUCCEEDED nor DEAD.
+    /// Moves a PENDING delivery, a RETRYING one whose `next_attempt_at` has come (within a
+    /// second), or an IN_FLIGHT one whose lease ran out before `now` (its worker stopped
+    /// beating; one claimed by a version without leases: not updated since `stale`) to
+    /// IN_FLIGHT with a lease until `lease_until`, and counts the attempt (compare-and-set);
+    /// the first claim sets `first_attempt_at`. `Taken` when another worker has it, it is
+    /// not due yet or it is finished; `Waiting` while an earlier delivery of the same
+    /// integration and order key is neither SUCCEEDED nor DEAD.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Claim>;
+    async fn claim(
+        &self,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> DomainResult<Claim>;
+    /// Extends to `until` the leases of those of `ids` that are still IN_FLIGHT (the
+    /// caller's worker is sending them: its heartbeat); answers how many.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn renew(&self, ids: &[DeliveryId], until: DateTime<Utc>) -> DomainResult<u64>;
+    /// Gives IN_FLIGHT deliveries whose lease ran out before `now` (or, claimed by a
+    /// version without leases, not updated since `stale`) back as RETRYING due at `now`,
+    /// at most `limit`; each to one caller only (compare-and-set). Their attempt stays
+    /// counted.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn requeue_abandoned(
+        &self,
+        now: DateTime<Utc>,
+        stale: DateTime<Utc>,
+        limit: u64,
+    ) -> DomainResult<Vec<DeliveryId>>;
     /// Gives a claimed delivery back without counting the attempt (it was held back, e.g.
     /// by a rate limit): RETRYING with `next_attempt_at = at`.
     ///
@@ -291,7 +325,8 @@ pub trait DeliveryRepo: Send + Sync {
         next_attempt_at: Option<DateTime<Utc>>,
         last_error: Option<String>,
     ) -> DomainResult<Delivery>;
-    /// Sets the state after an attempt (or a manual retry).
+    /// Sets the state after an attempt (or a manual retry: PENDING also starts a new
+    /// retry window, clearing `first_attempt_at`).
     ///
     /// # Errors
     /// `Unknown` on storage failure.
@@ -356,8 +391,8 @@ pub trait DeliveryRepo: Send + Sync {
     /// `Unknown` on storage failure.
     async fn attempts_of(&self, tenant: TenantId, ids: &[DeliveryId]) -> DomainResult<Vec<Attempt>>;
     /// Deliveries whose time has come but that no worker holds: RETRYING past
-    /// `next_attempt_at`, PENDING older than `stale`, IN_FLIGHT not updated since `stale`
-    /// (a worker died mid-attempt).
+    /// `next_attempt_at`, PENDING older than `stale`, IN_FLIGHT whose lease ran out before
+    /// `now` (a worker died mid-attempt; without a lease: not updated since `stale`).
     ///
     /// # Errors
     /// `Unknown` on storage failure.

@@ -11,17 +11,26 @@ use crate::ttl::{CONFIG_TTL, TtlCache};
 use crate::{Actor, DomainError, DomainResult, Page, PageRequest};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a delivery may sit PENDING or IN_FLIGHT before it counts as abandoned (its
-/// queue message lost, its worker dead), by default; longer than any vendor call may take.
+/// How long a delivery may sit PENDING before it counts as abandoned (its queue message
+/// lost), by default; also how long an IN_FLIGHT delivery claimed without a lease (by a
+/// version before leases) is left to its worker.
 pub const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// The longest window `replayDeliveries` takes.
 pub const REPLAY_MAX_WINDOW: chrono::Duration = chrono::Duration::days(7);
 /// The most deliveries one `replayDeliveries` sends again.
 pub const REPLAY_MAX_DELIVERIES: u64 = 10_000;
+
+/// How long a claim holds a delivery unless its worker's heartbeat renews it, by default:
+/// a delivery whose worker stopped beating this long ago is taken up again.
+pub const LEASE: Duration = Duration::from_secs(10);
+
+/// Deliveries taken back from stopped workers per heartbeat.
+const REQUEUE_BATCH: u64 = 500;
 
 /// How soon a delivery waiting for its predecessor (same order key) looks again; the
 /// predecessor also wakes it when it finishes.
@@ -37,6 +46,11 @@ pub struct DeliveryService {
     limiter: Arc<dyn RateLimiter>,
     alarms: AlarmService,
     stale_after: chrono::Duration,
+    /// How long a claim holds a delivery without a heartbeat.
+    lease: chrono::Duration,
+    /// The deliveries this process is sending now (by how many runs), whose leases its
+    /// heartbeat renews.
+    held: Arc<Mutex<HashMap<DeliveryId, u32>>>,
     /// Retry policies by integration (read on every attempt).
     policies: Arc<TtlCache<IntegrationId, RetryPolicy>>,
     /// Integrations known to exist in their tenant (checked on every enqueue).
@@ -102,6 +116,8 @@ impl DeliveryService {
             limiter,
             alarms,
             stale_after,
+            lease: chrono::Duration::from_std(LEASE).unwrap_or(chrono::Duration::seconds(10)),
+            held: Arc::new(Mutex::new(HashMap::new())),
             policies: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
             known: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
             quiet: Arc::new(TtlCache::new(CONFIG_TTL, 10_000)),
@@ -114,6 +130,50 @@ impl DeliveryService {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Claims hold a delivery for `lease` unless renewed; longer than the heartbeat that
+    /// renews them (several beats, so that one late beat loses nothing).
+    #[must_use]
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = chrono::Duration::from_std(lease).unwrap_or(self.lease);
+        self
+    }
+
+    /// The deliveries this process is sending, held while the returned guard lives.
+    fn hold(&self, id: DeliveryId) -> Held {
+        *self.held.lock().unwrap_or_else(PoisonError::into_inner).entry(id).or_default() += 1;
+        Held { held: self.held.clone(), id }
+    }
+
+    /// One worker heartbeat: extends the leases of the deliveries this process is sending,
+    /// so that no other process takes them while it lives. Returns how many it renewed.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure (the next beat tries again; the lease outlasts a beat).
+    pub async fn renew_leases(&self) -> DomainResult<u64> {
+        let ids: Vec<DeliveryId> = self.held.lock().unwrap_or_else(PoisonError::into_inner).keys().copied().collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.repo.renew(&ids, later(self.clock.now(), self.lease.to_std().unwrap_or(LEASE))).await
+    }
+
+    /// Takes back the deliveries whose worker stopped beating (their lease ran out: the
+    /// process died mid-attempt) and asks a worker to send them now; each is taken back
+    /// by one process only. Returns how many.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure. A delivery taken back but not queued (the queue
+    /// unreachable) is RETRYING and due: the sweep sends it.
+    pub async fn requeue_abandoned(&self) -> DomainResult<usize> {
+        let now = self.clock.now();
+        let ids = self.repo.requeue_abandoned(now, now - self.stale_after, REQUEUE_BATCH).await?;
+        for id in &ids {
+            tracing::info!(delivery_id = %id, "taking up a delivery whose worker stopped");
+            self.schedule(*id, now).await;
+        }
+        Ok(ids.len())
     }
 
     /// Writes a delivery and asks a worker to send it now. When the queue cannot take it,
@@ -153,7 +213,8 @@ impl DeliveryService {
     /// `Unknown` on storage failure (the sweep finds the delivery again).
     pub async fn run(&self, id: DeliveryId) -> DomainResult<RunOutcome> {
         let now = self.clock.now();
-        let d = match self.repo.claim(id, now, now - self.stale_after).await? {
+        let lease_until = now + self.lease;
+        let d = match self.repo.claim(id, now, lease_until, now - self.stale_after).await? {
             Claim::Claimed(d) => *d,
             Claim::Taken => return Ok(RunOutcome::Skipped),
             Claim::Waiting => {
@@ -162,6 +223,9 @@ impl DeliveryService {
                 return Ok(RunOutcome::Held { until });
             }
         };
+        // Renewed by this process's heartbeat until the attempt is over (or this future
+        // dropped): another process takes the delivery only once this one stops beating.
+        let _held = self.hold(d.id);
         if let Some(limit) = self.sender.rate_limit(&d) {
             match self.limiter.acquire(&limit.key, limit.limit, limit.window).await {
                 Ok(RateDecision::Allowed) => {}
@@ -200,11 +264,29 @@ impl DeliveryService {
                 Verdict::Delivered => None,
                 Verdict::Retry(e) | Verdict::Permanent(e) | Verdict::TokenExpired(e) => Some(e.clone()),
             };
+            // When the attempt ended: its record's time and the start of the wait after it.
+            let at = self.clock.now();
+            let (state, next_at, last_error) = match &report.verdict {
+                Verdict::Delivered => (DeliveryState::Succeeded, None, None),
+                Verdict::TokenExpired(_) if !fresh_token => (DeliveryState::InFlight, None, None),
+                Verdict::Permanent(e) | Verdict::TokenExpired(e) => (DeliveryState::Dead, None, Some(e.clone())),
+                Verdict::Retry(e) => {
+                    let n = u32::try_from(number).unwrap_or(u32::MAX);
+                    let elapsed = (at - d.first_attempt_at.unwrap_or(at)).to_std().unwrap_or_default();
+                    match policy.next_delay(n, elapsed, RetryPolicy::jitter(d.id.as_uuid())) {
+                        None if policy.max_attempts.is_some() => {
+                            (DeliveryState::Dead, None, Some(format!("attempts used up; last error: {e}")))
+                        }
+                        None => (DeliveryState::Dead, None, Some(format!("retried for 24 h; last error: {e}"))),
+                        Some(delay) => (DeliveryState::Retrying, Some(later(at, delay)), Some(e.clone())),
+                    }
+                }
+            };
             let attempt = Attempt {
                 id: EntryId::new(),
                 delivery_id: d.id,
                 number,
-                at: self.clock.now(),
+                at,
                 request: report.request.clone(),
                 http_status: report.http_status,
                 vendor_code: report.vendor_code.clone(),
@@ -212,24 +294,15 @@ impl DeliveryService {
                 latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
                 error,
                 outcome: outcome_name(&report.verdict).to_owned(),
+                next_attempt_at: next_at,
             };
-            let (state, next_at, last_error) = match report.verdict {
-                Verdict::Delivered => (DeliveryState::Succeeded, None, None),
-                Verdict::TokenExpired(_) if !fresh_token => {
-                    self.repo.record_attempt(d.tenant_id, attempt).await?;
-                    fresh_token = true;
-                    number += 1;
-                    continue;
-                }
-                Verdict::Permanent(e) | Verdict::TokenExpired(e) => (DeliveryState::Dead, None, Some(e)),
-                Verdict::Retry(e) => {
-                    let n = u32::try_from(number).unwrap_or(u32::MAX);
-                    match policy.next_delay(n, RetryPolicy::jitter(d.id.as_uuid(), n)) {
-                        None => (DeliveryState::Dead, None, Some(format!("attempts used up; last error: {e}"))),
-                        Some(delay) => (DeliveryState::Retrying, Some(later(self.clock.now(), delay)), Some(e)),
-                    }
-                }
-            };
+            if state == DeliveryState::InFlight {
+                // The vendor's token expired: a fresh one, and the next attempt at once.
+                self.repo.record_attempt(d.tenant_id, attempt).await?;
+                fresh_token = true;
+                number += 1;
+                continue;
+            }
             // The attempt and the state it leads to are written together.
             let finished = self.repo.complete(d.tenant_id, attempt, state, next_at, last_error.clone()).await?;
             match (state, next_at) {
@@ -309,6 +382,7 @@ impl DeliveryService {
         if !matches!(d.state, DeliveryState::Retrying | DeliveryState::Dead) {
             return Err(DomainError::InvalidTransition(format!("{} -> PENDING", d.state.as_str())));
         }
+        // A new retry window: the policy gives up 24 h after this retry's first attempt.
         let d = self.repo.finish(id, DeliveryState::Pending, None, d.last_error.clone(), None).await?;
         self.schedule(id, self.clock.now()).await;
         Ok(d)
@@ -443,6 +517,24 @@ impl DeliveryService {
     /// `Forbidden` for actors without a tenant.
     pub async fn attempts_of(&self, actor: &Actor, ids: &[DeliveryId]) -> DomainResult<Vec<Attempt>> {
         self.repo.attempts_of(actor.require_reader()?, ids).await
+    }
+}
+
+/// A delivery this process is sending, until dropped.
+struct Held {
+    held: Arc<Mutex<HashMap<DeliveryId, u32>>>,
+    id: DeliveryId,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = held.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.id);
+            }
+        }
     }
 }
 

@@ -19,6 +19,9 @@ pub struct Model {
     pub updated_at: ChronoDateTimeUtc,
     pub subject: Option<String>,
     pub result: Option<String>,
+    /// While IN_FLIGHT: until when the claim holds unless its worker's heartbeat renews it.
+    pub lease_until: Option<ChronoDateTimeUtc>,
+    pub first_attempt_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -16,6 +16,7 @@ pub struct Model {
     pub latency_ms: i64,
     pub error: Option<String>,
     pub outcome: String,
+    pub next_attempt_at: Option<ChronoDateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -79,6 +79,8 @@ fn new_row(tenant: TenantId, input: NewDelivery) -> d::ActiveModel {
         updated_at: Set(now),
         subject: Set(input.subject),
         result: Set(None),
+        lease_until: Set(None),
+        first_attempt_at: Set(None),
     }
 }
 
@@ -108,6 +110,20 @@ async fn create_many(
             }
         })
         .collect())
+}
+
+/// How early a RETRYING delivery may be claimed: its job is pushed by a timer that fires
+/// at `next_attempt_at`, give or take clock granularity.
+const DUE_SLACK: chrono::Duration = chrono::Duration::seconds(1);
+
+/// IN_FLIGHT and its worker stopped beating: the lease ran out before `now`, or (claimed
+/// by a version without leases) the delivery was not updated since `stale`.
+fn abandoned(now: DateTime<Utc>, stale: DateTime<Utc>) -> Condition {
+    Condition::all().add(d::Column::State.eq(DeliveryState::InFlight.as_str())).add(
+        Condition::any()
+            .add(d::Column::LeaseUntil.lt(now))
+            .add(Condition::all().add(d::Column::LeaseUntil.is_null()).add(d::Column::UpdatedAt.lt(stale))),
+    )
 }
 
 /// States a delivery's successors in order wait for it to leave.
@@ -174,6 +190,7 @@ fn to_domain(m: d::Model) -> DomainResult<Delivery> {
         updated_at: m.updated_at,
         subject: m.subject,
         result: m.result.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+        first_attempt_at: m.first_attempt_at,
     })
 }
 
@@ -190,6 +207,7 @@ fn attempt(m: a::Model) -> Attempt {
         latency_ms: m.latency_ms,
         error: m.error,
         outcome: m.outcome,
+        next_attempt_at: m.next_attempt_at,
     }
 }
 
@@ -219,20 +237,35 @@ impl DeliveryRepo for SqlDeliveryRepo {
         d::Entity::find_by_id(id.as_uuid()).one(&self.conn).await.map_err(unknown)?.map(to_domain).transpose()
     }
 
-    async fn claim(&self, id: DeliveryId, now: DateTime<Utc>, stale: DateTime<Utc>) -> DomainResult<Claim> {
-        // One round trip: claimable (PENDING, RETRYING, or IN_FLIGHT left by a dead
-        // worker) becomes IN_FLIGHT with the attempt counted, or nothing changes.
+    async fn claim(
+        &self,
+        id: DeliveryId,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        stale: DateTime<Utc>,
+    ) -> DomainResult<Claim> {
+        // One round trip: claimable (PENDING, RETRYING and due, or IN_FLIGHT whose worker
+        // stopped beating) becomes IN_FLIGHT with the attempt counted and a fresh lease,
+        // or nothing changes.
         let claimable = Condition::any()
-            .add(d::Column::State.is_in([DeliveryState::Pending.as_str(), DeliveryState::Retrying.as_str()]))
+            .add(d::Column::State.eq(DeliveryState::Pending.as_str()))
             .add(
-                Condition::all()
-                    .add(d::Column::State.eq(DeliveryState::InFlight.as_str()))
-                    .add(d::Column::UpdatedAt.lt(stale)),
-            );
+                Condition::all().add(d::Column::State.eq(DeliveryState::Retrying.as_str())).add(
+                    Condition::any()
+                        .add(d::Column::NextAttemptAt.is_null())
+                        .add(d::Column::NextAttemptAt.lte(now + DUE_SLACK)),
+                ),
+            )
+            .add(abandoned(now, stale));
         let claimed = d::Entity::update_many()
             .col_expr(d::Column::State, Expr::value(DeliveryState::InFlight.as_str()))
             .col_expr(d::Column::Attempts, Expr::col(d::Column::Attempts).add(1))
             .col_expr(d::Column::UpdatedAt, Expr::value(now))
+            .col_expr(d::Column::LeaseUntil, Expr::value(Some(lease_until)))
+            .col_expr(
+                d::Column::FirstAttemptAt,
+                sea_orm::sea_query::Func::coalesce([Expr::col(d::Column::FirstAttemptAt), Expr::value(now)]).into(),
+            )
             .filter(d::Column::Id.eq(id.as_uuid()))
             .filter(claimable)
             .exec_with_returning(&self.bookkeeping)
@@ -279,6 +312,55 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .await
             .map_err(unknown)?;
         Ok(())
+    }
+
+    async fn renew(&self, ids: &[DeliveryId], until: DateTime<Utc>) -> DomainResult<u64> {
+        let mut renewed = 0;
+        for chunk in ids.chunks(500) {
+            let done = d::Entity::update_many()
+                .col_expr(d::Column::LeaseUntil, Expr::value(Some(until)))
+                .filter(d::Column::Id.is_in(chunk.iter().map(|id| id.as_uuid())))
+                .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
+                .exec(&self.bookkeeping)
+                .await
+                .map_err(unknown)?;
+            renewed += done.rows_affected;
+        }
+        Ok(renewed)
+    }
+
+    async fn requeue_abandoned(
+        &self,
+        now: DateTime<Utc>,
+        stale: DateTime<Utc>,
+        limit: u64,
+    ) -> DomainResult<Vec<DeliveryId>> {
+        // The candidates, then a compare-and-set on each batch: a delivery another
+        // process took back (or whose worker beat) meanwhile no longer matches.
+        let candidates: Vec<uuid::Uuid> = d::Entity::find()
+            .select_only()
+            .column(d::Column::Id)
+            .filter(abandoned(now, stale))
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(unknown)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let taken = d::Entity::update_many()
+            .col_expr(d::Column::State, Expr::value(DeliveryState::Retrying.as_str()))
+            .col_expr(d::Column::NextAttemptAt, Expr::value(Some(now)))
+            .col_expr(d::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(d::Column::LastError, Expr::value("the attempt was interrupted: its worker stopped"))
+            .col_expr(d::Column::UpdatedAt, Expr::value(now))
+            .filter(d::Column::Id.is_in(candidates))
+            .filter(abandoned(now, stale))
+            .exec_with_returning(&self.bookkeeping)
+            .await
+            .map_err(unknown)?;
+        Ok(taken.into_iter().map(|m| DeliveryId::from_uuid(m.id)).collect())
     }
 
     async fn next_in_order(&self, after: &Delivery) -> DomainResult<Option<DeliveryId>> {
@@ -332,6 +414,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             latency_ms: Set(at.latency_ms),
             error: Set(at.error),
             outcome: Set(at.outcome),
+            next_attempt_at: Set(at.next_attempt_at),
         }
         .insert(&self.bookkeeping)
         .await
@@ -354,8 +437,8 @@ impl DeliveryRepo for SqlDeliveryRepo {
         }
         // PostgreSQL: one statement, the attempt's insert as a data-modifying CTE.
         let sql = "WITH attempt AS (INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, at, \
-                   request, http_status, vendor_code, vendor_message, latency_ms, error, outcome) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) \
+                   request, http_status, vendor_code, vendor_message, latency_ms, error, outcome, next_attempt_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $17)) \
                    UPDATE deliveries SET state = $13, next_attempt_at = $14, last_error = $15, updated_at = $16, \
                    attempts = $4 WHERE id = $3 RETURNING *";
         let values: Vec<sea_orm::Value> = vec![
@@ -375,6 +458,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             next_attempt_at.into(),
             last_error.into(),
             Utc::now().into(),
+            at.next_attempt_at.into(),
         ];
         d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
             .one(&self.bookkeeping)
@@ -400,6 +484,10 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()));
         if let Some(n) = attempts {
             q = q.col_expr(d::Column::Attempts, Expr::value(n));
+        }
+        if state == DeliveryState::Pending {
+            // Retried by hand: a new retry window.
+            q = q.col_expr(d::Column::FirstAttemptAt, Expr::value(Option::<DateTime<Utc>>::None));
         }
         let rows =
             q.filter(d::Column::Id.eq(id.as_uuid())).exec_with_returning(&self.bookkeeping).await.map_err(unknown)?;
@@ -532,9 +620,10 @@ impl DeliveryRepo for SqlDeliveryRepo {
             )
             .add(
                 Condition::all()
-                    .add(d::Column::State.is_in([DeliveryState::Pending.as_str(), DeliveryState::InFlight.as_str()]))
+                    .add(d::Column::State.eq(DeliveryState::Pending.as_str()))
                     .add(d::Column::UpdatedAt.lt(stale)),
-            );
+            )
+            .add(abandoned(now, stale));
         let ids: Vec<uuid::Uuid> = d::Entity::find()
             .select_only()
             .column(d::Column::Id)

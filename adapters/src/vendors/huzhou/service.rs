@@ -549,6 +549,7 @@ fn live_delivery(tenant: TenantId, integration: IntegrationId, payload: Value, n
         updated_at: now,
         subject: None,
         result: None,
+        first_attempt_at: Some(now),
     }
 }
 
