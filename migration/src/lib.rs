@@ -18,6 +18,7 @@ mod m20261206_000011_delivery_subjects;
 mod m20261206_000012_daily_usage;
 mod m20261206_000013_device_files;
 mod m20261206_000014_ticket_syncs;
+mod m20261207_000030_escalation;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000012_daily_usage::Migration),
             Box::new(m20261206_000013_device_files::Migration),
             Box::new(m20261206_000014_ticket_syncs::Migration),
+            Box::new(m20261207_000030_escalation::Migration),
         ]
     }
 }
