@@ -8,6 +8,7 @@ pub(crate) mod deliveries;
 pub(crate) mod devices;
 mod dingding;
 mod enums;
+mod escalation;
 mod events;
 mod gantries;
 mod homes;
@@ -41,6 +42,7 @@ pub struct QueryRoot(
     devices::DeviceQuery,
     homes::HomeQuery,
     alarms::AlarmQuery,
+    escalation::EscalationQuery,
     events::EventQuery,
     tickets::TicketQuery,
     tariffs::TariffQuery,
@@ -58,6 +60,7 @@ pub struct MutationRoot(
     devices::DeviceMutation,
     homes::HomeMutation,
     alarms::AlarmMutation,
+    escalation::EscalationMutation,
     tickets::TicketMutation,
     tariffs::TariffMutation,
     deliveries::DeliveryMutation,
