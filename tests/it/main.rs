@@ -6,6 +6,7 @@ mod e2e_deliveries;
 mod e2e_dingding;
 mod e2e_dingding_callbacks;
 mod e2e_domain;
+mod e2e_escalation;
 mod e2e_etc;
 mod e2e_goldcard;
 mod e2e_hazchem;
