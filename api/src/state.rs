@@ -194,15 +194,16 @@ impl AppState {
             integration_repo.clone(),
         )))
         .with_clock(clock.clone());
-        let escalations = domain::alarms::escalation::EscalationService::new(domain::alarms::escalation::EscalationPorts {
-            repo: Arc::new(adapters::db::repos::SqlEscalationRepo::new(db.clone())),
-            alarms: Arc::new(SqlAlarmRepo::new(db.clone())),
-            integrations: integration_repo.clone(),
-            secrets: secrets.clone(),
-            queue: queue.clone(),
-            bus: bus_port.clone(),
-        })
-        .with_clock(clock.clone());
+        let escalations =
+            domain::alarms::escalation::EscalationService::new(domain::alarms::escalation::EscalationPorts {
+                repo: Arc::new(adapters::db::repos::SqlEscalationRepo::new(db.clone())),
+                alarms: Arc::new(SqlAlarmRepo::new(db.clone())),
+                integrations: integration_repo.clone(),
+                secrets: secrets.clone(),
+                queue: queue.clone(),
+                bus: bus_port.clone(),
+            })
+            .with_clock(clock.clone());
         let integrations =
             IntegrationService::new(integration_repo.clone(), key_repo, secrets).with_clock(clock.clone());
         let http = adapters::vendors::http_client(std::time::Duration::from_secs(15), &config.outbound)?;
@@ -314,7 +315,8 @@ impl AppState {
         .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
         .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
         .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));
-        let scheduler = if config.escalate_on_tick { scheduler.with_escalation(escalations.clone()) } else { scheduler };
+        let scheduler =
+            if config.escalate_on_tick { scheduler.with_escalation(escalations.clone()) } else { scheduler };
         // Built once: every change, from GraphQL or from a vendor, reaches the same observers.
         // Outbound: every change is written with the deliveries each vendor module plans for
         // it, in one unit of work. One registration line per vendor planner.

@@ -34,7 +34,8 @@ fn manual(c: &mut api::config::Config) {
 }
 
 async fn channel(tenant: &TenantFixture, receiver: &FakeChannel, name: &str) -> String {
-    let saved = tenant.api.data(SAVE_CHANNEL, json!({"i": {"name": name, "kind": "WEBHOOK", "url": receiver.url()}})).await;
+    let saved =
+        tenant.api.data(SAVE_CHANNEL, json!({"i": {"name": name, "kind": "WEBHOOK", "url": receiver.url()}})).await;
     let secret = saved["saveNotificationChannel"]["secret"].as_str().expect("secret shown at creation");
     assert!(secret.starts_with("whsec_"), "{secret}");
     receiver.set_secret(secret);
@@ -98,7 +99,9 @@ fn minutes(m: i64) -> Duration {
 
 fn steps(alarm: &Value) -> Vec<(String, i64)> {
     let all = alarm["escalations"].as_array().expect("escalations");
-    all.iter().map(|s| (s["kind"].as_str().unwrap_or_default().to_owned(), s["number"].as_i64().unwrap_or(-1))).collect()
+    all.iter()
+        .map(|s| (s["kind"].as_str().unwrap_or_default().to_owned(), s["number"].as_i64().unwrap_or(-1)))
+        .collect()
 }
 
 fn step(kind: &str, n: i64) -> (String, i64) {
@@ -221,25 +224,37 @@ async fn policies_and_channels_are_the_tenants_own() {
     assert_eq!(nodes(&mine["escalationPolicies"])[0]["id"], w.policy.as_str());
     assert_eq!(nodes(&mine["notificationChannels"])[0]["id"], w.channel.as_str());
     let theirs = other.api.data(lists, json!({})).await;
-    assert_eq!((&theirs["escalationPolicies"]["totalCount"], &theirs["notificationChannels"]["totalCount"]), (&json!(0), &json!(0)));
+    assert_eq!(
+        (&theirs["escalationPolicies"]["totalCount"], &theirs["notificationChannels"]["totalCount"]),
+        (&json!(0), &json!(0))
+    );
 
     // Neither the policy nor the channel can be changed from the other tenant ...
     let e = other
         .api
-        .query(SAVE_POLICY, json!({"i": {"id": w.policy, "name": "mine now", "minSeverity": "MINOR", "ackWithinMinutes": 5}}))
+        .query(
+            SAVE_POLICY,
+            json!({"i": {"id": w.policy, "name": "mine now", "minSeverity": "MINOR", "ackWithinMinutes": 5}}),
+        )
         .await
         .expect_err("another tenant's policy");
     assert_eq!(e.code.as_deref(), Some("NOT_FOUND"), "{e}");
     let e = other
         .api
-        .query(SAVE_CHANNEL, json!({"i": {"id": w.channel, "name": "mine", "kind": "WEBHOOK", "url": "https://example.com/x"}}))
+        .query(
+            SAVE_CHANNEL,
+            json!({"i": {"id": w.channel, "name": "mine", "kind": "WEBHOOK", "url": "https://example.com/x"}}),
+        )
         .await
         .expect_err("another tenant's channel");
     assert_eq!(e.code.as_deref(), Some("NOT_FOUND"), "{e}");
     // ... nor used by its policies.
     let e = other
         .api
-        .query(SAVE_POLICY, json!({"i": {"name": "borrow", "minSeverity": "MINOR", "ackWithinMinutes": 5, "channelIds": [w.channel]}}))
+        .query(
+            SAVE_POLICY,
+            json!({"i": {"name": "borrow", "minSeverity": "MINOR", "ackWithinMinutes": 5, "channelIds": [w.channel]}}),
+        )
         .await
         .expect_err("another tenant's channel id");
     assert_eq!(e.code.as_deref(), Some("BAD_USER_INPUT"), "{e}");
@@ -250,7 +265,10 @@ async fn policies_and_channels_are_the_tenants_own() {
     let saved = w
         .tenant
         .api
-        .data(SAVE_CHANNEL, json!({"i": {"id": w.channel, "name": "on-call 2", "kind": "WEBHOOK", "url": w.receiver.url()}}))
+        .data(
+            SAVE_CHANNEL,
+            json!({"i": {"id": w.channel, "name": "on-call 2", "kind": "WEBHOOK", "url": w.receiver.url()}}),
+        )
         .await;
     assert_eq!(saved["saveNotificationChannel"]["secret"], Value::Null);
     assert_eq!(saved["saveNotificationChannel"]["channel"]["name"], "on-call 2");
@@ -304,7 +322,10 @@ async fn bad_policies_and_channels_are_refused_as_bad_input() {
     assert_eq!(e.code.as_deref(), Some("BAD_USER_INPUT"), "{e}");
     let lists = "{ escalationPolicies { totalCount } notificationChannels { totalCount } }";
     let d = w.tenant.api.data(lists, json!({})).await;
-    assert_eq!((&d["escalationPolicies"]["totalCount"], &d["notificationChannels"]["totalCount"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        (&d["escalationPolicies"]["totalCount"], &d["notificationChannels"]["totalCount"]),
+        (&json!(1), &json!(1))
+    );
 }
 
 #[tokio::test]

@@ -130,7 +130,9 @@ impl DeliverySender for WebhookSender {
                 Ok(s) => s,
                 Err(e) => return report(request, None, Verdict::Permanent(e)),
             };
-            post.header("webhook-id", id).header("webhook-timestamp", ts.to_string()).header("webhook-signature", signed)
+            post.header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", signed)
         } else {
             post.header("X-Linkyard-Delivery", d.id.to_string())
                 .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)

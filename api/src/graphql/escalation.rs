@@ -7,9 +7,7 @@ use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::alarms::escalation::{
-    EscalationPolicy, EscalationStep, SaveChannel, SaveEscalationPolicy, StepKind,
-};
+use domain::alarms::escalation::{EscalationPolicy, EscalationStep, SaveChannel, SaveEscalationPolicy, StepKind};
 use domain::ids::{EscalationPolicyId, IntegrationId};
 use domain::integrations::Integration;
 use domain::{Page, PageRequest};

@@ -11,9 +11,7 @@ use domain::alarms::{AlarmKind, AlarmSeverity, AlarmState};
 use domain::ids::{AlarmId, DeliveryId, EntryId, EscalationPolicyId, IntegrationId, TenantId};
 use domain::{DomainError, DomainResult};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select, Set};
 
 /// Escalation policies and steps in SQL.
 #[derive(Clone)]
@@ -53,7 +51,12 @@ fn to_domain(m: p::Model) -> DomainResult<EscalationPolicy> {
         kinds: kinds.iter().map(|k| AlarmKind::parse(k)).collect::<DomainResult<_>>().map_err(|e| stored("kind", e))?,
         min_severity: AlarmSeverity::parse(&m.min_severity).map_err(|e| stored("severity", e))?,
         ack_within_minutes: m.ack_within_minutes,
-        escalate_to: m.escalate_to.as_deref().map(AlarmSeverity::parse).transpose().map_err(|e| stored("severity", e))?,
+        escalate_to: m
+            .escalate_to
+            .as_deref()
+            .map(AlarmSeverity::parse)
+            .transpose()
+            .map_err(|e| stored("severity", e))?,
         renotify_every_minutes: m.renotify_every_minutes,
         channel_ids: channels
             .iter()
@@ -201,7 +204,12 @@ impl EscalationRepo for SqlEscalationRepo {
         };
         let written = inserted(
             s::Entity::insert_many([row])
-                .on_conflict_do_nothing_on([s::Column::AlarmId, s::Column::PolicyId, s::Column::Kind, s::Column::Number])
+                .on_conflict_do_nothing_on([
+                    s::Column::AlarmId,
+                    s::Column::PolicyId,
+                    s::Column::Kind,
+                    s::Column::Number,
+                ])
                 .exec_with_returning_many(&txn)
                 .await,
         )?;

@@ -119,7 +119,8 @@ impl EscalationService {
         }
         let mut kinds: Vec<AlarmKind> = Vec::with_capacity(input.kinds.len());
         for k in &input.kinds {
-            let kind = AlarmKind::parse(k.trim()).map_err(|_| DomainError::invalid("kinds", "UPPER_SNAKE_CASE codes"))?;
+            let kind =
+                AlarmKind::parse(k.trim()).map_err(|_| DomainError::invalid("kinds", "UPPER_SNAKE_CASE codes"))?;
             if !kinds.contains(&kind) {
                 kinds.push(kind);
             }
@@ -262,7 +263,12 @@ impl EscalationService {
         Ok(taken)
     }
 
-    async fn check_tenant(&self, tenant: TenantId, policies: &[EscalationPolicy], now: DateTime<Utc>) -> DomainResult<usize> {
+    async fn check_tenant(
+        &self,
+        tenant: TenantId,
+        policies: &[EscalationPolicy],
+        now: DateTime<Utc>,
+    ) -> DomainResult<usize> {
         let channels: HashSet<IntegrationId> = self.channels_of(tenant).await?.into_iter().map(|c| c.id).collect();
         let filter = AlarmFilter { state: Some(AlarmState::Raised), ..AlarmFilter::default() };
         let (mut taken, mut seen, mut after) = (0, 0, None);
@@ -354,8 +360,10 @@ impl EscalationService {
                 subject: Some(format!("alarm:{}", alarm.id)),
             })
             .collect();
-        let step = EscalationStep { alarm_id: alarm.id, policy_id: policy.id, kind: due.kind, number: due.number, at: now };
-        let Some(sent) = self.repo.record_step(tenant, NewStep { step, severity: due.severity, entry, deliveries }).await?
+        let step =
+            EscalationStep { alarm_id: alarm.id, policy_id: policy.id, kind: due.kind, number: due.number, at: now };
+        let Some(sent) =
+            self.repo.record_step(tenant, NewStep { step, severity: due.severity, entry, deliveries }).await?
         else {
             return Ok(false);
         };
