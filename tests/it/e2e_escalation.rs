@@ -39,6 +39,8 @@ async fn channel(tenant: &TenantFixture, receiver: &FakeChannel, name: &str) -> 
     let secret = saved["saveNotificationChannel"]["secret"].as_str().expect("secret shown at creation");
     assert!(secret.starts_with("whsec_"), "{secret}");
     receiver.set_secret(secret);
+    // Shown once to the caller, never written to the logs.
+    assert!(!crate::utils::logs::captured().contains(secret.trim_start_matches("whsec_")));
     saved["saveNotificationChannel"]["channel"]["id"].as_str().expect("channel id").to_owned()
 }
 
