@@ -181,6 +181,9 @@ pub struct Config {
     pub run_workers: bool,
     /// How often the scheduler ticks.
     pub scheduler_tick: std::time::Duration,
+    /// Whether each scheduler tick runs the alarm escalation check (tests turn it off and
+    /// run the check themselves, at the times they set).
+    pub escalate_on_tick: bool,
     /// Sends to one vendor at once from this process.
     pub vendor_concurrency: usize,
     /// The token `/metrics` asks for, if any (`LINKYARD_METRICS_TOKEN`).
@@ -297,6 +300,7 @@ impl Config {
             inbound_sweep_every: std::time::Duration::from_secs(s.inbound_stale_secs.clamp(1, 60)),
             run_workers: true,
             scheduler_tick: std::time::Duration::from_secs(s.scheduler_tick_secs),
+            escalate_on_tick: true,
             vendor_concurrency: usize::try_from(s.vendor_concurrency).unwrap_or(32),
             outbound: std::sync::Arc::new(outbound),
             introspection: s.introspection.unwrap_or(!is_postgres),

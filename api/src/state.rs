@@ -61,6 +61,8 @@ pub struct Services {
     pub devices: DeviceService,
     pub homes: HomeService,
     pub alarms: AlarmService,
+    /// Escalation policies, notification channels and the check that takes due steps.
+    pub escalations: domain::alarms::escalation::EscalationService,
     pub tariffs: TariffService,
     pub tickets: TicketService,
     /// Dingding locks, meters and callbacks.
@@ -203,6 +205,16 @@ impl AppState {
             integration_repo.clone(),
         )))
         .with_clock(clock.clone());
+        let escalations =
+            domain::alarms::escalation::EscalationService::new(domain::alarms::escalation::EscalationPorts {
+                repo: Arc::new(adapters::db::repos::SqlEscalationRepo::new(db.clone())),
+                alarms: Arc::new(SqlAlarmRepo::new(db.clone())),
+                integrations: integration_repo.clone(),
+                secrets: secrets.clone(),
+                queue: queue.clone(),
+                bus: bus_port.clone(),
+            })
+            .with_clock(clock.clone());
         let integrations =
             IntegrationService::new(integration_repo.clone(), key_repo, secrets).with_clock(clock.clone());
         let http = adapters::vendors::http_client(std::time::Duration::from_secs(15), &config.outbound)?;
@@ -314,6 +326,8 @@ impl AppState {
         .with_job(ScheduledJob::HeartbeatCheck, Arc::new(HeartbeatCheck::new(device_repo.clone(), alarms.clone())))
         .with_job(ScheduledJob::LiftNotifyDaily, Arc::new(adapters::vendors::huzhou::LiftNotifyDaily(huzhou.clone())))
         .with_job(ScheduledJob::ElevThingsDaily, Arc::new(adapters::vendors::huzhou::ElevThingsDaily(huzhou.clone())));
+        let scheduler =
+            if config.escalate_on_tick { scheduler.with_escalation(escalations.clone()) } else { scheduler };
         // Built once: every change, from GraphQL or from a vendor, reaches the same observers.
         // Outbound: every change is written with the deliveries each vendor module plans for
         // it, in one unit of work. One registration line per vendor planner.
@@ -446,6 +460,7 @@ impl AppState {
             hook_integrations: Arc::new(domain::ttl::TtlCache::new(domain::ttl::CONFIG_TTL, 10_000)),
             ingest,
             alarms,
+            escalations,
             deliveries,
             scheduler,
             huzhou,

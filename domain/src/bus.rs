@@ -23,6 +23,8 @@ pub enum AlarmAction {
     Acknowledged,
     Cleared,
     Commented,
+    /// Not acknowledged in time: an escalation policy raised its severity.
+    Escalated,
 }
 
 /// A change in one tenant.

@@ -70,4 +70,6 @@ id_type!(
     LockPasswordId,
     /// One state-changing operation on a meter (or water meter) sent to its vendor.
     OperationId,
+    /// A tenant's alarm escalation policy.
+    EscalationPolicyId,
 );

@@ -22,6 +22,7 @@ mod m20261210_000015_auth_lifecycle;
 mod m20261212_000015_hook_tokens;
 mod m20261207_000031_audit_changes;
 mod m20261210_000015_delivery_leases;
+mod m20261207_000030_escalation;
 mod m20261207_000020_row_security;
 
 pub struct Migrator;
@@ -48,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000015_hook_tokens::Migration),
             Box::new(m20261207_000031_audit_changes::Migration),
             Box::new(m20261210_000015_delivery_leases::Migration),
+            Box::new(m20261207_000030_escalation::Migration),
             Box::new(m20261207_000020_row_security::Migration),
         ]
     }

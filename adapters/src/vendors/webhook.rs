@@ -5,6 +5,13 @@
 //! - `X-Linkyard-Timestamp`: Unix seconds; `X-Linkyard-Signature`:
 //!   `v1=hex(HMAC-SHA256(signingSecret, "{timestamp}.{body}"))`.
 //!
+//! Notification channels (`NOTIFICATION_WEBHOOK` integrations: escalation notices) are
+//! signed the Standard Webhooks way instead (standardwebhooks.com, "Signature scheme"):
+//! - `webhook-id`: the delivery id, the same on every attempt;
+//! - `webhook-timestamp`: Unix seconds;
+//! - `webhook-signature`: `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")),
+//!   the key being the base64 after the `whsec_` prefix of the channel's secret.
+//!
 //! A 2xx answer delivers; 408, 429, 5xx and transport errors are retried; any other
 //! status is permanent (the endpoint refuses the message).
 
@@ -13,7 +20,7 @@ use async_trait::async_trait;
 use domain::DomainError;
 use domain::deliveries::{Delivery, DeliverySender, SendReport, Verdict};
 use domain::ids::IntegrationId;
-use domain::integrations::IntegrationService;
+use domain::integrations::{IntegrationKind, IntegrationService};
 use domain::ttl::{CONFIG_TTL, TtlCache};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -33,11 +40,35 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// A webhook's URL and signing secret.
+/// Signs a body the Standard Webhooks way: `v1,` + base64 of the HMAC-SHA256 of
+/// `{id}.{timestamp}.{body}` under the key that `whsec_` + base64 `secret` holds.
+///
+/// # Errors
+/// When the secret is not `whsec_` followed by base64.
+pub fn standard_signature(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = secret
+        .strip_prefix("whsec_")
+        .and_then(|k| b64.decode(k).ok())
+        .ok_or_else(|| "the channel's signing secret is not whsec_ + base64".to_owned())?;
+    // HMAC takes keys of any length; this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!());
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Ok(format!("v1,{}", b64.encode(mac.finalize().into_bytes())))
+}
+
+/// A webhook's URL and signing secret, and how it signs.
 #[derive(Clone)]
 struct Endpoint {
     url: String,
     secret: SecretString,
+    /// Standard Webhooks headers (a notification channel) instead of Linkyard's own.
+    standard: bool,
 }
 
 /// Posts webhook deliveries.
@@ -68,7 +99,8 @@ impl WebhookSender {
         let Some(secret) = credentials.get("signingSecret").and_then(|s| s.as_str()) else {
             return Err(Verdict::Permanent("credentials.signingSecret is not set".into()));
         };
-        let e = Endpoint { url, secret: SecretString::from(secret.to_owned()) };
+        let standard = integration.kind == IntegrationKind::NotificationWebhook;
+        let e = Endpoint { url, secret: SecretString::from(secret.to_owned()), standard };
         self.endpoints.put(d.integration_id, e.clone());
         Ok(e)
     }
@@ -81,7 +113,7 @@ fn report(request: String, status: Option<u16>, verdict: Verdict) -> SendReport 
 #[async_trait]
 impl DeliverySender for WebhookSender {
     async fn send(&self, d: &Delivery, _fresh_token: bool) -> SendReport {
-        let Endpoint { url, secret } = match self.endpoint(d).await {
+        let Endpoint { url, secret, standard } = match self.endpoint(d).await {
             Ok(e) => e,
             Err(verdict) => return report(d.kind.to_string(), None, verdict),
         };
@@ -91,19 +123,23 @@ impl DeliverySender for WebhookSender {
         };
         let ts = chrono::Utc::now().timestamp();
         let request = format!("POST {} {}", redact_url(&url), d.kind);
-        let sent = self
-            .http
-            .send(
-                self.http
-                    .post(&url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header("X-Linkyard-Delivery", d.id.to_string())
-                    .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)
-                    .header("X-Linkyard-Timestamp", ts.to_string())
-                    .header("X-Linkyard-Signature", signature(secret.expose_secret(), ts, &body))
-                    .body(body),
-            )
-            .await;
+        let post = self.http.post(&url).header(reqwest::header::CONTENT_TYPE, "application/json");
+        let post = if standard {
+            let id = d.id.to_string();
+            let signed = match standard_signature(secret.expose_secret(), &id, ts, &body) {
+                Ok(s) => s,
+                Err(e) => return report(request, None, Verdict::Permanent(e)),
+            };
+            post.header("webhook-id", id)
+                .header("webhook-timestamp", ts.to_string())
+                .header("webhook-signature", signed)
+        } else {
+            post.header("X-Linkyard-Delivery", d.id.to_string())
+                .header("X-Linkyard-Idempotency-Key", &d.idempotency_key)
+                .header("X-Linkyard-Timestamp", ts.to_string())
+                .header("X-Linkyard-Signature", signature(secret.expose_secret(), ts, &body))
+        };
+        let sent = self.http.send(post.body(body)).await;
         match sent {
             // The error names the kind of failure (or the guard's refusal), never the URL.
             Err(e) => report(request, None, crate::vendors::send_failure(e)),
@@ -133,5 +169,17 @@ mod tests {
             signature("key", 1_700_000_000, b"{}"),
             "v1=9d713ed406bb7076d4123f0dc2c39d2df5c654ed4b0cd56b52c8b4c940bd63ae"
         );
+    }
+
+    #[test]
+    fn standard_signature_follows_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification's reference libraries.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            standard_signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body).as_deref(),
+            Ok("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
+        );
+        assert!(standard_signature("not-whsec", "id", 1, b"{}").is_err());
     }
 }

@@ -8,7 +8,7 @@ use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use domain::alarms::{Alarm, AlarmFilter, ReportAlarmInput, TimelineEntry};
+use domain::alarms::{Alarm, AlarmFilter, ReportAlarmInput, TimelineEntry, TimelineKind};
 use domain::ids::{AlarmId, DeviceId, HomeId, IntegrationId, TicketId};
 
 /// An alarm.
@@ -123,6 +123,19 @@ impl AlarmGql {
     /// Oldest first.
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntryGql>> {
         Ok(loaders::load_all(ctx, TimelineOf(self.alarm)).await?.into_iter().map(Into::into).collect())
+    }
+
+    /// The users' comments (`commentAlarm`), oldest first.
+    async fn comments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntryGql>> {
+        let actor = actor(ctx)?;
+        let timeline = state(ctx).alarms.timeline(&actor, self.alarm).await.gql()?;
+        Ok(timeline.into_iter().filter(|e| e.kind == TimelineKind::Comment).map(Into::into).collect())
+    }
+
+    /// What escalation policies did about it (notices, the escalation), oldest first.
+    async fn escalations(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<super::escalation::StepGql>> {
+        let actor = actor(ctx)?;
+        Ok(state(ctx).escalations.steps(&actor, self.alarm).await.gql()?.into_iter().map(Into::into).collect())
     }
 }
 

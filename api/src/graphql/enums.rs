@@ -57,13 +57,13 @@ mirror_enum!(
 mirror_enum!(
     /// What an alarm timeline entry records.
     TimelineKindGql as "AlarmTimelineKind" <=> domain::alarms::TimelineKind {
-        Raised, Repeated, SeverityChanged, Acknowledged, Cleared, Comment,
+        Raised, Repeated, SeverityChanged, Acknowledged, Cleared, Comment, Notified, Escalated,
     }
 );
 
 mirror_enum!(
     /// The step an alarm took, as published on `alarmChanged`.
-    AlarmActionGql as "AlarmAction" <=> domain::bus::AlarmAction { Raised, Repeated, Acknowledged, Cleared, Commented }
+    AlarmActionGql as "AlarmAction" <=> domain::bus::AlarmAction { Raised, Repeated, Acknowledged, Cleared, Commented, Escalated }
 );
 
 mirror_enum!(

@@ -21,6 +21,8 @@ pub enum IntegrationKindGql {
     Hazchem,
     /// Alarm changes posted to the tenant's URL, signed with HMAC-SHA256.
     Webhook,
+    /// An alarm notification channel: saved with `saveNotificationChannel`, not here.
+    NotificationWebhook,
 }
 
 impl From<IntegrationKind> for IntegrationKindGql {
@@ -32,6 +34,7 @@ impl From<IntegrationKind> for IntegrationKindGql {
             IntegrationKind::EtcGantry => Self::EtcGantry,
             IntegrationKind::Hazchem => Self::Hazchem,
             IntegrationKind::Webhook => Self::Webhook,
+            IntegrationKind::NotificationWebhook => Self::NotificationWebhook,
         }
     }
 }
@@ -45,6 +48,7 @@ impl From<IntegrationKindGql> for IntegrationKind {
             IntegrationKindGql::EtcGantry => Self::EtcGantry,
             IntegrationKindGql::Hazchem => Self::Hazchem,
             IntegrationKindGql::Webhook => Self::Webhook,
+            IntegrationKindGql::NotificationWebhook => Self::NotificationWebhook,
         }
     }
 }

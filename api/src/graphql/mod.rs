@@ -8,6 +8,7 @@ pub(crate) mod deliveries;
 pub(crate) mod devices;
 mod dingding;
 mod enums;
+mod escalation;
 mod events;
 mod gantries;
 mod homes;
@@ -45,6 +46,7 @@ pub struct QueryRoot(
     devices::DeviceQuery,
     homes::HomeQuery,
     alarms::AlarmQuery,
+    escalation::EscalationQuery,
     events::EventQuery,
     tickets::TicketQuery,
     tariffs::TariffQuery,
@@ -62,6 +64,7 @@ pub struct MutationRoot(
     devices::DeviceMutation,
     homes::HomeMutation,
     alarms::AlarmMutation,
+    escalation::EscalationMutation,
     events::EventMutation,
     tickets::TicketMutation,
     tariffs::TariffMutation,

@@ -1,6 +1,7 @@
 //! Alarms: raised by vendors, devices or users; de-duplicated while open; moved through
 //! RAISED -> ACKNOWLEDGED -> CLEARED with a timeline of every step.
 
+pub mod escalation;
 mod models;
 pub mod outbound;
 mod ports;

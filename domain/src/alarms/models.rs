@@ -48,6 +48,10 @@ string_enum!(
         Cleared = "CLEARED",
         /// A user's comment.
         Comment = "COMMENT",
+        /// An escalation policy's channels were told of it (on raise, or again while unacknowledged).
+        Notified = "NOTIFIED",
+        /// Not acknowledged in time: an escalation policy raised its severity.
+        Escalated = "ESCALATED",
     }
 );
 

@@ -68,6 +68,10 @@ pub enum IntegrationKind {
     /// The tenant's own HTTPS endpoint: alarm changes are posted to it, signed with
     /// HMAC-SHA256 (a Linkyard addition, not a vendor protocol).
     Webhook,
+    /// An alarm notification channel (`saveNotificationChannel`): escalation policies'
+    /// notices are posted to its URL, signed like Standard Webhooks. Saved only as a
+    /// channel, never with `configureIntegration`.
+    NotificationWebhook,
 }
 
 /// The shape a setting's value must have.
@@ -127,8 +131,15 @@ fn skew_default() -> Value {
 }
 
 impl IntegrationKind {
-    pub const ALL: [Self; 6] =
-        [Self::Dingding, Self::Goldcard, Self::HuzhouElevator, Self::EtcGantry, Self::Hazchem, Self::Webhook];
+    pub const ALL: [Self; 7] = [
+        Self::Dingding,
+        Self::Goldcard,
+        Self::HuzhouElevator,
+        Self::EtcGantry,
+        Self::Hazchem,
+        Self::Webhook,
+        Self::NotificationWebhook,
+    ];
 
     pub const fn as_str(&self) -> &'static str {
         match self {
@@ -138,6 +149,7 @@ impl IntegrationKind {
             Self::EtcGantry => "ETC_GANTRY",
             Self::Hazchem => "HAZCHEM",
             Self::Webhook => "WEBHOOK",
+            Self::NotificationWebhook => "NOTIFICATION_WEBHOOK",
         }
     }
 
@@ -157,7 +169,7 @@ impl IntegrationKind {
             Self::Goldcard => Some("goldcard"),
             Self::HuzhouElevator => Some("huzhou/elev_api"),
             Self::EtcGantry => Some("etc/monitor.do"),
-            Self::Hazchem | Self::Webhook => None,
+            Self::Hazchem | Self::Webhook | Self::NotificationWebhook => None,
         }
     }
 
@@ -176,7 +188,7 @@ impl IntegrationKind {
             Self::Dingding => &[ScheduledJob::Sync],
             Self::Goldcard => &[ScheduledJob::DailyUsage],
             Self::EtcGantry => &[ScheduledJob::HeartbeatCheck],
-            Self::Hazchem | Self::Webhook => &[],
+            Self::Hazchem | Self::Webhook | Self::NotificationWebhook => &[],
         }
     }
 
@@ -185,7 +197,7 @@ impl IntegrationKind {
         match self {
             Self::HuzhouElevator => "inboundAppSecret",
             Self::EtcGantry => "authCode",
-            Self::Webhook => "signingSecret",
+            Self::Webhook | Self::NotificationWebhook => "signingSecret",
             Self::Dingding | Self::Goldcard | Self::Hazchem => "hookSecret",
         }
     }
@@ -216,7 +228,7 @@ impl IntegrationKind {
                 SettingSpec { name: "thresholds", ty: NumberMap, default: Some(empty_map) },
             ],
             Self::Hazchem => vec![req("baseUrl", Url), req("systemName", Text), req("areaCode", Text)],
-            Self::Webhook => vec![req("url", Url)],
+            Self::Webhook | Self::NotificationWebhook => vec![req("url", Url)],
         }
     }
 
@@ -228,7 +240,7 @@ impl IntegrationKind {
             Self::HuzhouElevator => &["appKey", "appSecret", "inboundAppKey", "inboundAppSecret"],
             Self::EtcGantry => &["authCode"],
             Self::Hazchem => &["username", "password"],
-            Self::Webhook => &["signingSecret"],
+            Self::Webhook | Self::NotificationWebhook => &["signingSecret"],
         }
     }
 

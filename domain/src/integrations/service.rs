@@ -52,6 +52,9 @@ impl IntegrationService {
     pub async fn configure(&self, actor: &Actor, input: ConfigureIntegration) -> DomainResult<Integration> {
         let tenant = actor.require_tenant_admin()?;
         let kind = IntegrationKind::parse(&input.kind)?;
+        if kind == IntegrationKind::NotificationWebhook {
+            return Err(DomainError::invalid("kind", "notification channels are saved with saveNotificationChannel"));
+        }
         let name = input.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(DomainError::invalid("name", "1-100 characters"));
@@ -103,6 +106,10 @@ impl IntegrationService {
     pub async fn rotate_secret(&self, actor: &Actor, id: IntegrationId) -> DomainResult<RotatedSecret> {
         let tenant = actor.require_tenant_admin()?;
         let (integration, mut map) = self.open_credentials(tenant, id).await?;
+        if integration.kind == IntegrationKind::NotificationWebhook {
+            // Its secret has the Standard Webhooks form; a channel is saved anew instead.
+            return Err(DomainError::invalid("id", "a notification channel's secret is not rotated here"));
+        }
         let field = integration.kind.inbound_secret_field();
         let secret = self.secrets.random_secret(SECRET_LEN);
         map.insert(field.to_owned(), Value::String(secret.clone()));

@@ -31,6 +31,9 @@ pub struct SchedulerService {
     sweep_every: Duration,
     /// Where old traffic records go, and how long they are kept.
     retention: Option<(Arc<dyn crate::retention::RetentionRepo>, chrono::Duration)>,
+    /// The alarm escalation check, run on every tick (its steps are keyed: a step taken
+    /// by another process is not taken again).
+    escalation: Option<crate::alarms::escalation::EscalationService>,
     /// Where the time comes from.
     clock: Arc<dyn Clock>,
 }
@@ -61,6 +64,7 @@ impl SchedulerService {
             worker,
             sweep_every,
             retention: None,
+            escalation: None,
             clock: clock::system(),
         }
     }
@@ -69,6 +73,13 @@ impl SchedulerService {
     #[must_use]
     pub fn with_retention(mut self, repo: Arc<dyn crate::retention::RetentionRepo>, keep: chrono::Duration) -> Self {
         self.retention = Some((repo, keep));
+        self
+    }
+
+    /// Runs the alarm escalation check on every tick, as of the tick's time.
+    #[must_use]
+    pub fn with_escalation(mut self, escalation: crate::alarms::escalation::EscalationService) -> Self {
+        self.escalation = Some(escalation);
         self
     }
 
@@ -119,6 +130,13 @@ impl SchedulerService {
                 }
             }
             self.finish(ScheduledJob::Sweep, GLOBAL.to_owned(), None, sweep_tick, "SCHEDULE", res).await;
+        }
+        if let Some(escalation) = &self.escalation {
+            match escalation.check(now).await {
+                Ok(n) => tracing::debug!(steps = n, "escalation check"),
+                // The next tick takes what this one left.
+                Err(e) => tracing::warn!(error = %e, "escalation check failed"),
+            }
         }
         let kinds: Vec<IntegrationKind> =
             IntegrationKind::ALL.into_iter().filter(|k| !ScheduledJob::for_kind(*k).is_empty()).collect();

@@ -12,6 +12,7 @@ pub mod etc;
 pub mod goldcard;
 pub mod hazchem;
 pub mod huzhou;
+pub mod notify;
 pub mod webhook;
 
 use axum::body::Bytes;

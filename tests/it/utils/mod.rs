@@ -305,3 +305,40 @@ where
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Another app on `first`'s database with `first`'s keys: a restart, or a second instance
+/// beside it. Dropping it leaves the database to `first`.
+pub async fn spawn_app_sharing(first: &TestApp, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    logs::init();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let read = |name: &str| std::fs::read_to_string(first.data_dir().join(name)).expect("key file").trim().to_owned();
+    let settings = Settings {
+        addr: "127.0.0.1:0".into(),
+        jwt_secret: Some(read("jwt_secret")),
+        secret_key: Some(read("secret_key")),
+        public_url: Some("https://linkyard.test".into()),
+        database_url: Some(first.database_url.clone()),
+        redis_url: std::env::var("TEST_REDIS_URL").ok().filter(|u| !u.is_empty()),
+        admin_email: Some(first.admin_email.clone()),
+        admin_password: Some(ADMIN_PASSWORD.into()),
+        job_queue: first.job_queue(),
+        outbound_allow: "127.0.0.1/32".into(),
+        introspection: Some(true),
+        ..Settings::defaults(dir.path().to_path_buf())
+    };
+    let mut config = Config::resolve(settings).expect("config");
+    config.login_hashes_per_minute = 10_000;
+    tweak(&mut config);
+    let shutdown = CancellationToken::new();
+    let running = api::app::start(config, shutdown.clone()).await.expect("server starts");
+    TestApp {
+        base: format!("http://{}", running.addr),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client"),
+        admin_email: first.admin_email.clone(),
+        database_url: first.database_url.clone(),
+        shutdown,
+        _dir: dir,
+        pg_db: None,
+        state: running.state,
+    }
+}

@@ -11,6 +11,8 @@ pub mod device_files;
 pub mod devices;
 pub mod dingding_lock_passwords;
 pub mod dingding_operations;
+pub mod escalation_policies;
+pub mod escalation_steps;
 pub mod homes;
 pub mod inbound_events;
 pub mod integrations;

@@ -80,7 +80,7 @@ fn entry_to_domain(m: e::Model) -> DomainResult<TimelineEntry> {
     })
 }
 
-async fn add_entry(
+pub(crate) async fn add_entry(
     db: &impl ConnectionTrait,
     tenant: TenantId,
     alarm: AlarmId,
