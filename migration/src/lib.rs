@@ -18,12 +18,12 @@ mod m20261206_000011_delivery_subjects;
 mod m20261206_000012_daily_usage;
 mod m20261206_000013_device_files;
 mod m20261206_000014_ticket_syncs;
-mod m20261210_000015_auth_lifecycle;
-mod m20261212_000015_hook_tokens;
-mod m20261207_000031_audit_changes;
-mod m20261210_000015_delivery_leases;
-mod m20261207_000030_escalation;
 mod m20261207_000020_row_security;
+mod m20261207_000030_escalation;
+mod m20261207_000031_audit_changes;
+mod m20261210_000015_auth_lifecycle;
+mod m20261210_000015_delivery_leases;
+mod m20261212_000015_hook_tokens;
 
 pub struct Migrator;
 

@@ -164,7 +164,11 @@ pub struct SaveNotificationChannelInput {
 fn page_of<T>(items: Vec<T>, id: impl Fn(&T) -> Uuid, req: PageRequest) -> Page<T> {
     let total = items.len() as u64;
     let rows: Vec<T> = items.into_iter().filter(|i| req.after().is_none_or(|a| id(i) > a)).collect();
-    Page::from_fetched(rows.into_iter().take(usize::try_from(req.first()).unwrap_or(0) + 1).collect(), req, domain::page::TotalCount::known(total))
+    Page::from_fetched(
+        rows.into_iter().take(usize::try_from(req.first()).unwrap_or(0) + 1).collect(),
+        req,
+        domain::page::TotalCount::known(total),
+    )
 }
 
 #[derive(Default)]
