@@ -24,6 +24,49 @@ fn error(status: u16, msg: &str) -> HookAnswer {
     HookAnswer::new(status, json!({"error": msg}))
 }
 
+/// A batch's readings, from its body.
+///
+/// # Errors
+/// The answer to a body that is no batch.
+pub(crate) fn batch(body: &[u8]) -> Result<Vec<Value>, HookAnswer> {
+    let Ok(batch) = serde_json::from_slice::<Value>(body) else {
+        return Err(error(400, "the body must be JSON: {\"readings\": [...]}"));
+    };
+    let Some(readings) = batch.get("readings").and_then(Value::as_array) else {
+        return Err(error(400, "readings must be an array"));
+    };
+    if readings.len() > MAX_READINGS {
+        return Err(error(400, &format!("at most {MAX_READINGS} readings per batch")));
+    }
+    Ok(readings.clone())
+}
+
+/// One reading's device (`externalId`), time and values, checked against `now`.
+///
+/// # Errors
+/// Why the reading is rejected.
+pub(crate) fn reading(r: &Value, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>, &Map<String, Value>), String> {
+    let external = r
+        .get("externalId")
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
+        .ok_or("externalId is required")?;
+    let ts = r.get("ts").and_then(Value::as_str).ok_or("ts is required (RFC 3339)")?;
+    let ts = DateTime::parse_from_rfc3339(ts).map_err(|_| "ts must be an RFC 3339 time")?.with_timezone(&Utc);
+    if ts > now + chrono::Duration::minutes(5) {
+        return Err("ts is in the future".into());
+    }
+    let values: &Map<String, Value> = r.get("values").and_then(Value::as_object).ok_or("values must be an object")?;
+    if values.is_empty() {
+        return Err("values is empty".into());
+    }
+    Ok((external, ts, values))
+}
+
 /// The telemetry protocol.
 pub struct TelemetryInbound {
     integrations: IntegrationService,
@@ -44,25 +87,7 @@ impl TelemetryInbound {
 
     /// A reading's facts, or the reason it is rejected.
     async fn check(&self, hook: &Opened, r: &Value) -> Result<Vec<Fact>, String> {
-        let external = r
-            .get("externalId")
-            .and_then(|v| match v {
-                Value::String(s) => Some(s.trim().to_owned()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty())
-            .ok_or("externalId is required")?;
-        let ts = r.get("ts").and_then(Value::as_str).ok_or("ts is required (RFC 3339)")?;
-        let ts = DateTime::parse_from_rfc3339(ts).map_err(|_| "ts must be an RFC 3339 time")?.with_timezone(&Utc);
-        if ts > Utc::now() + chrono::Duration::minutes(5) {
-            return Err("ts is in the future".into());
-        }
-        let values: &Map<String, Value> =
-            r.get("values").and_then(Value::as_object).ok_or("values must be an object")?;
-        if values.is_empty() {
-            return Err("values is empty".into());
-        }
+        let (external, ts, values) = reading(r, Utc::now())?;
         let (tenant, integration) = (hook.integration.tenant_id, hook.integration.id);
         let device = match self.devices.find_by_external(tenant, integration, &external).await {
             Ok(Some(d)) => d,
@@ -140,22 +165,14 @@ impl InboundProtocol for TelemetryInbound {
                 return Err(self.refused(Refusal::Internal));
             }
         }
-        let Ok(batch) = serde_json::from_slice::<Value>(&req.body) else {
-            return Err(error(400, "the body must be JSON: {\"readings\": [...]}"));
-        };
-        let Some(readings) = batch.get("readings").and_then(Value::as_array) else {
-            return Err(error(400, "readings must be an array"));
-        };
-        if readings.len() > MAX_READINGS {
-            return Err(error(400, &format!("at most {MAX_READINGS} readings per batch")));
-        }
+        let readings = batch(&req.body)?;
         Ok(Accepted {
             kind: "telemetry".into(),
             dedup_key: format!("telemetry:{}", crate::crypto::sha256_hex(&req.body)),
             headers: json!({"content-type": req.header("content-type")}),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             lane: None,
-            work: Box::new(readings.clone()),
+            work: Box::new(readings),
         })
     }
 

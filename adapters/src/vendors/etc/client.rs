@@ -55,7 +55,7 @@ fn report(request: &str, status: Option<u16>, code: Option<&str>, msg: Option<&s
 }
 
 /// How a device's answer code is treated.
-fn classify(code: &str, msg: &str) -> Verdict {
+pub(crate) fn classify(code: &str, msg: &str) -> Verdict {
     let reason = format!("code {code}: {msg}");
     match wire::Code::parse(code) {
         Ok(wire::Code::Ok) => Verdict::Delivered,

@@ -31,7 +31,7 @@ fn malformed(m: &Malformed) -> HookAnswer {
 }
 
 /// A parsed report.
-enum Report {
+pub(crate) enum Report {
     Reading(Box<Reading>),
     Result(CommandResult),
     Alarm(AlarmReport),
@@ -40,7 +40,11 @@ enum Report {
 /// What `accept` hands `apply`.
 struct Parsed(Result<Report, Malformed>);
 
-fn parse(code: &str, body: &[u8]) -> Result<Report, Malformed> {
+/// A `code` (2001, 2002, 2003) report from its body.
+///
+/// # Errors
+/// Naming the first missing or malformed field.
+pub(crate) fn parse(code: &str, body: &[u8]) -> Result<Report, Malformed> {
     let f = Fields::parse(body)?;
     Ok(match code {
         "2001" => Report::Reading(Box::new(Reading::read(&f)?)),
@@ -50,7 +54,7 @@ fn parse(code: &str, body: &[u8]) -> Result<Report, Malformed> {
 }
 
 impl Report {
-    fn head(&self) -> &super::wire::Head {
+    pub(crate) fn head(&self) -> &super::wire::Head {
         match self {
             Self::Reading(r) => &r.head,
             Self::Result(r) => &r.head,

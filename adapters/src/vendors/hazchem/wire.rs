@@ -45,6 +45,19 @@ pub struct LoginData {
     pub token: String,
 }
 
+/// An answer from its bytes; `None` when they are no answer.
+pub fn answer(bytes: &[u8]) -> Option<Answer> {
+    serde_json::from_slice(bytes).ok()
+}
+
+/// The token of a login answer (`code` 200 and a non-blank `data.token`).
+pub fn login_token(a: &Answer) -> Option<String> {
+    if a.code() != "200" {
+        return None;
+    }
+    serde_json::from_value::<LoginData>(a.data.clone()).ok().map(|d| d.token).filter(|t| !t.trim().is_empty())
+}
+
 /// The upload envelope (seed 004 二.2-5): `dataId` is new for every request.
 pub fn envelope(system_name: &str, area_code: &str, data_id: &str, items: Vec<Value>) -> Value {
     json!({"systemName": system_name, "areaCode": area_code, "dataId": data_id, "data": items})
@@ -142,7 +155,8 @@ pub fn failed_permits(text: &str) -> Option<Vec<(String, String)>> {
         ids.iter()
             .enumerate()
             .map(|(i, id)| {
-                let reason = if parts.len() == ids.len() { parts[i].clone() } else { whole.clone() };
+                let paired = if parts.len() == ids.len() { parts.get(i) } else { None };
+                let reason = paired.unwrap_or(&whole).clone();
                 (id.clone(), reason)
             })
             .collect(),
@@ -151,12 +165,10 @@ pub fn failed_permits(text: &str) -> Option<Vec<(String, String)>> {
 
 /// The text between the `[` after `label` and its `]`.
 fn bracketed(text: &str, label: &str) -> Option<String> {
-    let rest = &text[text.find(label)? + label.len()..];
-    let open = rest.find(['[', '【'])?;
-    let inner = &rest[open..];
-    let inner = inner.char_indices().nth(1).map_or("", |(i, _)| &inner[i..]);
-    let close = inner.find([']', '】'])?;
-    Some(inner[..close].to_owned())
+    let (_, rest) = text.split_once(label)?;
+    let (_, inner) = rest.split_once(['[', '【'])?;
+    let (inner, _) = inner.split_once([']', '】'])?;
+    Some(inner.to_owned())
 }
 
 fn split_list(s: &str) -> Vec<String> {
