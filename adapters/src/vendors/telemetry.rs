@@ -5,6 +5,8 @@
 //! clears its fault alarm). A bad reading is rejected with its index and reason and never
 //! drops the good ones; the good ones of a batch are applied together, with the batch's
 //! stored event, so the same batch resent is stored once and applied once.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
 use async_trait::async_trait;
@@ -41,11 +43,14 @@ pub(crate) fn batch(body: &[u8]) -> Result<Vec<Value>, HookAnswer> {
     Ok(readings.clone())
 }
 
+/// A reading's device (`externalId`), time and values.
+pub(crate) type Reading<'a> = (String, DateTime<Utc>, &'a Map<String, Value>);
+
 /// One reading's device (`externalId`), time and values, checked against `now`.
 ///
 /// # Errors
 /// Why the reading is rejected.
-pub(crate) fn reading(r: &Value, now: DateTime<Utc>) -> Result<(String, DateTime<Utc>, &Map<String, Value>), String> {
+pub(crate) fn reading(r: &Value, now: DateTime<Utc>) -> Result<Reading<'_>, String> {
     let external = r
         .get("externalId")
         .and_then(|v| match v {

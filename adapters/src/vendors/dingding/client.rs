@@ -2,6 +2,8 @@
 //! (v2 for 14.x), `access_token` from `client_id`/`client_secret` through the shared token
 //! cache, in the query string on GET and the JSON body on POST; `ErrNo` 101/102 mean the
 //! token is no longer accepted.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::wire::{self, Envelope, Method, TokenAnswer, TokenRequest};
 use crate::vendors::retryable_status;

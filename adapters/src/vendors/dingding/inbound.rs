@@ -5,6 +5,8 @@
 //! once, and answered `{"ErrNo":0,"ErrMsg":"ok"}`, undocumented callbacks included.
 //! Callbacks of one device share a lane: a burst is applied from the backlog in arrival
 //! order per device.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::{Callback, DingdingService, Handled, map, sign, wire};
 use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};

@@ -8,6 +8,8 @@
 //! body or a missing field answers 9999 naming it (the request stays stored, FAILED); a
 //! `factorNo` other than the integration's answers 0404. Never an HTTP 5xx: every answer
 //! is HTTP 200 with the seed's envelope.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::batch::{Body, Queued};
 use super::sign;
@@ -146,11 +148,13 @@ impl GoldcardInbound {
                 "valvecontrol": a.valve,
                 "rdateTime": rdate,
             });
-            if let Some(p) = a.price {
-                b["currentprice"] = json!(p.normalize().to_string());
-            }
-            if let Some(r) = a.remain {
-                b["remainquantity"] = json!(r.normalize().to_string());
+            if let Some(m) = b.as_object_mut() {
+                if let Some(p) = a.price {
+                    m.insert("currentprice".into(), json!(p.normalize().to_string()));
+                }
+                if let Some(r) = a.remain {
+                    m.insert("remainquantity".into(), json!(r.normalize().to_string()));
+                }
             }
             b
         });

@@ -6,6 +6,8 @@
 //! integration whose upload is still waiting (a batch), and a fresh `dataId`. The answer's
 //! text names the permits that failed: those are recorded failed with their reason (and
 //! their deliveries retried), the others synced.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::wire::{self, Answer};
 use super::{DEPARTURE_ALARM, GAS_ALARM, TICKET_FILE, VENDOR, WORK_TICKET};
@@ -276,8 +278,9 @@ impl HazchemSender {
             Ok(false) => {}
             Err(v) => return report(path, None, None, v),
         }
+        let own_id = own.id;
         let mut batch = vec![own];
-        batch.extend(self.waiting(d, batch[0].id).await);
+        batch.extend(self.waiting(d, own_id).await);
         let e = match self.endpoint(d).await {
             Ok(e) => e,
             Err(v) => return report(path, None, None, v),

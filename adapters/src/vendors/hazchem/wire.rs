@@ -1,5 +1,7 @@
 //! Seed 004's messages: the login body, the upload envelope, the `data` items of
 //! `workTicket`, `gasAlarm` and `departureAlarm`, and the answers.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use chrono::{DateTime, FixedOffset, Utc};
 use domain::alarms::Alarm;

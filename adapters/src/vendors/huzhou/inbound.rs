@@ -7,6 +7,8 @@
 //! 360 unknown elevator, 500 internal) and never an HTTP 5xx. Every request is stored raw
 //! (with `app_secret` and `token` masked) before it is processed; a resent `put_rt_notice`
 //! (the same request within 2 s) is not applied twice.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::{ApiRefusal, HuzhouService, state};
 use crate::vendors::inbound::{Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Work};
@@ -37,7 +39,8 @@ fn masked_query(q: &HashMap<String, String>) -> String {
     keys.sort();
     keys.iter()
         .map(|k| {
-            let v = if matches!(k.as_str(), "app_secret" | "token") { "***" } else { q.get(*k).map_or("", String::as_str) };
+            let v =
+                if matches!(k.as_str(), "app_secret" | "token") { "***" } else { q.get(*k).map_or("", String::as_str) };
             format!("{k}={v}")
         })
         .collect::<Vec<_>>()
