@@ -56,7 +56,8 @@ fn device(external_id: &str, kind: DeviceKind, latest: Value) -> Device {
 /// # Errors
 /// The `ErrMsg` of the refusal.
 pub fn dingding_callback(data: &[u8]) -> Result<String, String> {
-    let refused = |a: crate::vendors::inbound::HookAnswer| Err(a.body["ErrMsg"].to_string());
+    let refused =
+        |a: crate::vendors::inbound::HookAnswer| Err(a.body.get("ErrMsg").map(Value::to_string).unwrap_or_default());
     let (raw, fields) = match dingding::inbound::unsigned(data) {
         Ok(x) => x,
         Err(a) => return refused(a),
@@ -236,7 +237,7 @@ pub fn hazchem_answer(data: &[u8]) -> Result<String, String> {
 /// # Errors
 /// The `error` of a refused batch.
 pub fn telemetry_batch(data: &[u8]) -> Result<String, String> {
-    let readings = telemetry::batch(data).map_err(|a| a.body["error"].to_string())?;
+    let readings = telemetry::batch(data).map_err(|a| a.body.get("error").map(Value::to_string).unwrap_or_default())?;
     let lift = device("204150", DeviceKind::Elevator, json!({}));
     let mut accepted = 0;
     for r in &readings {
