@@ -6,6 +6,8 @@ pub mod bus;
 pub mod cache;
 pub mod crypto;
 pub mod db;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod redis_store;
 pub mod storage;
 pub mod throttle;

@@ -203,7 +203,7 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_before_any_loo
 
 #[tokio::test]
 async fn the_migration_gives_existing_dingding_integrations_a_hook_token() {
-    use migration::{MigrationName, Migrator, MigratorTrait};
+    use migration::{Migrator, MigratorTrait};
     use sea_orm::{ConnectionTrait, Statement};
     let app = spawn_app().await;
     let platform = app.admin_token().await;

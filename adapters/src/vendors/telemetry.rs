@@ -5,6 +5,8 @@
 //! clears its fault alarm). A bad reading is rejected with its index and reason and never
 //! drops the good ones; the good ones of a batch are applied together, with the batch's
 //! stored event, so the same batch resent is stored once and applied once.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use crate::vendors::inbound::{
     Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work,
@@ -24,6 +26,52 @@ pub const MAX_READINGS: usize = 5000;
 
 fn error(status: u16, msg: &str) -> HookAnswer {
     HookAnswer::new(status, json!({"error": msg}))
+}
+
+/// A batch's readings, from its body.
+///
+/// # Errors
+/// The answer to a body that is no batch.
+pub(crate) fn batch(body: &[u8]) -> Result<Vec<Value>, HookAnswer> {
+    let Ok(batch) = serde_json::from_slice::<Value>(body) else {
+        return Err(error(400, "the body must be JSON: {\"readings\": [...]}"));
+    };
+    let Some(readings) = batch.get("readings").and_then(Value::as_array) else {
+        return Err(error(400, "readings must be an array"));
+    };
+    if readings.len() > MAX_READINGS {
+        return Err(error(400, &format!("at most {MAX_READINGS} readings per batch")));
+    }
+    Ok(readings.clone())
+}
+
+/// A reading's device (`externalId`), time and values.
+pub(crate) type Reading<'a> = (String, DateTime<Utc>, &'a Map<String, Value>);
+
+/// One reading's device (`externalId`), time and values, checked against `now`.
+///
+/// # Errors
+/// Why the reading is rejected.
+pub(crate) fn reading(r: &Value, now: DateTime<Utc>) -> Result<Reading<'_>, String> {
+    let external = r
+        .get("externalId")
+        .and_then(|v| match v {
+            Value::String(s) => Some(s.trim().to_owned()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
+        .ok_or("externalId is required")?;
+    let ts = r.get("ts").and_then(Value::as_str).ok_or("ts is required (RFC 3339)")?;
+    let ts = DateTime::parse_from_rfc3339(ts).map_err(|_| "ts must be an RFC 3339 time")?.with_timezone(&Utc);
+    if ts > now + chrono::Duration::minutes(5) {
+        return Err("ts is in the future".into());
+    }
+    let values: &Map<String, Value> = r.get("values").and_then(Value::as_object).ok_or("values must be an object")?;
+    if values.is_empty() {
+        return Err("values is empty".into());
+    }
+    Ok((external, ts, values))
 }
 
 /// The telemetry protocol.
@@ -46,25 +94,7 @@ impl TelemetryInbound {
 
     /// A reading's facts, or the reason it is rejected.
     async fn check(&self, hook: &Opened, r: &Value) -> Result<Vec<Fact>, String> {
-        let external = r
-            .get("externalId")
-            .and_then(|v| match v {
-                Value::String(s) => Some(s.trim().to_owned()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty())
-            .ok_or("externalId is required")?;
-        let ts = r.get("ts").and_then(Value::as_str).ok_or("ts is required (RFC 3339)")?;
-        let ts = DateTime::parse_from_rfc3339(ts).map_err(|_| "ts must be an RFC 3339 time")?.with_timezone(&Utc);
-        if ts > Utc::now() + chrono::Duration::minutes(5) {
-            return Err("ts is in the future".into());
-        }
-        let values: &Map<String, Value> =
-            r.get("values").and_then(Value::as_object).ok_or("values must be an object")?;
-        if values.is_empty() {
-            return Err("values is empty".into());
-        }
+        let (external, ts, values) = reading(r, Utc::now())?;
         let (tenant, integration) = (hook.integration.tenant_id, hook.integration.id);
         let device = match self.devices.find_by_external(tenant, integration, &external).await {
             Ok(Some(d)) => d,
@@ -144,22 +174,14 @@ impl InboundProtocol for TelemetryInbound {
                 return Err(self.refused(Refusal::Internal).into());
             }
         }
-        let Ok(batch) = serde_json::from_slice::<Value>(&req.body) else {
-            return Err(error(400, "the body must be JSON: {\"readings\": [...]}").into());
-        };
-        let Some(readings) = batch.get("readings").and_then(Value::as_array) else {
-            return Err(error(400, "readings must be an array").into());
-        };
-        if readings.len() > MAX_READINGS {
-            return Err(error(400, &format!("at most {MAX_READINGS} readings per batch")).into());
-        }
+        let readings = batch(&req.body)?;
         Ok(Accepted {
             kind: "telemetry".into(),
             dedup_key: format!("telemetry:{}", crate::crypto::sha256_hex(&req.body)),
             headers: json!({"content-type": req.header("content-type")}),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             lane: None,
-            work: Box::new(readings.clone()),
+            work: Box::new(readings),
         })
     }
 

@@ -2,6 +2,8 @@
 //! (v2 for 14.x), `access_token` from `client_id`/`client_secret` through the shared token
 //! cache, in the query string on GET and the JSON body on POST; `ErrNo` 101/102 mean the
 //! token is no longer accepted.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::wire::{self, Envelope, Method, TokenAnswer, TokenRequest};
 use crate::vendors::retryable_status;
@@ -94,6 +96,48 @@ fn query_value(v: &Value) -> Option<String> {
     }
 }
 
+fn envelope(bytes: &[u8]) -> Result<Envelope, CallError> {
+    serde_json::from_slice(bytes).map_err(|_| CallError::Transport("undecodable answer".to_owned()))
+}
+
+/// The result of interface `name` from its answer's bytes: the fields beside `ErrNo` when
+/// it is 0.
+///
+/// # Errors
+/// `TokenExpired` for `ErrNo` 101/102, `Rejected` for any other, `Malformed` without one,
+/// `Transport` when the bytes are no JSON object.
+pub(crate) fn answer_of(name: &str, bytes: &[u8]) -> Result<Map<String, Value>, CallError> {
+    let env = envelope(bytes)?;
+    match env.err_no {
+        Some(0) => Ok(env.rest),
+        Some(code @ (101 | 102)) => Err(CallError::TokenExpired(super::api_error_text(code).to_owned())),
+        Some(code) => Err(CallError::Rejected {
+            code,
+            message: env.err_msg.filter(|m| !m.is_empty()).unwrap_or_else(|| super::api_error_text(code).to_owned()),
+        }),
+        None => Err(CallError::Malformed(format!("{name}: no ErrNo"))),
+    }
+}
+
+/// The token and its expiry (when Dingding gives one) from an `access_token` answer (4.2).
+///
+/// # Errors
+/// `Rejected` for an `ErrNo` other than 0, `Malformed` without a token.
+pub(crate) fn token_answer(bytes: &[u8]) -> Result<(String, Option<chrono::DateTime<chrono::Utc>>), CallError> {
+    let env = envelope(bytes)?;
+    match env.err_no {
+        Some(0) | None => {}
+        Some(code) => {
+            return Err(CallError::Rejected { code, message: env.err_msg.unwrap_or_default() });
+        }
+    }
+    let t: TokenAnswer =
+        serde_json::from_value(Value::Object(env.rest)).map_err(|e| CallError::Malformed(e.to_string()))?;
+    let value =
+        t.access_token.filter(|t| !t.is_empty()).ok_or_else(|| CallError::Malformed("no access_token".into()))?;
+    Ok((value, t.expires_time.and_then(|s| chrono::DateTime::from_timestamp(s, 0))))
+}
+
 impl Client {
     pub fn new(http: crate::vendors::Http, tokens: Arc<TokenProvider>, integrations: IntegrationService) -> Self {
         Self {
@@ -159,21 +203,9 @@ impl Client {
         if !resp.status().is_success() {
             return Err(CallError::Transport(format!("access_token answered HTTP {status}")));
         }
-        let env: Envelope = resp.json().await.map_err(|e| transport(&e))?;
-        match env.err_no {
-            Some(0) | None => {}
-            Some(code) => {
-                return Err(CallError::Rejected { code, message: env.err_msg.unwrap_or_default() });
-            }
-        }
-        let t: TokenAnswer =
-            serde_json::from_value(Value::Object(env.rest)).map_err(|e| CallError::Malformed(e.to_string()))?;
-        let value =
-            t.access_token.filter(|t| !t.is_empty()).ok_or_else(|| CallError::Malformed("no access_token".into()))?;
-        let expires_at = t
-            .expires_time
-            .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-            .unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(2));
+        let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
+        let (value, expires_at) = token_answer(&bytes)?;
+        let expires_at = expires_at.unwrap_or_else(|| self.clock.now() + chrono::Duration::hours(2));
         Ok(CachedToken::new(value, expires_at))
     }
 
@@ -256,19 +288,8 @@ impl Client {
                 CallError::Rejected { code: i64::from(status), message: format!("{name} answered HTTP {status}") }
             });
         }
-        let env: Envelope = resp.json().await.map_err(|e| transport(&e))?;
-        match env.err_no {
-            Some(0) => Ok(env.rest),
-            Some(code @ (101 | 102)) => Err(CallError::TokenExpired(super::api_error_text(code).to_owned())),
-            Some(code) => Err(CallError::Rejected {
-                code,
-                message: env
-                    .err_msg
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| super::api_error_text(code).to_owned()),
-            }),
-            None => Err(CallError::Malformed(format!("{name}: no ErrNo"))),
-        }
+        let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
+        answer_of(name, &bytes)
     }
 
     /// A read: the cached token, and once more with a new token on `ErrNo` 101/102.

@@ -8,6 +8,8 @@
 //! once, and answered `{"ErrNo":0,"ErrMsg":"ok"}`, undocumented callbacks included.
 //! Callbacks of one device share a lane: a burst is applied from the backlog in arrival
 //! order per device.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::{Callback, DingdingService, Handled, map, sign, wire};
 use crate::vendors::inbound::{
@@ -55,6 +57,34 @@ fn parsed(body: &wire::CallbackBody) -> (Option<String>, Work) {
     (Some(body.uuid.clone().unwrap_or_default()), Box::new(work))
 }
 
+/// A callback's body as text and as JSON, before its sign is checked.
+pub(crate) fn unsigned(body: &[u8]) -> Result<(&str, Value), HookAnswer> {
+    let Ok(raw) = std::str::from_utf8(body) else {
+        return Err(answer(400, 14001, "the body is not UTF-8"));
+    };
+    match serde_json::from_str(raw) {
+        Ok(v @ Value::Object(_)) => Ok((raw, v)),
+        _ => Err(answer(400, 14001, "the body must be a JSON object")),
+    }
+}
+
+/// A callback whose sign checked out (`raw` is its body, `fields` that body as JSON), as
+/// it is stored and applied.
+pub(crate) fn signed(raw: &str, fields: Value) -> Result<Accepted, HookAnswer> {
+    let body: wire::CallbackBody =
+        serde_json::from_value(fields).map_err(|e| answer(400, 14001, &format!("malformed callback: {e}")))?;
+    let name = map::callback_name(&body);
+    let (lane, work) = parsed(&body);
+    Ok(Accepted {
+        kind: if name.is_empty() { "unknown".to_owned() } else { name },
+        dedup_key: map::dedup_key(&body, raw),
+        headers: json!({}),
+        body: map::redacted(raw, &body),
+        lane,
+        work,
+    })
+}
+
 #[async_trait]
 impl InboundProtocol for DingdingInbound {
     fn path(&self) -> &'static str {
@@ -91,29 +121,12 @@ impl InboundProtocol for DingdingInbound {
         let Some(token) = req.hook_token.as_deref() else {
             return Err(self.refused(Refusal::BadHookToken).unauthenticated());
         };
-        let Ok(raw) = std::str::from_utf8(&req.body) else {
-            return Err(answer(400, 14001, "the body is not UTF-8").into());
-        };
-        let fields: Value = match serde_json::from_str(raw) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => return Err(answer(400, 14001, "the body must be a JSON object").into()),
-        };
+        let (raw, fields) = unsigned(&req.body)?;
         let given = fields.get("sign").and_then(Value::as_str).unwrap_or_default();
         if !sign::verify(&hook_url(&self.public_url, &hook.integration.id, token), raw, given) {
             return Err(answer(401, 15014, "missing or wrong sign").unauthenticated());
         }
-        let body: wire::CallbackBody =
-            serde_json::from_value(fields).map_err(|e| answer(400, 14001, &format!("malformed callback: {e}")))?;
-        let name = map::callback_name(&body);
-        let (lane, work) = parsed(&body);
-        Ok(Accepted {
-            kind: if name.is_empty() { "unknown".to_owned() } else { name },
-            dedup_key: map::dedup_key(&body, raw),
-            headers: json!({}),
-            body: map::redacted(raw, &body),
-            lane,
-            work,
-        })
+        signed(raw, fields).map_err(Into::into)
     }
 
     /// A resend is answered without applying it again, unless applying it failed before

@@ -1,5 +1,7 @@
 //! Dingding wire <-> domain: commands to request bodies, answers to `Accepted`, callbacks to
 //! `Callback`, and the sync's reads to `SyncedHome`.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::client::CallError;
 use super::sign::encrypt_password;
@@ -516,8 +518,8 @@ pub fn synced_ticket(home_id: &str, t: TicketInfo) -> Option<super::SyncedTicket
         "room_ids": rooms,
         "subscribe": t.subscribe.or(t.confirm).unwrap_or_else(|| json!({})),
     });
-    if let Some(d) = t.ticket_description {
-        fields["ticket_description"] = json!(d);
+    if let (Some(d), Some(m)) = (t.ticket_description, fields.as_object_mut()) {
+        m.insert("ticket_description".into(), json!(d));
     }
     Some(super::SyncedTicket { ticket_id, service_type, state: t.ticket_state.unwrap_or(1), fields })
 }

@@ -10,7 +10,7 @@ mod callbacks;
 pub mod client;
 mod commands;
 mod handle;
-mod inbound;
+pub(crate) mod inbound;
 mod mirror;
 pub use inbound::{DingdingInbound, hook_url};
 pub use mirror::DingdingMirror;

@@ -1,5 +1,7 @@
 //! Dingding callback signs (18.1) and password encryption (18.2), as pinned in
 //! `PROTOCOLS.md` section 3b/3a.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine as _;

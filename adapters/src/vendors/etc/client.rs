@@ -10,6 +10,8 @@
 //! `getCabinetImageVedio`: the answer is the file (its `binfile-md5` checked), kept as a
 //! file of the cabinet; 1009 (none yet) is asked again up to [`MEDIA_TRIES`] times, then
 //! recorded as `NO_FILE`.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::{DOOR_OPENING, sign, wire};
 use crate::vendors::retryable_status;
@@ -55,7 +57,7 @@ fn report(request: &str, status: Option<u16>, code: Option<&str>, msg: Option<&s
 }
 
 /// How a device's answer code is treated.
-fn classify(code: &str, msg: &str) -> Verdict {
+pub(crate) fn classify(code: &str, msg: &str) -> Verdict {
     let reason = format!("code {code}: {msg}");
     match wire::Code::parse(code) {
         Ok(wire::Code::Ok) => Verdict::Delivered,
@@ -126,8 +128,8 @@ impl EtcSender {
             return report(request, Some(status), None, None, v);
         };
         let mut result = json!({"code": a.code, "msg": a.msg});
-        if let Some(b) = &a.battery {
-            result["batterysTestResult"] = b.clone();
+        if let (Some(b), Some(m)) = (&a.battery, result.as_object_mut()) {
+            m.insert("batterysTestResult".into(), b.clone());
         }
         if let Err(e) = self.results.set_result(d.tenant_id, d.integration_id, &d.idempotency_key, &result).await {
             return report(

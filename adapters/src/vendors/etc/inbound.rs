@@ -8,6 +8,8 @@
 //! `minReportIntervalSeconds` after the last (1005). Then the report is stored raw (once:
 //! a resend of the same body is recognised) and applied; an unknown method is kept and
 //! answered 1008. Every answer is HTTP 200 with `{"code", "msg"}`.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::map::{self, Thresholds};
 use super::wire::{self, Body, Code, Report};

@@ -6,6 +6,8 @@
 //! External ids: the gantry is its `gantryId`; a PC `{gantryId}/pc/{id}`; a cabinet
 //! `{gantryId}/cabinet/{id}`; a unit `{cabinet}/{kind}/{id}`, or `{cabinet}/{kind}` for the
 //! units a cabinet has one of (thermo-hygrometer, water sensor, doors, smoke sensor).
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::wire::{Body, Report, Unit, UnitKind};
 use domain::alarms::{AlarmKind, AlarmSeverity, RaiseAlarm};

@@ -8,11 +8,11 @@
 //!   `getCabinetImageVedio`, fetched after every reported door opening and kept as a file
 //!   of the cabinet.
 
-mod client;
-mod inbound;
-mod map;
+pub(crate) mod client;
+pub(crate) mod inbound;
+pub(crate) mod map;
 pub mod sign;
-mod wire;
+pub(crate) mod wire;
 
 pub use client::EtcSender;
 pub use inbound::EtcInbound;

@@ -6,6 +6,8 @@
 //! `" lightningCount "`): keys are matched after trimming, at every depth. Every value is
 //! a string on the wire; a decimal number becomes a JSON number, anything else (the error
 //! values `NoData`, `GetFailed`, `NotSupport` included) is kept as sent.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use domain::DomainError;
 use serde_json::{Map, Value, json};

@@ -8,6 +8,8 @@
 //! body or a missing field answers 9999 naming it (the request stays stored, FAILED); a
 //! `factorNo` other than the integration's answers 0404. Never an HTTP 5xx: every answer
 //! is HTTP 200 with the seed's envelope.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::batch::{Body, Queued};
 use super::sign;
@@ -33,7 +35,7 @@ fn malformed(m: &Malformed) -> HookAnswer {
 }
 
 /// A parsed report.
-enum Report {
+pub(crate) enum Report {
     Reading(Box<Reading>),
     Result(CommandResult),
     Alarm(AlarmReport),
@@ -42,7 +44,11 @@ enum Report {
 /// What `accept` hands `apply`.
 struct Parsed(Result<Report, Malformed>);
 
-fn parse(code: &str, body: &[u8]) -> Result<Report, Malformed> {
+/// A `code` (2001, 2002, 2003) report from its body.
+///
+/// # Errors
+/// Naming the first missing or malformed field.
+pub(crate) fn parse(code: &str, body: &[u8]) -> Result<Report, Malformed> {
     let f = Fields::parse(body)?;
     Ok(match code {
         "2001" => Report::Reading(Box::new(Reading::read(&f)?)),
@@ -52,7 +58,7 @@ fn parse(code: &str, body: &[u8]) -> Result<Report, Malformed> {
 }
 
 impl Report {
-    fn head(&self) -> &super::wire::Head {
+    pub(crate) fn head(&self) -> &super::wire::Head {
         match self {
             Self::Reading(r) => &r.head,
             Self::Result(r) => &r.head,
@@ -144,11 +150,13 @@ impl GoldcardInbound {
                 "valvecontrol": a.valve,
                 "rdateTime": rdate,
             });
-            if let Some(p) = a.price {
-                b["currentprice"] = json!(p.normalize().to_string());
-            }
-            if let Some(r) = a.remain {
-                b["remainquantity"] = json!(r.normalize().to_string());
+            if let Some(m) = b.as_object_mut() {
+                if let Some(p) = a.price {
+                    m.insert("currentprice".into(), json!(p.normalize().to_string()));
+                }
+                if let Some(r) = a.remain {
+                    m.insert("remainquantity".into(), json!(r.normalize().to_string()));
+                }
             }
             b
         });

@@ -1,5 +1,7 @@
 //! Seed 003 vocabulary <-> the product's: reports become facts (readings, device status,
 //! alarms); appendix 2 alarm types become alarm kinds; `alarmPriority` becomes a severity.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::wire::{AlarmReport, Reading};
 use domain::alarms::{AlarmKind, AlarmSeverity, RaiseAlarm};

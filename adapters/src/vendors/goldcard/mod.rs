@@ -10,14 +10,14 @@
 //! Meters are devices of kind `GAS_METER` whose external id is the 12-digit `meterNo`.
 
 mod batch;
-mod client;
+pub(crate) mod client;
 mod details;
-mod inbound;
+pub(crate) mod inbound;
 mod jobs;
-mod map;
+pub(crate) mod map;
 mod plan;
 pub mod sign;
-mod wire;
+pub(crate) mod wire;
 
 pub use client::GoldcardSender;
 pub use details::{DasValve, GasMeterDetails};

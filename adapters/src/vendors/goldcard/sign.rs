@@ -5,6 +5,8 @@
 //!
 //! Inbound, the platform reads `time` back from `Authorization`, recomputes `AccessToken`,
 //! and refuses a mismatch or a `time` more than [`MAX_SKEW_SECS`] away (`PROTOCOLS.md` 4b).
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;

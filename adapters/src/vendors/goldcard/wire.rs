@@ -4,6 +4,8 @@
 //! The seed types every field `String` but its own examples send numbers too
 //! (`"total": 1`): a scalar of either shape is read as text. A required field that is
 //! missing or empty is refused naming it (`echoCode` 9999).
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use rust_decimal::Decimal;

@@ -6,8 +6,10 @@
 //! integration whose upload is still waiting (a batch), and a fresh `dataId`. The answer's
 //! text names the permits that failed: those are recorded failed with their reason (and
 //! their deliveries retried), the others synced.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
-use super::wire::{self, Answer, LoginData};
+use super::wire::{self, Answer};
 use super::{DEPARTURE_ALARM, GAS_ALARM, TICKET_FILE, VENDOR, WORK_TICKET};
 use crate::vendors::{redact_url, retryable_status};
 use async_trait::async_trait;
@@ -74,7 +76,7 @@ fn report(request: &str, status: Option<u16>, answer: Option<&Answer>, verdict: 
 }
 
 /// The answer's words: `data` when it is text (the upload summary), else `msg`.
-fn answer_text(a: &Answer) -> String {
+pub(crate) fn answer_text(a: &Answer) -> String {
     match &a.data {
         Value::String(s) if !s.is_empty() => s.clone(),
         _ => a.msg.clone().unwrap_or_default(),
@@ -82,7 +84,7 @@ fn answer_text(a: &Answer) -> String {
 }
 
 /// What an answer means, apart from the failed permits a 200 may name.
-fn classify(status: u16, answer: Option<&Answer>) -> Verdict {
+pub(crate) fn classify(status: u16, answer: Option<&Answer>) -> Verdict {
     if status == 401 {
         return Verdict::TokenExpired("HTTP 401".into());
     }
@@ -146,14 +148,9 @@ impl HazchemSender {
             .await
             .map_err(|err| DomainError::upstream(VENDOR, format!("login: {err}")))?;
         let status = resp.status().as_u16();
-        let answer: Option<Answer> = resp.json().await.ok();
+        let answer = resp.bytes().await.ok().and_then(|b| wire::answer(&b));
         let code = answer.as_ref().map(Answer::code).unwrap_or_default();
-        let token = answer
-            .as_ref()
-            .filter(|_| code == "200")
-            .and_then(|a| serde_json::from_value::<LoginData>(a.data.clone()).ok())
-            .map(|d| d.token)
-            .filter(|t| !t.trim().is_empty());
+        let token = answer.as_ref().and_then(wire::login_token);
         match token {
             Some(t) => {
                 let expires = self.p.clock.now() + chrono::Duration::minutes(TOKEN_LIFETIME_MINUTES);
@@ -197,7 +194,7 @@ impl HazchemSender {
         };
         let resp = self.http.send(req).await.map_err(crate::vendors::send_failure)?;
         let status = resp.status().as_u16();
-        Ok((status, resp.json::<Answer>().await.ok()))
+        Ok((status, resp.bytes().await.ok().and_then(|b| wire::answer(&b))))
     }
 
     async fn ticket(&self, d: &Delivery, id: TicketId) -> Result<Ticket, Verdict> {
@@ -281,8 +278,9 @@ impl HazchemSender {
             Ok(false) => {}
             Err(v) => return report(path, None, None, v),
         }
+        let own_id = own.id;
         let mut batch = vec![own];
-        batch.extend(self.waiting(d, batch[0].id).await);
+        batch.extend(self.waiting(d, own_id).await);
         let e = match self.endpoint(d).await {
             Ok(e) => e,
             Err(v) => return report(path, None, None, v),

@@ -1,5 +1,7 @@
 //! Seed 004's messages: the login body, the upload envelope, the `data` items of
 //! `workTicket`, `gasAlarm` and `departureAlarm`, and the answers.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use chrono::{DateTime, FixedOffset, Utc};
 use domain::alarms::Alarm;
@@ -43,6 +45,19 @@ impl Answer {
 #[derive(Debug, Deserialize)]
 pub struct LoginData {
     pub token: String,
+}
+
+/// An answer from its bytes; `None` when they are no answer.
+pub fn answer(bytes: &[u8]) -> Option<Answer> {
+    serde_json::from_slice(bytes).ok()
+}
+
+/// The token of a login answer (`code` 200 and a non-blank `data.token`).
+pub fn login_token(a: &Answer) -> Option<String> {
+    if a.code() != "200" {
+        return None;
+    }
+    serde_json::from_value::<LoginData>(a.data.clone()).ok().map(|d| d.token).filter(|t| !t.trim().is_empty())
 }
 
 /// The upload envelope (seed 004 二.2-5): `dataId` is new for every request.
@@ -142,7 +157,8 @@ pub fn failed_permits(text: &str) -> Option<Vec<(String, String)>> {
         ids.iter()
             .enumerate()
             .map(|(i, id)| {
-                let reason = if parts.len() == ids.len() { parts[i].clone() } else { whole.clone() };
+                let paired = if parts.len() == ids.len() { parts.get(i) } else { None };
+                let reason = paired.unwrap_or(&whole).clone();
                 (id.clone(), reason)
             })
             .collect(),
@@ -151,12 +167,10 @@ pub fn failed_permits(text: &str) -> Option<Vec<(String, String)>> {
 
 /// The text between the `[` after `label` and its `]`.
 fn bracketed(text: &str, label: &str) -> Option<String> {
-    let rest = &text[text.find(label)? + label.len()..];
-    let open = rest.find(['[', '【'])?;
-    let inner = &rest[open..];
-    let inner = inner.char_indices().nth(1).map_or("", |(i, _)| &inner[i..]);
-    let close = inner.find([']', '】'])?;
-    Some(inner[..close].to_owned())
+    let (_, rest) = text.split_once(label)?;
+    let (_, inner) = rest.split_once(['[', '【'])?;
+    let (inner, _) = inner.split_once([']', '】'])?;
+    Some(inner.to_owned())
 }
 
 fn split_list(s: &str) -> Vec<String> {

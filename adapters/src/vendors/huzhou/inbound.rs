@@ -7,6 +7,8 @@
 //! 360 unknown elevator, 500 internal) and never an HTTP 5xx. Every request is stored raw
 //! (with `app_secret` and `token` masked) before it is processed; a resent `put_rt_notice`
 //! (the same request within 2 s) is not applied twice.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use super::{ApiRefusal, HuzhouService, state};
 use crate::vendors::inbound::{
@@ -39,7 +41,8 @@ fn masked_query(q: &HashMap<String, String>) -> String {
     keys.sort();
     keys.iter()
         .map(|k| {
-            let v = if matches!(k.as_str(), "app_secret" | "token") { "***" } else { q[*k].as_str() };
+            let v =
+                if matches!(k.as_str(), "app_secret" | "token") { "***" } else { q.get(*k).map_or("", String::as_str) };
             format!("{k}={v}")
         })
         .collect::<Vec<_>>()
@@ -47,10 +50,62 @@ fn masked_query(q: &HashMap<String, String>) -> String {
 }
 
 /// A parsed call.
-struct Call {
+pub(crate) struct Call {
     method: String,
     query: HashMap<String, String>,
     text: String,
+}
+
+impl Call {
+    /// 7.4 `unique_ids` and `subscribe`: from the JSON body on POST, else from the query.
+    ///
+    /// # Errors
+    /// `Invalid` for a POST body that is not a JSON object.
+    pub(crate) fn notice_params(&self) -> Result<(Option<String>, Option<String>), ApiRefusal> {
+        let from_body = if self.method == "POST" && !self.text.trim().is_empty() {
+            let m = serde_json::from_str::<Map<String, Value>>(&self.text)
+                .map_err(|_| ApiRefusal::Invalid("body must be a JSON object".into()))?;
+            Some(m)
+        } else {
+            None
+        };
+        let get = |k: &str| match &from_body {
+            Some(m) => m.get(k).and_then(state::text),
+            None => self.query.get(k).cloned(),
+        };
+        Ok((get("unique_ids"), get("subscribe")))
+    }
+}
+
+/// An authenticated call as stored: the body as text, the query with its secrets masked,
+/// keyed by a digest of all of it (and the `DEDUP_WINDOW_SECS` bucket of `now`, Unix
+/// seconds).
+pub(crate) fn recorded(
+    method: String,
+    query: HashMap<String, String>,
+    body: &[u8],
+    content_type: Option<&str>,
+    now: i64,
+) -> Accepted {
+    let action = query.get("action").cloned().unwrap_or_default();
+    let text = String::from_utf8_lossy(body).into_owned();
+    let bucket = now / DEDUP_WINDOW_SECS;
+    let raw_key = format!("{method}\n{}\n{text}\n{bucket}", masked_query(&query));
+    let digest = crate::crypto::sha256_hex(format!("{raw_key}\n{:?}", query.get("token")).as_bytes());
+    let headers = json!({
+        "method": method,
+        "query": masked_query(&query),
+        "content-type": content_type,
+    });
+    let call = Call { method, query, text: text.clone() };
+    Accepted {
+        kind: action,
+        dedup_key: format!("elev_api:{digest}"),
+        headers,
+        body: text,
+        lane: None,
+        work: Box::new(call),
+    }
 }
 
 /// The data center's side of `elev_api`.
@@ -82,20 +137,9 @@ impl HuzhouInbound {
                 Ok(json!({"ret_data": {"stream_url": state::attr(&d, "streamUrl").unwrap_or_default()}}))
             }
             _ => {
-                // 7.4: JSON body on POST; the same two as query parameters on GET.
-                let from_body = if call.method == "POST" && !call.text.trim().is_empty() {
-                    let m = serde_json::from_str::<Map<String, Value>>(&call.text)
-                        .map_err(|_| ApiRefusal::Invalid("body must be a JSON object".into()))?;
-                    Some(m)
-                } else {
-                    None
-                };
-                let get = |k: &str| match &from_body {
-                    Some(m) => m.get(k).and_then(state::text),
-                    None => q.get(k).cloned(),
-                };
+                let (unique_ids, subscribe) = call.notice_params()?;
                 if !duplicate {
-                    hz.notice(integration, get("unique_ids").as_deref(), get("subscribe").as_deref()).await?;
+                    hz.notice(integration, unique_ids.as_deref(), subscribe.as_deref()).await?;
                 }
                 Ok(json!({}))
             }
@@ -153,24 +197,8 @@ impl InboundProtocol for HuzhouInbound {
             ApiRefusal::BadCredentials | ApiRefusal::BadToken => refusal(&r).unauthenticated(),
             _ => refusal(&r).into(),
         })?;
-        let text = String::from_utf8_lossy(&req.body).into_owned();
-        let bucket = chrono::Utc::now().timestamp() / DEDUP_WINDOW_SECS;
-        let raw_key = format!("{}\n{}\n{text}\n{bucket}", req.method, masked_query(&query));
-        let digest = crate::crypto::sha256_hex(format!("{raw_key}\n{:?}", query.get("token")).as_bytes());
-        let headers = json!({
-            "method": req.method,
-            "query": masked_query(&query),
-            "content-type": req.header("content-type"),
-        });
-        let call = Call { method: req.method, query, text: text.clone() };
-        Ok(Accepted {
-            kind: action,
-            dedup_key: format!("elev_api:{digest}"),
-            headers,
-            body: text,
-            lane: None,
-            work: Box::new(call),
-        })
+        let now = chrono::Utc::now().timestamp();
+        Ok(recorded(req.method.clone(), query, &req.body, req.header("content-type"), now))
     }
 
     async fn apply(&self, hook: &Opened, _event: &InboundEvent, duplicate: bool, work: Work) -> (Outcome, HookAnswer) {

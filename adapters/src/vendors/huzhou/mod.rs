@@ -11,13 +11,13 @@
 //! payload and become the seed's 15-character form in the vendor adapter, which alone
 //! formats them.
 
-mod client;
-mod inbound;
+pub(crate) mod client;
+pub(crate) mod inbound;
 pub use inbound::HuzhouInbound;
 mod jobs;
 mod map;
 mod ports;
-mod service;
+pub(crate) mod service;
 pub mod sign;
 pub mod state;
 pub mod tickets;

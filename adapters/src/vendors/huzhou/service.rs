@@ -99,6 +99,42 @@ impl ApiRefusal {
     }
 }
 
+/// 7.4 `unique_ids`: the comma-separated elevator codes, each once.
+///
+/// # Errors
+/// `Missing` when none is given; `Invalid` for a code longer than 64 bytes.
+pub(crate) fn notice_ids(unique_ids: Option<&str>) -> Result<Vec<String>, ApiRefusal> {
+    let mut seen = std::collections::HashSet::new();
+    let ids: Vec<String> = unique_ids
+        .ok_or(ApiRefusal::Missing("unique_ids"))?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && seen.insert(*s))
+        .map(str::to_owned)
+        .collect();
+    if ids.is_empty() {
+        return Err(ApiRefusal::Missing("unique_ids"));
+    }
+    if let Some(bad) = ids.iter().find(|i| i.len() > 64) {
+        let head: String = bad.chars().take(16).collect();
+        return Err(ApiRefusal::Invalid(format!("unique id too long: {head}…")));
+    }
+    Ok(ids)
+}
+
+/// 7.4 `subscribe`: 1 starts live pushes (`true`), 2 ends them.
+///
+/// # Errors
+/// `Missing` or `Invalid`.
+pub(crate) fn notice_subscribe(subscribe: Option<&str>) -> Result<bool, ApiRefusal> {
+    match subscribe.map(str::trim) {
+        Some("1") => Ok(true),
+        Some("2") => Ok(false),
+        Some(_) => Err(ApiRefusal::Invalid("subscribe must be 1 or 2".into())),
+        None => Err(ApiRefusal::Missing("subscribe")),
+    }
+}
+
 fn internal(e: DomainError) -> ApiRefusal {
     tracing::error!(error = ?e, "huzhou elev_api");
     ApiRefusal::Internal
@@ -312,24 +348,10 @@ impl HuzhouService {
         unique_ids: Option<&str>,
         subscribe: Option<&str>,
     ) -> Result<u64, ApiRefusal> {
-        let mut seen = std::collections::HashSet::new();
-        let ids: Vec<String> = unique_ids
-            .ok_or(ApiRefusal::Missing("unique_ids"))?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && seen.insert(*s))
-            .map(str::to_owned)
-            .collect();
-        if ids.is_empty() {
-            return Err(ApiRefusal::Missing("unique_ids"));
-        }
-        if let Some(bad) = ids.iter().find(|i| i.len() > 64) {
-            let head: String = bad.chars().take(16).collect();
-            return Err(ApiRefusal::Invalid(format!("unique id too long: {head}…")));
-        }
+        let ids = notice_ids(unique_ids)?;
         let (tenant, id) = (integration.tenant_id, integration.id);
-        match subscribe.map(str::trim) {
-            Some("1") => {
+        match notice_subscribe(subscribe)? {
+            true => {
                 let live = LiveSettings::of(&integration.settings);
                 let now = self.p.clock.now().timestamp_millis();
                 let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
@@ -355,12 +377,10 @@ impl HuzhouService {
                 }
                 self.p.repo.subscribe(tenant, id, &ids, now, ms(live.interval), until).await.map_err(internal)
             }
-            Some("2") => {
+            false => {
                 let now = self.p.clock.now().timestamp_millis();
                 self.p.repo.unsubscribe(tenant, id, &ids, now).await.map_err(internal)
             }
-            Some(_) => Err(ApiRefusal::Invalid("subscribe must be 1 or 2".into())),
-            None => Err(ApiRefusal::Missing("subscribe")),
         }
     }
 

@@ -3,6 +3,8 @@
 //! - token `sign` (3.2): uppercase hex MD5 of `appKey + appSecret + timestamp`;
 //! - push `signature` (7.5 form, V2.2, for every action):
 //!   uppercase hex MD5 of `&action={action}&timestamp={timestamp}&token={token}&`.
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use chrono::{DateTime, FixedOffset, Utc};
 use md5::{Digest, Md5};

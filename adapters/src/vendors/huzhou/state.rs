@@ -6,6 +6,8 @@
 //! 设备代码), `providerId` (供应商内部码), `address`, `floors` (`-2,-1,1,2`), `lat`, `lng`,
 //! `videoPos`, `videoUrl`, `streamUrl`, `rescueUrl`, `liveState` (7.7: 0 未安装, 1 离线,
 //! 2 在线, 3 已拆除).
+// Parsers of tenant and vendor input (issue 17): no indexing that can panic.
+#![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
 use chrono::{DateTime, Utc};
 use domain::devices::{Device, DeviceKind};
