@@ -25,14 +25,7 @@ impl MigrationTrait for Migration {
             return Ok(());
         }
         for (table, col) in tenant_tables(db).await? {
-            let cond = VISIBLE.replace("{col}", &format!("\"{col}\""));
-            db.execute_unprepared(&format!(
-                "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY; \
-                 ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY; \
-                 DROP POLICY IF EXISTS tenant_isolation ON \"{table}\"; \
-                 CREATE POLICY tenant_isolation ON \"{table}\" USING ({cond}) WITH CHECK ({cond});"
-            ))
-            .await?;
+            protect(db, &table, &col).await?;
         }
         Ok(())
     }
@@ -52,6 +45,26 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
+}
+
+/// Puts `table` under the tenant policy on `col` (PostgreSQL only; a migration that adds a
+/// tenant table after this one calls it for its own tables).
+///
+/// # Errors
+/// When a statement fails.
+pub(crate) async fn protect(db: &SchemaManagerConnection<'_>, table: &str, col: &str) -> Result<(), DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let cond = VISIBLE.replace("{col}", &format!("\"{col}\""));
+    db.execute_unprepared(&format!(
+        "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY; \
+         ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY; \
+         DROP POLICY IF EXISTS tenant_isolation ON \"{table}\"; \
+         CREATE POLICY tenant_isolation ON \"{table}\" USING ({cond}) WITH CHECK ({cond});"
+    ))
+    .await
+    .map(|_| ())
 }
 
 /// Every table of this schema with a `tenant_id` column, and `tenants` keyed by `id`.

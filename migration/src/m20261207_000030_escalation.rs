@@ -7,17 +7,12 @@
 //! `m20261207_000020_row_security` (same condition), written here so that it holds
 //! whichever of the two ran first.
 
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 use sea_orm_migration::{prelude::*, schema::*};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 const TABLES: [&str; 2] = ["escalation_policies", "escalation_steps"];
-
-/// The condition of the tenant policy: no tenant set (system work), or the row's tenant.
-const VISIBLE: &str = "coalesce(current_setting('linkyard.tenant', true), '') = '' \
-     OR \"tenant_id\" = nullif(current_setting('linkyard.tenant', true), '')::uuid";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -98,17 +93,8 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        let db = m.get_connection();
-        if db.get_database_backend() == DbBackend::Postgres {
-            for table in TABLES {
-                db.execute_unprepared(&format!(
-                    "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY; \
-                     ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY; \
-                     DROP POLICY IF EXISTS tenant_isolation ON \"{table}\"; \
-                     CREATE POLICY tenant_isolation ON \"{table}\" USING ({VISIBLE}) WITH CHECK ({VISIBLE});"
-                ))
-                .await?;
-            }
+        for table in TABLES {
+            crate::m20261207_000020_row_security::protect(m.get_connection(), table, "tenant_id").await?;
         }
         Ok(())
     }
