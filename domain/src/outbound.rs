@@ -32,6 +32,8 @@ pub enum Message {
     /// A ticket was created (`before` is `None`) or updated, by a user (`by`) or by the
     /// system for a vendor (`by` is `None`: a sync or a callback).
     TicketSaved { before: Option<Ticket>, after: Ticket, by: Option<crate::ids::UserId> },
+    /// A ticket was deleted by user `by`; `ticket` is as it was.
+    TicketDeleted { ticket: Ticket, by: crate::ids::UserId },
     /// A file was attached to a ticket.
     TicketFileAttached { ticket: Ticket, file: crate::tickets::TicketFile },
     /// A tariff version was saved (a new code, or an adjustment of one).

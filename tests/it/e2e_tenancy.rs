@@ -127,6 +127,17 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         )
         .await;
     let ticket = ticket.data()["saveTicket"]["id"].as_str().expect("ticket").to_owned();
+    let maintenance = json!({"unique_id": "204150", "internal_id": "18181", "lift_type": "1", "maintain_type": "1",
+        "contact_name": "张三", "contact_phone": "13811111111", "use_company": "物业", "report_no": "ACH0844",
+        "report_time": "20181025T062700"});
+    let planned = app
+        .gql(
+            op,
+            "mutation($i:SaveTicketInput!){ saveTicket(input:$i){ id } }",
+            json!({"i": {"kind": "MAINTENANCE", "fields": maintenance}}),
+        )
+        .await;
+    let planned = planned.data()["saveTicket"]["id"].as_str().expect("ticket").to_owned();
     let admin = Some(t.admin_token.as_str());
     let meter = t.api.device(&integ, "m-1", "ELECTRICITY_METER", "m", json!({})).await;
     let tariff = app
@@ -145,9 +156,10 @@ async fn viewer_gets_forbidden_on_every_mutation() {
     .await
     .data();
 
-    // Dingding: four passwords set on the lock itself (signed pwdAddLocal callbacks), one per operation below.
+    // Dingding: five passwords set on the lock itself (signed pwdAddLocal callbacks), one per operation
+    // below; the last under an activation code id (3025, 6.14).
     let mut pw = Vec::new();
-    for id in 5..9 {
+    for id in [5, 6, 7, 8, 3025] {
         let body = json!({"event": "pwdAddLocal", "uuid": "v-1", "time": id, "detail": {"password": {"id": id}}});
         let mut signed = body.clone();
         signed["sign"] =
@@ -313,6 +325,14 @@ async fn viewer_gets_forbidden_on_every_mutation() {
             "saveTicket",
             "mutation($i:SaveTicketInput!){ saveTicket(input:$i){ id } }".into(),
             json!({"i": {"id": ticket, "kind": "RESCUE", "fields": {"handle_result": "ok"}}}),
+            false,
+        ),
+        ("deleteTicket", "mutation($i:ID!){ deleteTicket(id:$i){ id } }".into(), json!({"i": planned}), false),
+        (
+            "updateLockActivationCode",
+            "mutation($i:ID!){ updateLockActivationCode(input:{id:$i, phone:\"139\", endsAt:\"2036-01-01T00:00:00Z\"}){ id } }"
+                .into(),
+            json!({"i": pw[4]}),
             false,
         ),
         (

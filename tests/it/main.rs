@@ -8,6 +8,7 @@ mod e2e_deliveries;
 mod e2e_delivery_timing;
 mod e2e_dingding;
 mod e2e_dingding_callbacks;
+mod e2e_dingding_rest;
 mod e2e_domain;
 mod e2e_escalation;
 mod e2e_etc;

@@ -69,6 +69,7 @@ const CHANGES: &[(&str, &str, Locate)] = &[
     ("saveTariff", snap::TARIFF, Locate::TariffByCode),
     ("assignTariff", snap::METER_ACCOUNT, Locate::Arg("deviceId")),
     ("saveTicket", snap::TICKET, Locate::Input("id")),
+    ("deleteTicket", snap::TICKET, Locate::Arg("id")),
 ];
 
 impl AuditExtension {

@@ -5,7 +5,7 @@ use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
 use adapters::vendors::dingding::{
     ActivationCodeInput, AddPasswordInput, DeviceOperation, LockPassword, LockPasswordId, MeterCommand,
-    MeterCommandInput, OperationId, PasswordOperation, Query, Reveal, UpdatePasswordInput,
+    MeterCommandInput, OperationId, PasswordOperation, Query, Reveal, UpdateActivationCodeInput, UpdatePasswordInput,
 };
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -165,6 +165,19 @@ pub struct AddLockActivationCodeInput {
     pub ends_at: Option<DateTime<Utc>>,
 }
 
+#[derive(InputObject)]
+pub struct UpdateLockActivationCodeInput {
+    /// The activation code (a lock password).
+    pub id: ID,
+    /// Absent: unchanged.
+    pub name: Option<String>,
+    /// Absent: unchanged.
+    pub phone: Option<String>,
+    /// Absent: unchanged; at the next full hour but one or later (6.15); the admin code
+    /// (3000) has none.
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
 /// The commands `sendMeterCommand` takes (`CONTRACT.md`, plus Dingding's own).
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
 pub enum MeterCommandGql {
@@ -281,6 +294,18 @@ fn device(id: &ID) -> async_graphql::Result<DeviceId> {
 
 fn window(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> (Option<i64>, Option<i64>) {
     (from.map(|t| t.timestamp()), to.map(|t| t.timestamp()))
+}
+
+/// A text argument, trimmed; blank is absent.
+fn given(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+/// A read-only query on a Dingding integration of the caller's tenant, answered as
+/// Dingding answered it.
+async fn dingding_query(ctx: &Context<'_>, integration_id: &ID, q: Query) -> async_graphql::Result<Json<Value>> {
+    let i: IntegrationId = parse_id("integrationId", integration_id)?;
+    state(ctx).dingding.query(&actor(ctx)?, i, &q).await.gql().map(Json)
 }
 
 #[derive(Default)]
@@ -425,6 +450,100 @@ impl DingdingQuery {
         state(ctx).dingding.query(&actor(ctx)?, i, &Query::ChargeStatus { trade_no }).await.gql().map(Json)
     }
 
+    /// How many homes the Dingding account has, or how many match the filters (each a
+    /// fuzzy match; `count_home_info`, 5.12): `{"count": n}`.
+    #[allow(clippy::too_many_arguments)]
+    async fn dingding_home_count(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        home_name: Option<String>,
+        city: Option<String>,
+        zone: Option<String>,
+        block: Option<String>,
+        location: Option<String>,
+    ) -> async_graphql::Result<Json<Value>> {
+        let q = Query::CountHomes {
+            home_name: given(home_name),
+            city: given(city),
+            zone: given(zone),
+            block: given(block),
+            location: given(location),
+        };
+        dingding_query(ctx, &integration_id, q).await
+    }
+
+    /// The devices Dingding has in a home, by the home's Dingding id (`find_home_device`,
+    /// 5.4): `{"result": [{type, sn, uuid, room_id}]}`.
+    async fn dingding_home_devices(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        home_external_id: String,
+    ) -> async_graphql::Result<Json<Value>> {
+        let home_id = given(Some(home_external_id))
+            .ok_or_else(|| crate::error::bad_input("homeExternalId", "the Dingding home_id is required"))?;
+        dingding_query(ctx, &integration_id, Query::HomeDevices { home_id }).await
+    }
+
+    /// A home with its rooms and devices as Dingding has it (`get_home_info`, 5.10), by
+    /// the home's Dingding id or by one of its devices' uuid (a water meter's with
+    /// `manufactory`, e.g. `cy`); with neither, every home.
+    async fn dingding_home_info(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        home_external_id: Option<String>,
+        device_uuid: Option<String>,
+        manufactory: Option<String>,
+    ) -> async_graphql::Result<Json<Value>> {
+        let q = Query::HomeInfo {
+            home_id: given(home_external_id),
+            uuid: given(device_uuid),
+            manufactory: given(manufactory),
+        };
+        dingding_query(ctx, &integration_id, q).await
+    }
+
+    /// The gateways of a home, by its Dingding id (`get_center_info_arr`, 6.2):
+    /// `{"centers": [...]}`.
+    async fn dingding_gateways(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        home_external_id: Option<String>,
+    ) -> async_graphql::Result<Json<Value>> {
+        dingding_query(ctx, &integration_id, Query::Gateways { home_id: given(home_external_id) }).await
+    }
+
+    /// The electricity collectors of a home, or one by its uuid
+    /// (`get_elecollector_info_arr`, 11.13): `{"elecollectors": [...]}`.
+    async fn dingding_collectors(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        home_external_id: Option<String>,
+        uuid: Option<String>,
+    ) -> async_graphql::Result<Json<Value>> {
+        let (home_id, uuid) = (given(home_external_id), given(uuid));
+        if home_id.is_none() && uuid.is_none() {
+            return Err(crate::error::bad_input("homeExternalId", "homeExternalId or uuid is required"));
+        }
+        dingding_query(ctx, &integration_id, Query::Collectors { home_id, uuid }).await
+    }
+
+    /// A device's uuid by its serial number (`get_device_uuid`, 6.16): `{"result": {uuid,
+    /// sn, center_uuid, type}}`; use the uuid to bind it with `upsertDevice`.
+    async fn dingding_device_uuid(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        sn: String,
+    ) -> async_graphql::Result<Json<Value>> {
+        let sn = given(Some(sn)).ok_or_else(|| crate::error::bad_input("sn", "the serial number is required"))?;
+        dingding_query(ctx, &integration_id, Query::DeviceUuid { sn }).await
+    }
+
     /// Dingding's work orders of a home (`get_ticket_by_home`, 10.5; `serviceType` 1
     /// installation, 2 repair) or one of them (`get_ticket_by_id`, 10.4).
     async fn dingding_tickets(
@@ -520,6 +639,22 @@ impl DingdingMutation {
             ends_at: input.ends_at,
         };
         Ok(state(ctx).dingding.add_activation_code(&actor(ctx)?, input).await.gql()?.into())
+    }
+
+    /// Changes an activation code (`update_password_without_center`, 6.15); Dingding
+    /// answers the new code at once (`revealActivationCode`).
+    async fn update_lock_activation_code(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateLockActivationCodeInput,
+    ) -> async_graphql::Result<LockPasswordGql> {
+        let input = UpdateActivationCodeInput {
+            id: parse_id("id", &input.id)?,
+            name: input.name,
+            phone: input.phone,
+            ends_at: input.ends_at,
+        };
+        Ok(state(ctx).dingding.update_activation_code(&actor(ctx)?, input).await.gql()?.into())
     }
 
     /// The code of an activation code (tenant admins; audited).

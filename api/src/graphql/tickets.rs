@@ -264,6 +264,16 @@ impl TicketMutation {
         Ok(ticket.into())
     }
 
+    /// Deletes a ticket nobody works on yet and answers it as it was: a MAINTENANCE while
+    /// PLANNED, an INSTALLATION or REPAIR while PENDING or UNASSIGNED (a Dingding work order
+    /// is deleted there too, `delete_ticket`). Any other is refused with CONFLICT, not
+    /// deleted: work permits and rescues are reported to a regulator, so they are closed
+    /// through their workflow (VOIDED, REVOKED, CANCELLED) instead.
+    async fn delete_ticket(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TicketGql> {
+        let id: TicketId = parse_id("id", &id)?;
+        Ok(state(ctx).tickets.delete(&actor(ctx)?, id).await.gql()?.into())
+    }
+
     /// Attaches a file (GraphQL multipart request) to a ticket.
     async fn attach_ticket_file(
         &self,

@@ -21,6 +21,12 @@ pub trait TicketRepo: Send + Sync {
         expected_status: TicketStatus,
         update: TicketUpdate,
     ) -> DomainResult<Ticket>;
+    /// Deletes the ticket and its file records if it is still in `expected_status`
+    /// (compare-and-set, as `update`).
+    ///
+    /// # Errors
+    /// `NotFound("ticket")`; `InvalidTransition` when the status changed meanwhile.
+    async fn delete(&self, tenant: TenantId, id: TicketId, expected_status: TicketStatus) -> DomainResult<()>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn get(&self, tenant: TenantId, id: TicketId) -> DomainResult<Option<Ticket>>;

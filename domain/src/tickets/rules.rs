@@ -154,6 +154,24 @@ pub fn check_transition(kind: TicketKind, from: &str, to: &str) -> DomainResult<
     if allowed { Ok(()) } else { Err(DomainError::InvalidTransition(format!("{}: {from} -> {to}", kind.as_str()))) }
 }
 
+/// Whether a ticket of `kind` in `status` may be deleted.
+///
+/// # Errors
+/// `InvalidTransition("MAINTENANCE: DONE cannot be deleted ...")` when it may not (the
+/// kind's deletable statuses are named).
+pub fn check_delete(kind: TicketKind, status: &str) -> DomainResult<()> {
+    let deletable = workflow(kind).deletable;
+    if deletable.contains(&status) {
+        return Ok(());
+    }
+    let hint = if deletable.is_empty() {
+        "this kind is never deleted: close it through its workflow".to_owned()
+    } else {
+        format!("only while {}", deletable.join(" or "))
+    };
+    Err(DomainError::InvalidTransition(format!("{}: {status} cannot be deleted ({hint})", kind.as_str())))
+}
+
 /// The field tables of the ticket kinds, one per kind, as the vendor modules register them
 /// (`adapters::vendors::<vendor>::TICKET_RULES`). Built once with the services.
 #[derive(Clone, Default)]
@@ -260,6 +278,10 @@ struct Workflow {
     progress: &'static [&'static str],
     /// Allowed moves: from, to.
     transitions: &'static [(&'static str, &'static [&'static str])],
+    /// The statuses in which a ticket may be deleted (nobody works on it yet and nothing
+    /// was reported of it); a kind whose records go to a regulator has none: those are
+    /// closed through their workflow (VOIDED, CANCELLED), never deleted.
+    deletable: &'static [&'static str],
 }
 
 fn workflow(kind: TicketKind) -> &'static Workflow {
@@ -281,6 +303,8 @@ static WORK_PERMIT: Workflow = Workflow {
     ],
     progress: &[],
     transitions: &[("APPLIED", &["ISSUED", "VOIDED", "REVOKED"]), ("ISSUED", &["ACCEPTED", "VOIDED", "REVOKED"])],
+    // Uploaded to the regulator on creation, which has no delete: void or revoke it.
+    deletable: &[],
 };
 
 static MAINTENANCE: Workflow = Workflow {
@@ -292,6 +316,8 @@ static MAINTENANCE: Workflow = Workflow {
     ],
     progress: &["PLANNED", "IN_PROGRESS", "DONE"],
     transitions: &[("PLANNED", &["IN_PROGRESS", "DONE", "CANCELLED"]), ("IN_PROGRESS", &["DONE", "CANCELLED"])],
+    // Reported to the data center only once DONE.
+    deletable: &["PLANNED"],
 };
 
 static RESCUE: Workflow = Workflow {
@@ -313,6 +339,8 @@ static RESCUE: Workflow = Workflow {
         ("ARRIVED", &["RESCUED", "CANCELLED"]),
         ("RESCUED", &["CLOSED"]),
     ],
+    // A rescue is pushed to the data center as it starts: cancel it instead.
+    deletable: &[],
 };
 
 static WORK_ORDER: Workflow = Workflow {
@@ -331,6 +359,8 @@ static WORK_ORDER: Workflow = Workflow {
         ("ASSIGNED", &["COMPLETED", "CLOSED"]),
         ("COMPLETED", &["CLOSED"]),
     ],
+    // Before an installer has it (seed 002 10.3 delete_ticket; 10.2 edits only 待分配 too).
+    deletable: &["PENDING", "UNASSIGNED"],
 };
 
 // ---------------------------------------------------------------------------------------
@@ -685,6 +715,26 @@ fn comma_list(s: &str) -> Result<Vec<&str>, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn only_tickets_nobody_works_on_and_nothing_was_reported_of_may_be_deleted() {
+        assert!(check_delete(TicketKind::Installation, "PENDING").is_ok());
+        assert!(check_delete(TicketKind::Repair, "UNASSIGNED").is_ok());
+        assert!(check_delete(TicketKind::Maintenance, "PLANNED").is_ok());
+        for (kind, status) in [
+            (TicketKind::Installation, "ASSIGNED"),
+            (TicketKind::Repair, "COMPLETED"),
+            (TicketKind::Maintenance, "DONE"),
+            (TicketKind::WorkPermit, "APPLIED"),
+            (TicketKind::Rescue, "REPORTED"),
+        ] {
+            assert!(
+                matches!(check_delete(kind, status), Err(DomainError::InvalidTransition(_))),
+                "{} {status}",
+                kind.as_str()
+            );
+        }
+    }
 
     /// A made-up vendor's table for the rescue workflow: one field of each need.
     static RESCUE_TABLE: FieldRules = FieldRules {

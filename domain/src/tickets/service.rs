@@ -1,4 +1,4 @@
-use super::rules::{TicketFields, TicketKind, TicketStatus, check_transition, parse_status};
+use super::rules::{TicketFields, TicketKind, TicketStatus, check_delete, check_transition, parse_status};
 use super::{
     FileStore, NewTicket, SyncView, Ticket, TicketFile, TicketFilter, TicketRepo, TicketSync, TicketSyncRepo,
     TicketUpdate, sync_view,
@@ -247,6 +247,30 @@ impl TicketService {
         self.update(tenant, by, current, update).await
     }
 
+    /// Deletes a ticket nobody works on yet: only in its kind's deletable statuses
+    /// (`rules::check_delete`: a PLANNED maintenance, a PENDING or UNASSIGNED work order);
+    /// anything else is refused, never deleted. The vendor modules hear of it
+    /// (`Message::TicketDeleted`: a Dingding work order is deleted there too) in the same
+    /// unit of work. Answers the ticket as it was.
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` for a ticket outside the tenant;
+    /// `InvalidTransition` (CONFLICT) when its status does not allow deleting, or it moved
+    /// meanwhile.
+    pub async fn delete(&self, actor: &Actor, id: TicketId) -> DomainResult<Ticket> {
+        let tenant = actor.require_operator()?;
+        let current = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("ticket"))?;
+        check_delete(current.kind, current.status.as_str())?;
+        let Some(out) = &self.outbound else {
+            self.repo.delete(tenant, id, current.status).await?;
+            return Ok(current);
+        };
+        let unit = out.begin().await?;
+        unit.tickets().delete(tenant, id, current.status).await?;
+        out.commit(unit, tenant, &[Message::TicketDeleted { ticket: current.clone(), by: actor.user_id }]).await?;
+        Ok(current)
+    }
+
     /// # Errors
     /// `NotFound` when absent or in another tenant.
     pub async fn get(&self, actor: &Actor, id: TicketId) -> DomainResult<Ticket> {
@@ -262,6 +286,14 @@ impl TicketService {
             parse_status(kind, status)
                 .map_err(|_| DomainError::invalid("filter.status", "not a status of this kind"))?;
         }
+        self.repo.list(tenant, filter, page).await
+    }
+
+    /// The same, for adapters acting for a tenant (vendor callbacks, sync).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn list_in(&self, tenant: TenantId, filter: &TicketFilter, page: PageRequest) -> DomainResult<Page<Ticket>> {
         self.repo.list(tenant, filter, page).await
     }
 

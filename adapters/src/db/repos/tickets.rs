@@ -119,6 +119,32 @@ impl TicketRepo for SqlTicketRepo {
         Ok(now)
     }
 
+    async fn delete(&self, tenant: TenantId, id: TicketId, expected_status: TicketStatus) -> DomainResult<()> {
+        let current = self.get(tenant, id).await?.ok_or(DomainError::NotFound("ticket"))?;
+        let res = t::Entity::delete_many()
+            .filter(t::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(t::Column::Id.eq(id.as_uuid()))
+            .filter(t::Column::Status.eq(expected_status.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        if res.rows_affected == 0 {
+            return Err(DomainError::InvalidTransition(format!(
+                "the ticket moved to {} meanwhile; reload and retry",
+                current.status.as_str()
+            )));
+        }
+        // Its file records (the foreign key cascades them too where it is enforced); the
+        // bytes stay in the store, under keys made of ids only.
+        f::Entity::delete_many()
+            .filter(f::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(f::Column::TicketId.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        Ok(())
+    }
+
     async fn get(&self, tenant: TenantId, id: TicketId) -> DomainResult<Option<Ticket>> {
         scoped(tenant)
             .filter(t::Column::Id.eq(id.as_uuid()))

@@ -448,18 +448,48 @@ impl DingdingService {
         Ok(Handled::Processed)
     }
 
+    /// `installerSubmit` (8.2.10): the installer submitted the home, so its open booked
+    /// installations of this integration (PENDING, UNASSIGNED, ASSIGNED) are COMPLETED
+    /// (`ticket_state` 4 已完成). Dingding made the change: nothing is sent back. A repeat
+    /// finds none open and changes nothing.
     async fn installer_submitted(
         &self,
         tenant: TenantId,
         integration: IntegrationId,
         home_id: Option<&str>,
     ) -> DomainResult<Handled> {
+        use domain::tickets::{SaveTicketInput, TicketFilter, TicketKind, TicketStatus, WorkOrderStatus as S};
         let Some(home) = home_id.filter(|h| !h.is_empty()) else { return Ok(Handled::Ignored("no home_id".into())) };
-        match self.repo.home_by_external(tenant, integration, home).await? {
-            // The home's devices are installed; Dingding waits for the operator to accept
-            // it (update_home sp_state 2), which the sync then sees.
-            Some(_) => Ok(Handled::Processed),
-            None => Ok(Handled::Ignored(format!("unknown home {home}"))),
+        let Some(h) = self.repo.home_by_external(tenant, integration, home).await? else {
+            return Ok(Handled::Ignored(format!("unknown home {home}")));
+        };
+        let filter = TicketFilter {
+            kind: Some(TicketKind::Installation),
+            integration_id: Some(integration),
+            home_id: Some(h.id),
+            ..TicketFilter::default()
+        };
+        let open = [S::Pending, S::Unassigned, S::Assigned].map(TicketStatus::WorkOrder);
+        let mut after = None;
+        loop {
+            let page = self.tickets.list_in(tenant, &filter, PageRequest::new(Some(100), after)?).await?;
+            for t in page.items.iter().filter(|t| open.contains(&t.status)) {
+                let input = SaveTicketInput {
+                    id: Some(t.id),
+                    kind: t.kind,
+                    integration_id: None,
+                    device_id: None,
+                    home_id: None,
+                    status: Some(S::Completed.as_str().to_owned()),
+                    fields: None,
+                    external_id: None,
+                };
+                self.tickets.save_in(tenant, None, input).await?;
+            }
+            after = page.items.last().map(|t| t.id.as_uuid());
+            if !page.has_next_page {
+                return Ok(Handled::Processed);
+            }
         }
     }
 

@@ -88,61 +88,102 @@ impl DingdingMirror {
         let key = format!("add_room:{home_id}:{room_id}");
         Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
     }
-    /// Mirrors a saved INSTALLATION or REPAIR ticket of a Dingding integration (10.x): a new
-    /// one is added (`add_ticket`), a known one follows its status (`update_ticket_state`).
-    ///
-    /// # Errors
-    /// `Unknown` on storage failure; `Invalid` for a new work order of an unknown home.
-    async fn ticket_saved(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<Vec<NewDelivery>> {
-        use super::tickets::WORK_ORDER_STATE_CODES;
+    /// The Dingding integration of an INSTALLATION or REPAIR ticket, if it has one.
+    async fn work_order_of(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<Option<IntegrationId>> {
         use domain::tickets::TicketKind;
         if !matches!(t.kind, TicketKind::Installation | TicketKind::Repair) {
-            return Ok(Vec::new());
+            return Ok(None);
         }
-        let Some(integration) = t.integration_id else { return Ok(Vec::new()) };
-        if self.integration(tenant, integration).await?.kind != IntegrationKind::Dingding {
-            return Ok(Vec::new());
-        }
+        let Some(integration) = t.integration_id else { return Ok(None) };
+        Ok((self.integration(tenant, integration).await?.kind == IntegrationKind::Dingding).then_some(integration))
+    }
+
+    /// Mirrors a saved INSTALLATION or REPAIR ticket of a Dingding integration (10.x): a new
+    /// one is added (`add_ticket`); a known one follows its status (`update_ticket_state`)
+    /// and, when its rooms, booking or description changed, its content (`update_ticket`,
+    /// after the state, which 10.2 requires to be 待分配 UNASSIGNED).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure; `Invalid` for a new work order of an unknown home;
+    /// `InvalidTransition` for a content change of a work order that is not UNASSIGNED.
+    async fn ticket_saved(
+        &self,
+        tenant: TenantId,
+        before: Option<&domain::tickets::Ticket>,
+        t: &domain::tickets::Ticket,
+    ) -> DomainResult<Vec<NewDelivery>> {
+        use super::tickets::WORK_ORDER_STATE_CODES;
+        use domain::tickets::{TicketKind, TicketStatus, WorkOrderStatus};
+        let Some(integration) = self.work_order_of(tenant, t).await? else { return Ok(Vec::new()) };
         let int = |k: &str| t.fields.get(k).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
-        let (cmd, key) = match &t.external_id {
-            None => {
-                let home = match t.fields.get("home_id").and_then(Value::as_str) {
-                    Some(h) => Some(h.to_owned()),
-                    None => match t.home_id {
-                        Some(h) => self.homes.get_home(tenant, h).await?.and_then(|h| h.external_id),
-                        None => None,
-                    },
-                };
-                let Some(home_id) = home else {
-                    return Err(DomainError::invalid("fields.home_id", "the Dingding home is not known"));
-                };
-                let room_ids =
-                    t.fields.get("room_ids").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-                let cmd = Command::AddTicket {
-                    ticket: t.id,
-                    home_id,
-                    service_target: int("service_target").unwrap_or(2),
-                    service_type: if t.kind == TicketKind::Repair { 2 } else { 1 },
-                    room_ids,
-                    subscribe: t.fields.get("subscribe").cloned().unwrap_or_else(|| json!({})),
-                    description: t.fields.get("ticket_description").and_then(Value::as_str).map(str::to_owned),
-                };
-                (cmd, format!("add_ticket:{}", t.id))
-            }
-            Some(ext) => {
-                let code = WORK_ORDER_STATE_CODES
-                    .iter()
-                    .find(|(s, _)| *s == t.status.as_str())
-                    .and_then(|(_, c)| c.parse().ok());
-                let Some(state) = code else { return Ok(Vec::new()) };
-                (
-                    Command::UpdateTicketState { ticket_id: ext.clone(), state },
-                    format!("update_ticket_state:{ext}:{state}"),
-                )
-            }
+        let room_ids = |t: &domain::tickets::Ticket| -> Vec<String> {
+            t.fields.get("room_ids").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
         };
-        // Saved again without a change Dingding needs to hear of: the key is taken, nothing is sent.
-        Ok(vec![delivery(integration, format!("ticket:{}", t.id), key, &cmd)?])
+        let description = |t: &domain::tickets::Ticket| {
+            t.fields.get("ticket_description").and_then(Value::as_str).map(str::to_owned)
+        };
+        let lane = format!("ticket:{}", t.id);
+        let Some(ext) = &t.external_id else {
+            let home = match t.fields.get("home_id").and_then(Value::as_str) {
+                Some(h) => Some(h.to_owned()),
+                None => match t.home_id {
+                    Some(h) => self.homes.get_home(tenant, h).await?.and_then(|h| h.external_id),
+                    None => None,
+                },
+            };
+            let Some(home_id) = home else {
+                return Err(DomainError::invalid("fields.home_id", "the Dingding home is not known"));
+            };
+            let cmd = Command::AddTicket {
+                ticket: t.id,
+                home_id,
+                service_target: int("service_target").unwrap_or(2),
+                service_type: if t.kind == TicketKind::Repair { 2 } else { 1 },
+                room_ids: room_ids(t),
+                subscribe: t.fields.get("subscribe").cloned().unwrap_or_else(|| json!({})),
+                description: description(t),
+            };
+            // Saved again before Dingding answered an id: the key is taken, nothing is sent twice.
+            return Ok(vec![delivery(integration, lane, format!("add_ticket:{}", t.id), &cmd)?]);
+        };
+        let mut out = Vec::new();
+        let code =
+            WORK_ORDER_STATE_CODES.iter().find(|(s, _)| *s == t.status.as_str()).and_then(|(_, c)| c.parse().ok());
+        let moved = before.is_none_or(|b| b.status != t.status);
+        if let Some(state) = code.filter(|_| moved) {
+            // Work orders only move forward: each state goes out once, and the key holds it to that.
+            let cmd = Command::UpdateTicketState { ticket_id: ext.clone(), state };
+            out.push(delivery(integration, lane.clone(), format!("update_ticket_state:{ext}:{state}"), &cmd)?);
+        }
+        let content = |t: &domain::tickets::Ticket| (room_ids(t), t.fields.get("subscribe").cloned(), description(t));
+        if let Some(before) = before
+            && content(before) != content(t)
+        {
+            if t.status != TicketStatus::WorkOrder(WorkOrderStatus::Unassigned) {
+                return Err(DomainError::InvalidTransition(format!(
+                    "Dingding changes the rooms, booking or description of a work order only while it is \
+                     UNASSIGNED (10.2); this one is {}",
+                    t.status.as_str()
+                )));
+            }
+            let (room_ids, subscribe, description) = content(t);
+            let cmd = Command::UpdateTicket { ticket_id: ext.clone(), room_ids, subscribe, description };
+            let key = format!("update_ticket:{ext}:{}", uuid::Uuid::now_v7());
+            out.push(delivery(integration, lane, key, &cmd)?);
+        }
+        Ok(out)
+    }
+
+    /// A deleted Dingding work order is deleted there (`delete_ticket`, 10.3); one Dingding
+    /// never gave an id for is deleted here only.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn ticket_deleted(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<Vec<NewDelivery>> {
+        let Some(integration) = self.work_order_of(tenant, t).await? else { return Ok(Vec::new()) };
+        let Some(ext) = &t.external_id else { return Ok(Vec::new()) };
+        let cmd = Command::DeleteTicket { ticket_id: ext.clone() };
+        Ok(vec![delivery(integration, format!("ticket:{}", t.id), format!("delete_ticket:{ext}"), &cmd)?])
     }
 }
 
@@ -154,7 +195,8 @@ impl Planner for DingdingMirror {
             Message::HomeAdded(home) => self.home_added(tenant, home).await,
             Message::RoomAdded { home, room } => self.room_added(tenant, home, room).await,
             // A change Dingding made (the sync) is not sent back to it.
-            Message::TicketSaved { after, by: Some(_), .. } => self.ticket_saved(tenant, after).await,
+            Message::TicketSaved { before, after, by: Some(_) } => self.ticket_saved(tenant, before.as_ref(), after).await,
+            Message::TicketDeleted { ticket, .. } => self.ticket_deleted(tenant, ticket).await,
             Message::TicketSaved { by: None, .. } => Ok(Vec::new()),
             _ => Ok(Vec::new()),
         }

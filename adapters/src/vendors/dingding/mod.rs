@@ -215,7 +215,19 @@ fn query_call(q: &Query) -> (&'static str, Option<&'static str>, Value) {
         Query::HomeTickets { home_id, service_type } => {
             ("get_ticket_by_home", None, json!({"home_id": home_id, "service_type": service_type}))
         }
-        Query::CountHomes => ("count_home_info", None, json!({})),
+        Query::CountHomes { home_name, city, zone, block, location } => (
+            "count_home_info",
+            None,
+            json!({"home_name": home_name, "city": city, "zone": zone, "block": block, "location": location}),
+        ),
+        Query::HomeDevices { home_id } => ("find_home_device", None, json!({"home_id": home_id})),
+        Query::HomeInfo { home_id, uuid, manufactory } => {
+            ("get_home_info", None, json!({"home_id": home_id, "uuid": uuid, "manufactory": manufactory}))
+        }
+        Query::Gateways { home_id } => ("get_center_info_arr", None, json!({"home_id": home_id})),
+        Query::Collectors { home_id, uuid } => {
+            ("get_elecollector_info_arr", None, json!({"home_id": home_id, "uuid": uuid}))
+        }
         Query::AppToken { phone } => ("app_token", None, json!({"phone": phone})),
     }
 }

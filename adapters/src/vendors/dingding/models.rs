@@ -329,8 +329,23 @@ pub enum Query {
     Ticket { ticket_id: String },
     /// `get_ticket_by_home` (10.5).
     HomeTickets { home_id: String, service_type: i64 },
-    /// `count_home_info` (5.12).
-    CountHomes,
+    /// `count_home_info` (5.12): how many homes match (each filter fuzzy, all optional).
+    CountHomes {
+        home_name: Option<String>,
+        city: Option<String>,
+        zone: Option<String>,
+        block: Option<String>,
+        location: Option<String>,
+    },
+    /// `find_home_device` (5.4): the devices of one home.
+    HomeDevices { home_id: String },
+    /// `get_home_info` (5.10): a home with its rooms and devices, by home or by a device's
+    /// uuid (a water meter's with its `manufactory`); neither: all homes.
+    HomeInfo { home_id: Option<String>, uuid: Option<String>, manufactory: Option<String> },
+    /// `get_center_info_arr` (6.2): the gateways of a home (or of the account).
+    Gateways { home_id: Option<String> },
+    /// `get_elecollector_info_arr` (11.13): the collectors of a home, or one by uuid.
+    Collectors { home_id: Option<String>, uuid: Option<String> },
     /// `app_token` (14.3, v2).
     AppToken { phone: String },
 }

@@ -2,7 +2,9 @@
 //! client id and secret, refuses a call without a valid token (101) or on the wrong API
 //! version, requires each state-changing interface's fields (seed 002), refuses plaintext
 //! passwords and decrypts `encrypted_password` with the token's first 16 bytes, as the
-//! real one does; and answers each interface with data shaped like the seed's examples.
+//! real one does; refuses an interface called with a method its section does not name;
+//! keeps the account's work orders (10.x: only a 待分配 one may be edited); and answers each
+//! interface with data shaped like the seed's examples.
 
 use super::{Answer, Exchange, FakeVendor, Judgement, Request};
 use adapters::vendors::dingding::sign;
@@ -21,6 +23,7 @@ pub const CLIENT_SECRET: &str = "csecret-test";
 /// one was sent, and the token used.
 #[derive(Debug, Clone)]
 pub struct Call {
+    pub method: Method,
     pub params: Map<String, Value>,
     pub password: Option<String>,
     pub token: String,
@@ -35,6 +38,20 @@ struct Inner {
     next_password_id: i64,
     next_service: i64,
     rejected: Vec<String>,
+    /// The account's work orders (10.4 `ticket_info` shape).
+    work_orders: Vec<Value>,
+    /// Devices of dd-home-1 besides the four it starts with (5.5 entries).
+    more_devices: Vec<Value>,
+}
+
+/// The repair order the account starts with (10.5's example).
+fn first_work_order() -> Value {
+    json!({
+        "ticket_id": "20160511_81299", "ticket_state": 3, "service_type": 2, "service_target": 1,
+        "relate_home": {"home_id": "dd-home-1", "rooms": [{"room_id": "dd-room-a", "room_name": "A"}]},
+        "ticket_description": "维修",
+        "confirm": {"name": "测试", "phone": "18588787458", "date": 1464998400000i64, "time": "102", "note": "测试"}
+    })
 }
 
 /// The fake Dingding open API.
@@ -66,7 +83,7 @@ fn call(r: &Request) -> Option<Call> {
     let token = params.remove("access_token").and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
     let password =
         params.get("encrypted_password").and_then(Value::as_str).and_then(|ct| sign::decrypt_password(&token, ct).ok());
-    Some(Call { params, password, token })
+    Some(Call { method: r.method.clone(), params, password, token })
 }
 
 fn err(no: i64, msg: &str) -> Judgement {
@@ -79,6 +96,28 @@ fn ok(mut v: Value) -> Judgement {
     Judgement::Accept(Some(Answer::ok(v)))
 }
 
+/// The methods an interface's section names (seed 002), where the fake checks them.
+fn methods(name: &str) -> &'static [Method] {
+    const GET: &[Method] = &[Method::GET];
+    const POST: &[Method] = &[Method::POST];
+    match name {
+        // 5.4: "支持 GET 与 POST".
+        "find_home_device" => &[Method::GET, Method::POST],
+        "get_home_info" | "count_home_info" | "search_home_info" | "get_center_info_arr" | "get_elecollector_info_arr"
+        | "get_ticket_by_id" | "get_ticket_by_home" => GET,
+        "get_device_uuid" | "update_password_without_center" | "add_password_without_center" | "add_ticket"
+        | "update_ticket" | "delete_ticket" | "update_ticket_state" => POST,
+        _ => &[],
+    }
+}
+
+/// 6.14/6.15 `permission_end`: after the next full hour but one.
+fn code_end_ok(end: &Value) -> bool {
+    let end = end.as_i64().or_else(|| end.as_str().and_then(|s| s.parse().ok())).unwrap_or(0);
+    let now = chrono::Utc::now().timestamp();
+    end >= now - now.rem_euclid(3600) + 2 * 3600
+}
+
 /// Fields each state-changing interface must carry (seed 002).
 fn required(name: &str) -> &'static [&'static str] {
     match name {
@@ -88,6 +127,11 @@ fn required(name: &str) -> &'static [&'static str] {
         "update_password" => &["uuid", "password_id", "encrypted_password", "name"],
         "delete_password" | "frozen_password" | "unfrozen_password" => &["uuid", "password_id"],
         "add_password_without_center" => &["uuid", "phonenummer", "CMD", "name"],
+        "update_password_without_center" => &["uuid", "phonenummer", "password_id", "name"],
+        "get_device_uuid" => &["sn"],
+        "find_home_device" => &["home_id"],
+        "update_ticket" => &["ticket_id", "room_ids"],
+        "delete_ticket" => &["ticket_id"],
         "add_ticket" => &["home_id", "service_target", "service_type", "room_ids", "subscribe"],
         "update_ticket_state" => &["ticket_id", "ticket_state"],
         "elemeter_switch_on" | "elemeter_switch_off" | "elemeter_read" => &["uuid"],
@@ -125,6 +169,11 @@ fn judge(g: &mut Inner, r: &Request) -> Judgement {
         g.rejected.push(format!("{name} on {version}"));
         return err(15007, "wrong version");
     }
+    let allowed = methods(name);
+    if !allowed.is_empty() && !allowed.contains(&r.method) {
+        g.rejected.push(format!("{name} by {}", r.method));
+        return err(14001, "method not allowed");
+    }
     let token = params.remove("access_token").and_then(|t| t.as_str().map(str::to_owned)).unwrap_or_default();
     if !g.valid.contains(&token) {
         return err(101, "token invalid");
@@ -150,6 +199,18 @@ fn judge(g: &mut Inner, r: &Request) -> Judgement {
         g.rejected.push(format!("{name} with an undecryptable password"));
         return err(14001, "cannot decrypt");
     }
+    // 6.15: an end after the next full hour but one, except for the admin code (3000).
+    if name == "update_password_without_center"
+        && params.get("password_id") != Some(&json!(3000))
+        && !params.get("permission_end").is_some_and(code_end_ok)
+    {
+        g.rejected.push(format!("{name} without a valid permission_end"));
+        return err(14001, "permission_end");
+    }
+    if name == "update_ticket" && !params.get("room_ids").is_some_and(Value::is_array) {
+        g.rejected.push(format!("{name} with room_ids not an array"));
+        return err(14001, "room_ids");
+    }
     answer(g, name, &params)
 }
 
@@ -161,6 +222,60 @@ fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
             ok(json!({"id": 1000 + g.next_password_id}))
         }
         "add_password_without_center" => ok(json!({"id": "3025", "password": "654321", "code": "7788990011"})),
+        "update_password_without_center" => {
+            ok(json!({"id": params.get("password_id"), "password": "135246", "code": "5566778899"}))
+        }
+        "get_device_uuid" => {
+            let sn = params.get("sn").and_then(Value::as_str).unwrap_or_default();
+            ok(json!({"result": {"uuid": format!("uuid-of-{sn}"), "sn": sn, "center_uuid": "sync-gw", "type": "lock"}}))
+        }
+        "find_home_device" => {
+            let home = params.get("home_id").and_then(Value::as_str).unwrap_or_default();
+            if home != "dd-home-1" {
+                return err(15006, "no such home");
+            }
+            ok(json!({"result": [
+                {"type": "gateway", "sn": "cnjl0003", "uuid": "sync-gw", "room_id": ""},
+                {"type": "room_lock", "sn": "lkjl0007", "uuid": "sync-lock", "room_id": "dd-room-a"}
+            ]}))
+        }
+        "get_home_info" => {
+            let by_home = params.get("home_id").and_then(Value::as_str);
+            let by_device = params.get("uuid").and_then(Value::as_str);
+            if by_device.is_some_and(|u| u.starts_with("wm") && params.get("manufactory").is_none()) {
+                return err(14001, "a water meter needs manufactory");
+            }
+            if by_home.is_some_and(|h| h != "dd-home-1") || by_device.is_some_and(|u| !u.starts_with("sync-") && !u.starts_with("wm")) {
+                return err(15006, "no such home");
+            }
+            ok(json!({"result": {
+                "user_id": "13811417019", "home_id": "dd-home-1", "home_name": "FYBJ1607050013", "home_type": 1,
+                "country": "中国", "province": "北京市", "city": "北京市", "zone": "昌平区",
+                "location": "西环里小区27号楼3单元6层602室", "block": "西环里小区",
+                "rooms": [{"room_name": "A", "room_id": "dd-room-a"}],
+                "devices": [{"sn": "lkjl0007", "center_uuid": "sync-gw", "type": "lock", "description": null,
+                             "room_id": "dd-room-a", "is_out": true, "uuid": "sync-lock"}]
+            }}))
+        }
+        // Three homes; a filter narrows them to the one in 昌平区.
+        "count_home_info" => {
+            let filtered = ["home_name", "city", "zone", "block", "location"].iter().any(|k| params.contains_key(*k));
+            ok(json!({"count": if filtered { 1 } else { 3 }}))
+        }
+        "get_center_info_arr" => ok(json!({"centers": [{
+            "mac": "00:11:22:33:44:55", "sn": "cnjl0003151200005462", "bind_time": 1467686548, "onoff_line": 1,
+            "onoff_time": 1467703222, "uuid": "sync-gw", "name": "gateway 5462", "model": "DSGW-010A",
+            "model_name": "G2", "brand": "dding",
+            "versions": {"kernel_version": "0.0.3.0", "zigbee_version": "1.0.0.2", "app_version": "0.1.4.12"}
+        }]})),
+        "get_elecollector_info_arr" => ok(json!({"elecollectors": [{
+            "onoff_line": 1, "onoff_time": 1467703222761i64, "uuid": "7a271f01be337398e23fa7b4eed55dcb",
+            "mac": "67DCD83DCFC1", "sn": "emjl0001160500000021", "bind_time": 1467686548346i64, "status": 1,
+            "power": -1, "versions": {"zigbee_version": "3.1.3.2", "app_version": "1.2.3.0"},
+            "center_description": "5722 小网关", "center_uuid": "73bdf3ed53313e82debce5c830b8069d",
+            "lqi": 117, "lqi_refreshtime": 1467702632100i64, "model": "DSEM-B01", "model_name": "B01"
+        }]})),
+        "update_ticket_state" | "update_ticket" | "delete_ticket" | "get_ticket_by_id" => work_order(g, name, params),
         n if (n.starts_with("elemeter_") && !["fetch", "count", "query", "get_"].iter().any(|w| n.contains(w)))
             || n == "read_watermeter" =>
         {
@@ -179,12 +294,22 @@ fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
                 "devices": []
             }]}))
         }
-        "find_home_devices" => ok(json!({"result": {"dd-home-1": [
-            {"type": "gateway", "sn": "cnjl0003", "uuid": "sync-gw", "room_id": ""},
-            {"type": "room_lock", "sn": "lkjl0007", "uuid": "sync-lock", "room_id": "dd-room-a"},
-            {"type": "elemeter", "sn": "em01", "uuid": "sync-meter", "room_id": "dd-room-a"},
-            {"type": "watermeter", "sn": "wm01", "uuid": "sync-water", "room_id": "dd-room-a", "manufactory": "cy"}
-        ]}})),
+        "find_home_devices" => {
+            let mut devices = vec![
+                json!({"type": "gateway", "sn": "cnjl0003", "uuid": "sync-gw", "room_id": ""}),
+                json!({"type": "room_lock", "sn": "lkjl0007", "uuid": "sync-lock", "room_id": "dd-room-a"}),
+                json!({"type": "elemeter", "sn": "em01", "uuid": "sync-meter", "room_id": "dd-room-a"}),
+                json!({"type": "watermeter", "sn": "wm01", "uuid": "sync-water", "room_id": "dd-room-a", "manufactory": "cy"}),
+            ];
+            devices.extend(g.more_devices.iter().cloned());
+            ok(json!({"result": {"dd-home-1": devices}}))
+        }
+        "get_elecollector_info" => ok(json!({"uuid": params.get("uuid"), "sn": "emjl0001160500000021",
+            "onoff_line": 1, "lqi": 117, "name": "collector 21", "model": "DSEM-B01",
+            "versions": {"zigbee_version": "3.1.3.2"}})),
+        "get_water_gateway_info" => {
+            ok(json!({"info": {"uuid": params.get("uuid"), "onoff": 0, "manufactory": "cy", "sn": "wg01"}}))
+        }
         "get_center_info" => ok(json!({"uuid": "sync-gw", "sn": "cnjl0003", "onoff_line": 1, "name": "gateway 5462",
             "versions": {"app_version": "0.1.4.12"}})),
         "get_lock_info" => {
@@ -223,17 +348,55 @@ fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
         ),
         "count_meter_record" => ok(json!({"count": 1})),
         "app_token" => ok(json!({"token": "app-token-1"})),
-        "get_ticket_by_home" if params.get("service_type").and_then(Value::as_str) == Some("2") => {
-            ok(json!({"home_ticket_list": [{
-                "ticket_id": "20160511_81299", "ticket_state": 3, "service_type": 2, "service_target": 1,
-                "relate_home": {"home_id": "dd-home-1", "rooms": [{"room_id": "dd-room-a", "room_name": "A"}]},
-                "ticket_description": "维修",
-                "confirm": {"name": "测试", "phone": "18588787458", "date": 1464998400000i64, "time": "102", "note": "测试"}
-            }]}))
+        "get_ticket_by_home" => {
+            let home = params.get("home_id").and_then(Value::as_str).unwrap_or_default();
+            let kind = params.get("service_type").and_then(Value::as_str).unwrap_or_default();
+            let list: Vec<Value> = g
+                .work_orders
+                .iter()
+                .filter(|t| t["relate_home"]["home_id"] == home && t["service_type"].to_string() == kind)
+                .cloned()
+                .collect();
+            if list.is_empty() {
+                // Accepted, and answered "no record".
+                return Judgement::Accept(Some(Answer::ok(json!({"ErrNo": 15006, "ErrMsg": "no record"}))));
+            }
+            ok(json!({"home_ticket_list": list}))
         }
-        // Accepted, and answered "no record".
-        "get_ticket_by_home" => Judgement::Accept(Some(Answer::ok(json!({"ErrNo": 15006, "ErrMsg": "no record"})))),
         _ => ok(json!({})),
+    }
+}
+
+/// 10.2, 10.3, 10.4, 10.6 on the account's work orders: an unknown id is "no record"; only
+/// a 待分配 (2) order may be edited (10.2).
+fn work_order(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
+    let id = params.get("ticket_id").and_then(Value::as_str).unwrap_or_default();
+    let Some(at) = g.work_orders.iter().position(|t| t["ticket_id"] == id) else {
+        return err(15006, "no record");
+    };
+    let order = &mut g.work_orders[at];
+    match name {
+        "get_ticket_by_id" => ok(json!({"ticket_info": order})),
+        "update_ticket_state" => {
+            order["ticket_state"] = params["ticket_state"].clone();
+            ok(json!({}))
+        }
+        "update_ticket" if order["ticket_state"] != json!(2) => {
+            let refused = format!("update_ticket of {id} in state {}", order["ticket_state"]);
+            g.rejected.push(refused);
+            err(16003, "only a ticket waiting for assignment can be changed")
+        }
+        "update_ticket" => {
+            order["room_ids"] = params["room_ids"].clone();
+            for (k, v) in params.iter().filter(|(k, _)| ["subscribe", "ticket_description"].contains(&k.as_str())) {
+                order[k.as_str()] = v.clone();
+            }
+            ok(json!({}))
+        }
+        _ => {
+            g.work_orders.remove(at);
+            ok(json!({}))
+        }
     }
 }
 
@@ -249,7 +412,7 @@ fn calls(exchanges: &[Exchange], name: &str) -> Vec<Call> {
 impl FakeDingding {
     /// Starts the fake on 127.0.0.1.
     pub async fn start() -> Self {
-        let inner = Arc::new(Mutex::new(Inner::default()));
+        let inner = Arc::new(Mutex::new(Inner { work_orders: vec![first_work_order()], ..Inner::default() }));
         let state = inner.clone();
         let server = FakeVendor::start_with(move |r| judge(&mut state.lock().expect("lock"), r)).await;
         Self { server, inner }
@@ -288,6 +451,21 @@ impl FakeDingding {
     /// Answers the next business call ErrNo 102 (token expired) and revokes its token.
     pub fn expire_next(&self) {
         self.st().expire_next = true;
+    }
+
+    /// Adds a device to dd-home-1 (a 5.5 entry: `type`, `sn`, `uuid`, `room_id`).
+    pub fn add_home_device(&self, device: Value) {
+        self.st().more_devices.push(device);
+    }
+
+    /// Adds a work order to the account (10.4 `ticket_info` shape).
+    pub fn add_work_order(&self, order: Value) {
+        self.st().work_orders.push(order);
+    }
+
+    /// The account's work order `id`, as the fake keeps it.
+    pub fn work_order(&self, id: &str) -> Option<Value> {
+        self.st().work_orders.iter().find(|t| t["ticket_id"] == id).cloned()
     }
 
     /// Requests the fake refused for their shape (must stay empty).
