@@ -55,7 +55,10 @@ async fn home_gateway_collector_and_serial_number_reads_pass_dingdings_answer_th
     let q = "query($i:ID!, $u:String){ dingdingHomeInfo(integrationId:$i, deviceUuid:$u) }";
     let r = s.gql(q, json!({"i": s.integration, "u": "sync-lock"})).await;
     let home = &r.data()["dingdingHomeInfo"]["result"];
-    assert_eq!((home["home_id"].as_str(), home["rooms"][0]["room_id"].as_str()), (Some("dd-home-1"), Some("dd-room-a")));
+    assert_eq!(
+        (home["home_id"].as_str(), home["rooms"][0]["room_id"].as_str()),
+        (Some("dd-home-1"), Some("dd-room-a"))
+    );
     assert_eq!(home["devices"][0]["is_out"], true);
     let call = s.fake.first_call("get_home_info").await;
     assert_eq!(call.method, Method::GET);
@@ -128,8 +131,9 @@ async fn an_activation_code_is_changed_in_plain_fields_and_its_new_code_kept() {
     })
     .await;
 
-    let update =
-        format!("mutation($i:UpdateLockActivationCodeInput!){{ updateLockActivationCode(input:$i){{ {CODE_FIELDS} }} }}");
+    let update = format!(
+        "mutation($i:UpdateLockActivationCodeInput!){{ updateLockActivationCode(input:$i){{ {CODE_FIELDS} }} }}"
+    );
     // An end within the next full hour but one is refused before anything goes out (6.15).
     let soon = (chrono::Utc::now() + chrono::Duration::minutes(30)).to_rfc3339();
     let r = s.gql(&update, json!({"i": {"id": id, "endsAt": soon}})).await;
@@ -137,7 +141,10 @@ async fn an_activation_code_is_changed_in_plain_fields_and_its_new_code_kept() {
     assert_eq!(r.body["errors"][0]["extensions"]["field"], "endsAt");
 
     let r = s
-        .gql(&update, json!({"i": {"id": id, "name": "guest 2", "phone": "13911112222", "endsAt": "2036-01-01T00:00:00Z"}}))
+        .gql(
+            &update,
+            json!({"i": {"id": id, "name": "guest 2", "phone": "13911112222", "endsAt": "2036-01-01T00:00:00Z"}}),
+        )
         .await;
     let p = r.data()["updateLockActivationCode"].clone();
     assert_eq!((p["stage"].as_str(), p["kind"].as_str()), (Some("PENDING"), Some("ACTIVATION_CODE")));
@@ -227,7 +234,10 @@ async fn dingding_work_orders_are_edited_while_unassigned_and_deleted_there() {
     s.gql(SAVE, edit.clone()).await.data();
     let call = s.fake.first_call("update_ticket").await;
     assert_eq!(call.method, Method::POST);
-    assert_eq!((&call.params["ticket_id"], &call.params["room_ids"]), (&json!("20170301_7"), &json!(["dd-room-a", "dd-room-b"])));
+    assert_eq!(
+        (&call.params["ticket_id"], &call.params["room_ids"]),
+        (&json!("20170301_7"), &json!(["dd-room-a", "dd-room-b"]))
+    );
     assert_eq!(call.params["ticket_description"], "两把锁");
     assert_eq!(call.params["subscribe"]["time"], "101");
     assert_eq!(s.fake.work_order("20170301_7").expect("kept")["ticket_description"], "两把锁");
@@ -301,7 +311,10 @@ async fn the_installers_submission_completes_the_homes_open_installation_orders_
     let other = other.data()["addHome"]["id"].as_str().expect("home").to_owned();
     let fields = json!({"service_target": 2, "room_ids": ["r1"], "subscribe": booking});
     let r = s
-        .gql(SAVE, json!({"i": {"kind": "INSTALLATION", "integrationId": s.integration, "homeId": other, "fields": fields}}))
+        .gql(
+            SAVE,
+            json!({"i": {"kind": "INSTALLATION", "integrationId": s.integration, "homeId": other, "fields": fields}}),
+        )
         .await;
     let elsewhere = r.data()["saveTicket"]["id"].as_str().expect("id").to_owned();
     let by_external = |list: &[Value], ext: &str| -> Value {
@@ -328,11 +341,14 @@ async fn the_installers_submission_completes_the_homes_open_installation_orders_
     assert!(s.fake.calls("update_ticket_state").is_empty());
 
     // Submitted again later (a new event): nothing is open any more, nothing changes.
-    s.callback_twice(json!({"event": "installerSubmit", "time": now_ms() + 1000, "home_id": "dd-home-1", "detail": {}}))
-        .await;
+    s.callback_twice(
+        json!({"event": "installerSubmit", "time": now_ms() + 1000, "home_id": "dd-home-1", "detail": {}}),
+    )
+    .await;
     assert_eq!(tickets(&s, "INSTALLATION").await, after);
     // A home nobody knows is stored and ignored.
-    s.callback_twice(json!({"event": "installerSubmit", "time": now_ms(), "home_id": "dd-unknown", "detail": {}})).await;
+    s.callback_twice(json!({"event": "installerSubmit", "time": now_ms(), "home_id": "dd-unknown", "detail": {}}))
+        .await;
     let events = s.inbound().await;
     assert_eq!(events.iter().filter(|e| e["kind"] == "installerSubmit").count(), 3);
     assert!(events.iter().any(|e| e["kind"] == "installerSubmit" && e["state"] == "IGNORED"), "{events:?}");
@@ -352,7 +368,11 @@ async fn every_other_meter_command_and_read_reaches_dingding_as_documented() {
     let commands = [
         (json!({"command": "SWITCH_ON"}), "elemeter_switch_on", json!({})),
         (json!({"command": "RESET"}), "elemeter_reset_by_collector", json!({})),
-        (json!({"command": "SET_MAX_CAPACITY", "amount": "20"}), "elemeter_update_max_capacity", json!({"capacity": 20.0})),
+        (
+            json!({"command": "SET_MAX_CAPACITY", "amount": "20"}),
+            "elemeter_update_max_capacity",
+            json!({"capacity": 20.0}),
+        ),
         (json!({"command": "CHARGE_RESET"}), "elemeter_charge_reset", json!({})),
         (json!({"command": "SYNC_DATA"}), "elemeter_syn_data", json!({})),
         (
@@ -365,7 +385,11 @@ async fn every_other_meter_command_and_read_reaches_dingding_as_documented() {
             "set_room_pay_type",
             json!({"pay_type": 2, "overdraft": 5.0}),
         ),
-        (json!({"command": "FORCE_OPEN", "params": {"enabled": true}}), "elemeter_force_open", json!({"force_open": 1})),
+        (
+            json!({"command": "FORCE_OPEN", "params": {"enabled": true}}),
+            "elemeter_force_open",
+            json!({"force_open": 1}),
+        ),
     ];
     for (input, name, want) in commands {
         let mut input = input;
@@ -383,7 +407,10 @@ async fn every_other_meter_command_and_read_reaches_dingding_as_documented() {
     assert_eq!(call.params, json!({"home_id": "dd-home-1", "eleprice": 0.9}).as_object().cloned().expect("map"));
     s.gql(send, json!({"i": {"deviceId": meter, "command": "REFRESH_SIGNAL"}})).await.data();
     let call = s.fake.first_call("refresh_devices_lqi").await;
-    assert_eq!((call.method, call.params), (Method::POST, json!({"uuids": "em-all"}).as_object().cloned().expect("map")));
+    assert_eq!(
+        (call.method, call.params),
+        (Method::POST, json!({"uuids": "em-all"}).as_object().cloned().expect("map"))
+    );
 
     // Meter reads.
     let q = "query($d:ID!, $q:MeterQueryKind!){ meterQuery(deviceId:$d, query:$q, from:\"2026-01-01T00:00:00Z\", to:\"2026-02-01T00:00:00Z\") }";
@@ -476,7 +503,10 @@ async fn every_other_meter_command_and_read_reaches_dingding_as_documented() {
         .await;
     let devices = nodes(&devices.data()["devices"]);
     let col = devices.iter().find(|d| d["externalId"] == "sync-col").expect("collector");
-    assert_eq!((col["kind"].as_str(), col["signal"].as_i64(), col["online"].as_bool()), (Some("COLLECTOR"), Some(117), Some(true)));
+    assert_eq!(
+        (col["kind"].as_str(), col["signal"].as_i64(), col["online"].as_bool()),
+        (Some("COLLECTOR"), Some(117), Some(true))
+    );
     let wgw = devices.iter().find(|d| d["externalId"] == "sync-wgw").expect("water gateway");
     assert_eq!((wgw["kind"].as_str(), wgw["online"].as_bool()), (Some("WATER_GATEWAY"), Some(false)));
     assert!(s.fake.rejected().is_empty(), "{:?}", s.fake.rejected());

@@ -293,7 +293,12 @@ impl TicketService {
     ///
     /// # Errors
     /// `Unknown` on storage failure.
-    pub async fn list_in(&self, tenant: TenantId, filter: &TicketFilter, page: PageRequest) -> DomainResult<Page<Ticket>> {
+    pub async fn list_in(
+        &self,
+        tenant: TenantId,
+        filter: &TicketFilter,
+        page: PageRequest,
+    ) -> DomainResult<Page<Ticket>> {
         self.repo.list(tenant, filter, page).await
     }
 

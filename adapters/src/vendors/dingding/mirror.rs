@@ -89,7 +89,11 @@ impl DingdingMirror {
         Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
     }
     /// The Dingding integration of an INSTALLATION or REPAIR ticket, if it has one.
-    async fn work_order_of(&self, tenant: TenantId, t: &domain::tickets::Ticket) -> DomainResult<Option<IntegrationId>> {
+    async fn work_order_of(
+        &self,
+        tenant: TenantId,
+        t: &domain::tickets::Ticket,
+    ) -> DomainResult<Option<IntegrationId>> {
         use domain::tickets::TicketKind;
         if !matches!(t.kind, TicketKind::Installation | TicketKind::Repair) {
             return Ok(None);
@@ -119,9 +123,8 @@ impl DingdingMirror {
         let room_ids = |t: &domain::tickets::Ticket| -> Vec<String> {
             t.fields.get("room_ids").cloned().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
         };
-        let description = |t: &domain::tickets::Ticket| {
-            t.fields.get("ticket_description").and_then(Value::as_str).map(str::to_owned)
-        };
+        let description =
+            |t: &domain::tickets::Ticket| t.fields.get("ticket_description").and_then(Value::as_str).map(str::to_owned);
         let lane = format!("ticket:{}", t.id);
         let Some(ext) = &t.external_id else {
             let home = match t.fields.get("home_id").and_then(Value::as_str) {
@@ -195,7 +198,9 @@ impl Planner for DingdingMirror {
             Message::HomeAdded(home) => self.home_added(tenant, home).await,
             Message::RoomAdded { home, room } => self.room_added(tenant, home, room).await,
             // A change Dingding made (the sync) is not sent back to it.
-            Message::TicketSaved { before, after, by: Some(_) } => self.ticket_saved(tenant, before.as_ref(), after).await,
+            Message::TicketSaved { before, after, by: Some(_) } => {
+                self.ticket_saved(tenant, before.as_ref(), after).await
+            }
             Message::TicketDeleted { ticket, .. } => self.ticket_deleted(tenant, ticket).await,
             Message::TicketSaved { by: None, .. } => Ok(Vec::new()),
             _ => Ok(Vec::new()),

@@ -479,7 +479,8 @@ impl DingdingService {
         let name = input.name.as_deref().map(|n| check_text("name", n, 64)).transpose()?;
         let phone = check_phone(input.phone)?;
         let (mut p, device) = self.password_for(tenant, input.id).await?;
-        let is_code = p.kind == PasswordKind::ActivationCode || p.vendor_id.is_some_and(|v| ACTIVATION_CODE_IDS.contains(&v));
+        let is_code =
+            p.kind == PasswordKind::ActivationCode || p.vendor_id.is_some_and(|v| ACTIVATION_CODE_IDS.contains(&v));
         if !is_code {
             return Err(DomainError::invalid("id", "not an activation code: use updateLockPassword"));
         }

@@ -103,10 +103,20 @@ fn methods(name: &str) -> &'static [Method] {
     match name {
         // 5.4: "支持 GET 与 POST".
         "find_home_device" => &[Method::GET, Method::POST],
-        "get_home_info" | "count_home_info" | "search_home_info" | "get_center_info_arr" | "get_elecollector_info_arr"
-        | "get_ticket_by_id" | "get_ticket_by_home" => GET,
-        "get_device_uuid" | "update_password_without_center" | "add_password_without_center" | "add_ticket"
-        | "update_ticket" | "delete_ticket" | "update_ticket_state" => POST,
+        "get_home_info"
+        | "count_home_info"
+        | "search_home_info"
+        | "get_center_info_arr"
+        | "get_elecollector_info_arr"
+        | "get_ticket_by_id"
+        | "get_ticket_by_home" => GET,
+        "get_device_uuid"
+        | "update_password_without_center"
+        | "add_password_without_center"
+        | "add_ticket"
+        | "update_ticket"
+        | "delete_ticket"
+        | "update_ticket_state" => POST,
         _ => &[],
     }
 }
@@ -245,7 +255,9 @@ fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
             if by_device.is_some_and(|u| u.starts_with("wm") && params.get("manufactory").is_none()) {
                 return err(14001, "a water meter needs manufactory");
             }
-            if by_home.is_some_and(|h| h != "dd-home-1") || by_device.is_some_and(|u| !u.starts_with("sync-") && !u.starts_with("wm")) {
+            if by_home.is_some_and(|h| h != "dd-home-1")
+                || by_device.is_some_and(|u| !u.starts_with("sync-") && !u.starts_with("wm"))
+            {
                 return err(15006, "no such home");
             }
             ok(json!({"result": {
