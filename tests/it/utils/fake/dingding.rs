@@ -362,11 +362,11 @@ fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
         "app_token" => ok(json!({"token": "app-token-1"})),
         "get_ticket_by_home" => {
             let home = params.get("home_id").and_then(Value::as_str).unwrap_or_default();
-            let kind = params.get("service_type").and_then(Value::as_str).unwrap_or_default();
+            let kind: Option<i64> = params.get("service_type").and_then(Value::as_str).and_then(|k| k.parse().ok());
             let list: Vec<Value> = g
                 .work_orders
                 .iter()
-                .filter(|t| t["relate_home"]["home_id"] == home && t["service_type"].to_string() == kind)
+                .filter(|t| t["relate_home"]["home_id"] == home && t["service_type"].as_i64() == kind)
                 .cloned()
                 .collect();
             if list.is_empty() {
