@@ -207,6 +207,7 @@ async fn lock_passwords_go_out_encrypted_and_follow_the_locks_results() {
         let p = password(&s, &pid).await;
         assert_eq!((p["stage"].as_str(), p["pwdState"].as_str()), (Some("SUCCEEDED"), Some(state)), "{op}");
     }
+    assert_eq!(s.fake.first_call("unfrozen_password").await.params["password_id"], json!(1001));
     let upd = format!("mutation($i:UpdateLockPasswordInput!){{ updateLockPassword(input:$i){{ {PASSWORD_FIELDS} }} }}");
     s.gql(&upd, json!({"i": {"id": pid, "password": "654321", "name": "Du Fu"}})).await.data();
     let call = s.fake.first_call("update_password").await;
@@ -216,6 +217,8 @@ async fn lock_passwords_go_out_encrypted_and_follow_the_locks_results() {
         .await;
     assert_eq!(password(&s, &pid).await["name"], "Du Fu");
     s.gql("mutation($i:ID!){ deleteLockPassword(id:$i){ id } }", json!({"i": pid})).await.data();
+    let call = s.fake.first_call("delete_password").await;
+    assert_eq!((&call.params["uuid"], &call.params["password_id"]), (&json!("lock-uuid-1"), &json!(1001)));
     s.callback_twice(json!({"service": "Password_Delete_Service", "serviceid": "9006", "uuid": "lock-uuid-1",
                             "result": {"id": 1001, "ErrNo": 1000}}))
         .await;

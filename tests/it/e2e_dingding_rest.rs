@@ -390,6 +390,11 @@ async fn every_other_meter_command_and_read_reaches_dingding_as_documented() {
             "elemeter_force_open",
             json!({"force_open": 1}),
         ),
+        (
+            json!({"command": "SET_PRICE_WAY", "params": {"way": "ROOM"}}),
+            "elemeter_set_eleprice_way",
+            json!({"eleprice_way": 3}),
+        ),
     ];
     for (input, name, want) in commands {
         let mut input = input;
@@ -457,6 +462,23 @@ async fn every_other_meter_command_and_read_reaches_dingding_as_documented() {
     for (name, method, params) in reads {
         let call = s.fake.first_call(name).await;
         assert_eq!((&call.method, &call.params), (&method, &params), "{name}");
+    }
+
+    // A lock's operation log (7.3, 7.4) and a device's exceptions (17.2, 17.3), each with its count.
+    let lock = s.device("lock-all", "LOCK", json!({})).await;
+    let log = s.gql("query($d:ID!){ deviceOperationLog(deviceId:$d, opId:\"20001\") }", json!({"d": lock})).await;
+    assert_eq!(log.data()["deviceOperationLog"]["total"], 1);
+    let ex = s.gql("query($d:ID!){ deviceExceptions(deviceId:$d) }", json!({"d": lock})).await;
+    assert_eq!(ex.data()["deviceExceptions"]["total"], 1);
+    let counted = [
+        ("search_device_op_log", json!({"uuid": "lock-all", "op_id": "20001", "offset": "0", "count": "50"})),
+        ("count_device_op_log", json!({"uuid": "lock-all", "op_id": "20001"})),
+        ("device_fetch_exceptions", json!({"uuid": "lock-all", "offset": "0", "count": "20"})),
+        ("device_count_exceptions", json!({"uuid": "lock-all"})),
+    ];
+    for (name, params) in counted {
+        let call = s.fake.first_call(name).await;
+        assert_eq!((call.method, call.params), (Method::GET, params.as_object().cloned().expect("map")), "{name}");
     }
 
     // Work orders at Dingding: one by id (10.4), a home's (10.5).
