@@ -18,7 +18,7 @@ fn register(device: domain::ids::DeviceId, total: f64, at: DateTime<Utc>) -> Opt
     let reference = format!("dingding:{}", at.timestamp_millis());
     Some(Neutral::MeterTotal { device, total, at, reference, answered: false })
 }
-use domain::{DomainResult, PageRequest};
+use domain::{DomainError, DomainResult, PageRequest};
 use serde_json::{Value, json};
 
 /// An alarm of a Dingding device; `code` is the callback's name.
@@ -484,7 +484,15 @@ impl DingdingService {
                     fields: None,
                     external_id: None,
                 };
-                self.tickets.save_in(tenant, None, input).await?;
+                match self.tickets.save_in(tenant, None, input).await {
+                    // Moved meanwhile (or no longer valid): logged, the others go on.
+                    Err(e @ (DomainError::Invalid { .. } | DomainError::InvalidTransition(_))) => {
+                        tracing::warn!(ticket_id = %t.id, error = %e, "installation order not completed");
+                    }
+                    other => {
+                        other?;
+                    }
+                }
             }
             after = page.items.last().map(|t| t.id.as_uuid());
             if !page.has_next_page {

@@ -1,7 +1,7 @@
 //! Homes, rooms and work orders of Dingding integrations, mirrored there: the Dingding
 //! planner of `domain::outbound` renders `HomeAdded`, `RoomAdded` and `TicketSaved` into
-//! `add_home`, `add_room`, `add_ticket` and `update_ticket_state` deliveries, written with
-//! the change itself.
+//! `add_home`, `add_room`, `add_ticket`, `update_ticket_state` and `update_ticket`
+//! deliveries, and `TicketDeleted` into `delete_ticket`, written with the change itself.
 
 use super::Command;
 use super::service::delivery;
