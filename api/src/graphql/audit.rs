@@ -60,6 +60,7 @@ const CHANGES: &[(&str, &str, Locate)] = &[
     ("configureIntegration", snap::INTEGRATION, Locate::Input("id")),
     ("updateIntegration", snap::INTEGRATION, Locate::Arg("id")),
     ("disableIntegration", snap::INTEGRATION, Locate::Arg("id")),
+    ("enableIntegration", snap::INTEGRATION, Locate::Arg("id")),
     ("rotateIntegrationSecret", snap::INTEGRATION, Locate::Arg("id")),
     ("reportAlarm", snap::ALARM, Locate::Returned),
     ("acknowledgeAlarm", snap::ALARM, Locate::Arg("id")),

@@ -44,7 +44,7 @@ fn home(h: &Home) -> Value {
 fn integration(i: &Integration) -> Value {
     json!({
         "id": i.id.to_string(), "kind": i.kind.as_str(), "name": i.name, "settings": i.settings,
-        "credentialNames": i.credential_names, "secretRotatedAt": i.secret_rotated_at,
+        "credentialNames": i.credential_names, "secretRotatedAt": i.secret_rotated_at, "disabledAt": i.disabled_at,
     })
 }
 
