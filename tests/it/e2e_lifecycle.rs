@@ -329,3 +329,28 @@ async fn another_tenant_cannot_update_or_delete() {
     let i = a.api.data("query($i:ID!){ integration(id:$i){ name enabled } }", json!({"i": etc})).await;
     assert_eq!(i["integration"], json!({"name": "e", "enabled": true}));
 }
+
+#[tokio::test]
+async fn a_meter_holding_money_is_not_deleted() {
+    let s = setup().await;
+    let meter = s.device("life-wm", "WATER_METER", json!({})).await;
+    let r = s
+        .gql(
+            "mutation($d:ID!){ rechargeMeter(input:{deviceId:$d, amount:\"12.5\", tradeNo:\"LIFE-1\"}){ account{ balance } } }",
+            json!({"d": meter}),
+        )
+        .await;
+    assert_eq!(r.data()["rechargeMeter"]["account"]["balance"], "12.5", "{}", r.raw);
+    let refused = s.gql("mutation($d:ID!){ deleteDevice(id:$d){ id } }", json!({"d": meter})).await;
+    assert_eq!(refused.code(), "CONFLICT");
+    assert!(refused.raw.contains("12.5"), "the message names the balance: {}", refused.raw);
+    // Settled to zero, it goes, with its account.
+    let r = s
+        .gql("mutation($d:ID!){ adjustMeterBalance(deviceId:$d, amount:\"-12.5\", reason:\"refund\"){ account{ balance } } }", json!({"d": meter}))
+        .await;
+    assert_eq!(r.data()["adjustMeterBalance"]["account"]["balance"], "0.0", "{}", r.raw);
+    let ok = s.gql("mutation($d:ID!){ deleteDevice(id:$d){ id } }", json!({"d": meter})).await;
+    assert!(ok.body.get("errors").is_none(), "{}", ok.raw);
+    let acc = s.gql("query($d:ID!){ meterAccount(deviceId:$d){ balance } }", json!({"d": meter})).await;
+    assert_eq!(acc.code(), "NOT_FOUND", "the account went with the meter");
+}
