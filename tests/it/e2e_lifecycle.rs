@@ -129,6 +129,15 @@ async fn a_deleted_home_disappears_from_dingding_and_updates_follow_it_there() {
     let upd = rows.iter().find(|r| r["action"] == "updateHome" && r["outcome"] == "OK").expect("updateHome audited");
     assert_eq!(upd["before"]["name"], "Canal 7");
     assert_eq!(upd["after"]["name"], "Canal 7 East");
+    let log = s
+        .gql(
+            "query($r:String){ auditLog(filter:{entityId:$r, entityType:\"room\"}, first:20){ edges{ node{ action before after } } } }",
+            json!({"r": room_a}),
+        )
+        .await;
+    let rows = nodes(&log.data()["auditLog"]);
+    let upd = rows.iter().find(|r| r["action"] == "updateRoom" && r["after"].is_object()).expect("updateRoom audited");
+    assert_eq!((upd["before"]["name"].as_str(), upd["after"]["name"].as_str()), (Some("A"), Some("A1")));
 }
 
 #[tokio::test]
