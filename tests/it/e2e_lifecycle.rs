@@ -281,6 +281,10 @@ async fn a_disabled_integration_accepts_nothing_sends_nothing_and_keeps_its_hist
     eventually("the add_home delivery DEAD", || async { dead().await.first().is_some_and(|d| d["state"] == "DEAD") })
         .await;
     assert!(s.fake.calls("add_home").is_empty(), "nothing sent while disabled");
+    let run = s
+        .gql("mutation($i:ID!){ runScheduledJob(integrationId:$i, job:SYNC){ tick } }", json!({"i": s.integration}))
+        .await;
+    assert_eq!(run.code(), "CONFLICT", "no scheduled job runs while disabled: {}", run.raw);
     let delivery = dead().await[0]["id"].as_str().expect("id").to_owned();
     let why = s.gql("query($i:ID!){ delivery(id:$i){ lastError } }", json!({"i": delivery})).await;
     assert!(why.raw.contains("integration disabled"), "{}", why.raw);
