@@ -26,6 +26,7 @@ pub fn gql(e: DomainError) -> async_graphql::Error {
         DomainError::Forbidden => (code::FORBIDDEN, e.to_string()),
         DomainError::RateLimited { .. } => (code::RATE_LIMITED, e.to_string()),
         DomainError::InvalidTransition(_) => (code::CONFLICT, e.to_string()),
+        DomainError::Conflict(_) => (code::CONFLICT, e.to_string()),
         DomainError::Upstream { vendor, message } => {
             tracing::warn!(vendor, message = message.as_str(), "upstream failure");
             (code::UPSTREAM_FAILED, e.to_string())

@@ -97,7 +97,8 @@ fn route(p: &Arc<dyn InboundProtocol>, path: &str) -> Option<Option<String>> {
 
 /// A refusal before parsing; all but our own failures count against the address.
 async fn refuse(st: &AppState, client: Option<IpAddr>, protocol: &dyn InboundProtocol, why: Refusal) -> Response {
-    if why != Refusal::Internal {
+    // A disabled integration's vendor is no attacker: its address stays open for others.
+    if !matches!(why, Refusal::Internal | Refusal::Disabled) {
         st.hook_failures.failed(client).await;
     }
     inbound_request(protocol.protocol(), "REFUSED");
@@ -157,7 +158,13 @@ async fn open(
             }
         },
     };
-    if protocol.serves(opened.integration.kind) { Ok((opened, from_cache)) } else { Err(Refusal::UnknownIntegration) }
+    if !protocol.serves(opened.integration.kind) {
+        return Err(Refusal::UnknownIntegration);
+    }
+    if opened.integration.disabled_at.is_some() {
+        return Err(Refusal::Disabled);
+    }
+    Ok((opened, from_cache))
 }
 
 async fn hook(

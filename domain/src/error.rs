@@ -25,6 +25,10 @@ pub enum DomainError {
     /// Too many attempts; try again after `retry_after_secs`.
     #[error("too many attempts, retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// The entity cannot be changed as asked while something depends on it (a home
+    /// with devices cannot be deleted).
+    #[error("{0}")]
+    Conflict(String),
     /// A state machine refused the move.
     #[error("invalid transition: {0}")]
     InvalidTransition(String),

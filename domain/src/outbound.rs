@@ -27,6 +27,18 @@ pub enum Message {
     HomeAdded(Home),
     /// A room was added to `home`.
     RoomAdded { home: Home, room: Room },
+    /// Several rooms were added to `home` at once.
+    RoomsAdded { home: Home, rooms: Vec<Room> },
+    /// A home's name, address or attributes changed.
+    HomeUpdated { before: Home, after: Home },
+    /// A home was deleted with its rooms.
+    HomeDeleted(Home),
+    /// A room of `home` was renamed.
+    RoomUpdated { home: Home, before: Room, after: Room },
+    /// A room of `home` was deleted.
+    RoomDeleted { home: Home, room: Room },
+    /// A device was deleted.
+    DeviceDeleted(Device),
     /// A device was created (`before` is `None`) or updated.
     DeviceSaved { before: Option<Device>, after: Device },
     /// A ticket was created (`before` is `None`) or updated, by a user (`by`) or by the

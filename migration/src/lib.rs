@@ -21,6 +21,7 @@ mod m20261206_000014_ticket_syncs;
 mod m20261207_000020_row_security;
 mod m20261207_000030_escalation;
 mod m20261207_000031_audit_changes;
+mod m20261207_000032_integration_disable;
 mod m20261210_000015_auth_lifecycle;
 mod m20261210_000015_delivery_leases;
 mod m20261212_000015_hook_tokens;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000031_audit_changes::Migration),
             Box::new(m20261210_000015_delivery_leases::Migration),
             Box::new(m20261207_000030_escalation::Migration),
+            Box::new(m20261207_000032_integration_disable::Migration),
             Box::new(m20261207_000020_row_security::Migration),
         ]
     }

@@ -230,4 +230,18 @@ async fn a_daily_job_falls_due_by_the_set_clock() {
     let tick: chrono::DateTime<Utc> = runs[0]["tick"].as_str().expect("tick").parse().expect("rfc3339");
     assert_eq!(tick, at(2, 0, 0), "run for midnight in Shanghai");
     assert!(clock.now() > tick);
+
+    // Disabled, the integration's daily job does not run at the next midnight.
+    let d = app
+        .gql(
+            Some(&tenant.admin_token),
+            "mutation($i:ID!){ disableIntegration(id:$i){ enabled } }",
+            json!({"i": integration}),
+        )
+        .await;
+    assert_eq!(d.data()["disableIntegration"]["enabled"], false);
+    clock.set(at(3, 0, 1));
+    assert_eq!(scheduler.tick(lookback).await.expect("tick"), 1, "only the sweep");
+    let r = app.gql(Some(&tenant.admin_token), q, json!({"i": integration})).await;
+    assert_eq!(r.data()["scheduledRuns"].as_array().map(Vec::len), Some(1), "{}", r.raw);
 }

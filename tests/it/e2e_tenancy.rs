@@ -180,8 +180,54 @@ async fn viewer_gets_forbidden_on_every_mutation() {
         app.gql(op, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r\"}){ id } }", json!({"h": dd_home})).await;
     let dd_room = dd_room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
 
+    // Rows the lifecycle cases update or delete (the operator's attempts succeed).
+    let spare_device = app.api(&operator).device(&etc, "G000211001002110099", "GANTRY", "spare", json!({})).await;
+    let spare_home = app.gql(op, "mutation{ addHome(input:{name:\"spare\"}){ id } }", json!({})).await;
+    let spare_home = spare_home.data()["addHome"]["id"].as_str().expect("home").to_owned();
+    let room =
+        app.gql(op, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r1\"}){ id } }", json!({"h": home})).await;
+    let room = room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
+    let spare_room =
+        app.gql(op, "mutation($h:ID!){ addRoom(input:{homeId:$h, name:\"r2\"}){ id } }", json!({"h": home})).await;
+    let spare_room = spare_room.data()["addRoom"]["id"].as_str().expect("room").to_owned();
+
     // (name, query, variables, tenant admins only)
     let cases: Vec<(&str, String, serde_json::Value, bool)> = vec![
+        (
+            "updateDevice",
+            "mutation($d:ID!){ updateDevice(id:$d, input:{name:\"renamed\"}){ id } }".into(),
+            json!({"d": device}),
+            false,
+        ),
+        ("deleteDevice", "mutation($d:ID!){ deleteDevice(id:$d){ id } }".into(), json!({"d": spare_device}), false),
+        (
+            "updateHome",
+            "mutation($h:ID!){ updateHome(id:$h, input:{address:\"1 Main St\"}){ id } }".into(),
+            json!({"h": home}),
+            false,
+        ),
+        ("deleteHome", "mutation($h:ID!){ deleteHome(id:$h){ id } }".into(), json!({"h": spare_home}), false),
+        (
+            "addRooms",
+            "mutation($h:ID!){ addRooms(homeId:$h, rooms:[{name:\"r3\"},{name:\"r4\"}]){ id } }".into(),
+            json!({"h": home}),
+            false,
+        ),
+        (
+            "updateRoom",
+            "mutation($r:ID!){ updateRoom(id:$r, input:{name:\"r1b\"}){ id } }".into(),
+            json!({"r": room}),
+            false,
+        ),
+        ("deleteRoom", "mutation($r:ID!){ deleteRoom(id:$r){ id } }".into(), json!({"r": spare_room}), false),
+        (
+            "updateIntegration",
+            "mutation($i:ID!){ updateIntegration(id:$i, input:{name:\"etc-2\"}){ id } }".into(),
+            json!({"i": etc}),
+            true,
+        ),
+        ("disableIntegration", "mutation($i:ID!){ disableIntegration(id:$i){ id } }".into(), json!({"i": etc}), true),
+        ("enableIntegration", "mutation($i:ID!){ enableIntegration(id:$i){ id } }".into(), json!({"i": etc}), true),
         (
             "addLockPassword",
             "mutation($d:ID!){ addLockPassword(input:{deviceId:$d, password:\"123456\", name:\"x\"}){ id } }".into(),

@@ -18,6 +18,7 @@ mod e2e_hooks;
 mod e2e_huzhou;
 mod e2e_inbound;
 mod e2e_integrations;
+mod e2e_lifecycle;
 mod e2e_lifecycle_auth;
 mod e2e_ops;
 mod e2e_outbound;

@@ -79,6 +79,8 @@ pub enum Refusal {
     UnknownIntegration,
     /// The path's hook token is missing or not the integration's.
     BadHookToken,
+    /// The integration is disabled (`disableIntegration`): nothing is accepted.
+    Disabled,
     /// The client's address failed to authenticate too often lately: refused before any
     /// look-up (HTTP 429 where the protocol allows).
     TooManyFailures,

@@ -158,6 +158,7 @@ impl InboundProtocol for TelemetryInbound {
     fn refused(&self, why: Refusal) -> HookAnswer {
         match why {
             Refusal::UnknownIntegration => error(404, "unknown integration"),
+            Refusal::Disabled => error(403, "integration disabled"),
             Refusal::BadHookToken => error(401, "a valid X-Api-Key is required"),
             Refusal::TooManyFailures => error(429, "too many failed requests from this address"),
             Refusal::Internal => error(503, "try again later"),

@@ -6,10 +6,10 @@ use super::enums::{AlarmStateGql, DeviceKindGql};
 use super::loaders;
 use super::{actor, parse_id, state};
 use crate::error::GqlResultExt;
-use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Json, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::alarms::AlarmFilter;
-use domain::devices::{Device, DeviceFilter, Reading, UpsertDeviceInput};
+use domain::devices::{Device, DeviceChanges, DeviceFilter, Reading, UpsertDeviceInput};
 use domain::ids::{DeviceId, HomeId, IntegrationId, RoomId};
 
 /// A device of any kind.
@@ -215,5 +215,59 @@ impl DeviceMutation {
         };
         let (device, _) = state(ctx).devices.upsert(&actor, input).await.gql()?;
         Ok(device.into())
+    }
+    /// Changes a device's name, home, room or attributes (the integration, external id
+    /// and kind stay). `homeId: null` takes it out of its home; moving it to another home
+    /// without a `roomId` takes it out of its room.
+    async fn update_device(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateDeviceInput,
+    ) -> async_graphql::Result<DeviceGql> {
+        let actor = actor(ctx)?;
+        let id: DeviceId = parse_id("id", &id)?;
+        let changes = DeviceChanges {
+            name: input.name,
+            home_id: maybe_id::<HomeId>("homeId", input.home_id)?,
+            room_id: maybe_id::<RoomId>("roomId", input.room_id)?,
+            attributes: input.attributes.map(|j| j.0),
+        };
+        state(ctx).devices.update(&actor, id, changes).await.gql().map(Into::into)
+    }
+
+    /// Deletes a device, cascading to its readings, live state, meter account and ledger,
+    /// lock passwords and commands; its closed alarms, tickets and deliveries stay in the
+    /// history. Refused with CONFLICT while it has an open alarm, while its meter account
+    /// holds money, or while it is a gas meter not yet cancelled at its DAS (`cancelMeter`).
+    /// Answers the device as it was.
+    async fn delete_device(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<DeviceGql> {
+        let actor = actor(ctx)?;
+        let id: DeviceId = parse_id("id", &id)?;
+        state(ctx).devices.delete(&actor, id).await.gql().map(Into::into)
+    }
+}
+
+/// `updateDevice`'s input: absent fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateDeviceInput {
+    pub name: Option<String>,
+    /// `null` takes the device out of its home (and room).
+    pub home_id: MaybeUndefined<ID>,
+    /// `null` takes the device out of its room.
+    pub room_id: MaybeUndefined<ID>,
+    /// Replaces the attributes whole.
+    pub attributes: Option<Json<serde_json::Value>>,
+}
+
+/// An optional id argument: absent (unchanged), `null` (cleared) or an id.
+pub(super) fn maybe_id<T: std::str::FromStr>(
+    field: &str,
+    v: MaybeUndefined<ID>,
+) -> async_graphql::Result<Option<Option<T>>> {
+    match v {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(id) => Ok(Some(Some(parse_id(field, &id)?))),
     }
 }

@@ -10,8 +10,8 @@ use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, Simpl
 use chrono::{DateTime, Utc};
 use domain::alarms::AlarmFilter;
 use domain::devices::DeviceFilter;
-use domain::homes::{Home, NewHome, NewRoom, Room};
-use domain::ids::{HomeId, IntegrationId};
+use domain::homes::{Home, HomeChanges, NewHome, NewRoom, Room};
+use domain::ids::{HomeId, IntegrationId, RoomId};
 
 /// A home (building, flat or site).
 #[derive(SimpleObject)]
@@ -172,4 +172,79 @@ impl HomeMutation {
         let room = state(ctx).homes.add_room(&actor, new).await.gql()?;
         Ok(room.into())
     }
+    /// Adds several rooms to a home at once (1-100; all or none). A Dingding home gets
+    /// them in one `add_rooms` call.
+    async fn add_rooms(
+        &self,
+        ctx: &Context<'_>,
+        home_id: ID,
+        rooms: Vec<NewRoomInput>,
+    ) -> async_graphql::Result<Vec<RoomGql>> {
+        let actor = actor(ctx)?;
+        let home_id: HomeId = parse_id("homeId", &home_id)?;
+        let mut new = Vec::with_capacity(rooms.len());
+        for r in rooms {
+            let external_id = state(ctx).dingding.external_id_for_room(&actor, home_id, r.external_id).await.gql()?;
+            new.push(NewRoom { home_id, external_id, name: r.name });
+        }
+        let added = state(ctx).homes.add_rooms(&actor, home_id, new).await.gql()?;
+        Ok(added.into_iter().map(Into::into).collect())
+    }
+
+    /// Changes a home's name, address or attributes (mirrored to Dingding where the home
+    /// belongs to a DINGDING integration: `update_home`; an `spState` attribute of 2
+    /// tells Dingding the installation was accepted).
+    async fn update_home(&self, ctx: &Context<'_>, id: ID, input: UpdateHomeInput) -> async_graphql::Result<HomeGql> {
+        let actor = actor(ctx)?;
+        let id: HomeId = parse_id("id", &id)?;
+        let changes =
+            HomeChanges { name: input.name, address: input.address, attributes: input.attributes.map(|j| j.0) };
+        state(ctx).homes.update_home(&actor, id, changes).await.gql().map(Into::into)
+    }
+
+    /// Deletes a home with its rooms (cascade), mirrored to Dingding (`del_home`). Refused
+    /// with CONFLICT while devices are in it: move them (`updateDevice`) or delete them
+    /// first. Its tickets and alarms stay in the history. Answers the home as it was.
+    async fn delete_home(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<HomeGql> {
+        let actor = actor(ctx)?;
+        let id: HomeId = parse_id("id", &id)?;
+        state(ctx).homes.delete_home(&actor, id).await.gql().map(Into::into)
+    }
+
+    /// Renames a room (mirrored to Dingding: `update_room`).
+    async fn update_room(&self, ctx: &Context<'_>, id: ID, input: UpdateRoomInput) -> async_graphql::Result<RoomGql> {
+        let actor = actor(ctx)?;
+        let id: RoomId = parse_id("id", &id)?;
+        state(ctx).homes.update_room(&actor, id, &input.name).await.gql().map(Into::into)
+    }
+
+    /// Deletes a room (mirrored to Dingding: `del_room`). Refused with CONFLICT while
+    /// devices are in it. Answers the room as it was.
+    async fn delete_room(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<RoomGql> {
+        let actor = actor(ctx)?;
+        let id: RoomId = parse_id("id", &id)?;
+        state(ctx).homes.delete_room(&actor, id).await.gql().map(Into::into)
+    }
+}
+
+/// One room of `addRooms`.
+#[derive(InputObject)]
+pub struct NewRoomInput {
+    pub name: String,
+    pub external_id: Option<String>,
+}
+
+/// `updateHome`'s input: absent fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateHomeInput {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    /// Replaces the attributes whole.
+    pub attributes: Option<Json<serde_json::Value>>,
+}
+
+/// `updateRoom`'s input.
+#[derive(InputObject)]
+pub struct UpdateRoomInput {
+    pub name: String,
 }

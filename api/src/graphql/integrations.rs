@@ -8,7 +8,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use domain::Actor;
 use domain::ids::{ApiKeyId, IntegrationId};
-use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind};
+use domain::integrations::{ConfigureIntegration, Integration, IntegrationKind, IntegrationUpdate};
 
 /// The five protocol families, and the tenant's own webhook endpoint.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,10 @@ pub struct IntegrationGql {
     pub telemetry_url: String,
     pub credential_names: Vec<String>,
     pub secret_rotated_at: Option<DateTime<Utc>>,
+    /// Whether it is enabled: a disabled integration accepts no callbacks, sends nothing
+    /// and runs no scheduled job (`disableIntegration`).
+    pub enabled: bool,
+    pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -94,6 +98,8 @@ impl IntegrationGql {
             telemetry_url: format!("{base}/telemetry"),
             credential_names: i.credential_names,
             secret_rotated_at: i.secret_rotated_at,
+            enabled: i.disabled_at.is_none(),
+            disabled_at: i.disabled_at,
             created_at: i.created_at,
             updated_at: i.updated_at,
         }
@@ -109,6 +115,16 @@ pub struct ConfigureIntegrationInput {
     /// Per kind, see the contract; unknown keys are refused.
     pub settings: Option<Json<serde_json::Value>>,
     /// Write-only. Required on create; on update, replaces the stored credentials.
+    pub credentials: Option<Json<serde_json::Value>>,
+}
+
+/// What `updateIntegration` changes; absent fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateIntegrationInput {
+    pub name: Option<String>,
+    /// Per kind, see the contract; replaces the settings whole.
+    pub settings: Option<Json<serde_json::Value>>,
+    /// Write-only: replaces the stored credentials whole (e.g. a new client secret).
     pub credentials: Option<Json<serde_json::Value>>,
 }
 
@@ -203,6 +219,18 @@ impl IntegrationQuery {
 #[derive(Default)]
 pub struct IntegrationMutation;
 
+impl IntegrationMutation {
+    async fn set_disabled(&self, ctx: &Context<'_>, id: &ID, disabled: bool) -> async_graphql::Result<IntegrationGql> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        let id: IntegrationId = parse_id("id", id)?;
+        let i = st.integrations.set_disabled(&actor, id, disabled).await.gql()?;
+        st.hook_integrations.remove(&id);
+        st.deliveries.forget_integration(id);
+        Ok(IntegrationGql::new(i, st, &actor))
+    }
+}
+
 #[Object]
 impl IntegrationMutation {
     /// Creates or reconfigures an integration (tenant admins).
@@ -227,7 +255,47 @@ impl IntegrationMutation {
         }
         let i = st.integrations.configure(&actor, cmd).await.gql()?;
         st.hook_integrations.remove(&i.id);
+        st.deliveries.forget_integration(i.id);
         Ok(IntegrationGql::new(i, st, &actor))
+    }
+
+    /// Changes an integration's name, settings or credentials (tenant admins); its kind,
+    /// devices and history stay. Credentials are replaced whole and never shown.
+    async fn update_integration(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(secret)] input: UpdateIntegrationInput,
+    ) -> async_graphql::Result<IntegrationGql> {
+        let actor = actor(ctx)?;
+        let st = state(ctx);
+        let id: IntegrationId = parse_id("id", &id)?;
+        let update = IntegrationUpdate {
+            name: input.name,
+            settings: input.settings.map(|j| j.0),
+            credentials: input.credentials.map(|j| j.0),
+        };
+        if let Some((field, why)) = update.settings.as_ref().and_then(|s| st.config.outbound.check_settings(s)) {
+            return Err(crate::error::bad_input(&field, &why));
+        }
+        let i = st.integrations.update(&actor, id, update).await.gql()?;
+        st.hook_integrations.remove(&i.id);
+        st.deliveries.forget_integration(id);
+        Ok(IntegrationGql::new(i, st, &actor))
+    }
+
+    /// Disables an integration (tenant admins): it keeps its devices, callbacks,
+    /// deliveries and audit trail, but accepts no callbacks (refused in the vendor's
+    /// envelope), sends nothing (a delivery due goes DEAD with "integration disabled",
+    /// replayable) and runs no scheduled job, until `enableIntegration`. Other instances
+    /// see it within 10 s.
+    async fn disable_integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<IntegrationGql> {
+        self.set_disabled(ctx, &id, true).await
+    }
+
+    /// Enables a disabled integration again.
+    async fn enable_integration(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<IntegrationGql> {
+        self.set_disabled(ctx, &id, false).await
     }
 
     /// Replaces the integration's Linkyard-issued inbound secret; the new one is shown once.

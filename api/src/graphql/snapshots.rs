@@ -7,8 +7,8 @@ use domain::Actor;
 use domain::PageRequest;
 use domain::alarms::Alarm;
 use domain::devices::Device;
-use domain::homes::Home;
-use domain::ids::{AlarmId, DeviceId, HomeId, IntegrationId, TariffId, TicketId, UserId};
+use domain::homes::{Home, Room};
+use domain::ids::{AlarmId, DeviceId, HomeId, IntegrationId, RoomId, TariffId, TicketId, UserId};
 use domain::integrations::Integration;
 use domain::tariffs::{MeterAccount, Tariff, TariffFilter};
 use domain::tickets::Ticket;
@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 /// The entity types with a snapshot.
 pub(super) const DEVICE: &str = "device";
 pub(super) const HOME: &str = "home";
+pub(super) const ROOM: &str = "room";
 pub(super) const INTEGRATION: &str = "integration";
 pub(super) const ALARM: &str = "alarm";
 pub(super) const USER: &str = "user";
@@ -41,10 +42,16 @@ fn home(h: &Home) -> Value {
     })
 }
 
+fn room(r: &Room) -> Value {
+    json!({
+        "id": r.id.to_string(), "homeId": r.home_id.to_string(), "externalId": r.external_id, "name": r.name,
+    })
+}
+
 fn integration(i: &Integration) -> Value {
     json!({
         "id": i.id.to_string(), "kind": i.kind.as_str(), "name": i.name, "settings": i.settings,
-        "credentialNames": i.credential_names, "secretRotatedAt": i.secret_rotated_at,
+        "credentialNames": i.credential_names, "secretRotatedAt": i.secret_rotated_at, "disabledAt": i.disabled_at,
     })
 }
 
@@ -96,6 +103,7 @@ pub(super) async fn load(st: &AppState, actor: &Actor, entity: &str, id: &str) -
     match entity {
         DEVICE => st.devices.get(actor, id.parse::<DeviceId>().ok()?).await.ok().map(|d| device(&d)),
         HOME => st.homes.get(actor, id.parse::<HomeId>().ok()?).await.ok().map(|h| home(&h)),
+        ROOM => st.homes.get_rooms(actor, &[id.parse::<RoomId>().ok()?]).await.ok()?.first().map(room),
         INTEGRATION => {
             st.integrations.get(actor, id.parse::<IntegrationId>().ok()?).await.ok().map(|i| integration(&i))
         }

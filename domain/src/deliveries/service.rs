@@ -36,6 +36,9 @@ const REQUEUE_BATCH: u64 = 500;
 /// predecessor also wakes it when it finishes.
 const ORDER_RECHECK: Duration = Duration::from_secs(5);
 
+/// The error a delivery of a disabled integration is left DEAD with.
+pub const INTEGRATION_DISABLED: &str = "integration disabled: enable it, then retry or replay the delivery";
+
 /// Writing deliveries, running their attempts under the retry policy, and operating them.
 #[derive(Clone)]
 pub struct DeliveryService {
@@ -51,8 +54,8 @@ pub struct DeliveryService {
     /// The deliveries this process is sending now (by how many runs), whose leases its
     /// heartbeat renews.
     held: Arc<Mutex<HashMap<DeliveryId, u32>>>,
-    /// Retry policies by integration (read on every attempt).
-    policies: Arc<TtlCache<IntegrationId, RetryPolicy>>,
+    /// Retry policies by integration, and whether it is disabled (read on every attempt).
+    policies: Arc<TtlCache<IntegrationId, (RetryPolicy, bool)>>,
     /// Integrations known to exist in their tenant (checked on every enqueue).
     known: Arc<TtlCache<(TenantId, IntegrationId), ()>>,
     /// Integrations with no open `DELIVERY_FAILED` alarm as of recently: a success need
@@ -226,7 +229,8 @@ impl DeliveryService {
         // Renewed by this process's heartbeat until the attempt is over (or this future
         // dropped): another process takes the delivery only once this one stops beating.
         let _held = self.hold(d.id);
-        if let Some(limit) = self.sender.rate_limit(&d) {
+        let (policy, disabled) = self.policy(&d).await?;
+        if let Some(limit) = self.sender.rate_limit(&d).filter(|_| !disabled) {
             match self.limiter.acquire(&limit.key, limit.limit, limit.window).await {
                 Ok(RateDecision::Allowed) => {}
                 Ok(RateDecision::Limited { retry_after }) => {
@@ -239,7 +243,6 @@ impl DeliveryService {
                 Err(e) => tracing::warn!(error = %e, "rate limiter unreachable; sending anyway"),
             }
         }
-        let policy = self.policy(&d).await?;
         let mut number = d.attempts;
         let mut fresh_token = false;
         let mut summaries = Vec::with_capacity(1);
@@ -247,7 +250,19 @@ impl DeliveryService {
             let started = Instant::now();
             // A panic in a vendor client fails this attempt only (locks it held are released
             // as it unwinds); whatever the vendor said is made storable.
-            let sent = std::panic::AssertUnwindSafe(self.sender.send(&d, fresh_token)).catch_unwind().await;
+            let sent = if disabled {
+                // Nothing goes out for a disabled integration: the delivery waits, DEAD, to be
+                // retried or replayed once it is enabled again.
+                Ok(SendReport {
+                    request: d.kind.to_string(),
+                    http_status: None,
+                    vendor_code: None,
+                    vendor_message: None,
+                    verdict: Verdict::Permanent(INTEGRATION_DISABLED.to_owned()),
+                })
+            } else {
+                std::panic::AssertUnwindSafe(self.sender.send(&d, fresh_token)).catch_unwind().await
+            };
             let report = storable(sent.unwrap_or_else(|_| {
                 tracing::error!(delivery_id = %d.id, kind = %d.kind, "the sender panicked");
                 SendReport {
@@ -317,13 +332,22 @@ impl DeliveryService {
         }
     }
 
-    async fn policy(&self, d: &Delivery) -> DomainResult<RetryPolicy> {
+    /// Forgets what this process knows of the integration (its retry policy, whether it
+    /// is disabled), after a change to it; other processes see it within `CONFIG_TTL`.
+    pub fn forget_integration(&self, id: IntegrationId) {
+        self.policies.remove(&id);
+    }
+
+    /// The integration's retry policy and whether it is disabled (as of `CONFIG_TTL` ago).
+    async fn policy(&self, d: &Delivery) -> DomainResult<(RetryPolicy, bool)> {
         if let Some(p) = self.policies.get(&d.integration_id) {
             return Ok(p);
         }
         let p = match self.integrations.get(d.tenant_id, d.integration_id).await? {
-            Some(i) => RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(),
-            None => RetryPolicy::default(),
+            Some(i) => {
+                (RetryPolicy::from_settings(i.settings.get("retry")).unwrap_or_default(), i.disabled_at.is_some())
+            }
+            None => (RetryPolicy::default(), false),
         };
         self.policies.put(d.integration_id, p);
         Ok(p)

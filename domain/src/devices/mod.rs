@@ -11,4 +11,4 @@ pub use models::{
     Device, DeviceFilter, DeviceKind, DeviceStatus, ExternalId, NewReading, Observed, Reading, UpsertDevice,
 };
 pub use ports::DeviceRepo;
-pub use service::{DeviceService, MAX_READINGS, UpsertDeviceInput};
+pub use service::{DeviceChanges, DeviceService, MAX_READINGS, UpsertDeviceInput};

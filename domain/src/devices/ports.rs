@@ -40,6 +40,12 @@ pub trait DeviceRepo: Send + Sync {
         external_id: &super::ExternalId,
         attributes: serde_json::Value,
     ) -> DomainResult<Device>;
+    /// Deletes the device; what hangs off it (readings, meter account, lock passwords)
+    /// goes with it.
+    ///
+    /// # Errors
+    /// `NotFound("device")` when absent or in another tenant.
+    async fn delete(&self, tenant: TenantId, id: DeviceId) -> DomainResult<()>;
     /// # Errors
     /// `Unknown` on storage failure.
     async fn list(&self, tenant: TenantId, filter: &DeviceFilter, page: PageRequest) -> DomainResult<Page<Device>>;

@@ -24,6 +24,18 @@ pub struct UpsertDeviceInput {
     pub attributes: Option<Value>,
 }
 
+/// What `updateDevice` changes: absent fields stay as they are. `home_id`/`room_id`:
+/// `Some(None)` takes the device out of its home (room); moving it to another home without
+/// naming a room takes it out of its room.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceChanges {
+    pub name: Option<String>,
+    pub home_id: Option<Option<HomeId>>,
+    pub room_id: Option<Option<RoomId>>,
+    /// Replaces the attributes whole.
+    pub attributes: Option<Value>,
+}
+
 /// Registering devices and recording what they report.
 #[derive(Clone)]
 pub struct DeviceService {
@@ -133,6 +145,74 @@ impl DeviceService {
         out.commit(unit, tenant, &[saved]).await?;
         self.changed(&device);
         Ok((device, created))
+    }
+
+    /// Changes a device's name, place or attributes; its integration, external id and kind
+    /// stay (a meter gets a new external id with `replaceMeter`). Vendors hear of it as of
+    /// an upsert (a Huzhou elevator's changed parameters are pushed).
+    ///
+    /// # Errors
+    /// As `upsert`; `NotFound` when the device is absent or in another tenant.
+    pub async fn update(&self, actor: &Actor, id: DeviceId, changes: DeviceChanges) -> DomainResult<Device> {
+        let tenant = actor.require_operator()?;
+        let d = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("device"))?;
+        let home_id = changes.home_id.unwrap_or(d.home_id);
+        let room_id = match changes.room_id {
+            Some(r) => r,
+            None if home_id != d.home_id => None,
+            None => d.room_id,
+        };
+        let input = UpsertDeviceInput {
+            integration_id: d.integration_id,
+            external_id: d.external_id.clone(),
+            kind: d.kind,
+            name: changes.name.unwrap_or_else(|| d.name.clone()),
+            home_id,
+            room_id,
+            attributes: Some(changes.attributes.unwrap_or_else(|| d.attributes.clone())),
+        };
+        let (device, _) = self.upsert_in(tenant, input).await?;
+        Ok(device)
+    }
+
+    /// Deletes a device with its readings, live state, meter account and ledger, lock
+    /// passwords and commands; its closed alarms, tickets and deliveries stay in the
+    /// history. Refused (`Conflict`) while it has an open alarm (clear it first), while its
+    /// meter account holds money (settle it first, or keep the account with `replaceMeter`),
+    /// or while it is a gas meter still registered at its DAS (`cancelMeter` first).
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` when absent or in another tenant; `Conflict`.
+    pub async fn delete(&self, actor: &Actor, id: DeviceId) -> DomainResult<Device> {
+        let tenant = actor.require_operator()?;
+        let Some(out) = &self.outbound else {
+            let d = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("device"))?;
+            self.repo.delete(tenant, id).await?;
+            self.changed(&d);
+            return Ok(d);
+        };
+        let unit = out.begin().await?;
+        let d = unit.devices().get(tenant, id).await?.ok_or(DomainError::NotFound("device"))?;
+        let open = crate::alarms::AlarmFilter { device_id: Some(id), open: true, ..Default::default() };
+        let alarms = unit.alarms().list(tenant, &open, PageRequest::new(Some(1), None)?).await?;
+        if !alarms.items.is_empty() {
+            return Err(DomainError::Conflict("the device has open alarms: clear them first".into()));
+        }
+        if let Some(a) = unit.accounts().lock_by_device(tenant, id).await?
+            && !a.account.balance.is_zero()
+        {
+            return Err(DomainError::Conflict(format!(
+                "the meter's account holds {}: settle it first, or keep it with replaceMeter",
+                a.account.balance
+            )));
+        }
+        if d.kind == DeviceKind::GasMeter && d.attributes.get("cancelledAt").is_none() {
+            return Err(DomainError::Conflict("the gas meter is registered at its DAS: cancelMeter first".into()));
+        }
+        unit.devices().delete(tenant, id).await?;
+        out.commit(unit, tenant, &[crate::outbound::Message::DeviceDeleted(d.clone())]).await?;
+        self.changed(&d);
+        Ok(d)
     }
 
     /// # Errors

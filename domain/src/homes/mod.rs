@@ -50,6 +50,15 @@ pub struct NewRoom {
     pub name: String,
 }
 
+/// What `updateHome` changes: absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct HomeChanges {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    /// Replaces the attributes whole.
+    pub attributes: Option<Value>,
+}
+
 /// Homes and rooms of a tenant.
 #[async_trait]
 pub trait HomeRepo: Send + Sync {
@@ -88,6 +97,29 @@ pub trait HomeRepo: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn rooms_of(&self, tenant: TenantId, homes: &[HomeId]) -> DomainResult<Vec<Room>>;
+    /// Writes a home's name, address and attributes as given.
+    ///
+    /// # Errors
+    /// `NotFound("home")` when absent or in another tenant.
+    async fn update_home(&self, tenant: TenantId, home: &Home) -> DomainResult<Home>;
+    /// Deletes a home and its rooms.
+    ///
+    /// # Errors
+    /// `NotFound("home")` when absent or in another tenant.
+    async fn delete_home(&self, tenant: TenantId, id: HomeId) -> DomainResult<()>;
+    /// Renames a room.
+    ///
+    /// # Errors
+    /// `NotFound("room")`; `Duplicate` when the home has a room of that name.
+    async fn rename_room(&self, tenant: TenantId, id: RoomId, name: &str) -> DomainResult<Room>;
+    /// # Errors
+    /// `NotFound("room")` when absent or in another tenant.
+    async fn delete_room(&self, tenant: TenantId, id: RoomId) -> DomainResult<()>;
+    /// How many devices are in the home (or in one of its rooms).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn devices_in(&self, tenant: TenantId, home: HomeId, room: Option<RoomId>) -> DomainResult<u64>;
 }
 
 fn check_name(field: &str, name: &str) -> DomainResult<String> {
@@ -150,6 +182,147 @@ impl HomeService {
         let room = unit.homes().create_room(tenant, input).await?;
         out.commit(unit, tenant, &[crate::outbound::Message::RoomAdded { home, room: room.clone() }]).await?;
         Ok(room)
+    }
+
+    /// Adds several rooms to a home at once (mirrored as one call where the vendor takes
+    /// one, Dingding's `add_rooms`). All or none are added.
+    ///
+    /// # Errors
+    /// As `add_room`; `Invalid { field: "rooms" }` for none or more than 100.
+    pub async fn add_rooms(&self, actor: &Actor, home_id: HomeId, rooms: Vec<NewRoom>) -> DomainResult<Vec<Room>> {
+        let tenant = actor.require_operator()?;
+        if rooms.is_empty() || rooms.len() > 100 {
+            return Err(DomainError::invalid("rooms", "1-100 rooms"));
+        }
+        let home = self.repo.get_home(tenant, home_id).await?.ok_or(DomainError::NotFound("home"))?;
+        let mut checked = Vec::with_capacity(rooms.len());
+        for mut r in rooms {
+            r.name = check_name("rooms.name", &r.name)?;
+            r.home_id = home_id;
+            checked.push(r);
+        }
+        let Some(out) = &self.outbound else {
+            let mut added = Vec::with_capacity(checked.len());
+            for r in checked {
+                added.push(self.repo.create_room(tenant, r).await?);
+            }
+            return Ok(added);
+        };
+        let unit = out.begin().await?;
+        let mut added = Vec::with_capacity(checked.len());
+        for r in checked {
+            added.push(unit.homes().create_room(tenant, r).await?);
+        }
+        out.commit(unit, tenant, &[crate::outbound::Message::RoomsAdded { home, rooms: added.clone() }]).await?;
+        Ok(added)
+    }
+
+    /// Changes a home's name, address or attributes (mirrored to its vendor).
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` when absent or in another tenant; `Invalid` on a field.
+    pub async fn update_home(&self, actor: &Actor, id: HomeId, changes: HomeChanges) -> DomainResult<Home> {
+        let tenant = actor.require_operator()?;
+        let before = self.repo.get_home(tenant, id).await?.ok_or(DomainError::NotFound("home"))?;
+        let mut after = before.clone();
+        if let Some(n) = changes.name {
+            after.name = check_name("name", &n)?;
+        }
+        if let Some(a) = changes.address {
+            after.address = Some(a.trim().to_owned()).filter(|a| !a.is_empty());
+        }
+        match changes.attributes {
+            Some(v @ Value::Object(_)) => after.attributes = v,
+            Some(Value::Null) | None => {}
+            Some(_) => return Err(DomainError::invalid("attributes", "must be a JSON object")),
+        }
+        if after == before {
+            return Ok(before);
+        }
+        let Some(out) = &self.outbound else { return self.repo.update_home(tenant, &after).await };
+        let unit = out.begin().await?;
+        let after = unit.homes().update_home(tenant, &after).await?;
+        out.commit(unit, tenant, &[crate::outbound::Message::HomeUpdated { before, after: after.clone() }]).await?;
+        Ok(after)
+    }
+
+    /// Deletes a home with its rooms (mirrored to its vendor). Refused while devices are
+    /// in it: move or delete them first. Its tickets and alarms stay in the history.
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` when absent or in another tenant; `Conflict`
+    /// while the home has devices.
+    pub async fn delete_home(&self, actor: &Actor, id: HomeId) -> DomainResult<Home> {
+        let tenant = actor.require_operator()?;
+        let home = self.repo.get_home(tenant, id).await?.ok_or(DomainError::NotFound("home"))?;
+        let Some(out) = &self.outbound else {
+            Self::refuse_occupied(&*self.repo, tenant, id, None).await?;
+            self.repo.delete_home(tenant, id).await?;
+            return Ok(home);
+        };
+        let unit = out.begin().await?;
+        Self::refuse_occupied(&*unit.homes(), tenant, id, None).await?;
+        unit.homes().delete_home(tenant, id).await?;
+        out.commit(unit, tenant, &[crate::outbound::Message::HomeDeleted(home.clone())]).await?;
+        Ok(home)
+    }
+
+    /// Renames a room (mirrored to its vendor).
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` when absent or in another tenant; `Duplicate`
+    /// on a taken name.
+    pub async fn update_room(&self, actor: &Actor, id: RoomId, name: &str) -> DomainResult<Room> {
+        let tenant = actor.require_operator()?;
+        let name = check_name("name", name)?;
+        let before = self.repo.get_room(tenant, id).await?.ok_or(DomainError::NotFound("room"))?;
+        if before.name == name {
+            return Ok(before);
+        }
+        let home = self.repo.get_home(tenant, before.home_id).await?.ok_or(DomainError::NotFound("home"))?;
+        let Some(out) = &self.outbound else { return self.repo.rename_room(tenant, id, &name).await };
+        let unit = out.begin().await?;
+        let after = unit.homes().rename_room(tenant, id, &name).await?;
+        let msg = crate::outbound::Message::RoomUpdated { home, before, after: after.clone() };
+        out.commit(unit, tenant, &[msg]).await?;
+        Ok(after)
+    }
+
+    /// Deletes a room (mirrored to its vendor). Refused while devices are in it.
+    ///
+    /// # Errors
+    /// `Forbidden` for viewers; `NotFound` when absent or in another tenant; `Conflict`
+    /// while the room has devices.
+    pub async fn delete_room(&self, actor: &Actor, id: RoomId) -> DomainResult<Room> {
+        let tenant = actor.require_operator()?;
+        let room = self.repo.get_room(tenant, id).await?.ok_or(DomainError::NotFound("room"))?;
+        let home = self.repo.get_home(tenant, room.home_id).await?.ok_or(DomainError::NotFound("home"))?;
+        let Some(out) = &self.outbound else {
+            Self::refuse_occupied(&*self.repo, tenant, home.id, Some(id)).await?;
+            self.repo.delete_room(tenant, id).await?;
+            return Ok(room);
+        };
+        let unit = out.begin().await?;
+        Self::refuse_occupied(&*unit.homes(), tenant, home.id, Some(id)).await?;
+        unit.homes().delete_room(tenant, id).await?;
+        out.commit(unit, tenant, &[crate::outbound::Message::RoomDeleted { home, room: room.clone() }]).await?;
+        Ok(room)
+    }
+
+    async fn refuse_occupied(
+        repo: &dyn HomeRepo,
+        tenant: TenantId,
+        home: HomeId,
+        room: Option<RoomId>,
+    ) -> DomainResult<()> {
+        let n = repo.devices_in(tenant, home, room).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let what = if room.is_some() { "room" } else { "home" };
+        Err(DomainError::Conflict(format!(
+            "the {what} has {n} device(s): move them elsewhere (updateDevice) or delete them (deleteDevice) first"
+        )))
     }
 
     /// # Errors

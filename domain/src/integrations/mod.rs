@@ -9,8 +9,8 @@ mod service;
 
 pub use kind::{DeviceKind, IntegrationKind};
 pub use models::{
-    API_KEY_USE_PRECISION, ApiKey, ConfigureIntegration, CreatedApiKey, HookSeeds, Integration, NewIntegration,
-    RotatedSecret,
+    API_KEY_USE_PRECISION, ApiKey, ConfigureIntegration, CreatedApiKey, HookSeeds, Integration, IntegrationUpdate,
+    NewIntegration, RotatedSecret,
 };
 pub use ports::{ApiKeyRepo, IntegrationRepo};
 pub use service::IntegrationService;

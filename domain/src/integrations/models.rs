@@ -16,6 +16,9 @@ pub struct Integration {
     pub secret_rotated_at: Option<DateTime<Utc>>,
     /// Where its kind puts a hook token in its callback URL: what the token derives from.
     pub hook_seeds: Option<HookSeeds>,
+    /// Set while the integration is disabled (`disableIntegration`): no callbacks accepted,
+    /// nothing sent, no scheduled job run; its history stays.
+    pub disabled_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -34,6 +37,15 @@ impl std::fmt::Debug for HookSeeds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HookSeeds").field("previous_until", &self.previous.as_ref().map(|(_, t)| t)).finish()
     }
+}
+
+/// What `updateIntegration` changes: absent fields stay as they are; credentials given
+/// replace the stored ones whole.
+#[derive(Debug, Clone, Default)]
+pub struct IntegrationUpdate {
+    pub name: Option<String>,
+    pub settings: Option<Value>,
+    pub credentials: Option<Value>,
 }
 
 /// What a tenant admin submits to create or reconfigure an integration.

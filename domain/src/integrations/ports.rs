@@ -40,13 +40,23 @@ pub trait IntegrationRepo: Send + Sync {
         hook_seeds: Option<HookSeeds>,
         at: DateTime<Utc>,
     ) -> DomainResult<Integration>;
+    /// Disables the integration (`at`) or enables it again (`None`).
+    ///
+    /// # Errors
+    /// `NotFound("integration")` when absent or in another tenant.
+    async fn set_disabled(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+        at: Option<DateTime<Utc>>,
+    ) -> DomainResult<Integration>;
     /// Resolves an inbound hook's integration id to its integration (and so its tenant):
     /// the one look-up that starts without a tenant, made once at the edge.
     ///
     /// # Errors
     /// `Unknown` on storage failure.
     async fn resolve_hook(&self, id: IntegrationId) -> DomainResult<Option<Integration>>;
-    /// Every integration of these kinds, in every tenant: for the scheduler, which acts
+    /// Every enabled integration of these kinds, in every tenant: for the scheduler, which acts
     /// for each tenant (never for answers to users).
     ///
     /// # Errors

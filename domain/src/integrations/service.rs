@@ -1,6 +1,6 @@
 use super::{
     API_KEY_USE_PRECISION, ApiKey, ApiKeyRepo, ConfigureIntegration, CreatedApiKey, HookSeeds, Integration,
-    IntegrationKind, IntegrationRepo, NewIntegration, RotatedSecret,
+    IntegrationKind, IntegrationRepo, IntegrationUpdate, NewIntegration, RotatedSecret,
 };
 use crate::clock::{self, Clock};
 use crate::ids::{ApiKeyId, IntegrationId, TenantId};
@@ -82,6 +82,49 @@ impl IntegrationService {
             Some(e) => self.repo.update(tenant, e.id, new).await,
             None => self.repo.create(tenant, new).await,
         }
+    }
+
+    /// Changes an integration's name, settings (validated for its kind) or credentials
+    /// (replaced whole when given; never read back). Its kind, devices and history stay.
+    ///
+    /// # Errors
+    /// As `configure`; `NotFound` when absent or in another tenant.
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: IntegrationId,
+        input: IntegrationUpdate,
+    ) -> DomainResult<Integration> {
+        let tenant = actor.require_tenant_admin()?;
+        let existing = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        if existing.kind == IntegrationKind::NotificationWebhook {
+            return Err(DomainError::invalid("id", "a notification channel is saved with saveNotificationChannel"));
+        }
+        let configure = ConfigureIntegration {
+            id: Some(id),
+            kind: existing.kind.as_str().to_owned(),
+            name: input.name.unwrap_or(existing.name),
+            settings: input.settings.unwrap_or(existing.settings),
+            credentials: input.credentials,
+        };
+        self.configure(actor, configure).await
+    }
+
+    /// Disables an integration (`true`) or enables it again: while disabled it accepts no
+    /// callbacks, its deliveries are not sent (they wait, DEAD with the reason, for
+    /// `retryDelivery` or `replayDeliveries`) and its scheduled jobs do not run; its
+    /// devices, events, deliveries and audit trail stay. Disabling a disabled integration
+    /// keeps its first `disabledAt`.
+    ///
+    /// # Errors
+    /// `Forbidden` unless tenant admin; `NotFound` when absent or in another tenant.
+    pub async fn set_disabled(&self, actor: &Actor, id: IntegrationId, disabled: bool) -> DomainResult<Integration> {
+        let tenant = actor.require_tenant_admin()?;
+        let existing = self.repo.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        if existing.disabled_at.is_some() == disabled {
+            return Ok(existing);
+        }
+        self.repo.set_disabled(tenant, id, disabled.then(|| self.clock.now())).await
     }
 
     /// # Errors

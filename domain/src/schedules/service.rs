@@ -165,10 +165,14 @@ impl SchedulerService {
     /// # Errors
     /// `Forbidden` unless tenant admin; `NotFound` for an integration outside the tenant;
     /// `Invalid { field: "job" }` for a job its kind does not have or this deployment
-    /// does not run; `Duplicate` when the same run was claimed in the same millisecond.
+    /// does not run; `Duplicate` when the same run was claimed in the same millisecond;
+    /// `Conflict` while the integration is disabled.
     pub async fn run_now(&self, actor: &Actor, id: IntegrationId, job: ScheduledJob) -> DomainResult<ScheduledRun> {
         let tenant = actor.require_tenant_admin()?;
         let integration = self.integrations.get(tenant, id).await?.ok_or(DomainError::NotFound("integration"))?;
+        if integration.disabled_at.is_some() {
+            return Err(DomainError::Conflict("the integration is disabled: enableIntegration first".into()));
+        }
         if !ScheduledJob::for_kind(integration.kind).contains(&job) {
             return Err(DomainError::invalid(
                 "job",

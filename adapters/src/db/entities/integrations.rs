@@ -15,6 +15,7 @@ pub struct Model {
     pub hook_seed: Option<String>,
     pub previous_hook_seed: Option<String>,
     pub previous_hook_seed_until: Option<ChronoDateTimeUtc>,
+    pub disabled_at: Option<ChronoDateTimeUtc>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

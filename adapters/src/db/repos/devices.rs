@@ -244,6 +244,18 @@ impl DeviceRepo for SqlDeviceRepo {
         }
     }
 
+    async fn delete(&self, tenant: TenantId, id: DeviceId) -> DomainResult<()> {
+        // Readings, the meter account (and its ledger), lock passwords and commands go by
+        // their foreign keys' cascade (SQLite runs with foreign_keys on).
+        let done = d::Entity::delete_many()
+            .filter(d::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(d::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        if done.rows_affected == 0 { Err(DomainError::NotFound("device")) } else { Ok(()) }
+    }
+
     async fn get(&self, tenant: TenantId, id: DeviceId) -> DomainResult<Option<Device>> {
         scoped(tenant)
             .filter(d::Column::Id.eq(id.as_uuid()))

@@ -1,10 +1,10 @@
-use crate::db::entities::{homes as h, rooms as r};
+use crate::db::entities::{devices as d, homes as h, rooms as r};
 use crate::db::page::fetch_page;
 use crate::db::{Conn, map_err, unknown};
 use async_trait::async_trait;
 use domain::homes::{Home, HomeRepo, NewHome, NewRoom, Room};
 use domain::ids::{HomeId, IntegrationId, RoomId, TenantId};
-use domain::{DomainResult, Page, PageRequest};
+use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select, Set};
 
 /// Homes and rooms in SQL.
@@ -139,5 +139,68 @@ impl HomeRepo for SqlHomeRepo {
             .await
             .map_err(unknown)?;
         Ok(rows.into_iter().map(room).collect())
+    }
+
+    async fn update_home(&self, tenant: TenantId, home_in: &Home) -> DomainResult<Home> {
+        let found = homes(tenant)
+            .filter(h::Column::Id.eq(home_in.id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .ok_or(DomainError::NotFound("home"))?;
+        let mut row: h::ActiveModel = found.into();
+        row.name = Set(home_in.name.clone());
+        row.address = Set(home_in.address.clone());
+        row.attributes = Set(home_in.attributes.clone());
+        Ok(home(row.update(&self.db).await.map_err(unknown)?))
+    }
+
+    async fn delete_home(&self, tenant: TenantId, id: HomeId) -> DomainResult<()> {
+        // The rooms first: not every store enforces the cascade.
+        r::Entity::delete_many()
+            .filter(r::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(r::Column::HomeId.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        let done = h::Entity::delete_many()
+            .filter(h::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(h::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        if done.rows_affected == 0 { Err(DomainError::NotFound("home")) } else { Ok(()) }
+    }
+
+    async fn rename_room(&self, tenant: TenantId, id: RoomId, name: &str) -> DomainResult<Room> {
+        let found = rooms(tenant)
+            .filter(r::Column::Id.eq(id.as_uuid()))
+            .one(&self.db)
+            .await
+            .map_err(unknown)?
+            .ok_or(DomainError::NotFound("room"))?;
+        let mut row: r::ActiveModel = found.into();
+        row.name = Set(name.to_owned());
+        Ok(room(row.update(&self.db).await.map_err(map_err("the home already has a room of this name"))?))
+    }
+
+    async fn delete_room(&self, tenant: TenantId, id: RoomId) -> DomainResult<()> {
+        let done = r::Entity::delete_many()
+            .filter(r::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(r::Column::Id.eq(id.as_uuid()))
+            .exec(&self.db)
+            .await
+            .map_err(unknown)?;
+        if done.rows_affected == 0 { Err(DomainError::NotFound("room")) } else { Ok(()) }
+    }
+
+    async fn devices_in(&self, tenant: TenantId, home_id: HomeId, room_id: Option<RoomId>) -> DomainResult<u64> {
+        use sea_orm::PaginatorTrait;
+        let mut q = d::Entity::find().filter(d::Column::TenantId.eq(tenant.as_uuid()));
+        q = match room_id {
+            Some(room_id) => q.filter(d::Column::RoomId.eq(room_id.as_uuid())),
+            None => q.filter(d::Column::HomeId.eq(home_id.as_uuid())),
+        };
+        q.count(&self.db).await.map_err(unknown)
     }
 }

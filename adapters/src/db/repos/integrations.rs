@@ -48,6 +48,7 @@ fn to_domain(m: i::Model) -> DomainResult<Integration> {
         hook_seeds: m
             .hook_seed
             .map(|current| HookSeeds { current, previous: m.previous_hook_seed.zip(m.previous_hook_seed_until) }),
+        disabled_at: m.disabled_at,
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
@@ -70,6 +71,7 @@ impl IntegrationRepo for SqlIntegrationRepo {
             hook_seed: Set(input.hook_seed),
             previous_hook_seed: Set(None),
             previous_hook_seed_until: Set(None),
+            disabled_at: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -133,6 +135,18 @@ impl IntegrationRepo for SqlIntegrationRepo {
         to_domain(row.update(&self.db).await.map_err(unknown)?)
     }
 
+    async fn set_disabled(
+        &self,
+        tenant: TenantId,
+        id: IntegrationId,
+        at: Option<DateTime<Utc>>,
+    ) -> DomainResult<Integration> {
+        let mut row: i::ActiveModel = self.row(tenant, id).await?.into();
+        row.disabled_at = Set(at);
+        row.updated_at = Set(Utc::now());
+        to_domain(row.update(&self.db).await.map_err(unknown)?)
+    }
+
     async fn resolve_hook(&self, id: IntegrationId) -> DomainResult<Option<Integration>> {
         i::Entity::find_by_id(id.as_uuid()).one(&self.db).await.map_err(unknown)?.map(to_domain).transpose()
     }
@@ -142,6 +156,7 @@ impl IntegrationRepo for SqlIntegrationRepo {
         // the integration's own tenant.
         i::Entity::find()
             .filter(i::Column::Kind.is_in(kinds.iter().map(IntegrationKind::as_str)))
+            .filter(i::Column::DisabledAt.is_null())
             .all(&self.db)
             .await
             .map_err(unknown)?

@@ -111,6 +111,7 @@ impl InboundProtocol for DingdingInbound {
     fn refused(&self, why: Refusal) -> HookAnswer {
         match why {
             Refusal::UnknownIntegration => answer(404, 15006, "unknown integration"),
+            Refusal::Disabled => answer(403, 15003, "integration disabled"),
             Refusal::BadHookToken => answer(401, 15014, "missing or wrong hook token"),
             Refusal::TooManyFailures => answer(429, 15029, "too many failed requests from this address"),
             Refusal::Internal => answer(500, 15000, "internal error"),

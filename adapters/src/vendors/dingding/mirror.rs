@@ -1,7 +1,9 @@
 //! Homes, rooms and work orders of Dingding integrations, mirrored there: the Dingding
-//! planner of `domain::outbound` renders `HomeAdded`, `RoomAdded` and `TicketSaved` into
-//! `add_home`, `add_room`, `add_ticket`, `update_ticket_state` and `update_ticket`
-//! deliveries, and `TicketDeleted` into `delete_ticket`, written with the change itself.
+//! planner of `domain::outbound` renders home and room changes (added, several added,
+//! updated, deleted) into `add_home`, `update_home`, `del_home`, `add_room`, `add_rooms`,
+//! `update_room` and `del_room`; `TicketSaved` into `add_ticket`, `update_ticket_state` and
+//! `update_ticket`, and `TicketDeleted` into `delete_ticket` deliveries, written with the
+//! change itself, in order per home (per work order for tickets).
 
 use super::Command;
 use super::service::delivery;
@@ -88,6 +90,74 @@ impl DingdingMirror {
         let key = format!("add_room:{home_id}:{room_id}");
         Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
     }
+    /// Mirrors rooms added at once (`add_rooms`, one call); those without an external id
+    /// are not Dingding's.
+    async fn rooms_added(&self, tenant: TenantId, home: &Home, rooms: &[Room]) -> DomainResult<Vec<NewDelivery>> {
+        let Some(integration) = self.mirror_of(tenant, home).await? else { return Ok(Vec::new()) };
+        let Some(home_id) = home.external_id.clone() else { return Ok(Vec::new()) };
+        let rooms: Vec<(String, String)> =
+            rooms.iter().filter_map(|r| Some((r.external_id.clone()?, r.name.clone()))).collect();
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<&str> = rooms.iter().map(|(id, _)| id.as_str()).collect();
+        let key = format!("add_rooms:{home_id}:{}", ids.join(","));
+        let cmd = Command::AddRooms { home_id: home_id.clone(), rooms };
+        Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
+    }
+
+    /// Mirrors a home's new name, address or `spState` attribute (`update_home`, 5.2:
+    /// 1 not installed, 2 manageable: the operator's acceptance after installation).
+    async fn home_updated(&self, tenant: TenantId, before: &Home, after: &Home) -> DomainResult<Vec<NewDelivery>> {
+        let Some(integration) = self.mirror_of(tenant, after).await? else { return Ok(Vec::new()) };
+        let Some(home_id) = after.external_id.clone() else { return Ok(Vec::new()) };
+        let sp = |h: &Home| h.attributes.get("spState").and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
+        let name = (before.name != after.name).then(|| after.name.clone());
+        let location = (before.address != after.address).then(|| after.address.clone().unwrap_or_default());
+        let sp_state = sp(after).filter(|s| sp(before) != Some(*s));
+        if name.is_none() && location.is_none() && sp_state.is_none() {
+            return Ok(Vec::new());
+        }
+        let cmd = Command::UpdateHome { home_id: home_id.clone(), name, location, sp_state };
+        let key = format!("update_home:{home_id}:{}", uuid::Uuid::now_v7());
+        Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
+    }
+
+    /// Deletes the home at Dingding (`del_home`, 5.3), its rooms with it.
+    async fn home_deleted(&self, tenant: TenantId, home: &Home) -> DomainResult<Vec<NewDelivery>> {
+        let Some(integration) = self.mirror_of(tenant, home).await? else { return Ok(Vec::new()) };
+        let Some(home_id) = home.external_id.clone() else { return Ok(Vec::new()) };
+        let cmd = Command::DelHome { home_id: home_id.clone() };
+        Ok(vec![delivery(integration.id, format!("home:{home_id}"), format!("del_home:{home_id}:{}", home.id), &cmd)?])
+    }
+
+    /// Mirrors a renamed room (`update_room`, 5.8).
+    async fn room_updated(&self, tenant: TenantId, home: &Home, room: &Room) -> DomainResult<Vec<NewDelivery>> {
+        let Some(integration) = self.mirror_of(tenant, home).await? else { return Ok(Vec::new()) };
+        let (Some(home_id), Some(room_id)) = (home.external_id.clone(), room.external_id.clone()) else {
+            return Ok(Vec::new());
+        };
+        let cmd = Command::UpdateRoom {
+            home_id: home_id.clone(),
+            room_id: room_id.clone(),
+            name: room.name.clone(),
+            description: room.name.clone(),
+        };
+        let key = format!("update_room:{home_id}:{room_id}:{}", uuid::Uuid::now_v7());
+        Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
+    }
+
+    /// Deletes the room at Dingding (`del_room`, 5.9).
+    async fn room_deleted(&self, tenant: TenantId, home: &Home, room: &Room) -> DomainResult<Vec<NewDelivery>> {
+        let Some(integration) = self.mirror_of(tenant, home).await? else { return Ok(Vec::new()) };
+        let (Some(home_id), Some(room_id)) = (home.external_id.clone(), room.external_id.clone()) else {
+            return Ok(Vec::new());
+        };
+        let cmd = Command::DelRoom { home_id: Some(home_id.clone()), room_id: room_id.clone() };
+        let key = format!("del_room:{home_id}:{room_id}:{}", room.id);
+        Ok(vec![delivery(integration.id, format!("home:{home_id}"), key, &cmd)?])
+    }
+
     /// The Dingding integration of an INSTALLATION or REPAIR ticket, if it has one.
     async fn work_order_of(
         &self,
@@ -197,6 +267,11 @@ impl Planner for DingdingMirror {
         match msg {
             Message::HomeAdded(home) => self.home_added(tenant, home).await,
             Message::RoomAdded { home, room } => self.room_added(tenant, home, room).await,
+            Message::RoomsAdded { home, rooms } => self.rooms_added(tenant, home, rooms).await,
+            Message::HomeUpdated { before, after } => self.home_updated(tenant, before, after).await,
+            Message::HomeDeleted(home) => self.home_deleted(tenant, home).await,
+            Message::RoomUpdated { home, after, .. } => self.room_updated(tenant, home, after).await,
+            Message::RoomDeleted { home, room } => self.room_deleted(tenant, home, room).await,
             // A change Dingding made (the sync) is not sent back to it.
             Message::TicketSaved { before, after, by: Some(_) } => {
                 self.ticket_saved(tenant, before.as_ref(), after).await

@@ -108,6 +108,7 @@ impl InboundProtocol for EtcInbound {
     fn refused(&self, why: Refusal) -> HookAnswer {
         match why {
             Refusal::UnknownIntegration => HookAnswer::new(404, Code::NoPermission.answer(Some("unknown integration"))),
+            Refusal::Disabled => HookAnswer::new(403, Code::NoPermission.answer(Some("integration disabled"))),
             Refusal::BadHookToken => HookAnswer::new(401, Code::NoPermission.answer(Some("hook token"))),
             Refusal::TooManyFailures => {
                 HookAnswer::new(429, Code::TooFrequent.answer(Some("too many failed requests from this address")))

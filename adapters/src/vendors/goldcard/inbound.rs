@@ -224,6 +224,7 @@ impl InboundProtocol for GoldcardInbound {
             Refusal::UnknownIntegration => {
                 HookAnswer::new(404, json!({"echoCode": "9999", "echoMsg": "unknown integration"}))
             }
+            Refusal::Disabled => HookAnswer::new(403, json!({"echoCode": "9999", "echoMsg": "integration disabled"})),
             Refusal::BadHookToken => echo("0101", "Token 校验未通过"),
             Refusal::TooManyFailures => HookAnswer::new(
                 429,

@@ -166,6 +166,7 @@ impl InboundProtocol for HuzhouInbound {
             Refusal::UnknownIntegration => {
                 HookAnswer::new(404, json!({"ret_code": "404", "ret_msg": "unknown integration"}))
             }
+            Refusal::Disabled => HookAnswer::new(403, json!({"ret_code": "403", "ret_msg": "integration disabled"})),
             Refusal::BadHookToken => refusal(&ApiRefusal::BadToken),
             Refusal::TooManyFailures => HookAnswer::new(
                 429,

@@ -42,6 +42,9 @@ struct Inner {
     work_orders: Vec<Value>,
     /// Devices of dd-home-1 besides the four it starts with (5.5 entries).
     more_devices: Vec<Value>,
+    /// The homes the account holds, as `add_home` and the calls after it left them:
+    /// `{home fields..., "rooms": {room_id: {room_name, room_description}}}`.
+    homes: std::collections::BTreeMap<String, Value>,
 }
 
 /// The repair order the account starts with (10.5's example).
@@ -132,7 +135,10 @@ fn code_end_ok(end: &Value) -> bool {
 fn required(name: &str) -> &'static [&'static str] {
     match name {
         "add_home" => &["home_id", "home_name", "country", "city", "zone", "location", "block"],
-        "add_room" => &["home_id", "room_id", "room_name", "room_description"],
+        "add_room" | "update_room" => &["home_id", "room_id", "room_name", "room_description"],
+        "update_home" | "del_home" => &["home_id"],
+        "add_rooms" => &["home_id", "rooms"],
+        "del_room" => &["room_id"],
         "add_password" => &["uuid", "encrypted_password", "name", "is_default"],
         "update_password" => &["uuid", "password_id", "encrypted_password", "name"],
         "delete_password" | "frozen_password" | "unfrozen_password" => &["uuid", "password_id"],
@@ -224,8 +230,79 @@ fn judge(g: &mut Inner, r: &Request) -> Judgement {
     answer(g, name, &params)
 }
 
+/// The account's homes and rooms as the home and room calls change them (5.1-5.9): an
+/// unknown home or room is refused as the real one refuses it.
+fn homes(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Option<Judgement> {
+    let text = |k: &str| params.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let home_id = text("home_id");
+    let missing = || Some(err(15006, "no such home or room"));
+    match name {
+        "add_home" => {
+            let mut h = params.clone();
+            h.insert("rooms".into(), json!({}));
+            g.homes.insert(home_id, Value::Object(h));
+            None
+        }
+        "update_home" => {
+            let h = g.homes.get_mut(&home_id)?.as_object_mut()?;
+            for k in ["home_name", "location", "sp_state", "description", "block"] {
+                if let Some(v) = params.get(k) {
+                    h.insert(k.into(), v.clone());
+                }
+            }
+            None
+        }
+        "del_home" => {
+            if g.homes.remove(&home_id).is_none() {
+                return missing();
+            }
+            g.next_service += 1;
+            Some(ok(json!({"serviceid": format!("svc-{}", g.next_service)})))
+        }
+        "add_room" | "update_room" => {
+            let rooms = g.homes.get_mut(&home_id)?.get_mut("rooms")?.as_object_mut()?;
+            if name == "update_room" && !rooms.contains_key(&text("room_id")) {
+                return missing();
+            }
+            rooms.insert(
+                text("room_id"),
+                json!({"room_name": text("room_name"), "room_description": text("room_description")}),
+            );
+            None
+        }
+        "add_rooms" => {
+            let list = params.get("rooms")?.as_array()?.clone();
+            let rooms = g.homes.get_mut(&home_id)?.get_mut("rooms")?.as_object_mut()?;
+            for r in list {
+                let id = r.get("room_id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                rooms.insert(id, json!({"room_name": r["room_name"], "room_description": r["room_description"]}));
+            }
+            None
+        }
+        "del_room" => {
+            let room = text("room_id");
+            let found = g
+                .homes
+                .iter_mut()
+                .filter(|(id, _)| home_id.is_empty() || **id == home_id)
+                .filter_map(|(_, h)| h.get_mut("rooms")?.as_object_mut())
+                .any(|rooms| rooms.remove(&room).is_some());
+            if found { None } else { missing() }
+        }
+        _ => None,
+    }
+}
+
 /// The seed's answer to an accepted call.
 fn answer(g: &mut Inner, name: &str, params: &Map<String, Value>) -> Judgement {
+    if matches!(name, "update_home" | "update_room")
+        && !g.homes.contains_key(params.get("home_id").and_then(Value::as_str).unwrap_or_default())
+    {
+        return err(15006, "no such home");
+    }
+    if let Some(j) = homes(g, name, params) {
+        return j;
+    }
     match name {
         "add_password" => {
             g.next_password_id += 1;
@@ -456,6 +533,11 @@ impl FakeDingding {
     }
 
     /// Tokens issued so far.
+    /// The homes the account holds now (`add_home` and what came after it).
+    pub fn homes(&self) -> std::collections::BTreeMap<String, Value> {
+        self.st().homes.clone()
+    }
+
     pub fn token_count(&self) -> usize {
         self.st().issued
     }
