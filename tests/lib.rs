@@ -193,9 +193,214 @@ where
     Burst { latencies, accepted: accepted.load(Ordering::Relaxed), started, elapsed }
 }
 
+/// Devices per kind a Dingding callback burst is spread over (a burst comes from many devices).
+pub const DINGDING_DEVICES: usize = 50;
+
+/// The `n`th callback of a Dingding burst: a mix of lock, meter and water events.
+pub fn dingding_callback(n: usize, t0: i64) -> Value {
+    let time = t0 + i64::try_from(n).unwrap_or_default();
+    let d = (n / 4) % DINGDING_DEVICES;
+    let (lock, meter, water) = (format!("bench-lock-{d}"), format!("bench-meter-{d}"), format!("bench-water-{d}"));
+    match n % 4 {
+        0 => {
+            json!({"event": "batteryAsync", "uuid": lock, "home_id": "h", "time": time, "detail": {"battery": (n % 100).to_string()}})
+        }
+        1 => {
+            json!({"event": "lockerOpenAlarm", "uuid": lock, "home_id": "h", "time": time, "detail": {"source": 2, "sourceid": 1001}})
+        }
+        2 => {
+            json!({"event": "elemeterPowerAsync", "uuid": meter, "time": time, "detail": {"consume_amount": n as f64 / 100.0}})
+        }
+        _ => {
+            json!({"event": "watermeterAmountAsync", "uuid": water, "manufactory": "cy", "time": time, "detail": {"amount": n}})
+        }
+    }
+}
+
+/// A Dingding callback burst ready to send: the integration it goes to, the URL to post
+/// to (on the bench server's address) and the signed bodies.
+pub struct DingdingBurst {
+    pub integration: String,
+    pub target: String,
+    /// `n` distinct callbacks, then every 10th of them again (a Dingding retry).
+    pub bodies: Vec<String>,
+}
+
+/// Configures a Dingding integration for the tenant of `token` with its lock, electricity
+/// and water meter devices, and signs `n` callbacks for it up front (so a burst measures
+/// the server only).
+pub async fn dingding_burst(http: &reqwest::Client, base: &str, token: &str, n: usize) -> DingdingBurst {
+    use adapters::vendors::dingding::sign;
+    let i = gql(
+        http,
+        base,
+        Some(token),
+        "mutation{ configureIntegration(input:{kind:DINGDING, name:\"bench\", settings:{baseUrl:\"http://127.0.0.1:9\"}, credentials:{clientId:\"c\", clientSecret:\"s\"}}){ id hookUrl } }",
+        json!({}),
+    )
+    .await;
+    let integration = i["configureIntegration"]["id"].as_str().unwrap().to_owned();
+    let hook_url = i["configureIntegration"]["hookUrl"].as_str().unwrap().to_owned();
+    let devices = (0..DINGDING_DEVICES).flat_map(|d| {
+        [("lock", "LOCK"), ("meter", "ELECTRICITY_METER"), ("water", "WATER_METER")]
+            .map(|(p, k)| (format!("bench-{p}-{d}"), k))
+    });
+    for (uuid, kind) in devices {
+        gql(
+            http,
+            base,
+            Some(token),
+            "mutation($i:UpsertDeviceInput!){ upsertDevice(input:$i){ id } }",
+            json!({"i": {"integrationId": integration, "externalId": uuid, "kind": kind, "name": uuid}}),
+        )
+        .await;
+    }
+    let t0 = chrono::Utc::now().timestamp_millis();
+    let mut bodies: Vec<String> = (0..n)
+        .map(|k| {
+            let mut body = dingding_callback(k, t0);
+            body["sign"] = json!(sign::callback_sign(&hook_url, &body.to_string()).expect("sign"));
+            body.to_string()
+        })
+        .collect();
+    let repeats: Vec<String> = bodies.iter().step_by(10).cloned().collect();
+    bodies.extend(repeats);
+    // The URL as registered (its hook token included), on the bench server's address.
+    let path = hook_url.split_once("/hooks/").map(|(_, p)| p).expect("hookUrl has a /hooks/ path");
+    DingdingBurst { integration, target: format!("{base}/hooks/{path}"), bodies }
+}
+
+/// Posts the bodies of a Dingding burst from `connections` connections.
+pub async fn send_dingding_burst(connections: usize, burst_of: DingdingBurst) -> Burst {
+    let (bodies, target) = (std::sync::Arc::new(burst_of.bodies), burst_of.target);
+    burst(connections, bodies.len(), move |http, k| {
+        let (body, target) = (bodies[k].clone(), target.clone());
+        async move {
+            match http.post(&target).header("content-type", "application/json").body(body).send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })
+    .await
+}
+
+/// A bench's target for one figure.
+#[derive(Clone, Copy, Debug)]
+pub enum Target {
+    /// The figure must be at least this.
+    AtLeast(f64),
+    /// The figure must be below this.
+    Below(f64),
+    /// The figure must be at most this.
+    AtMost(f64),
+    /// No target: the figure is reported for comparison (a ratio, a reference rate).
+    None,
+}
+
+impl Target {
+    fn met(self, value: f64) -> bool {
+        match self {
+            Self::AtLeast(t) => value >= t,
+            Self::Below(t) => value < t,
+            Self::AtMost(t) => value <= t,
+            Self::None => true,
+        }
+    }
+}
+
+/// The figures of a bench (issue 19's table), printed at its end next to their targets,
+/// for a person (`accepted 6749/s (target >= 8000/s)`) and for a script (one
+/// `BENCH <bench> <figure>=<value>` line each, the value in the figure's unit).
+pub struct Figures {
+    bench: &'static str,
+    rows: Vec<(String, String, f64, &'static str, Target, usize)>,
+}
+
+impl Figures {
+    pub fn new(bench: &'static str) -> Self {
+        Self { bench, rows: Vec::new() }
+    }
+
+    /// Adds figure `key` (`[a-z0-9_]`, for the machine-readable line), described as
+    /// `label`, worth `value` in `unit` (`/s`, ` ms`, ` s`, ` MB`, `x` ...), shown with
+    /// `decimals` decimals.
+    pub fn add(&mut self, key: &str, label: &str, value: f64, unit: &'static str, target: Target, decimals: usize) {
+        self.rows.push((key.to_owned(), label.to_owned(), value, unit, target, decimals));
+    }
+
+    /// Whether every figure meets its target.
+    pub fn all_met(&self) -> bool {
+        self.rows.iter().all(|(_, _, v, _, t, _)| t.met(*v))
+    }
+
+    /// The human lines, then the machine-readable ones.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (_, label, v, unit, t, d) in &self.rows {
+            let target = match t {
+                Target::AtLeast(x) => format!(" (target >= {x:.d$}{unit})", d = *d),
+                Target::Below(x) => format!(" (target < {x:.d$}{unit})", d = *d),
+                Target::AtMost(x) => format!(" (target <= {x:.d$}{unit})", d = *d),
+                Target::None => String::new(),
+            };
+            let verdict = match t {
+                Target::None => "",
+                _ if t.met(*v) => " met",
+                _ => " MISSED",
+            };
+            out.push(format!("{label} {v:.d$}{unit}{target}{verdict}", d = *d));
+        }
+        for (key, _, v, _, _, d) in &self.rows {
+            out.push(format!("BENCH {} {key}={v:.d$}", self.bench, d = *d));
+        }
+        out
+    }
+
+    /// Prints `lines` to stdout.
+    #[allow(clippy::print_stdout)]
+    pub fn print(&self) {
+        println!();
+        println!("{} figures (issue 19 targets):", self.bench);
+        for l in self.lines() {
+            println!("{l}");
+        }
+    }
+}
+
+/// A process's memory from `/proc/<pid>/status` (`self` for this one), in MB: resident
+/// now (`VmRSS`), its peak (`VmHWM`), and its thread count.
+pub fn proc_memory(pid: &str) -> Option<(f64, f64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    Some((field("VmRSS:")? as f64 / 1024.0, field("VmHWM:")? as f64 / 1024.0, field("Threads:")?))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{Figures, Target, with_database};
+
+    #[test]
+    fn figures_print_their_targets_and_a_machine_line() {
+        let mut f = Figures::new("cb");
+        f.add("accepted_per_s", "accepted", 6749.4, "/s", Target::AtLeast(8000.0), 0);
+        f.add("p99_ms", "p99", 12.34, " ms", Target::Below(30.0), 1);
+        f.add("ratio", "of PostgreSQL's own rate", 0.5, "x", Target::None, 2);
+        assert_eq!(
+            f.lines(),
+            [
+                "accepted 6749/s (target >= 8000/s) MISSED",
+                "p99 12.3 ms (target < 30.0 ms) met",
+                "of PostgreSQL's own rate 0.50x",
+                "BENCH cb accepted_per_s=6749",
+                "BENCH cb p99_ms=12.3",
+                "BENCH cb ratio=0.50",
+            ]
+        );
+        assert!(!f.all_met());
+    }
 
     #[test]
     fn the_database_is_replaced_and_options_kept() {
