@@ -90,18 +90,18 @@ async fn settle(
 
 /// Applies a lane's batch in order: consecutive requests of one protocol and integration
 /// go to the protocol together (`InboundProtocol::apply_batch`), a single one as `apply`.
-async fn apply_all(events: &InboundEventService, batch: Vec<Box<Pending>>) {
+async fn apply_all(events: &InboundEventService, batch: Vec<Pending>) {
     let mut rest = batch.into_iter().peekable();
     while let Some(first) = rest.next() {
         let (protocol, integration) = (first.protocol.clone(), first.event.integration_id);
-        let same = |p: &Box<Pending>| Arc::ptr_eq(&p.protocol, &protocol) && p.event.integration_id == integration;
+        let same = |p: &Pending| Arc::ptr_eq(&p.protocol, &protocol) && p.event.integration_id == integration;
         let mut run = vec![first];
         while let Some(p) = rest.next_if(|p| same(p)) {
             run.push(p);
         }
         if run.len() == 1 {
             if let Some(p) = run.pop() {
-                apply(events, *p, false).await;
+                apply(events, p, false).await;
             }
             continue;
         }
@@ -109,7 +109,7 @@ async fn apply_all(events: &InboundEventService, batch: Vec<Box<Pending>>) {
         let mut stored = Vec::with_capacity(run.len());
         let mut works = Vec::with_capacity(run.len());
         for p in run {
-            let Pending { event, work, .. } = *p;
+            let Pending { event, work, .. } = p;
             stored.push(event);
             works.push(work);
         }
@@ -159,10 +159,10 @@ impl Backlog {
                         () = shutdown.cancelled() => return,
                         p = rx.recv() => match p { Some(p) => p, None => return },
                     };
-                    let mut batch = vec![pending];
+                    let mut batch = vec![*pending];
                     while batch.len() < BATCH {
                         match rx.try_recv() {
-                            Ok(p) => batch.push(p),
+                            Ok(p) => batch.push(*p),
                             Err(_) => break,
                         }
                     }
