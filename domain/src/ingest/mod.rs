@@ -280,15 +280,53 @@ impl IngestService {
         let mut seen = std::collections::HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut processed = Vec::with_capacity(batch.len());
+        // Status and readings: one entry per device, merged in the events' order, written
+        // in one go; the other facts after them, in order.
+        let mut observed: Vec<(DeviceId, DeviceStatus, Vec<NewReading>)> = Vec::new();
+        let mut slot: std::collections::HashMap<DeviceId, usize> = std::collections::HashMap::new();
+        let mut rest = Vec::new();
         for (event, facts) in batch {
             if !claimed.contains(&event) || !seen.insert(event) {
                 outcomes.push(Applied::Before);
                 continue;
             }
-            self.write(&*unit, tenant, facts, &held).await?;
+            for fact in facts {
+                let device = match &fact {
+                    Fact::Status { device, .. } | Fact::Readings { device, .. } => *device,
+                    _ => {
+                        rest.push(fact);
+                        continue;
+                    }
+                };
+                let at = *slot.entry(device).or_insert_with(|| {
+                    observed.push((device, DeviceStatus::default(), Vec::new()));
+                    observed.len() - 1
+                });
+                let Some(o) = observed.get_mut(at) else { continue };
+                match fact {
+                    Fact::Status { status, .. } => batch::merge_status(&mut o.1, &status),
+                    Fact::Readings { readings, .. } => o.2.extend(readings),
+                    _ => {}
+                }
+            }
             processed.push(event);
             outcomes.push(Applied::Now);
         }
+        if !observed.is_empty() {
+            let ids: Vec<DeviceId> = observed.iter().map(|(d, ..)| *d).collect();
+            // Locked: their new state is computed from these rows.
+            let found = unit.devices().lock_many(tenant, &ids).await?;
+            let mut by_id: std::collections::HashMap<DeviceId, crate::devices::Device> =
+                found.into_iter().map(|d| (d.id, d)).collect();
+            let mut entries = Vec::with_capacity(observed.len());
+            for (id, status, readings) in observed {
+                let device = by_id.remove(&id).ok_or(crate::DomainError::NotFound("device"))?;
+                entries.push(crate::devices::Observed { device, status, readings });
+            }
+            let devices = self.devices.within(unit.devices(), held.clone());
+            devices.observe_many(tenant, entries).await?;
+        }
+        self.write(&*unit, tenant, rest, &held).await?;
         unit.finish_processed(tenant, &processed).await?;
         unit.commit().await?;
         self.release(&held).await;
