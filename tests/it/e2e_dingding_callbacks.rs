@@ -549,6 +549,92 @@ async fn a_callback_left_received_is_swept_up_and_processed_once() {
     assert_eq!(s.device_state(&lock).await["battery"], json!(33), "the fresh one was left alone");
 }
 
+/// A backlog (here: what a stopped process left, swept up at once) is applied by the lanes
+/// in batches: each device's callbacks in the order they came, each once, a callback that
+/// creates a device applied before the callbacks after it, a meter's registers billed once
+/// each, in order.
+#[tokio::test]
+async fn a_backlog_is_applied_in_batches_in_order_and_once() {
+    use domain::events::NewInboundEvent;
+    let s = setup().await;
+    let mut locks = Vec::new();
+    for k in 0..3 {
+        locks.push(s.device(&format!("bl-{k}"), "LOCK", json!({})).await);
+    }
+    let meter = s.device("bl-em", "ELECTRICITY_METER", json!({})).await;
+    let tariff = s
+        .gql(
+            "mutation($i:SaveTariffInput!){ saveTariff(input:$i){ id } }",
+            json!({"i": {"integrationId": s.integration, "code": "T-bl", "utility": "ELECTRICITY",
+                         "tiers": [{"upTo": null, "price": "0.5"}], "cycleMonths": 12}}),
+        )
+        .await;
+    let tariff = tariff.data()["saveTariff"]["id"].as_str().expect("tariff").to_owned();
+    s.gql("mutation($d:ID!,$t:ID!){ assignTariff(deviceId:$d, tariffId:$t){ id } }", json!({"d": meter, "t": tariff}))
+        .await
+        .data();
+
+    let state = &s.app.state;
+    let tenant = s.tenant.id.parse().expect("tenant");
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let mut bodies = Vec::new();
+    for round in 0..20 {
+        for k in 0..3 {
+            bodies.push(json!({"event": "batteryAsync", "time": 1_000 + round * 10 + k, "uuid": format!("bl-{k}"),
+                               "home_id": "dd-h", "detail": {"battery": (round + 1).to_string()}}));
+        }
+        if round == 7 {
+            // A lock installed in the middle of the burst, then its battery.
+            bodies.push(json!({"event": "deviceInstall", "time": 5_000, "uuid": "bl-new", "home_id": "dd-h", "detail": {"type": "4"}}));
+            bodies.push(json!({"event": "batteryAsync", "time": 5_001, "uuid": "bl-new", "detail": {"battery": "77"}}));
+        }
+        if round == 3 || round == 12 {
+            let amount = if round == 3 { 10.0 } else { 12.5 };
+            bodies.push(json!({"event": "elemeterPowerAsync", "time": 6_000 + round, "uuid": "bl-em", "detail": {"consume_amount": amount}}));
+        }
+    }
+    for (n, body) in bodies.iter().enumerate() {
+        let input = NewInboundEvent {
+            integration_id: s.integration.parse().expect("integration"),
+            protocol: "DINGDING".into(),
+            kind: body["event"].as_str().expect("event").into(),
+            dedup_key: format!("bl|{n}"),
+            headers: json!({}),
+            body: body.to_string(),
+            received_at: long_ago + chrono::Duration::milliseconds(i64::try_from(n).expect("n")),
+        };
+        state.events.record(tenant, input).await.expect("stored");
+    }
+    let backlog = &state.inbound_backlog;
+    assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), bodies.len());
+    eventually("every callback processed", || async {
+        let inbound = s.inbound().await;
+        inbound.len() == bodies.len() && inbound.iter().all(|e| e["state"] == "PROCESSED")
+    })
+    .await;
+    for id in &locks {
+        assert_eq!(s.device_state(id).await["battery"], json!(20), "the last battery of each lock wins");
+    }
+    let devices = s
+        .gql(
+            "query($i:ID){ devices(filter:{integrationId:$i, search:\"bl-new\"}){ edges{ node{ battery } } } }",
+            json!({"i": s.integration}),
+        )
+        .await;
+    assert_eq!(nodes(&devices.data()["devices"])[0]["battery"], json!(77), "installed before its battery came");
+    let acc = s
+        .gql(
+            "query($d:ID!){ meterAccount(deviceId:$d){ balance ledger(first:10){ edges{ node{ kind amount } } } } }",
+            json!({"d": meter}),
+        )
+        .await;
+    let charges: Vec<Value> =
+        nodes(&acc.data()["meterAccount"]["ledger"]).into_iter().filter(|e| e["kind"] == "CHARGE").collect();
+    assert_eq!(charges.len(), 1, "the baseline, then one charge: {}", acc.raw);
+    assert_eq!(charges[0]["amount"], "-1.25");
+    assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 0, "each applied once");
+}
+
 #[tokio::test]
 async fn electricity_and_water_meters_with_a_tariff_are_billed_from_their_registers() {
     let s = setup().await;

@@ -186,6 +186,16 @@ pub trait InboundProtocol: Send + Sync {
     }
     /// Applies a stored request; `duplicate` when it was stored before (a resend).
     async fn apply(&self, hook: &Opened, event: &InboundEvent, duplicate: bool, work: Work) -> (Outcome, HookAnswer);
+    /// Applies stored requests of one integration in their order (a lane's backlog): by
+    /// default one by one with `apply`; a protocol that can writes runs of them in one unit
+    /// of work each, with the same outcomes `apply` would give.
+    async fn apply_batch(&self, hook: &Opened, items: Vec<(&InboundEvent, Work)>) -> Vec<(Outcome, HookAnswer)> {
+        let mut out = Vec::with_capacity(items.len());
+        for (event, work) in items {
+            out.push(self.apply(hook, event, false, work).await);
+        }
+        out
+    }
     /// The work of a stored event, for the sweep of events a stopped process left; `None`
     /// when its body no longer parses (then it is IGNORED).
     fn reparse(&self, _event: &InboundEvent) -> Option<(Option<String>, Work)> {

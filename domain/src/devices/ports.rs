@@ -76,6 +76,14 @@ pub trait DeviceRepo: Send + Sync {
         }
         Ok(found)
     }
+    /// The tenant's devices among `ids`, as `get_many`; through a unit of work, locked until
+    /// it ends (in id order), for `observe_many`.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn lock_many(&self, tenant: TenantId, ids: &[DeviceId]) -> DomainResult<Vec<Device>> {
+        self.get_many(tenant, ids).await
+    }
     /// `set_status` then `record_readings` of each device (one entry per device, as read
     /// by `find_by_externals` in the same unit), in as few round trips as the store allows.
     /// Answers the devices as written.

@@ -145,7 +145,7 @@ impl IngestService {
 }
 
 /// A later report's status over an earlier one's (what `set_status` twice would leave).
-fn merge_status(into: &mut DeviceStatus, s: &DeviceStatus) {
+pub(super) fn merge_status(into: &mut DeviceStatus, s: &DeviceStatus) {
     into.online = s.online.or(into.online);
     into.battery = s.battery.or(into.battery);
     into.signal = s.signal.or(into.signal);

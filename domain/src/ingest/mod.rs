@@ -132,6 +132,17 @@ pub trait Unit: Send + Sync {
         }
         Ok(())
     }
+    /// Finishes each of `events` (claimed by this unit) PROCESSED, in as few round trips
+    /// as the store allows.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn finish_processed(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<()> {
+        for e in events {
+            self.finish_event(tenant, *e, EventState::Processed, None).await?;
+        }
+        Ok(())
+    }
     /// Keeps the answer a stored event was given (its resend is answered the same).
     ///
     /// # Errors
@@ -231,6 +242,95 @@ impl IngestService {
         note: Option<String>,
     ) -> DomainResult<(Applied, Vec<MeterBill>)> {
         self.apply_inner(tenant, event, facts, note).await
+    }
+
+    /// Applies the facts of several stored events of one tenant in one unit, in their
+    /// order, each event exactly as [`IngestService::apply`] would apply it: claimed (an
+    /// event applied before, or twice in the batch, is `Applied::Before` and writes
+    /// nothing), its facts written, finished PROCESSED. One transaction (and, on
+    /// PostgreSQL, one commit's flush) for the batch instead of one per event.
+    ///
+    /// # Errors
+    /// Whatever a write returns; then nothing of the batch is written and every event keeps
+    /// its state (the caller may apply them one by one).
+    pub async fn apply_events(
+        &self,
+        tenant: TenantId,
+        batch: Vec<(InboundEventId, Vec<Fact>)>,
+    ) -> DomainResult<Vec<Applied>> {
+        let mut meters: Vec<DeviceId> = batch
+            .iter()
+            .flat_map(|(_, facts)| facts.iter())
+            .filter_map(|f| match f {
+                Fact::MeterTotal { device, .. } => Some(*device),
+                _ => None,
+            })
+            .collect();
+        meters.sort_unstable();
+        meters.dedup();
+        let _queued = match (&self.billing, meters.is_empty()) {
+            (Some(b), false) => b.lock_meters(&meters).await,
+            _ => Vec::new(),
+        };
+        let unit = self.units.begin().await?;
+        let ids: Vec<InboundEventId> = batch.iter().map(|(e, _)| *e).collect();
+        let claimed: std::collections::HashSet<InboundEventId> =
+            unit.claim_events(tenant, &ids).await?.into_iter().collect();
+        let held = Arc::new(Held::default());
+        let mut seen = std::collections::HashSet::new();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut processed = Vec::with_capacity(batch.len());
+        // Status and readings: one entry per device, merged in the events' order, written
+        // in one go; the other facts after them, in order.
+        let mut observed: Vec<(DeviceId, DeviceStatus, Vec<NewReading>)> = Vec::new();
+        let mut slot: std::collections::HashMap<DeviceId, usize> = std::collections::HashMap::new();
+        let mut rest = Vec::new();
+        for (event, facts) in batch {
+            if !claimed.contains(&event) || !seen.insert(event) {
+                outcomes.push(Applied::Before);
+                continue;
+            }
+            for fact in facts {
+                let device = match &fact {
+                    Fact::Status { device, .. } | Fact::Readings { device, .. } => *device,
+                    _ => {
+                        rest.push(fact);
+                        continue;
+                    }
+                };
+                let at = *slot.entry(device).or_insert_with(|| {
+                    observed.push((device, DeviceStatus::default(), Vec::new()));
+                    observed.len() - 1
+                });
+                let Some(o) = observed.get_mut(at) else { continue };
+                match fact {
+                    Fact::Status { status, .. } => batch::merge_status(&mut o.1, &status),
+                    Fact::Readings { readings, .. } => o.2.extend(readings),
+                    _ => {}
+                }
+            }
+            processed.push(event);
+            outcomes.push(Applied::Now);
+        }
+        if !observed.is_empty() {
+            let ids: Vec<DeviceId> = observed.iter().map(|(d, ..)| *d).collect();
+            // Locked: their new state is computed from these rows.
+            let found = unit.devices().lock_many(tenant, &ids).await?;
+            let mut by_id: std::collections::HashMap<DeviceId, crate::devices::Device> =
+                found.into_iter().map(|d| (d.id, d)).collect();
+            let mut entries = Vec::with_capacity(observed.len());
+            for (id, status, readings) in observed {
+                let device = by_id.remove(&id).ok_or(crate::DomainError::NotFound("device"))?;
+                entries.push(crate::devices::Observed { device, status, readings });
+            }
+            let devices = self.devices.within(unit.devices(), held.clone());
+            devices.observe_many(tenant, entries).await?;
+        }
+        self.write(&*unit, tenant, rest, &held).await?;
+        unit.finish_processed(tenant, &processed).await?;
+        unit.commit().await?;
+        self.release(&held).await;
+        Ok(outcomes)
     }
 
     async fn apply_inner(

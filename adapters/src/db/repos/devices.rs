@@ -322,6 +322,20 @@ impl DeviceRepo for SqlDeviceRepo {
         q.all(&self.db).await.map_err(unknown)?.into_iter().map(to_domain).collect()
     }
 
+    async fn lock_many(&self, tenant: TenantId, ids: &[DeviceId]) -> DomainResult<Vec<Device>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = scoped(tenant).filter(d::Column::Id.is_in(ids.iter().map(|i| i.as_uuid()))).order_by_asc(d::Column::Id);
+        // In a unit on PostgreSQL the rows are locked (in id order) until it ends.
+        let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
+            q.lock_exclusive()
+        } else {
+            q
+        };
+        q.all(&self.db).await.map_err(unknown)?.into_iter().map(to_domain).collect()
+    }
+
     async fn observe_many(&self, tenant: TenantId, observed: Vec<Observed>) -> DomainResult<Vec<Device>> {
         if self.db.get_database_backend() != DbBackend::Postgres || observed.is_empty() {
             let mut out = Vec::with_capacity(observed.len());

@@ -128,6 +128,22 @@ impl Unit for SqlUnit {
         Ok(ids.into_iter().map(InboundEventId::from_uuid).collect())
     }
 
+    async fn finish_processed(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        ev::Entity::update_many()
+            .col_expr(ev::Column::State, sea_orm::sea_query::Expr::value(EventState::Processed.as_str()))
+            .col_expr(ev::Column::Error, sea_orm::sea_query::Expr::value(Option::<String>::None))
+            .col_expr(ev::Column::ProcessedAt, sea_orm::sea_query::Expr::value(Some(chrono::Utc::now())))
+            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(ev::Column::Id.is_in(events.iter().map(|e| e.as_uuid())))
+            .exec(&*self.tx)
+            .await
+            .map_err(unknown)?;
+        Ok(())
+    }
+
     async fn finish_answered(
         &self,
         tenant: TenantId,

@@ -96,6 +96,37 @@ pub enum ServiceResult {
 /// The result code that means success in 9.x and 13.x results.
 pub const SERVICE_OK: i64 = 1000;
 
+impl Callback {
+    /// Whether handling it only reads (its device) and answers facts to write: such
+    /// callbacks of a lane are written in batches; the others write as they are handled,
+    /// one at a time, in order.
+    pub fn only_facts(&self) -> bool {
+        match self {
+            Self::Event { fact, .. } => matches!(
+                fact,
+                Fact::BatteryLow { .. }
+                    | Fact::BatteryRecovered { .. }
+                    | Fact::Battery { .. }
+                    | Fact::Tampered
+                    | Fact::WrongPassword
+                    | Fact::DoorOpened { .. }
+                    | Fact::GatewayOffline(_)
+                    | Fact::DeviceOffline(_)
+                    | Fact::WaterGatewayOffline(_)
+                    | Fact::MeterPower { .. }
+                    | Fact::MeterPowerHistory { .. }
+                    | Fact::MeterHistory { .. }
+                    | Fact::MeterOverAmount { .. }
+                    | Fact::MeterOverCapacity { .. }
+                    | Fact::MeterLocalClose
+                    | Fact::MeterTransmissionError
+                    | Fact::WaterReading { .. }
+            ),
+            Self::Service { .. } | Self::Unknown { .. } => false,
+        }
+    }
+}
+
 /// How the hook should record a processed callback.
 #[derive(Debug, Clone)]
 pub enum Handled {

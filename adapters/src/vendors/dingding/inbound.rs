@@ -39,6 +39,41 @@ struct Parsed {
     callback: Callback,
 }
 
+impl DingdingInbound {
+    /// Writes a run of callbacks' facts in one unit; when that fails, each alone (so one
+    /// bad callback fails only itself).
+    async fn write_run(
+        &self,
+        run: &mut Vec<(usize, &InboundEvent, Vec<domain::ingest::Fact>)>,
+        out: &mut [Option<(Outcome, HookAnswer)>],
+    ) {
+        let Some((_, first, _)) = run.first() else { return };
+        let tenant = first.tenant_id;
+        let taken = std::mem::take(run);
+        let batch = taken.iter().map(|(_, e, facts)| (e.id, facts.clone())).collect();
+        let applied = self.ingest.apply_events(tenant, batch).await;
+        if let Err(e) = &applied {
+            tracing::warn!(error = %e, "a batch of Dingding callbacks failed; applying them one by one");
+        }
+        for (i, event, facts) in taken {
+            let result = match &applied {
+                Ok(_) => Ok(()),
+                Err(_) => self.ingest.apply(tenant, Some(event.id), facts, None).await.map(drop),
+            };
+            let done = match result {
+                Ok(()) => (Outcome::finished(EventState::Processed), answer(200, 0, "ok")),
+                Err(e) => {
+                    tracing::error!(error = ?e, inbound_event_id = %event.id, "applying a Dingding callback");
+                    (Outcome::to_finish(EventState::Failed, Some(failure_note(&e))), self.refused(Refusal::Internal))
+                }
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(done);
+            }
+        }
+    }
+}
+
 /// The Dingding inbound protocol.
 pub struct DingdingInbound {
     service: DingdingService,
@@ -167,6 +202,60 @@ impl InboundProtocol for DingdingInbound {
                 (failed, self.refused(Refusal::Internal))
             }
         }
+    }
+
+    /// Runs of callbacks that only bring facts (`Callback::only_facts`: readings, states,
+    /// alarms) are written in one unit each (`IngestService::apply_events`); any other
+    /// callback ends the run and is applied alone, after it, so a lane keeps its order.
+    async fn apply_batch(&self, hook: &Opened, items: Vec<(&InboundEvent, Work)>) -> Vec<(Outcome, HookAnswer)> {
+        let mut out: Vec<Option<(Outcome, HookAnswer)>> = Vec::with_capacity(items.len());
+        let mut run: Vec<(usize, &InboundEvent, Vec<domain::ingest::Fact>)> = Vec::new();
+        for (i, (event, work)) in items.into_iter().enumerate() {
+            out.push(None);
+            let p = match work.downcast::<Parsed>() {
+                Ok(p) if p.callback.only_facts() => p,
+                other => {
+                    self.write_run(&mut run, &mut out).await;
+                    let work: Work = match other {
+                        Ok(p) => p,
+                        Err(w) => w,
+                    };
+                    let applied = self.apply(hook, event, false, work).await;
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(applied);
+                    }
+                    continue;
+                }
+            };
+            let (tenant, integration) = (event.tenant_id, event.integration_id);
+            let handled = self.service.handle(tenant, integration, event.id, &p.name, p.callback).await;
+            let done = match handled {
+                Ok(Handled::Facts(facts)) => {
+                    run.push((i, event, facts));
+                    continue;
+                }
+                Ok(Handled::Processed) => (Outcome::to_finish(EventState::Processed, None), answer(200, 0, "ok")),
+                Ok(Handled::Ignored(why)) => (Outcome::to_finish(EventState::Ignored, Some(why)), answer(200, 0, "ok")),
+                Err(e) => {
+                    tracing::error!(error = ?e, inbound_event_id = %event.id, "applying a Dingding callback");
+                    (Outcome::to_finish(EventState::Failed, Some(failure_note(&e))), self.refused(Refusal::Internal))
+                }
+            };
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(done);
+            }
+        }
+        self.write_run(&mut run, &mut out).await;
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    (
+                        Outcome::to_finish(EventState::Failed, Some("not applied".into())),
+                        self.refused(Refusal::Internal),
+                    )
+                })
+            })
+            .collect()
     }
 
     fn reparse_supported(&self) -> bool {
