@@ -149,7 +149,7 @@ impl DeviceService {
 
     /// Changes a device's name, place or attributes; its integration, external id and kind
     /// stay (a meter gets a new external id with `replaceMeter`). Vendors hear of it as of
-    /// an upsert (a Huzhou elevator's changed parameters are pushed).
+    /// an upsert (a vendor that mirrors device parameters is sent the changed ones).
     ///
     /// # Errors
     /// As `upsert`; `NotFound` when the device is absent or in another tenant.

@@ -185,7 +185,7 @@ impl HomeService {
     }
 
     /// Adds several rooms to a home at once (mirrored as one call where the vendor takes
-    /// one, Dingding's `add_rooms`). All or none are added.
+    /// one call for several rooms). All or none are added.
     ///
     /// # Errors
     /// As `add_room`; `Invalid { field: "rooms" }` for none or more than 100.

@@ -250,7 +250,7 @@ impl TicketService {
     /// Deletes a ticket nobody works on yet: only in its kind's deletable statuses
     /// (`rules::check_delete`: a PLANNED maintenance, a PENDING or UNASSIGNED work order);
     /// anything else is refused, never deleted. The vendor modules hear of it
-    /// (`Message::TicketDeleted`: a Dingding work order is deleted there too) in the same
+    /// (`Message::TicketDeleted`: a vendor that mirrors the ticket deletes it there too) in the same
     /// unit of work. Answers the ticket as it was.
     ///
     /// # Errors
