@@ -326,6 +326,24 @@ impl IngestService {
             let devices = self.devices.within(unit.devices(), held.clone());
             devices.observe_many(tenant, entries).await?;
         }
+        if self.billing.is_some() {
+            // A meter without an account is not billed: one query for the batch's meters
+            // instead of one per register (those with one are billed in order, below).
+            let mut meters: Vec<DeviceId> = rest
+                .iter()
+                .filter_map(|f| match f {
+                    Fact::MeterTotal { device, .. } => Some(*device),
+                    _ => None,
+                })
+                .collect();
+            meters.sort_unstable();
+            meters.dedup();
+            if !meters.is_empty() {
+                let billed: std::collections::HashSet<DeviceId> =
+                    unit.accounts().lock_by_devices(tenant, &meters).await?.into_iter().map(|a| a.device_id).collect();
+                rest.retain(|f| !matches!(f, Fact::MeterTotal { device, .. } if !billed.contains(device)));
+            }
+        }
         self.write(&*unit, tenant, rest, &held).await?;
         unit.finish_processed(tenant, &processed).await?;
         unit.commit().await?;

@@ -125,6 +125,16 @@ impl Callback {
             Self::Service { .. } | Self::Unknown { .. } => false,
         }
     }
+
+    /// The uuids of the devices handling it reads (its own, and a meter history's meters).
+    pub fn device_uuids(&self) -> Vec<&str> {
+        let Self::Event { uuid, fact, .. } = self else { return Vec::new() };
+        let mut out: Vec<&str> = uuid.as_deref().filter(|u| !u.is_empty()).into_iter().collect();
+        if let Fact::MeterHistory { entries } = fact {
+            out.extend(entries.iter().map(|e| e.uuid.as_str()));
+        }
+        out
+    }
 }
 
 /// How the hook should record a processed callback.

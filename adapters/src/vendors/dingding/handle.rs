@@ -74,8 +74,31 @@ fn offline_facts(
     vec![Neutral::Status { device: d.id, status: status(Some(!offline), None, at) }, change]
 }
 
+/// Devices read ahead for a batch of callbacks, by uuid (`None`: no such device). A uuid
+/// not in it is looked up.
+pub type Known = std::collections::HashMap<String, Option<Device>>;
+
 impl DingdingService {
-    /// Applies one stored callback. `name` is its event or service name.
+    /// The devices of `uuids` on the integration, read in one query (see [`Known`]).
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    pub async fn read_ahead(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        uuids: Vec<String>,
+    ) -> DomainResult<Known> {
+        let found = self.devices.find_by_externals(tenant, integration, &uuids).await?;
+        let mut known: Known = uuids.into_iter().map(|u| (u, None)).collect();
+        for d in found {
+            known.insert(d.external_id.clone(), Some(d));
+        }
+        Ok(known)
+    }
+
+    /// Applies one stored callback. `name` is its event or service name; its devices are
+    /// taken from `known` where it has them.
     ///
     /// # Errors
     /// `Unknown` on storage failure (the event is marked FAILED).
@@ -86,6 +109,7 @@ impl DingdingService {
         event: InboundEventId,
         name: &str,
         cb: Callback,
+        known: Option<&Known>,
     ) -> DomainResult<Handled> {
         match cb {
             Callback::Unknown { name } => Ok(Handled::Ignored(format!("{name} is not a documented callback"))),
@@ -93,7 +117,7 @@ impl DingdingService {
                 self.service_result(tenant, integration, &service_id, uuid.as_deref(), result).await
             }
             Callback::Event { uuid, home_id, room_id, at, fact } => {
-                self.event(tenant, integration, event, name, uuid, home_id, room_id, at, fact).await
+                self.event(tenant, integration, event, name, uuid, home_id, room_id, at, fact, known).await
             }
         }
     }
@@ -110,6 +134,21 @@ impl DingdingService {
         }
     }
 
+    /// `device`, from `known` when it has the uuid.
+    async fn known_device(
+        &self,
+        known: Option<&Known>,
+        tenant: TenantId,
+        integration: IntegrationId,
+        uuid: Option<&str>,
+    ) -> DomainResult<Option<Device>> {
+        let Some(u) = uuid.filter(|u| !u.is_empty()) else { return Ok(None) };
+        match known.and_then(|k| k.get(u)) {
+            Some(d) => Ok(d.clone()),
+            None => self.device(tenant, integration, Some(u)).await,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn event(
         &self,
@@ -122,6 +161,7 @@ impl DingdingService {
         room_id: Option<String>,
         at: DateTime<Utc>,
         fact: Fact,
+        known: Option<&Known>,
     ) -> DomainResult<Handled> {
         match fact {
             Fact::Other { name } => return Ok(Handled::Ignored(format!("{name} is not a documented event"))),
@@ -137,7 +177,9 @@ impl DingdingService {
             Fact::MeterHistory { entries } => {
                 let mut facts = Vec::new();
                 for e in entries {
-                    let Some(d) = self.device(tenant, integration, Some(&e.uuid)).await? else { continue };
+                    let Some(d) = self.known_device(known, tenant, integration, Some(&e.uuid)).await? else {
+                        continue;
+                    };
                     let (kind, what) = match e.event_id {
                         1 => ("METER_OVER_CAPACITY", format!("over capacity ({})", e.capacity.unwrap_or_default())),
                         2 => ("METER_OVER_AMOUNT", format!("out of credit ({})", e.amount.unwrap_or_default())),
@@ -153,7 +195,7 @@ impl DingdingService {
             }
             _ => {}
         }
-        let Some(d) = self.device(tenant, integration, uuid.as_deref()).await? else {
+        let Some(d) = self.known_device(known, tenant, integration, uuid.as_deref()).await? else {
             return Ok(Handled::Ignored(format!("unknown device {}", uuid.unwrap_or_default())));
         };
         let t = tenant;

@@ -11,7 +11,7 @@
 // Parsers of tenant and vendor input (issue 17): no indexing that can panic.
 #![cfg_attr(not(test), warn(clippy::indexing_slicing))]
 
-use super::{Callback, DingdingService, Handled, map, sign, wire};
+use super::{Callback, DingdingService, Handled, Known, map, sign, wire};
 use crate::vendors::inbound::{
     Accepted, HookAnswer, HookRequest, InboundProtocol, Opened, Outcome, Refusal, Rejected, Work, failure_note,
 };
@@ -183,7 +183,7 @@ impl InboundProtocol for DingdingInbound {
             );
         };
         let (tenant, integration) = (event.tenant_id, event.integration_id);
-        let handled = self.service.handle(tenant, integration, event.id, &p.name, p.callback).await;
+        let handled = self.service.handle(tenant, integration, event.id, &p.name, p.callback, None).await;
         let outcome = match handled {
             Ok(Handled::Processed) => Ok(Outcome::to_finish(EventState::Processed, None)),
             Ok(Handled::Ignored(why)) => Ok(Outcome::to_finish(EventState::Ignored, Some(why))),
@@ -205,17 +205,23 @@ impl InboundProtocol for DingdingInbound {
     }
 
     /// Runs of callbacks that only bring facts (`Callback::only_facts`: readings, states,
-    /// alarms) are written in one unit each (`IngestService::apply_events`); any other
-    /// callback ends the run and is applied alone, after it, so a lane keeps its order.
+    /// alarms) are written in one unit each (`IngestService::apply_events`), their devices
+    /// read in one query (`DingdingService::read_ahead`); any other callback ends the run
+    /// and is applied alone, after it, so a lane keeps its order (and the next run reads
+    /// its devices again: that callback may have installed one).
     async fn apply_batch(&self, hook: &Opened, items: Vec<(&InboundEvent, Work)>) -> Vec<(Outcome, HookAnswer)> {
-        let mut out: Vec<Option<(Outcome, HookAnswer)>> = Vec::with_capacity(items.len());
+        let mut slots: Vec<Option<(&InboundEvent, Result<Box<Parsed>, Work>)>> =
+            items.into_iter().map(|(e, w)| Some((e, w.downcast::<Parsed>()))).collect();
+        let mut out: Vec<Option<(Outcome, HookAnswer)>> = (0..slots.len()).map(|_| None).collect();
         let mut run: Vec<(usize, &InboundEvent, Vec<domain::ingest::Fact>)> = Vec::new();
-        for (i, (event, work)) in items.into_iter().enumerate() {
-            out.push(None);
-            let p = match work.downcast::<Parsed>() {
+        let mut known: Option<Known> = None;
+        for i in 0..slots.len() {
+            let Some((event, parsed)) = slots.get_mut(i).and_then(Option::take) else { continue };
+            let p = match parsed {
                 Ok(p) if p.callback.only_facts() => p,
                 other => {
                     self.write_run(&mut run, &mut out).await;
+                    known = None;
                     let work: Work = match other {
                         Ok(p) => p,
                         Err(w) => w,
@@ -228,7 +234,25 @@ impl InboundProtocol for DingdingInbound {
                 }
             };
             let (tenant, integration) = (event.tenant_id, event.integration_id);
-            let handled = self.service.handle(tenant, integration, event.id, &p.name, p.callback).await;
+            if known.is_none() {
+                // The devices of this callback and of the ones after it in the run.
+                let ahead = slots.get(i + 1..).unwrap_or_default().iter().map_while(|s| match s {
+                    Some((_, Ok(q))) if q.callback.only_facts() => Some(q.callback.device_uuids()),
+                    _ => None,
+                });
+                let mut uuids: Vec<String> =
+                    std::iter::once(p.callback.device_uuids()).chain(ahead).flatten().map(str::to_owned).collect();
+                uuids.sort_unstable();
+                uuids.dedup();
+                known = match self.service.read_ahead(tenant, integration, uuids).await {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading a batch's devices ahead; reading them one by one");
+                        Some(Known::new())
+                    }
+                };
+            }
+            let handled = self.service.handle(tenant, integration, event.id, &p.name, p.callback, known.as_ref()).await;
             let done = match handled {
                 Ok(Handled::Facts(facts)) => {
                     run.push((i, event, facts));

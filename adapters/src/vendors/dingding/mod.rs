@@ -10,6 +10,7 @@ mod callbacks;
 pub mod client;
 mod commands;
 mod handle;
+pub use handle::Known;
 pub(crate) mod inbound;
 mod mirror;
 pub use inbound::{DingdingInbound, hook_url};
