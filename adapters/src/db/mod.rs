@@ -147,3 +147,38 @@ mod tests {
         assert_eq!(sqlite_path("postgres://localhost/x"), None);
     }
 }
+
+/// `column IN (values)` for a batch. On PostgreSQL it is one parameter whatever the count
+/// (`= ANY(...)` of a uuid array spelt as text), so the statement has one text: prepared
+/// once per connection and planned once, where an `IN ($1, ..., $n)` list is a new
+/// statement for every batch size; on SQLite, the list.
+pub(crate) fn in_uuids<C: sea_orm::ColumnTrait>(
+    backend: sea_orm::DbBackend,
+    column: C,
+    values: impl IntoIterator<Item = uuid::Uuid>,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::Expr;
+    if backend == sea_orm::DbBackend::Postgres {
+        let list: Vec<String> = values.into_iter().map(|u| u.to_string()).collect();
+        let sql = format!("\"{}\" = ANY(string_to_array($1, ',')::uuid[])", column.as_str());
+        Expr::cust_with_values(sql, [list.join(",")])
+    } else {
+        column.is_in(values)
+    }
+}
+
+/// [`in_uuids`] for text values (any text: passed as one JSON array on PostgreSQL).
+pub(crate) fn in_texts<C: sea_orm::ColumnTrait>(
+    backend: sea_orm::DbBackend,
+    column: C,
+    values: impl IntoIterator<Item = String>,
+) -> sea_orm::sea_query::SimpleExpr {
+    use sea_orm::sea_query::Expr;
+    if backend == sea_orm::DbBackend::Postgres {
+        let list = serde_json::Value::Array(values.into_iter().map(serde_json::Value::String).collect());
+        let sql = format!("\"{}\" = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)))", column.as_str());
+        Expr::cust_with_values(sql, [list])
+    } else {
+        column.is_in(values)
+    }
+}

@@ -157,7 +157,7 @@ type Step = (MeterAccount, Option<crate::tariffs::LedgerDraft>);
 
 /// One register billed on `current`: the bill, and the step to write (none when nothing
 /// changed).
-fn bill(
+pub(super) fn bill(
     current: MeterAccount,
     versions: &[Tariff],
     total: Decimal,

@@ -326,29 +326,98 @@ impl IngestService {
             let devices = self.devices.within(unit.devices(), held.clone());
             devices.observe_many(tenant, entries).await?;
         }
-        if self.billing.is_some() {
-            // A meter without an account is not billed: one query for the batch's meters
-            // instead of one per register (those with one are billed in order, below).
-            let mut meters: Vec<DeviceId> = rest
-                .iter()
-                .filter_map(|f| match f {
-                    Fact::MeterTotal { device, .. } => Some(*device),
-                    _ => None,
-                })
-                .collect();
-            meters.sort_unstable();
-            meters.dedup();
-            if !meters.is_empty() {
-                let billed: std::collections::HashSet<DeviceId> =
-                    unit.accounts().lock_by_devices(tenant, &meters).await?.into_iter().map(|a| a.device_id).collect();
-                rest.retain(|f| !matches!(f, Fact::MeterTotal { device, .. } if !billed.contains(device)));
-            }
+        // Registers: billed in order on their meters' accounts, written in one go (a meter
+        // without an account is not billed).
+        let (totals, rest): (Vec<Fact>, Vec<Fact>) =
+            rest.into_iter().partition(|f| matches!(f, Fact::MeterTotal { .. }));
+        if !totals.is_empty() {
+            self.bill_batch(&*unit, tenant, totals, &held).await?;
         }
         self.write(&*unit, tenant, rest, &held).await?;
         unit.finish_processed(tenant, &processed).await?;
         unit.commit().await?;
         self.release(&held).await;
         Ok(outcomes)
+    }
+
+    /// Bills `totals` (`Fact::MeterTotal`s, in order) in `unit` as `write` would one by
+    /// one: each meter's account locked once, its registers billed in order, the steps
+    /// written together (`MeterAccountRepo::save_steps`), the supply changes planned after.
+    async fn bill_batch(
+        &self,
+        unit: &dyn Unit,
+        tenant: TenantId,
+        totals: Vec<Fact>,
+        held: &Arc<Held>,
+    ) -> DomainResult<()> {
+        if self.billing.is_none() {
+            return Ok(());
+        }
+        let mut meters: Vec<DeviceId> = totals
+            .iter()
+            .filter_map(|f| match f {
+                Fact::MeterTotal { device, .. } => Some(*device),
+                _ => None,
+            })
+            .collect();
+        meters.sort_unstable();
+        meters.dedup();
+        let accounts = unit.accounts().lock_by_devices(tenant, &meters).await?;
+        if accounts.is_empty() {
+            return Ok(());
+        }
+        let mut tariffs: std::collections::HashMap<crate::ids::TariffId, Vec<crate::tariffs::Tariff>> =
+            std::collections::HashMap::new();
+        for t in accounts.iter().filter_map(|a| a.tariff_id) {
+            if let std::collections::hash_map::Entry::Vacant(v) = tariffs.entry(t) {
+                v.insert(unit.tariffs().versions_of(tenant, t).await?);
+            }
+        }
+        let mut state: std::collections::HashMap<DeviceId, crate::tariffs::AccountSteps> = accounts
+            .into_iter()
+            .map(|a| (a.device_id, crate::tariffs::AccountSteps { expected: a, steps: Vec::new() }))
+            .collect();
+        let mut supply = Vec::new();
+        for fact in totals {
+            let Fact::MeterTotal { device, total, at, reference, answered } = fact else { continue };
+            let Some(acc) = state.get_mut(&device) else { continue };
+            let versions = acc.expected.tariff_id.and_then(|t| tariffs.get(&t)).map_or(&[][..], Vec::as_slice);
+            let current = acc.steps.last().map_or(&acc.expected, |(a, _)| a).clone();
+            let (bill, step) = batch::bill(current, versions, total, at, &reference)?;
+            if let Some(step) = step {
+                acc.steps.push(step);
+            }
+            if let (Some(change), false) = (bill.supply, answered) {
+                supply.push((device, change, reference));
+            }
+        }
+        let steps: Vec<crate::tariffs::AccountSteps> = state.into_values().filter(|s| !s.steps.is_empty()).collect();
+        unit.accounts().save_steps(tenant, steps).await?;
+        for (device, change, reference) in supply {
+            self.plan_supply(unit, tenant, device, change, reference, held).await?;
+        }
+        Ok(())
+    }
+
+    /// Plans (in `unit`) the delivery that tells a meter's vendor of a supply change.
+    async fn plan_supply(
+        &self,
+        unit: &dyn Unit,
+        tenant: TenantId,
+        device: DeviceId,
+        change: crate::tariffs::billing::SupplyChange,
+        reference: String,
+        held: &Arc<Held>,
+    ) -> DomainResult<()> {
+        let Some(o) = &self.outbound else { return Ok(()) };
+        let d = unit.devices().get(tenant, device).await?.ok_or(crate::DomainError::NotFound("device"))?;
+        let planned = o.plan(tenant, &[Message::SupplyChanged { device: d, change, reference }]).await?;
+        if !planned.is_empty() {
+            for id in unit.outbox(tenant, planned).await? {
+                held.schedule(id, Utc::now()).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn apply_inner(
@@ -419,16 +488,8 @@ impl IngestService {
                     let Some(bill) = bill else {
                         continue;
                     };
-                    if let (Some(change), false, Some(o)) = (bill.supply, answered, &self.outbound) {
-                        let d =
-                            unit.devices().get(tenant, device).await?.ok_or(crate::DomainError::NotFound("device"))?;
-                        let msg = Message::SupplyChanged { device: d, change, reference: reference.clone() };
-                        let planned = o.plan(tenant, &[msg]).await?;
-                        if !planned.is_empty() {
-                            for id in unit.outbox(tenant, planned).await? {
-                                held.schedule(id, Utc::now()).await?;
-                            }
-                        }
+                    if let (Some(change), false) = (bill.supply, answered) {
+                        self.plan_supply(unit, tenant, device, change, reference.clone(), held).await?;
                     }
                     bills.push(bill);
                 }

@@ -311,7 +311,11 @@ impl DeviceRepo for SqlDeviceRepo {
         }
         let q = scoped(tenant)
             .filter(d::Column::IntegrationId.eq(integration.as_uuid()))
-            .filter(d::Column::ExternalId.is_in(external_ids.iter().map(String::as_str)))
+            .filter(crate::db::in_texts(
+                self.db.get_database_backend(),
+                d::Column::ExternalId,
+                external_ids.iter().cloned(),
+            ))
             .order_by_asc(d::Column::Id);
         // In a unit on PostgreSQL the rows are locked (in id order) until it ends.
         let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
@@ -326,7 +330,9 @@ impl DeviceRepo for SqlDeviceRepo {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let q = scoped(tenant).filter(d::Column::Id.is_in(ids.iter().map(|i| i.as_uuid()))).order_by_asc(d::Column::Id);
+        let q = scoped(tenant)
+            .filter(crate::db::in_uuids(self.db.get_database_backend(), d::Column::Id, ids.iter().map(|i| i.as_uuid())))
+            .order_by_asc(d::Column::Id);
         // In a unit on PostgreSQL the rows are locked (in id order) until it ends.
         let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
             q.lock_exclusive()

@@ -101,17 +101,21 @@ async fn record_many(
     let missing: Vec<&(TenantId, IntegrationId, String)> =
         keys.iter().filter(|(_, i, k)| !fresh.contains_key(&(i.as_uuid(), k.clone()))).collect();
     let mut stored: HashMap<(uuid::Uuid, String), ev::Model> = HashMap::new();
-    if !missing.is_empty() {
-        let mut any = Condition::any();
-        for (t, i, k) in &missing {
-            any = any.add(
-                Condition::all()
-                    .add(ev::Column::TenantId.eq(t.as_uuid()))
-                    .add(ev::Column::IntegrationId.eq(i.as_uuid()))
-                    .add(ev::Column::DedupKey.eq(k.as_str())),
-            );
-        }
-        for m in ev::Entity::find().filter(any).all(db).await.map_err(unknown)? {
+    // The stored events of the keys taken: one query per integration among them (a batch
+    // is mostly one), on the unique (integration, dedup key) index.
+    let mut by_integration: HashMap<(TenantId, IntegrationId), Vec<String>> = HashMap::new();
+    for (t, i, k) in missing {
+        by_integration.entry((*t, *i)).or_default().push(k.clone());
+    }
+    for ((t, i), keys) in by_integration {
+        let found = ev::Entity::find()
+            .filter(ev::Column::TenantId.eq(t.as_uuid()))
+            .filter(ev::Column::IntegrationId.eq(i.as_uuid()))
+            .filter(crate::db::in_texts(db.get_database_backend(), ev::Column::DedupKey, keys))
+            .all(db)
+            .await
+            .map_err(unknown)?;
+        for m in found {
             stored.insert((m.integration_id, m.dedup_key.clone()), m);
         }
     }

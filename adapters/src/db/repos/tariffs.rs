@@ -424,7 +424,11 @@ impl MeterAccountRepo for SqlTariffRepo {
             return Ok(Vec::new());
         }
         let q = accounts(tenant)
-            .filter(m::Column::DeviceId.is_in(devices.iter().map(|d| d.as_uuid())))
+            .filter(crate::db::in_uuids(
+                self.db.get_database_backend(),
+                m::Column::DeviceId,
+                devices.iter().map(|d| d.as_uuid()),
+            ))
             .order_by_asc(m::Column::Id);
         let q = if self.db.in_unit() && self.db.get_database_backend() == DbBackend::Postgres {
             q.lock_exclusive()

@@ -119,7 +119,11 @@ impl Unit for SqlUnit {
             .select_only()
             .column(ev::Column::Id)
             .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(ev::Column::Id.is_in(events.iter().map(|e| e.as_uuid())))
+            .filter(crate::db::in_uuids(
+                self.tx.get_database_backend(),
+                ev::Column::Id,
+                events.iter().map(|e| e.as_uuid()),
+            ))
             .filter(ev::Column::State.is_not_in(done))
             .order_by_asc(ev::Column::Id);
         // SQLite's unit is exclusive already; PostgreSQL locks the rows.
@@ -137,7 +141,11 @@ impl Unit for SqlUnit {
             .col_expr(ev::Column::Error, sea_orm::sea_query::Expr::value(Option::<String>::None))
             .col_expr(ev::Column::ProcessedAt, sea_orm::sea_query::Expr::value(Some(chrono::Utc::now())))
             .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(ev::Column::Id.is_in(events.iter().map(|e| e.as_uuid())))
+            .filter(crate::db::in_uuids(
+                self.tx.get_database_backend(),
+                ev::Column::Id,
+                events.iter().map(|e| e.as_uuid()),
+            ))
             .exec(&*self.tx)
             .await
             .map_err(unknown)?;
