@@ -416,3 +416,23 @@ async fn vendor_text_with_nul_characters_is_recorded() {
     assert_eq!(d["attempts"][0]["request"], "POST /push/nul\\0", "{d}");
     assert_eq!(d["attempts"][0]["vendorCode"], "OK\\0", "{d}");
 }
+
+#[tokio::test]
+async fn a_delivery_claimed_by_many_attempts_at_once_goes_out_once() {
+    // Claims are written in batches on PostgreSQL: attempts of one delivery that land in
+    // one batch, or in several, must still leave exactly one of them sending it.
+    let s = setup().await;
+    let id = s.enqueue("ok", "req-many-claims").await;
+    let delivery: domain::ids::DeliveryId = id.parse().expect("delivery id");
+    let mut attempts = Vec::new();
+    for _ in 0..8 {
+        let service = s.app.state.deliveries.clone();
+        attempts.push(tokio::spawn(async move { service.run(delivery).await }));
+    }
+    for a in attempts {
+        a.await.expect("attempt").expect("an attempt runs or is skipped");
+    }
+    let d = s.until(&id, "SUCCEEDED").await;
+    assert_eq!(d["attemptCount"], 1, "{d}");
+    assert_eq!(s.calls("ok").len(), 1, "sent once: {:?}", s.calls("ok"));
+}

@@ -137,6 +137,10 @@ pub struct SqlDeliveryRepo {
     conn: Conn,
     /// `create` batched on PostgreSQL.
     creates: Option<Arc<Batcher<(TenantId, NewDelivery), Delivery>>>,
+    /// Workers' claims and outcomes batched on PostgreSQL (on `bookkeeping`): concurrent
+    /// attempts share one statement each instead of one round trip per delivery.
+    claims: Option<Arc<Batcher<ClaimItem, Option<d::Model>>>>,
+    completions: Option<Arc<Batcher<CompleteItem, d::Model>>>,
     /// Where workers write their own bookkeeping (claims, attempts, outcomes): the
     /// connection of `crate::db::connect_bookkeeping`. A claim or outcome lost with a
     /// database crash only makes the delivery go out once more with its idempotency key.
@@ -163,8 +167,153 @@ impl SqlDeliveryRepo {
                 }),
             ))
         });
-        Self { conn: db.clone().into(), db, creates, bookkeeping }
+        let pg = bookkeeping.get_database_backend() == DbBackend::Postgres;
+        let claims = pg.then(|| {
+            let db = bookkeeping.clone();
+            Arc::new(Batcher::new(
+                64,
+                2,
+                Arc::new(move |items| {
+                    let db = db.clone();
+                    Box::pin(async move { claim_many(&db, items).await }) as futures::future::BoxFuture<'static, _>
+                }),
+            ))
+        });
+        let completions = pg.then(|| {
+            let db = bookkeeping.clone();
+            Arc::new(Batcher::new(
+                64,
+                2,
+                Arc::new(move |items| {
+                    let db = db.clone();
+                    Box::pin(async move { complete_many(&db, items).await }) as futures::future::BoxFuture<'static, _>
+                }),
+            ))
+        });
+        Self { conn: db.clone().into(), db, creates, claims, completions, bookkeeping }
     }
+}
+
+/// A claim to write: the delivery, now, the lease's end, and before when an IN_FLIGHT
+/// delivery without a lease counts as abandoned.
+type ClaimItem = (DeliveryId, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
+
+/// One UPDATE for a batch of claims, each with `claim`'s condition (PENDING; RETRYING and
+/// due; IN_FLIGHT and abandoned): the claimed rows come back, the others are taken. A
+/// delivery twice in one batch is claimed by its first item only.
+async fn claim_many(
+    db: &DatabaseConnection,
+    items: Vec<ClaimItem>,
+) -> DomainResult<Vec<DomainResult<Option<d::Model>>>> {
+    let mut values: Vec<sea_orm::Value> = vec![
+        DeliveryState::InFlight.as_str().into(),
+        DeliveryState::Pending.as_str().into(),
+        DeliveryState::Retrying.as_str().into(),
+        DUE_SLACK.num_seconds().into(),
+    ];
+    let mut rows = Vec::with_capacity(items.len());
+    for (id, now, lease, stale) in &items {
+        let n = values.len();
+        rows.push(format!(
+            "(${}::uuid, ${}::timestamptz, ${}::timestamptz, ${}::timestamptz)",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4
+        ));
+        values.extend([id.as_uuid().into(), (*now).into(), (*lease).into(), (*stale).into()]);
+    }
+    let sql = format!(
+        "UPDATE deliveries AS d SET state = $1, attempts = d.attempts + 1, updated_at = v.now, \
+         lease_until = v.lease, first_attempt_at = COALESCE(d.first_attempt_at, v.now) \
+         FROM (VALUES {}) AS v (id, now, lease, stale) \
+         WHERE d.id = v.id AND (d.state = $2 \
+           OR (d.state = $3 AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= v.now + make_interval(secs => $4))) \
+           OR (d.state = $1 AND (d.lease_until < v.now OR (d.lease_until IS NULL AND d.updated_at < v.stale)))) \
+         RETURNING d.*",
+        rows.join(", ")
+    );
+    let claimed = d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .all(db)
+        .await
+        .map_err(unknown)?;
+    let mut by_id: HashMap<uuid::Uuid, d::Model> = claimed.into_iter().map(|m| (m.id, m)).collect();
+    // A delivery twice in the batch: the row comes back once, for its first item.
+    Ok(items.iter().map(|(id, ..)| Ok(by_id.remove(&id.as_uuid()))).collect())
+}
+
+/// An attempt and the state it leads to.
+type CompleteItem = (TenantId, Attempt, DeliveryState, Option<DateTime<Utc>>, Option<String>);
+
+/// One statement for a batch of outcomes: the attempts inserted, their deliveries updated
+/// (as `complete` writes one).
+async fn complete_many(db: &DatabaseConnection, items: Vec<CompleteItem>) -> DomainResult<Vec<DomainResult<d::Model>>> {
+    let now = Utc::now();
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(items.len() * 16);
+    let mut rows = Vec::with_capacity(items.len());
+    let types = [
+        "uuid",
+        "uuid",
+        "uuid",
+        "int4",
+        "timestamptz",
+        "text",
+        "int4",
+        "text",
+        "text",
+        "int8",
+        "text",
+        "text",
+        "timestamptz",
+        "text",
+        "timestamptz",
+        "text",
+        "timestamptz",
+    ];
+    for (tenant, at, state, next_attempt_at, last_error) in &items {
+        let n = values.len();
+        let row: Vec<String> = types.iter().enumerate().map(|(k, t)| format!("${}::{t}", n + k + 1)).collect();
+        rows.push(format!("({})", row.join(", ")));
+        values.extend([
+            at.id.as_uuid().into(),
+            tenant.as_uuid().into(),
+            at.delivery_id.as_uuid().into(),
+            at.number.into(),
+            at.at.into(),
+            at.request.clone().into(),
+            at.http_status.into(),
+            at.vendor_code.clone().into(),
+            at.vendor_message.clone().into(),
+            at.latency_ms.into(),
+            at.error.clone().into(),
+            at.outcome.clone().into(),
+            at.next_attempt_at.into(),
+            state.as_str().into(),
+            (*next_attempt_at).into(),
+            last_error.clone().into(),
+            now.into(),
+        ]);
+    }
+    let sql = format!(
+        "WITH v (aid, tenant_id, delivery_id, number, at, request, http_status, vendor_code, vendor_message, \
+         latency_ms, error, outcome, attempt_next, state, next_attempt_at, last_error, updated_at) AS (VALUES {}), \
+         attempt AS (INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, at, request, http_status, \
+         vendor_code, vendor_message, latency_ms, error, outcome, next_attempt_at) \
+         SELECT aid, tenant_id, delivery_id, number, at, request, http_status, vendor_code, vendor_message, \
+         latency_ms, error, outcome, attempt_next FROM v) \
+         UPDATE deliveries AS d SET state = v.state, next_attempt_at = v.next_attempt_at, last_error = v.last_error, \
+         updated_at = v.updated_at, attempts = v.number FROM v WHERE d.id = v.delivery_id RETURNING d.*",
+        rows.join(", ")
+    );
+    let done = d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .all(db)
+        .await
+        .map_err(unknown)?;
+    let by_id: HashMap<uuid::Uuid, d::Model> = done.into_iter().map(|m| (m.id, m)).collect();
+    Ok(items
+        .iter()
+        .map(|(_, at, ..)| by_id.get(&at.delivery_id.as_uuid()).cloned().ok_or(DomainError::NotFound("delivery")))
+        .collect())
 }
 
 fn scoped(tenant: TenantId) -> Select<d::Entity> {
@@ -211,6 +360,38 @@ fn attempt(m: a::Model) -> Attempt {
     }
 }
 
+impl SqlDeliveryRepo {
+    /// A claimed delivery whose order key has unfinished predecessors is given back
+    /// (`Waiting`); else it is the worker's.
+    async fn in_turn(&self, delivery: Delivery) -> DomainResult<Claim> {
+        if let Some(key) = &delivery.order_key {
+            let earlier = d::Entity::find()
+                .filter(d::Column::IntegrationId.eq(delivery.integration_id.as_uuid()))
+                .filter(d::Column::OrderKey.eq(key.as_str()))
+                .filter(d::Column::Id.lt(delivery.id.as_uuid()))
+                .filter(d::Column::State.is_in(UNFINISHED))
+                .count(&self.bookkeeping)
+                .await
+                .map_err(unknown)?;
+            if earlier > 0 {
+                // Not its turn: give the claim back as it was.
+                let before = delivery.attempts - 1;
+                let state = if before == 0 { DeliveryState::Pending } else { DeliveryState::Retrying };
+                d::Entity::update_many()
+                    .col_expr(d::Column::State, Expr::value(state.as_str()))
+                    .col_expr(d::Column::Attempts, Expr::value(before))
+                    .filter(d::Column::Id.eq(delivery.id.as_uuid()))
+                    .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
+                    .exec(&self.bookkeeping)
+                    .await
+                    .map_err(unknown)?;
+                return Ok(Claim::Waiting);
+            }
+        }
+        Ok(Claim::Claimed(Box::new(delivery)))
+    }
+}
+
 #[async_trait]
 impl DeliveryRepo for SqlDeliveryRepo {
     async fn create(&self, tenant: TenantId, input: NewDelivery) -> DomainResult<Delivery> {
@@ -244,6 +425,10 @@ impl DeliveryRepo for SqlDeliveryRepo {
         lease_until: DateTime<Utc>,
         stale: DateTime<Utc>,
     ) -> DomainResult<Claim> {
+        if let Some(b) = &self.claims {
+            let Some(row) = b.submit((id, now, lease_until, stale)).await? else { return Ok(Claim::Taken) };
+            return self.in_turn(to_domain(row)?).await;
+        }
         // One round trip: claimable (PENDING, RETRYING and due, or IN_FLIGHT whose worker
         // stopped beating) becomes IN_FLIGHT with the attempt counted and a fresh lease,
         // or nothing changes.
@@ -272,32 +457,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
             .await
             .map_err(unknown)?;
         let Some(row) = claimed.into_iter().next() else { return Ok(Claim::Taken) };
-        let delivery = to_domain(row)?;
-        if let Some(key) = &delivery.order_key {
-            let earlier = d::Entity::find()
-                .filter(d::Column::IntegrationId.eq(delivery.integration_id.as_uuid()))
-                .filter(d::Column::OrderKey.eq(key.as_str()))
-                .filter(d::Column::Id.lt(id.as_uuid()))
-                .filter(d::Column::State.is_in(UNFINISHED))
-                .count(&self.bookkeeping)
-                .await
-                .map_err(unknown)?;
-            if earlier > 0 {
-                // Not its turn: give the claim back as it was.
-                let before = delivery.attempts - 1;
-                let state = if before == 0 { DeliveryState::Pending } else { DeliveryState::Retrying };
-                d::Entity::update_many()
-                    .col_expr(d::Column::State, Expr::value(state.as_str()))
-                    .col_expr(d::Column::Attempts, Expr::value(before))
-                    .filter(d::Column::Id.eq(id.as_uuid()))
-                    .filter(d::Column::State.eq(DeliveryState::InFlight.as_str()))
-                    .exec(&self.bookkeeping)
-                    .await
-                    .map_err(unknown)?;
-                return Ok(Claim::Waiting);
-            }
-        }
-        Ok(Claim::Claimed(Box::new(delivery)))
+        self.in_turn(to_domain(row)?).await
     }
 
     async fn release(&self, id: DeliveryId, at: DateTime<Utc>) -> DomainResult<()> {
@@ -430,6 +590,9 @@ impl DeliveryRepo for SqlDeliveryRepo {
         next_attempt_at: Option<DateTime<Utc>>,
         last_error: Option<String>,
     ) -> DomainResult<Delivery> {
+        if let Some(b) = &self.completions {
+            return to_domain(b.submit((tenant, at, state, next_attempt_at, last_error)).await?);
+        }
         let (id, number) = (at.delivery_id, at.number);
         if self.bookkeeping.get_database_backend() != DbBackend::Postgres {
             self.record_attempt(tenant, at).await?;
