@@ -53,6 +53,13 @@ impl SqlHuzhouRepo {
     }
 }
 
+/// The intervals in use (a handful), one index probe each on the (interval, phase) index:
+/// a `DISTINCT` read every subscription, 50,000 rows every slot (bench: 9.6 ms of every
+/// 100-ms slot).
+const INTERVALS_IN_USE: &str = "WITH RECURSIVE i (v) AS (SELECT MIN(interval_ms) FROM huzhou_subscriptions \
+     UNION ALL SELECT (SELECT MIN(interval_ms) FROM huzhou_subscriptions WHERE interval_ms > i.v) \
+     FROM i WHERE i.v IS NOT NULL) SELECT v AS interval_ms FROM i WHERE v IS NOT NULL";
+
 #[async_trait]
 impl HuzhouRepo for SqlHuzhouRepo {
     async fn subscribe(
@@ -139,7 +146,7 @@ impl HuzhouRepo for SqlHuzhouRepo {
     }
 
     async fn due_in(&self, from_ms: i64, to_ms: i64) -> DomainResult<Vec<DuePush>> {
-        let sql = "SELECT DISTINCT interval_ms FROM huzhou_subscriptions".to_owned();
+        let sql = INTERVALS_IN_USE.to_owned();
         let rows = self.db.query_all_raw(self.stmt(sql, Vec::new())).await.map_err(unknown)?;
         let intervals: Vec<i64> =
             rows.iter().map(|r| r.try_get("", "interval_ms")).collect::<Result<_, _>>().map_err(unknown)?;
@@ -287,5 +294,34 @@ impl HuzhouRepo for SqlHuzhouRepo {
             now.timestamp_millis().into(),
         ];
         Ok(self.db.query_one_raw(self.stmt(sql, values)).await.map_err(unknown)?.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::INTERVALS_IN_USE;
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+
+    #[tokio::test]
+    async fn the_intervals_in_use_are_each_read_once_in_order() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.expect("sqlite");
+        let intervals = || async {
+            let rows =
+                db.query_all_raw(Statement::from_string(DbBackend::Sqlite, INTERVALS_IN_USE)).await.expect("intervals");
+            rows.iter().map(|r| r.try_get::<i64>("", "interval_ms").expect("interval")).collect::<Vec<_>>()
+        };
+        db.execute_unprepared(
+            "CREATE TABLE huzhou_subscriptions (interval_ms BIGINT NOT NULL, phase_ms BIGINT NOT NULL); \
+             CREATE INDEX ix ON huzhou_subscriptions (interval_ms, phase_ms)",
+        )
+        .await
+        .expect("table");
+        assert_eq!(intervals().await, Vec::<i64>::new(), "none without subscriptions");
+        db.execute_unprepared(
+            "INSERT INTO huzhou_subscriptions VALUES (3000, 1), (1000, 2), (3000, 5), (60000, 7), (1000, 9)",
+        )
+        .await
+        .expect("rows");
+        assert_eq!(intervals().await, vec![1000, 3000, 60000]);
     }
 }
