@@ -145,18 +145,6 @@ pub(crate) fn inserted<M>(r: Result<sea_orm::TryInsertResult<Vec<M>>, DbErr>) ->
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::sqlite_path;
-
-    #[test]
-    fn finds_sqlite_file_paths() {
-        assert_eq!(sqlite_path("sqlite://./data/linkyard.db?mode=rwc"), Some("./data/linkyard.db"));
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_path("postgres://localhost/x"), None);
-    }
-}
-
 /// `column IN (values)` for a batch. On PostgreSQL it is one parameter whatever the count
 /// (`= ANY(...)` of a uuid array spelt as text), so the statement has one text: prepared
 /// once per connection and planned once, where an `IN ($1, ..., $n)` list is a new
@@ -189,5 +177,17 @@ pub(crate) fn in_texts<C: sea_orm::ColumnTrait>(
         Expr::cust_with_values(sql, [list])
     } else {
         column.is_in(values)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn finds_sqlite_file_paths() {
+        assert_eq!(sqlite_path("sqlite://./data/linkyard.db?mode=rwc"), Some("./data/linkyard.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://localhost/x"), None);
     }
 }
