@@ -284,7 +284,7 @@ async fn hook(
     if duplicate && let Some(answer) = protocol.repeat(&recorded.event) {
         return render(answer);
     }
-    let lane = accepted.lane;
+    let (lane, answer_first) = (accepted.lane, accepted.answer_first && !duplicate);
     let pending = Box::new(Pending {
         protocol: protocol.clone(),
         hook,
@@ -294,6 +294,10 @@ async fn hook(
     });
     let (pending, slot) = match lane {
         None => (pending, None),
+        Some(_) if answer_first => match st.inbound_backlog.defer(pending) {
+            Ok(()) => return render(protocol.deferred()),
+            Err(p) => (p, None),
+        },
         Some(_) => match st.inbound_backlog.inline_or_defer(pending) {
             Route::Deferred => return render(protocol.deferred()),
             Route::Inline(p, slot) => (p, slot),

@@ -226,7 +226,9 @@ impl Backlog {
         }
     }
 
-    fn defer(&self, p: Box<Pending>) -> Result<(), Box<Pending>> {
+    /// Into the backlog, behind what waits in its lane. `Err`: the backlog has stopped
+    /// (shutdown); apply it here.
+    pub fn defer(&self, p: Box<Pending>) -> Result<(), Box<Pending>> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         p.lane.hash(&mut h);
         let lane = usize::try_from(h.finish() % self.lanes.len() as u64).unwrap_or(0);

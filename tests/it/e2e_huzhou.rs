@@ -748,3 +748,70 @@ async fn old_traffic_records_are_pruned_after_the_retention_period() {
     );
     assert_eq!((count("inbound_events").await, count("delivery_attempts").await, count("audit_log").await), (0, 0, 0));
 }
+
+/// A subscribing `put_rt_notice` is answered once stored and applied from the inbound
+/// backlog. One that a process stored and stopped before applying is applied by the
+/// sweep, once; a pull left so was never answered and is not applied later.
+#[tokio::test]
+async fn a_notice_left_unapplied_by_a_stopped_process_is_swept_up_once() {
+    use domain::events::NewInboundEvent;
+    let s = setup().await;
+    s.elevator("204170", "ELEVATOR", json!({})).await;
+    let tenant: domain::ids::TenantId = s.tenant.id.parse().expect("tenant");
+    let left = |kind: &str, query: &str, body: &str| NewInboundEvent {
+        integration_id: s.integration.parse().expect("integration"),
+        protocol: "HUZHOU_ELEVATOR".into(),
+        kind: kind.into(),
+        dedup_key: format!("elev_api:left-{kind}"),
+        headers: json!({"method": if body.is_empty() { "GET" } else { "POST" }, "query": query, "content-type": null}),
+        body: body.into(),
+        received_at: chrono::Utc::now() - chrono::Duration::minutes(30),
+    };
+    let events = &s.app.state.events;
+    let notice = left("put_rt_notice", "action=put_rt_notice&token=***", r#"{"unique_ids":"204170","subscribe":"1"}"#);
+    events.record(tenant, notice).await.expect("stored");
+    let pull = left("get_rt_info", "action=get_rt_info&elev_id=204170&token=***", "");
+    events.record(tenant, pull).await.expect("stored");
+    let backlog = &s.app.state.inbound_backlog;
+    assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 2);
+    s.dc.until("the swept subscription's pushes", || s.dc.pushes("put_ie_elev_things").len() >= 2).await;
+    let q = "query($k:String){ inboundEvents(filter:{kind:$k}){ edges{ node{ state } } } }";
+    let setup = &s;
+    let state = |kind: &'static str| async move {
+        let r = setup.gql(q, json!({"k": kind})).await;
+        r.data()["inboundEvents"]["edges"][0]["node"]["state"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(state("put_rt_notice").await, "PROCESSED");
+    assert_eq!(state("get_rt_info").await, "IGNORED");
+    assert_eq!(backlog.sweep(chrono::Utc::now()).await.expect("sweep"), 0, "applied once");
+    let items = s.dc.pushes("put_ie_elev_things")[0].info["rt_data"].clone();
+    assert_eq!(items[0]["unique_id"], "204170", "{items}");
+
+    // Asked now, a subscription is answered at once and pushed from then on; the same
+    // request resent is stored and applied once.
+    s.elevator("204171", "ELEVATOR", json!({})).await;
+    let t = s.elev_api(&format!("action=get_token&app_key={IN_KEY}&app_secret={IN_SECRET}")).await;
+    let token = t["ret_token"].as_str().expect("token").to_owned();
+    let url = s.app.url(&format!("/hooks/{}/huzhou/elev_api?action=put_rt_notice&token={token}", s.integration));
+    let body = json!({"unique_ids": "204171", "subscribe": "1"});
+    for _ in 0..2 {
+        let r = s.app.http.post(&url).json(&body).send().await.expect("send");
+        assert_eq!(r.json::<Value>().await.expect("json")["ret_code"], "200");
+    }
+    let has = |p: &crate::utils::fake::huzhou::Push| {
+        p.info["rt_data"].as_array().is_some_and(|a| a.iter().any(|i| i["unique_id"] == "204171"))
+    };
+    s.dc.until("the new subscription's pushes", || {
+        s.dc.pushes("put_ie_elev_things").iter().filter(|p| has(p)).count() >= 2
+    })
+    .await;
+    let r = s.gql(q, json!({"k": "put_rt_notice"})).await;
+    let states: Vec<&str> = r.data()["inboundEvents"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .filter_map(|e| e["node"]["state"].as_str())
+        .collect();
+    assert_eq!(states, ["PROCESSED", "PROCESSED"], "the swept one and the new one, once each");
+    assert!(s.dc.errors().is_empty(), "{:?}", s.dc.errors());
+}

@@ -104,6 +104,11 @@ pub struct Accepted {
     /// Requests of one lane are applied in order when a burst is applied from the backlog;
     /// `None`: always applied before the answer.
     pub lane: Option<String>,
+    /// Answered (`InboundProtocol::deferred`) as soon as it is stored, and applied from the
+    /// backlog in its lane (it needs one): for a request whose work is long and whose
+    /// answer does not wait for it. A stopped process leaves it to the sweep
+    /// (`InboundProtocol::reparse`).
+    pub answer_first: bool,
     pub work: Work,
 }
 

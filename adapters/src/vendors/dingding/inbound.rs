@@ -116,6 +116,7 @@ pub(crate) fn signed(raw: &str, fields: Value) -> Result<Accepted, HookAnswer> {
         headers: json!({}),
         body: map::redacted(raw, &body),
         lane,
+        answer_first: false,
         work,
     })
 }

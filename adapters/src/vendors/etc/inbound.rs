@@ -151,6 +151,7 @@ impl InboundProtocol for EtcInbound {
             headers: json!({"content-type": req.header("content-type"), "peer": peer}),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             lane,
+            answer_first: false,
             work: Box::new(Parsed { report, peer }),
         })
     }

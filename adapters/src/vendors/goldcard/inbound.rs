@@ -258,6 +258,7 @@ impl InboundProtocol for GoldcardInbound {
             headers: json!({"content-type": req.header("content-type")}),
             body: String::from_utf8_lossy(&req.body).into_owned(),
             lane: None,
+            answer_first: false,
             work: Box::new(Parsed(parsed)),
         })
     }
