@@ -174,7 +174,11 @@ impl AppState {
             Some(url) => Arc::new(adapters::storage::ObjectFileStore::s3(url).context("LINKYARD_STORAGE_URL")?),
             None => Arc::new(adapters::storage::DiskFileStore::new(config.data_dir.join("files"))),
         };
-        let job_store = jobs::JobStore::open(&db, redis.clone()).await.context("opening the job storage")?;
+        // Delivery bookkeeping, and delivery jobs in PostgreSQL job storage, commit without
+        // waiting for the disk: a job lost in a crash is found again by the sweep (the
+        // delivery row itself is written durably).
+        let bookkeeping = adapters::db::connect_bookkeeping(&config.database_url, &db).await?;
+        let job_store = jobs::JobStore::open(&bookkeeping, redis.clone()).await.context("opening the job storage")?;
         let worker_settings = jobs::WorkerSettings {
             queue: config.job_queue.clone(),
             heartbeat: config.job_heartbeat,
@@ -255,10 +259,8 @@ impl AppState {
             Arc::new(gas_sender.clone()),
             config.vendor_concurrency,
         );
-        let delivery_repo: Arc<dyn domain::deliveries::DeliveryRepo> = Arc::new(SqlDeliveryRepo::with_bookkeeping(
-            db.clone(),
-            adapters::db::connect_bookkeeping(&config.database_url, &db).await?,
-        ));
+        let delivery_repo: Arc<dyn domain::deliveries::DeliveryRepo> =
+            Arc::new(SqlDeliveryRepo::with_bookkeeping(db.clone(), bookkeeping.clone()));
         // ETC gantries (PROTOCOLS.md 2): control commands and door-opening files.
         let device_files = domain::devices::DeviceFiles::new(
             Arc::new(adapters::db::repos::SqlDeviceFileRepo::new(db.clone())),

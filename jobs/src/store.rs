@@ -326,12 +326,15 @@ async fn handle(
     Ok(())
 }
 
+/// Jobs a worker fetches at once (as many as it runs at once by default).
+const FETCH_BATCH: usize = 64;
+
 fn redis_config(s: &WorkerSettings) -> apalis_redis::Config {
     apalis_redis::Config::default()
         .queue(&s.queue)
         .heartbeat_interval(s.heartbeat)
         .missed_heartbeats(2)
-        .batch_size(20)
+        .batch_size(FETCH_BATCH)
         .idempotency_ttl(Some(Duration::from_secs(86_400)))
 }
 
@@ -344,7 +347,7 @@ fn pg_storage<T>(pool: &sea_orm::sqlx::PgPool, s: &WorkerSettings) -> PostgresSt
         .queue(&s.queue)
         .heartbeat_interval(s.heartbeat)
         .missed_heartbeats(2)
-        .batch_size(20);
+        .batch_size(FETCH_BATCH);
     PostgresStorage::new(pool).with_config(cfg)
 }
 
@@ -353,7 +356,7 @@ fn sqlite_storage<T>(pool: &sea_orm::sqlx::SqlitePool, s: &WorkerSettings) -> Sq
         .queue(&s.queue)
         .heartbeat_interval(s.heartbeat)
         .missed_heartbeats(2)
-        .batch_size(20);
+        .batch_size(FETCH_BATCH);
     SqliteStorage::new(pool).with_config(cfg)
 }
 

@@ -68,8 +68,10 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
 /// (`synchronous_commit = off`): for the delivery workers' bookkeeping, four commits per
 /// delivery that would otherwise each wait for a WAL flush. A database crash can lose the
 /// last fraction of a second of them (never corrupt anything); a lost claim or outcome
-/// only sends that delivery again, with the same idempotency key. Deliveries themselves
-/// are created durably, with the change that causes them. On SQLite this is `db` itself.
+/// only sends that delivery again, with the same idempotency key; a lost job of the
+/// PostgreSQL job storage (it lives here too) leaves its delivery PENDING for the sweep.
+/// Deliveries themselves are created durably, with the change that causes them. On SQLite
+/// this is `db` itself.
 ///
 /// # Errors
 /// When the database cannot be reached.
