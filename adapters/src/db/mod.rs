@@ -28,9 +28,6 @@ pub use sea_orm::DatabaseConnection as Db;
 /// autovacuum analysed the table). Planning these statements costs far less than a round trip.
 const CUSTOM_PLANS: &str = "force_custom_plan";
 
-/// How long an idle SQLite connection beyond the first stays open.
-const SQLITE_IDLE: Duration = Duration::from_secs(5);
-
 /// Connects to `url` (SQLite or PostgreSQL). For a SQLite file the parent directory is
 /// created first.
 ///
@@ -41,14 +38,8 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let sqlite = url.starts_with("sqlite");
     let mut opts = ConnectOptions::new(url.to_owned());
-    if sqlite {
-        // Connections beyond one are opened for a load and closed once it has passed: each
-        // SQLite connection is a thread of its own with its page cache and statements.
-        opts.min_connections(1).idle_timeout(SQLITE_IDLE);
-    }
-    opts.max_connections(if sqlite { 8 } else { 20 })
+    opts.max_connections(if url.starts_with("sqlite") { 8 } else { 20 })
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
