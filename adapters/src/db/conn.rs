@@ -6,7 +6,8 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult, QueryResult, Statement,
     TransactionTrait,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 tokio::task_local! {
     /// The authenticated tenant of the request this task serves (`with_tenant`).
@@ -62,6 +63,70 @@ where
     Ok(out)
 }
 
+/// SQLite has one writer. A unit of work holds the write lock from `BEGIN IMMEDIATE` to its
+/// commit, and while it is open its task also reads through the pool (the services it
+/// calls read integrations, devices, settings with their pool repositories). When every
+/// other connection of the pool waits for the write lock (hook requests, workers, sweeps:
+/// their busy timeout is 10 s), the pool has none to give that read: both sides wait out
+/// the timeouts and the unit fails (seen: a restarted process's first callback FAILED
+/// after a 10 s stall). So on SQLite a pool statement of a task with an open unit on the
+/// same pool runs on the unit's transaction, which needs no second connection (and sees
+/// the unit's own writes). PostgreSQL has no such lock; its units are not listed here.
+static OPEN_UNITS: LazyLock<Mutex<HashMap<tokio::task::Id, OpenUnit>>> = LazyLock::new(Mutex::default);
+
+struct OpenUnit {
+    pool: usize,
+    tx: Weak<DatabaseTransaction>,
+}
+
+/// The identity of a SQLite pool (its options live as long as it does).
+fn pool_key(db: &DatabaseConnection) -> usize {
+    Arc::as_ptr(&db.get_sqlite_connection_pool().connect_options()) as usize
+}
+
+/// Lists an open unit's transaction for its task (`OPEN_UNITS`) until dropped; nothing on
+/// PostgreSQL or outside a task.
+pub(crate) struct UnitListing(Option<tokio::task::Id>);
+
+impl UnitListing {
+    pub(crate) fn new(db: &DatabaseConnection, tx: &Arc<DatabaseTransaction>) -> Self {
+        if db.get_database_backend() != DbBackend::Sqlite {
+            return Self(None);
+        }
+        let Some(task) = tokio::task::try_id() else { return Self(None) };
+        let unit = OpenUnit { pool: pool_key(db), tx: Arc::downgrade(tx) };
+        match OPEN_UNITS.lock() {
+            Ok(mut open) => {
+                open.insert(task, unit);
+                Self(Some(task))
+            }
+            Err(_) => Self(None),
+        }
+    }
+}
+
+impl Drop for UnitListing {
+    fn drop(&mut self) {
+        if let (Some(task), Ok(mut open)) = (self.0, OPEN_UNITS.lock()) {
+            open.remove(&task);
+        }
+    }
+}
+
+/// The open unit of this task on `db`'s pool, if any (SQLite; see `OPEN_UNITS`).
+fn open_unit(db: &DatabaseConnection) -> Option<Arc<DatabaseTransaction>> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return None;
+    }
+    let task = tokio::task::try_id()?;
+    let open = OPEN_UNITS.lock().ok()?;
+    let unit = open.get(&task)?;
+    if unit.pool != pool_key(db) {
+        return None;
+    }
+    unit.tx.upgrade()
+}
+
 /// The pool, or an open transaction shared by the repositories of one unit of work.
 #[derive(Clone)]
 pub enum Conn {
@@ -113,9 +178,12 @@ impl ConnectionTrait for Conn {
 
     async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
         match self {
-            Self::Pool(db) => match tenant_for(db) {
-                Some(t) => in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.execute_raw(stmt).await })).await,
-                None => db.execute_raw(stmt).await,
+            Self::Pool(db) => match (tenant_for(db), open_unit(db)) {
+                (_, Some(unit)) => unit.execute_raw(stmt).await,
+                (Some(t), None) => {
+                    in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.execute_raw(stmt).await })).await
+                }
+                (None, None) => db.execute_raw(stmt).await,
             },
             Self::Tx(tx) => tx.execute_raw(stmt).await,
         }
@@ -123,12 +191,13 @@ impl ConnectionTrait for Conn {
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match self {
-            Self::Pool(db) => match tenant_for(db) {
-                Some(t) => {
+            Self::Pool(db) => match (tenant_for(db), open_unit(db)) {
+                (_, Some(unit)) => unit.execute_unprepared(sql).await,
+                (Some(t), None) => {
                     let sql = sql.to_owned();
                     in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.execute_unprepared(&sql).await })).await
                 }
-                None => db.execute_unprepared(sql).await,
+                (None, None) => db.execute_unprepared(sql).await,
             },
             Self::Tx(tx) => tx.execute_unprepared(sql).await,
         }
@@ -136,9 +205,12 @@ impl ConnectionTrait for Conn {
 
     async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
         match self {
-            Self::Pool(db) => match tenant_for(db) {
-                Some(t) => in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.query_one_raw(stmt).await })).await,
-                None => db.query_one_raw(stmt).await,
+            Self::Pool(db) => match (tenant_for(db), open_unit(db)) {
+                (_, Some(unit)) => unit.query_one_raw(stmt).await,
+                (Some(t), None) => {
+                    in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.query_one_raw(stmt).await })).await
+                }
+                (None, None) => db.query_one_raw(stmt).await,
             },
             Self::Tx(tx) => tx.query_one_raw(stmt).await,
         }
@@ -146,9 +218,12 @@ impl ConnectionTrait for Conn {
 
     async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self {
-            Self::Pool(db) => match tenant_for(db) {
-                Some(t) => in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.query_all_raw(stmt).await })).await,
-                None => db.query_all_raw(stmt).await,
+            Self::Pool(db) => match (tenant_for(db), open_unit(db)) {
+                (_, Some(unit)) => unit.query_all_raw(stmt).await,
+                (Some(t), None) => {
+                    in_tenant_tx(db, t, move |tx| Box::pin(async move { tx.query_all_raw(stmt).await })).await
+                }
+                (None, None) => db.query_all_raw(stmt).await,
             },
             Self::Tx(tx) => tx.query_all_raw(stmt).await,
         }

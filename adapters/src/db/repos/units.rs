@@ -2,6 +2,7 @@
 //! of a unit write through it (savepoints where they open their own).
 
 use super::{SqlAlarmRepo, SqlDeviceRepo, SqlHomeRepo, SqlTicketRepo};
+use crate::db::conn::UnitListing;
 use crate::db::entities::inbound_events as ev;
 use crate::db::{Conn, unknown};
 use async_trait::async_trait;
@@ -44,8 +45,9 @@ impl UnitOfWork for SqlUnitOfWork {
             Some(g) => Some(g.clone().acquire_owned().await.map_err(|e| DomainError::Unknown(e.into()))?),
             None => None,
         };
-        let tx = crate::db::begin_write(&self.db).await.map_err(unknown)?;
-        Ok(Box::new(SqlUnit { tx: Arc::new(tx), _permit: permit }))
+        let tx = Arc::new(crate::db::begin_write(&self.db).await.map_err(unknown)?);
+        let listing = UnitListing::new(&self.db, &tx);
+        Ok(Box::new(SqlUnit { tx, listing, _permit: permit }))
     }
 }
 
@@ -53,6 +55,8 @@ struct SqlUnit {
     tx: Arc<DatabaseTransaction>,
     /// Held until the unit commits or is dropped (SQLite).
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// Its task's pool statements run on `tx` while it is open (SQLite).
+    listing: UnitListing,
 }
 
 #[async_trait]
@@ -204,8 +208,69 @@ impl Unit for SqlUnit {
     }
 
     async fn commit(self: Box<Self>) -> DomainResult<()> {
-        let tx = Arc::try_unwrap(self.tx)
+        let SqlUnit { tx, listing, _permit } = *self;
+        drop(listing);
+        let tx = Arc::try_unwrap(tx)
             .map_err(|_| DomainError::Unknown(anyhow::anyhow!("a unit's repositories outlived it")))?;
         tx.commit().await.map_err(unknown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DbBackend, Statement};
+
+    async fn count(conn: &Conn) -> Result<i64, sea_orm::DbErr> {
+        let row = conn
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, "SELECT COUNT(*) AS n FROM t"))
+            .await?
+            .ok_or_else(|| sea_orm::DbErr::Custom("no row".into()))?;
+        row.try_get::<i64>("", "n")
+    }
+
+    /// Every other connection of the pool waits for the write lock the unit holds; the
+    /// unit's task still reads through the pool (on its transaction, seeing its own write),
+    /// and commits; the writers then write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_reads_through_the_pool_while_every_other_connection_waits_for_its_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display())).await.expect("db");
+        db.execute_unprepared("CREATE TABLE t (x INTEGER)").await.expect("table");
+        let units = SqlUnitOfWork::new(db.clone());
+        let (opened_tx, opened) = tokio::sync::oneshot::channel();
+        let (go_tx, go) = tokio::sync::oneshot::channel::<()>();
+        let pool = Conn::Pool(db.clone());
+        let unit_task = tokio::spawn(async move {
+            let unit = units.begin().await.expect("unit");
+            pool.execute_unprepared("INSERT INTO t VALUES (1)").await.expect("written in the unit");
+            opened_tx.send(()).expect("opened");
+            go.await.expect("go");
+            let seen = count(&pool).await;
+            unit.commit().await.expect("commit");
+            seen
+        });
+        opened.await.expect("the unit is open");
+        let writers: Vec<_> = (0..10)
+            .map(|_| {
+                let db = db.clone();
+                tokio::spawn(async move { db.execute_unprepared("INSERT INTO t VALUES (2)").await.map(|_| ()) })
+            })
+            .collect();
+        // Every connection of the pool taken: the unit's and the writers' waiting for its lock.
+        let sqlite = db.get_sqlite_connection_pool();
+        for _ in 0..200 {
+            if sqlite.size() == 8 && sqlite.num_idle() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!((sqlite.size(), sqlite.num_idle()), (8, 0), "the pool is exhausted");
+        go_tx.send(()).expect("go");
+        assert_eq!(unit_task.await.expect("unit task").expect("the unit's read"), 1, "its own write");
+        for w in writers {
+            w.await.expect("writer").expect("written after the unit");
+        }
+        assert_eq!(count(&Conn::Pool(db)).await.expect("count"), 11);
     }
 }
