@@ -1,4 +1,4 @@
-//! Files a device hands over (an ETC cabinet's door-opening picture or video): fetched by
+//! Files a device hands over (a roadside cabinet's door-opening picture or video): fetched by
 //! the device's vendor module, kept through the [`FileStore`] port, listed and read back
 //! by the device's tenant only.
 
