@@ -1152,3 +1152,86 @@ async fn concurrent_inbound_events_are_stored_once_per_key() {
         r.data()["inboundEvents"]["edges"].as_array().expect("edges").iter().map(|e| &e["node"]["state"]).collect();
     assert_eq!(states.iter().filter(|s| **s == "PROCESSED").count(), 1, "{states:?}");
 }
+
+/// A unit claiming a batch of stored events finishes them PROCESSED with its writes: a
+/// concurrent unit claiming the same events waits for it and then gets none of them; a
+/// unit dropped without commit leaves its events RECEIVED; another tenant's unit claims
+/// none of them.
+#[tokio::test]
+async fn a_claimed_batch_is_processed_by_one_unit_only() {
+    use domain::events::{EventState, NewInboundEvent};
+    use domain::ids::{IntegrationId, TenantId};
+    use domain::ingest::UnitOfWork;
+    let app = spawn_app().await;
+    let root = app.admin_token().await;
+    let a = tenant_with_admin(&app, &root).await;
+    let integ: IntegrationId = integration(&app, &a.admin_token, etc("claims")).await.parse().expect("id");
+    let tenant: TenantId = a.id.parse().expect("tenant");
+    let other: TenantId = tenant_with_admin(&app, &root).await.id.parse().expect("tenant");
+    let mut ids = Vec::new();
+    for k in 0..6 {
+        let input = NewInboundEvent {
+            integration_id: integ,
+            protocol: "ETC_GANTRY".into(),
+            kind: "claim".into(),
+            dedup_key: format!("claim-{k}"),
+            headers: json!({}),
+            body: format!("{{\"n\":{k}}}"),
+            received_at: Utc::now(),
+        };
+        ids.push(app.state.events.record(tenant, input).await.expect("recorded").event.id);
+    }
+    let units = std::sync::Arc::new(adapters::db::repos::SqlUnitOfWork::new(app.state.db.clone()));
+    let state = |id: domain::ids::InboundEventId| {
+        let db = app.state.db.clone();
+        async move {
+            use sea_orm::ConnectionTrait;
+            let row = db
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                    db.get_database_backend(),
+                    "SELECT state FROM inbound_events WHERE id = $1",
+                    [sea_orm::Value::from(id.as_uuid())],
+                ))
+                .await
+                .expect("read")
+                .expect("event");
+            row.try_get::<String>("", "state").expect("state")
+        }
+    };
+
+    let stranger = units.begin().await.expect("unit");
+    assert!(stranger.claim_processed(other, &ids).await.expect("claim").is_empty(), "another tenant's events");
+    drop(stranger);
+
+    let dropped = units.begin().await.expect("unit");
+    assert_eq!(dropped.claim_processed(tenant, &ids[..2]).await.expect("claim").len(), 2);
+    drop(dropped);
+    assert_eq!(state(ids[0]).await, EventState::Received.as_str(), "rolled back with its unit");
+
+    let first = units.begin().await.expect("unit");
+    let mut claimed = first.claim_processed(tenant, &ids[..4]).await.expect("claim");
+    claimed.sort();
+    let mut expected = ids[..4].to_vec();
+    expected.sort();
+    assert_eq!(claimed, expected);
+    let second = {
+        let (units, ids) = (units.clone(), ids.clone());
+        tokio::spawn(async move {
+            let unit = units.begin().await.expect("unit");
+            let claimed = unit.claim_processed(tenant, &ids).await.expect("claim");
+            unit.commit().await.expect("commit");
+            claimed
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!second.is_finished(), "the second unit waits for the first");
+    first.commit().await.expect("commit");
+    let mut rest = second.await.expect("second unit");
+    rest.sort();
+    let mut expected = ids[4..].to_vec();
+    expected.sort();
+    assert_eq!(rest, expected, "only those the first did not take");
+    for id in &ids {
+        assert_eq!(state(*id).await, EventState::Processed.as_str());
+    }
+}

@@ -116,6 +116,17 @@ pub trait Unit: Send + Sync {
     /// # Errors
     /// `Unknown` on storage failure.
     async fn claim_events(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<Vec<InboundEventId>>;
+    /// [`Unit::claim_events`] and [`Unit::finish_processed`] of those claimed, in one go:
+    /// for a batch every claimed event of which the unit applies (or none, when it fails
+    /// and rolls back). One round trip where the store allows it.
+    ///
+    /// # Errors
+    /// `Unknown` on storage failure.
+    async fn claim_processed(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<Vec<InboundEventId>> {
+        let claimed = self.claim_events(tenant, events).await?;
+        self.finish_processed(tenant, &claimed).await?;
+        Ok(claimed)
+    }
     /// Finishes each claimed event PROCESSED with the answer it was given, in as few round
     /// trips as the store allows.
     ///
@@ -274,12 +285,12 @@ impl IngestService {
         };
         let unit = self.units.begin().await?;
         let ids: Vec<InboundEventId> = batch.iter().map(|(e, _)| *e).collect();
+        // Every claimed event is applied below, or the unit fails and none is.
         let claimed: std::collections::HashSet<InboundEventId> =
-            unit.claim_events(tenant, &ids).await?.into_iter().collect();
+            unit.claim_processed(tenant, &ids).await?.into_iter().collect();
         let held = Arc::new(Held::default());
         let mut seen = std::collections::HashSet::new();
         let mut outcomes = Vec::with_capacity(batch.len());
-        let mut processed = Vec::with_capacity(batch.len());
         // Status and readings: one entry per device, merged in the events' order, written
         // in one go; the other facts after them, in order.
         let mut observed: Vec<(DeviceId, DeviceStatus, Vec<NewReading>)> = Vec::new();
@@ -309,7 +320,6 @@ impl IngestService {
                     _ => {}
                 }
             }
-            processed.push(event);
             outcomes.push(Applied::Now);
         }
         if !observed.is_empty() {
@@ -334,7 +344,6 @@ impl IngestService {
             self.bill_batch(&*unit, tenant, totals, &held).await?;
         }
         self.write(&*unit, tenant, rest, &held).await?;
-        unit.finish_processed(tenant, &processed).await?;
         unit.commit().await?;
         self.release(&held).await;
         Ok(outcomes)

@@ -122,7 +122,7 @@ impl Unit for SqlUnit {
         let q = ev::Entity::find()
             .select_only()
             .column(ev::Column::Id)
-            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(crate::db::tenant_of_found(self.tx.get_database_backend(), ev::Column::TenantId, tenant.as_uuid()))
             .filter(crate::db::in_uuids(
                 self.tx.get_database_backend(),
                 ev::Column::Id,
@@ -136,6 +136,42 @@ impl Unit for SqlUnit {
         Ok(ids.into_iter().map(InboundEventId::from_uuid).collect())
     }
 
+    async fn claim_processed(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<Vec<InboundEventId>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.tx.get_database_backend() != DbBackend::Postgres {
+            // SQLite's unit is exclusive: claiming is reading.
+            let claimed = self.claim_events(tenant, events).await?;
+            self.finish_processed(tenant, &claimed).await?;
+            return Ok(claimed);
+        }
+        // The update locks the rows it finishes (in the id order of the index scan, as
+        // `claim_events` does): a concurrent unit waits, then finds them PROCESSED. The
+        // tenant is checked on the rows the ids find (`tenant_of_found`).
+        let mut ids: Vec<String> = events.iter().map(|e| e.as_uuid().to_string()).collect();
+        ids.sort_unstable();
+        let rows = self
+            .tx
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "UPDATE inbound_events SET state = $1, error = NULL, processed_at = $2 \
+                 WHERE id = ANY(string_to_array($4, ',')::uuid[]) AND (tenant_id = $3) IS TRUE AND state NOT IN ($5, $6) \
+                 RETURNING id",
+                [
+                    EventState::Processed.as_str().into(),
+                    chrono::Utc::now().into(),
+                    tenant.as_uuid().into(),
+                    ids.join(",").into(),
+                    EventState::Processed.as_str().into(),
+                    EventState::Ignored.as_str().into(),
+                ],
+            ))
+            .await
+            .map_err(unknown)?;
+        rows.iter().map(|r| r.try_get::<uuid::Uuid>("", "id").map(InboundEventId::from_uuid).map_err(unknown)).collect()
+    }
+
     async fn finish_processed(&self, tenant: TenantId, events: &[InboundEventId]) -> DomainResult<()> {
         if events.is_empty() {
             return Ok(());
@@ -144,7 +180,7 @@ impl Unit for SqlUnit {
             .col_expr(ev::Column::State, sea_orm::sea_query::Expr::value(EventState::Processed.as_str()))
             .col_expr(ev::Column::Error, sea_orm::sea_query::Expr::value(Option::<String>::None))
             .col_expr(ev::Column::ProcessedAt, sea_orm::sea_query::Expr::value(Some(chrono::Utc::now())))
-            .filter(ev::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(crate::db::tenant_of_found(self.tx.get_database_backend(), ev::Column::TenantId, tenant.as_uuid()))
             .filter(crate::db::in_uuids(
                 self.tx.get_database_backend(),
                 ev::Column::Id,
