@@ -198,6 +198,16 @@ impl SqlDeliveryRepo {
 /// delivery without a lease counts as abandoned.
 type ClaimItem = (DeliveryId, DateTime<Utc>, DateTime<Utc>, DateTime<Utc>);
 
+/// The ids a batched statement finds its rows by, as one parameter
+/// (`= ANY(string_to_array($n, ',')::uuid[])`). Joined to the batch's VALUES alone, the
+/// rows were found by whatever the planner's statistics suggested: on a table that grew
+/// faster than it was analysed (the first thousands of deliveries) a scan of every
+/// PENDING, RETRYING and IN_FLIGHT row through the state index, or of the whole table, for
+/// each batch; the ids make it probe the primary key.
+fn ids_of(ids: impl Iterator<Item = uuid::Uuid>) -> sea_orm::Value {
+    ids.map(|u| u.to_string()).collect::<Vec<_>>().join(",").into()
+}
+
 /// One UPDATE for a batch of claims, each with `claim`'s condition (PENDING; RETRYING and
 /// due; IN_FLIGHT and abandoned): the claimed rows come back, the others are taken. A
 /// delivery twice in one batch is claimed by its first item only.
@@ -223,13 +233,16 @@ async fn claim_many(
         ));
         values.extend([id.as_uuid().into(), (*now).into(), (*lease).into(), (*stale).into()]);
     }
+    // The rows are found by their ids (`ids_of`), the states checked on them.
+    let ids = values.len() + 1;
+    values.push(ids_of(items.iter().map(|(id, ..)| id.as_uuid())));
     let sql = format!(
         "UPDATE deliveries AS d SET state = $1, attempts = d.attempts + 1, updated_at = v.now, \
          lease_until = v.lease, first_attempt_at = COALESCE(d.first_attempt_at, v.now) \
          FROM (VALUES {}) AS v (id, now, lease, stale) \
-         WHERE d.id = v.id AND (d.state = $2 \
+         WHERE d.id = v.id AND d.id = ANY(string_to_array(${ids}, ',')::uuid[]) AND (d.state = $2 \
            OR (d.state = $3 AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= v.now + make_interval(secs => $4))) \
-           OR (d.state = $1 AND (d.lease_until < v.now OR (d.lease_until IS NULL AND d.updated_at < v.stale)))) \
+           OR (d.state = $1 AND (d.lease_until < v.now OR (d.lease_until IS NULL AND d.updated_at < v.stale)))) IS TRUE \
          RETURNING d.*",
         rows.join(", ")
     );
@@ -294,6 +307,8 @@ async fn complete_many(db: &DatabaseConnection, items: Vec<CompleteItem>) -> Dom
             now.into(),
         ]);
     }
+    let ids = values.len() + 1;
+    values.push(ids_of(items.iter().map(|(_, at, ..)| at.delivery_id.as_uuid())));
     let sql = format!(
         "WITH v (aid, tenant_id, delivery_id, number, at, request, http_status, vendor_code, vendor_message, \
          latency_ms, error, outcome, attempt_next, state, next_attempt_at, last_error, updated_at) AS (VALUES {}), \
@@ -302,7 +317,8 @@ async fn complete_many(db: &DatabaseConnection, items: Vec<CompleteItem>) -> Dom
          SELECT aid, tenant_id, delivery_id, number, at, request, http_status, vendor_code, vendor_message, \
          latency_ms, error, outcome, attempt_next FROM v) \
          UPDATE deliveries AS d SET state = v.state, next_attempt_at = v.next_attempt_at, last_error = v.last_error, \
-         updated_at = v.updated_at, attempts = v.number FROM v WHERE d.id = v.delivery_id RETURNING d.*",
+         updated_at = v.updated_at, attempts = v.number FROM v \
+         WHERE d.id = v.delivery_id AND d.id = ANY(string_to_array(${ids}, ',')::uuid[]) RETURNING d.*",
         rows.join(", ")
     );
     let done = d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
