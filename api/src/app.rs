@@ -299,6 +299,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let run_workers = config.run_workers;
     let state = AppState::build(config, shutdown.clone()).await?;
     let workers = run_workers.then(|| state.spawn_workers());
+    // Planner statistics follow fast-growing tables (a new tenant's first burst) within
+    // seconds instead of autovacuum's minute.
+    tokio::spawn(adapters::db::statistics::keep_statistics(state.db.clone(), STATISTICS_EVERY, shutdown.clone()));
     let app = router(state.clone());
     let task = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -309,6 +312,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     tracing::info!(%addr, "linkyard listening");
     Ok(Running { addr, state, task, workers })
 }
+
+/// How often tables are checked for statistics older than their rows.
+const STATISTICS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Resolves when SIGTERM or Ctrl-C arrives.
 pub async fn shutdown_signal() {

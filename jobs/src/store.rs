@@ -3,6 +3,7 @@
 //! a delivery id only; the worker reloads the delivery, and our own retry policy schedules
 //! the next attempt as a new job, so every job is pushed with `max_attempts(1)`.
 
+use adapters::db::batch::Batcher;
 use apalis::prelude::*;
 use apalis_postgres::PostgresStorage;
 use apalis_redis::RedisStorage;
@@ -128,15 +129,29 @@ impl JobStore {
 
     /// The queue handle services push to.
     pub fn queue(&self, s: &WorkerSettings) -> ApalisQueue {
-        match self {
-            Self::Redis(c) => ApalisQueue::Redis(RedisQueue {
+        let storage = match self {
+            Self::Redis(c) => Storage::Redis(RedisQueue {
                 conn: c.clone(),
                 config: redis_config(s),
                 script: std::sync::Arc::new(redis::Script::new(PUSH_REDIS)),
             }),
-            Self::Postgres(p) => ApalisQueue::Postgres(pg_storage(p, s)),
-            Self::Sqlite(p) => ApalisQueue::Sqlite(sqlite_storage(p, s)),
-        }
+            Self::Postgres(p) => Storage::Postgres(pg_storage(p, s)),
+            Self::Sqlite(p) => Storage::Sqlite(sqlite_storage(p, s)),
+        };
+        let flush = storage.clone();
+        let pushes = Batcher::new(
+            PUSH_BATCH,
+            PUSHES_IN_FLIGHT,
+            std::sync::Arc::new(move |ids: Vec<DeliveryId>| {
+                let storage = flush.clone();
+                Box::pin(async move {
+                    let n = ids.len();
+                    storage.push_many(ids).await?;
+                    Ok((0..n).map(|_| Ok(())).collect())
+                }) as futures::future::BoxFuture<'static, _>
+            }),
+        );
+        ApalisQueue { pushes: std::sync::Arc::new(pushes) }
     }
 
     /// Deletes the records of jobs of `queue` that finished at least `older_than` ago
@@ -360,71 +375,92 @@ fn sqlite_storage<T>(pool: &sea_orm::sqlx::SqlitePool, s: &WorkerSettings) -> Sq
     SqliteStorage::new(pool).with_config(cfg)
 }
 
-/// Pushes a job that is due now straight onto apalis-redis' active list, in the layout
+/// Jobs pushed in one call at most, and calls in flight at once: concurrent pushes (a
+/// burst of deliveries created by many requests) share one Redis script call or one
+/// `INSERT` of the SQL job storage instead of a round trip (and, on SQL, a transaction)
+/// each; a lone push goes out at once.
+const PUSH_BATCH: usize = 128;
+const PUSHES_IN_FLIGHT: usize = 2;
+
+/// Pushes jobs that are due now straight onto apalis-redis' active list, in the layout
 /// its own push writes (payload in the data hash, a `Pending` metadata hash, the id on
 /// the list, the fetch signal set). apalis-redis 1.0's own push puts every job in its
 /// scheduled set, and its fetch moves all due scheduled jobs with one Lua `unpack`, which
 /// fails once about 8,000 are due: a backlog that size stopped every worker of the queue
 /// for good ("too many results to unpack"). Jobs pushed here never enter that set.
-/// KEYS: data hash, active list, signal list, metadata prefix. ARGV: task id, payload.
+/// KEYS: data hash, active list, signal list, metadata prefix. ARGV: task id and payload
+/// of each job, in turn.
 const PUSH_REDIS: &str = r"
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HSET', KEYS[4] .. ':' .. ARGV[1], 'attempts', 0, 'max_attempts', 1, 'status', 'Pending',
-    'idempotency_key', '')
-  redis.call('RPUSH', KEYS[2], ARGV[1])
+local pushed = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HSET', KEYS[4] .. ':' .. ARGV[i], 'attempts', 0, 'max_attempts', 1, 'status', 'Pending',
+      'idempotency_key', '')
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    pushed = pushed + 1
+  end
+end
+if pushed > 0 then
   redis.call('DEL', KEYS[3])
   redis.call('LPUSH', KEYS[3], 1)
 end
-return 1
+return pushed
 ";
 
 /// Where delivery jobs are pushed on Redis: the connection and the queue's key layout.
 #[derive(Clone)]
-pub struct RedisQueue {
+struct RedisQueue {
     conn: redis::aio::ConnectionManager,
     config: apalis_redis::Config,
     script: std::sync::Arc<redis::Script>,
 }
 
 impl RedisQueue {
-    async fn push(&self, job: &DeliverJob) -> anyhow::Result<()> {
-        let payload = serde_json::to_vec(job)?;
+    /// One script call for all of `jobs`.
+    async fn push(&self, jobs: &[DeliverJob]) -> anyhow::Result<()> {
         let c = &self.config;
+        let mut call = self.script.key(c.job_data_hash());
+        call.key(c.active_jobs_list()).key(c.signal_list()).key(c.job_meta_hash());
+        for job in jobs {
+            call.arg(ulid::Ulid::generate().to_string()).arg(serde_json::to_vec(job)?);
+        }
         let mut conn = self.conn.clone();
-        self.script
-            .key(c.job_data_hash())
-            .key(c.active_jobs_list())
-            .key(c.signal_list())
-            .key(c.job_meta_hash())
-            .arg(ulid::Ulid::generate().to_string())
-            .arg(payload)
-            .invoke_async::<i64>(&mut conn)
-            .await?;
+        call.invoke_async::<i64>(&mut conn).await?;
         Ok(())
     }
 }
 
-/// Pushes delivery jobs to the job storage in use.
+/// The job storage jobs are pushed to.
 #[derive(Clone)]
-pub enum ApalisQueue {
+enum Storage {
     Redis(RedisQueue),
     Postgres(PostgresStorage<DeliverJob>),
     Sqlite(SqliteStorage<DeliverJob>),
 }
 
+impl Storage {
+    /// Pushes a job per delivery, all in one call (one transaction on the SQL storages).
+    async fn push_many(&self, ids: Vec<DeliveryId>) -> DomainResult<()> {
+        let jobs: Vec<DeliverJob> = ids.iter().map(|id| DeliverJob::V1 { delivery_id: id.to_string() }).collect();
+        let err = |e: String| DomainError::Unknown(anyhow::anyhow!("pushing delivery jobs: {e}"));
+        let tasks = || futures::stream::iter(jobs.iter().cloned().map(|j| TaskBuilder::new(j).max_attempts(1).build()));
+        match self {
+            Self::Redis(q) => q.push(&jobs).await.map_err(|e| err(e.to_string())),
+            Self::Postgres(s) => s.clone().push_all(tasks()).await.map_err(|e| err(e.to_string())),
+            Self::Sqlite(s) => s.clone().push_all(tasks()).await.map_err(|e| err(e.to_string())),
+        }
+    }
+}
+
+/// Pushes delivery jobs to the job storage in use; concurrent pushes are sent together.
+#[derive(Clone)]
+pub struct ApalisQueue {
+    pushes: std::sync::Arc<Batcher<DeliveryId, ()>>,
+}
+
 impl ApalisQueue {
     async fn push_now(&self, id: DeliveryId) -> DomainResult<()> {
-        let job = DeliverJob::V1 { delivery_id: id.to_string() };
-        let err = |e: String| DomainError::Unknown(anyhow::anyhow!("pushing a delivery job: {e}"));
-        if let Self::Redis(q) = self {
-            return q.push(&job).await.map_err(|e| err(e.to_string()));
-        }
-        let task = TaskBuilder::new(job).max_attempts(1).build();
-        match self {
-            Self::Redis(_) => Ok(()),
-            Self::Postgres(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
-            Self::Sqlite(s) => s.clone().push_task(task).await.map_err(|e| err(e.to_string())),
-        }
+        self.pushes.submit(id).await
     }
 }
 

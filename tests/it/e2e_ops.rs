@@ -205,3 +205,63 @@ async fn metrics_ask_for_the_token_when_one_is_set() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().await.expect("text").contains("http_requests_total"));
 }
+
+/// A table that grows faster than autovacuum analyses it is analysed by the server within
+/// seconds (its planner statistics count its rows); a table with few changes is left to
+/// autovacuum. Autovacuum is off for both tables, so only the server's keeper analyses
+/// them. On SQLite there is nothing to do.
+#[tokio::test]
+async fn tables_that_outgrow_their_statistics_are_analysed() {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    if db.get_database_backend() != DbBackend::Postgres {
+        let analysed = adapters::db::statistics::analyse_stale(db, 1).await.expect("sqlite");
+        assert!(analysed.is_empty(), "{analysed:?}");
+        return;
+    }
+    for (table, rows) in [("stats_grown", 5_000), ("stats_small", 20)] {
+        db.execute_unprepared(&format!(
+            "CREATE TABLE {table} (n int PRIMARY KEY) WITH (autovacuum_enabled = false); \
+             INSERT INTO {table} SELECT generate_series(1, {rows})"
+        ))
+        .await
+        .expect("table");
+    }
+    let analyses = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT s.analyze_count AS n, c.reltuples::int8 AS rows FROM pg_stat_user_tables s \
+                     JOIN pg_class c ON c.oid = s.relid WHERE s.relname = $1",
+                    [table.into()],
+                ))
+                .await
+                .expect("stats")
+                .expect("row");
+            (row.try_get::<i64>("", "n").expect("n"), row.try_get::<i64>("", "rows").expect("rows"))
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (n, rows) = analyses("stats_grown").await;
+        if n > 0 {
+            assert_eq!(rows, 5_000, "the analysis counted the table's rows");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "stats_grown not analysed within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(analyses("stats_small").await.0, 0, "20 changed rows are left to autovacuum");
+    // Analysed, the table is not stale any more until it changes by half again.
+    let again = adapters::db::statistics::analyse_stale(db, 1_000).await.expect("analyse");
+    assert!(!again.iter().any(|t| t.contains("stats_grown")), "{again:?}");
+    db.execute_unprepared("INSERT INTO stats_grown SELECT generate_series(5001, 8000)").await.expect("grow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while analyses("stats_grown").await.1 != 8_000 {
+        assert!(std::time::Instant::now() < deadline, "stats_grown not analysed again after growing by 60 %");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

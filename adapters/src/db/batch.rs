@@ -13,7 +13,8 @@ use futures::future::BoxFuture;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-type Flush<I, O> = Arc<dyn Fn(Vec<I>) -> BoxFuture<'static, DomainResult<Vec<DomainResult<O>>>> + Send + Sync>;
+/// A batch's write: one result per item, in the items' order.
+pub type Flush<I, O> = Arc<dyn Fn(Vec<I>) -> BoxFuture<'static, DomainResult<Vec<DomainResult<O>>>> + Send + Sync>;
 
 struct Job<I, O> {
     item: I,
@@ -21,7 +22,7 @@ struct Job<I, O> {
 }
 
 /// Batches items for `flush`, which answers one result per item, in order.
-pub(crate) struct Batcher<I, O> {
+pub struct Batcher<I, O> {
     tx: OnceLock<mpsc::Sender<Job<I, O>>>,
     flush: Flush<I, O>,
     max: usize,
@@ -30,7 +31,7 @@ pub(crate) struct Batcher<I, O> {
 
 impl<I: Clone + Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// At most `max` items per statement and `parallel` statements at once.
-    pub(crate) fn new(max: usize, parallel: usize, flush: Flush<I, O>) -> Self {
+    pub fn new(max: usize, parallel: usize, flush: Flush<I, O>) -> Self {
         Self { tx: OnceLock::new(), flush, max: max.max(1), parallel: parallel.max(1) }
     }
 
@@ -38,7 +39,7 @@ impl<I: Clone + Send + 'static, O: Send + 'static> Batcher<I, O> {
     ///
     /// # Errors
     /// The item's error from `flush`, or `Unknown` when its batch failed as a whole.
-    pub(crate) async fn submit(&self, item: I) -> DomainResult<O> {
+    pub async fn submit(&self, item: I) -> DomainResult<O> {
         // Started on first use, inside the runtime that serves the calls.
         let tx = self.tx.get_or_init(|| {
             let (tx, rx) = mpsc::channel(self.max * self.parallel * 4);

@@ -1,13 +1,14 @@
 //! Database access: connection, migrations, and the repositories implementing domain ports.
 //! Entities are private to this module; repositories return domain types.
 
-mod batch;
+pub mod batch;
 mod conn;
 pub use conn::{Conn, with_tenant, without_tenant};
 mod entities;
 mod page;
 pub mod reencrypt;
 pub mod repos;
+pub mod statistics;
 
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
