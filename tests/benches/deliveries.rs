@@ -10,7 +10,8 @@
 //!
 //! `BENCH_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test?sslmode=disable`, must allow
 //! `CREATE DATABASE`), `BENCH_REDIS_URL` (default `redis://127.0.0.1:6379`),
-//! `BENCH_DELIVERIES` (default 10000). Bench databases are dropped at the end.
+//! `BENCH_DELIVERIES` (default 10000), `BENCH_WRITERS` (tasks enqueueing them one after
+//! another, default 16). Bench databases are dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use api::config::{Config, Settings};
@@ -89,7 +90,7 @@ async fn run(
     vendor.keys.lock().unwrap().clear();
 
     let started = Instant::now();
-    let writers = 16;
+    let writers: usize = std::env::var("BENCH_WRITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
     let mut tasks = Vec::new();
     for w in 0..writers {
         let deliveries = running.state.deliveries.clone();

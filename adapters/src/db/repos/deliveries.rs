@@ -12,7 +12,7 @@ use domain::{DomainError, DomainResult, Page, PageRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set, Statement, TransactionTrait,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -92,13 +92,35 @@ async fn create_many(
 ) -> DomainResult<Vec<DomainResult<Delivery>>> {
     let keys: Vec<(uuid::Uuid, String)> =
         items.iter().map(|(_, i)| (i.integration_id.as_uuid(), i.idempotency_key.clone())).collect();
-    let rows = items.into_iter().map(|(t, i)| new_row(t, i));
-    let inserted = inserted(
-        d::Entity::insert_many(rows)
-            .on_conflict_do_nothing_on([d::Column::IntegrationId, d::Column::IdempotencyKey])
-            .exec_with_returning_many(db)
-            .await,
-    )?;
+    // One JSON parameter for the batch (as `claim_many`): one statement text for every size.
+    let now = Utc::now();
+    let batch: Vec<serde_json::Value> = items
+        .into_iter()
+        .map(|(t, i)| {
+            serde_json::json!({
+                "id": DeliveryId::new().as_uuid(),
+                "tenant_id": t.as_uuid(),
+                "integration_id": i.integration_id.as_uuid(),
+                "kind": i.kind.as_str(),
+                "idempotency_key": i.idempotency_key,
+                "order_key": i.order_key,
+                "payload": i.payload,
+                "subject": i.subject,
+            })
+        })
+        .collect();
+    let sql = "INSERT INTO deliveries (id, tenant_id, integration_id, kind, idempotency_key, order_key, payload, state, \
+         attempts, created_at, updated_at, subject) \
+         SELECT id, tenant_id, integration_id, kind, idempotency_key, order_key, payload, $2, 0, $3, $3, subject \
+         FROM jsonb_to_recordset($1::jsonb) AS v (id uuid, tenant_id uuid, integration_id uuid, kind text, \
+         idempotency_key text, order_key text, payload jsonb, subject text) \
+         ON CONFLICT (integration_id, idempotency_key) DO NOTHING RETURNING *";
+    let values: Vec<sea_orm::Value> =
+        vec![serde_json::Value::Array(batch).to_string().into(), DeliveryState::Pending.as_str().into(), now.into()];
+    let inserted = d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .all(db)
+        .await
+        .map_err(unknown)?;
     let mut fresh: HashMap<(uuid::Uuid, String), d::Model> =
         inserted.into_iter().map(|m| ((m.integration_id, m.idempotency_key.clone()), m)).collect();
     Ok(keys
@@ -211,41 +233,35 @@ fn ids_of(ids: impl Iterator<Item = uuid::Uuid>) -> sea_orm::Value {
 /// One UPDATE for a batch of claims, each with `claim`'s condition (PENDING; RETRYING and
 /// due; IN_FLIGHT and abandoned): the claimed rows come back, the others are taken. A
 /// delivery twice in one batch is claimed by its first item only.
+///
+/// The batch is one JSON parameter (`jsonb_to_recordset`): one statement text for every
+/// batch size, prepared once per connection. A `VALUES` list of four parameters a claim
+/// made a statement per size, 64 of them beside the outcomes' 64, more than a
+/// connection's statement cache holds (100): most batches were parsed again.
 async fn claim_many(
     db: &DatabaseConnection,
     items: Vec<ClaimItem>,
 ) -> DomainResult<Vec<DomainResult<Option<d::Model>>>> {
-    let mut values: Vec<sea_orm::Value> = vec![
+    let batch: Vec<serde_json::Value> = items
+        .iter()
+        .map(|(id, now, lease, stale)| serde_json::json!({"id": id.as_uuid(), "now": now, "lease": lease, "stale": stale}))
+        .collect();
+    let values: Vec<sea_orm::Value> = vec![
         DeliveryState::InFlight.as_str().into(),
         DeliveryState::Pending.as_str().into(),
         DeliveryState::Retrying.as_str().into(),
         DUE_SLACK.num_seconds().into(),
+        serde_json::Value::Array(batch).to_string().into(),
+        // The rows are found by their ids (`ids_of`), the states checked on them.
+        ids_of(items.iter().map(|(id, ..)| id.as_uuid())),
     ];
-    let mut rows = Vec::with_capacity(items.len());
-    for (id, now, lease, stale) in &items {
-        let n = values.len();
-        rows.push(format!(
-            "(${}::uuid, ${}::timestamptz, ${}::timestamptz, ${}::timestamptz)",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4
-        ));
-        values.extend([id.as_uuid().into(), (*now).into(), (*lease).into(), (*stale).into()]);
-    }
-    // The rows are found by their ids (`ids_of`), the states checked on them.
-    let ids = values.len() + 1;
-    values.push(ids_of(items.iter().map(|(id, ..)| id.as_uuid())));
-    let sql = format!(
-        "UPDATE deliveries AS d SET state = $1, attempts = d.attempts + 1, updated_at = v.now, \
+    let sql = "UPDATE deliveries AS d SET state = $1, attempts = d.attempts + 1, updated_at = v.now, \
          lease_until = v.lease, first_attempt_at = COALESCE(d.first_attempt_at, v.now) \
-         FROM (VALUES {}) AS v (id, now, lease, stale) \
-         WHERE d.id = v.id AND d.id = ANY(string_to_array(${ids}, ',')::uuid[]) AND (d.state = $2 \
+         FROM jsonb_to_recordset($5::jsonb) AS v (id uuid, now timestamptz, lease timestamptz, stale timestamptz) \
+         WHERE d.id = v.id AND d.id = ANY(string_to_array($6, ',')::uuid[]) AND (d.state = $2 \
            OR (d.state = $3 AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= v.now + make_interval(secs => $4))) \
            OR (d.state = $1 AND (d.lease_until < v.now OR (d.lease_until IS NULL AND d.updated_at < v.stale)))) IS TRUE \
-         RETURNING d.*",
-        rows.join(", ")
-    );
+         RETURNING d.*";
     let claimed = d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
         .all(db)
         .await
@@ -262,65 +278,46 @@ type CompleteItem = (TenantId, Attempt, DeliveryState, Option<DateTime<Utc>>, Op
 /// (as `complete` writes one).
 async fn complete_many(db: &DatabaseConnection, items: Vec<CompleteItem>) -> DomainResult<Vec<DomainResult<d::Model>>> {
     let now = Utc::now();
-    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(items.len() * 16);
-    let mut rows = Vec::with_capacity(items.len());
-    let types = [
-        "uuid",
-        "uuid",
-        "uuid",
-        "int4",
-        "timestamptz",
-        "text",
-        "int4",
-        "text",
-        "text",
-        "int8",
-        "text",
-        "text",
-        "timestamptz",
-        "text",
-        "timestamptz",
-        "text",
-        "timestamptz",
+    // One JSON parameter for the batch, as `claim_many`.
+    let batch: Vec<serde_json::Value> = items
+        .iter()
+        .map(|(tenant, at, state, next_attempt_at, last_error)| {
+            serde_json::json!({
+                "aid": at.id.as_uuid(),
+                "tenant_id": tenant.as_uuid(),
+                "delivery_id": at.delivery_id.as_uuid(),
+                "number": at.number,
+                "at": at.at,
+                "request": at.request,
+                "http_status": at.http_status,
+                "vendor_code": at.vendor_code,
+                "vendor_message": at.vendor_message,
+                "latency_ms": at.latency_ms,
+                "error": at.error,
+                "outcome": at.outcome,
+                "attempt_next": at.next_attempt_at,
+                "state": state.as_str(),
+                "next_attempt_at": next_attempt_at,
+                "last_error": last_error,
+                "updated_at": now,
+            })
+        })
+        .collect();
+    let values: Vec<sea_orm::Value> = vec![
+        serde_json::Value::Array(batch).to_string().into(),
+        ids_of(items.iter().map(|(_, at, ..)| at.delivery_id.as_uuid())),
     ];
-    for (tenant, at, state, next_attempt_at, last_error) in &items {
-        let n = values.len();
-        let row: Vec<String> = types.iter().enumerate().map(|(k, t)| format!("${}::{t}", n + k + 1)).collect();
-        rows.push(format!("({})", row.join(", ")));
-        values.extend([
-            at.id.as_uuid().into(),
-            tenant.as_uuid().into(),
-            at.delivery_id.as_uuid().into(),
-            at.number.into(),
-            at.at.into(),
-            at.request.clone().into(),
-            at.http_status.into(),
-            at.vendor_code.clone().into(),
-            at.vendor_message.clone().into(),
-            at.latency_ms.into(),
-            at.error.clone().into(),
-            at.outcome.clone().into(),
-            at.next_attempt_at.into(),
-            state.as_str().into(),
-            (*next_attempt_at).into(),
-            last_error.clone().into(),
-            now.into(),
-        ]);
-    }
-    let ids = values.len() + 1;
-    values.push(ids_of(items.iter().map(|(_, at, ..)| at.delivery_id.as_uuid())));
-    let sql = format!(
-        "WITH v (aid, tenant_id, delivery_id, number, at, request, http_status, vendor_code, vendor_message, \
-         latency_ms, error, outcome, attempt_next, state, next_attempt_at, last_error, updated_at) AS (VALUES {}), \
+    let sql = "WITH v AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS v (aid uuid, tenant_id uuid, delivery_id uuid, \
+         number int4, at timestamptz, request text, http_status int4, vendor_code text, vendor_message text, \
+         latency_ms int8, error text, outcome text, attempt_next timestamptz, state text, next_attempt_at timestamptz, \
+         last_error text, updated_at timestamptz)), \
          attempt AS (INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, at, request, http_status, \
          vendor_code, vendor_message, latency_ms, error, outcome, next_attempt_at) \
          SELECT aid, tenant_id, delivery_id, number, at, request, http_status, vendor_code, vendor_message, \
          latency_ms, error, outcome, attempt_next FROM v) \
          UPDATE deliveries AS d SET state = v.state, next_attempt_at = v.next_attempt_at, last_error = v.last_error, \
          updated_at = v.updated_at, attempts = v.number FROM v \
-         WHERE d.id = v.delivery_id AND d.id = ANY(string_to_array(${ids}, ',')::uuid[]) RETURNING d.*",
-        rows.join(", ")
-    );
+         WHERE d.id = v.delivery_id AND d.id = ANY(string_to_array($2, ',')::uuid[]) RETURNING d.*";
     let done = d::Model::find_by_statement(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
         .all(db)
         .await
@@ -330,6 +327,54 @@ async fn complete_many(db: &DatabaseConnection, items: Vec<CompleteItem>) -> Dom
         .iter()
         .map(|(_, at, ..)| by_id.get(&at.delivery_id.as_uuid()).cloned().ok_or(DomainError::NotFound("delivery")))
         .collect())
+}
+
+/// Stores an attempt.
+async fn insert_attempt(c: &impl ConnectionTrait, tenant: TenantId, at: Attempt) -> DomainResult<()> {
+    a::ActiveModel {
+        id: Set(at.id.as_uuid()),
+        tenant_id: Set(tenant.as_uuid()),
+        delivery_id: Set(at.delivery_id.as_uuid()),
+        number: Set(at.number),
+        at: Set(at.at),
+        request: Set(at.request),
+        http_status: Set(at.http_status),
+        vendor_code: Set(at.vendor_code),
+        vendor_message: Set(at.vendor_message),
+        latency_ms: Set(at.latency_ms),
+        error: Set(at.error),
+        outcome: Set(at.outcome),
+        next_attempt_at: Set(at.next_attempt_at),
+    }
+    .insert(c)
+    .await
+    .map_err(unknown)?;
+    Ok(())
+}
+
+/// Sets a delivery's state (and its attempts count when given).
+async fn set_state(
+    c: &impl ConnectionTrait,
+    id: DeliveryId,
+    state: DeliveryState,
+    next_attempt_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    attempts: Option<i32>,
+) -> DomainResult<Delivery> {
+    let mut q = d::Entity::update_many()
+        .col_expr(d::Column::State, Expr::value(state.as_str()))
+        .col_expr(d::Column::NextAttemptAt, Expr::value(next_attempt_at))
+        .col_expr(d::Column::LastError, Expr::value(last_error))
+        .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()));
+    if let Some(n) = attempts {
+        q = q.col_expr(d::Column::Attempts, Expr::value(n));
+    }
+    if state == DeliveryState::Pending {
+        // Retried by hand: a new retry window.
+        q = q.col_expr(d::Column::FirstAttemptAt, Expr::value(Option::<DateTime<Utc>>::None));
+    }
+    let rows = q.filter(d::Column::Id.eq(id.as_uuid())).exec_with_returning(c).await.map_err(unknown)?;
+    rows.into_iter().next().map(to_domain).transpose()?.ok_or(DomainError::NotFound("delivery"))
 }
 
 fn scoped(tenant: TenantId) -> Select<d::Entity> {
@@ -577,25 +622,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
     }
 
     async fn record_attempt(&self, tenant: TenantId, at: Attempt) -> DomainResult<()> {
-        a::ActiveModel {
-            id: Set(at.id.as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            delivery_id: Set(at.delivery_id.as_uuid()),
-            number: Set(at.number),
-            at: Set(at.at),
-            request: Set(at.request),
-            http_status: Set(at.http_status),
-            vendor_code: Set(at.vendor_code),
-            vendor_message: Set(at.vendor_message),
-            latency_ms: Set(at.latency_ms),
-            error: Set(at.error),
-            outcome: Set(at.outcome),
-            next_attempt_at: Set(at.next_attempt_at),
-        }
-        .insert(&self.bookkeeping)
-        .await
-        .map_err(unknown)?;
-        Ok(())
+        insert_attempt(&self.bookkeeping, tenant, at).await
     }
 
     async fn complete(
@@ -611,8 +638,14 @@ impl DeliveryRepo for SqlDeliveryRepo {
         }
         let (id, number) = (at.delivery_id, at.number);
         if self.bookkeeping.get_database_backend() != DbBackend::Postgres {
-            self.record_attempt(tenant, at).await?;
-            return self.finish(id, state, next_attempt_at, last_error, Some(number)).await;
+            // One transaction: an attempt is never stored without the state it led to (a
+            // failed update, seen on a busy SQLite file, left SUCCEEDED attempts on
+            // deliveries still IN_FLIGHT).
+            let tx = self.bookkeeping.begin().await.map_err(unknown)?;
+            insert_attempt(&tx, tenant, at).await?;
+            let d = set_state(&tx, id, state, next_attempt_at, last_error, Some(number)).await?;
+            tx.commit().await.map_err(unknown)?;
+            return Ok(d);
         }
         // PostgreSQL: one statement, the attempt's insert as a data-modifying CTE.
         let sql = "WITH attempt AS (INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, at, \
@@ -656,21 +689,7 @@ impl DeliveryRepo for SqlDeliveryRepo {
         last_error: Option<String>,
         attempts: Option<i32>,
     ) -> DomainResult<Delivery> {
-        let mut q = d::Entity::update_many()
-            .col_expr(d::Column::State, Expr::value(state.as_str()))
-            .col_expr(d::Column::NextAttemptAt, Expr::value(next_attempt_at))
-            .col_expr(d::Column::LastError, Expr::value(last_error))
-            .col_expr(d::Column::UpdatedAt, Expr::value(Utc::now()));
-        if let Some(n) = attempts {
-            q = q.col_expr(d::Column::Attempts, Expr::value(n));
-        }
-        if state == DeliveryState::Pending {
-            // Retried by hand: a new retry window.
-            q = q.col_expr(d::Column::FirstAttemptAt, Expr::value(Option::<DateTime<Utc>>::None));
-        }
-        let rows =
-            q.filter(d::Column::Id.eq(id.as_uuid())).exec_with_returning(&self.bookkeeping).await.map_err(unknown)?;
-        rows.into_iter().next().map(to_domain).transpose()?.ok_or(DomainError::NotFound("delivery"))
+        set_state(&self.bookkeeping, id, state, next_attempt_at, last_error, attempts).await
     }
 
     async fn list(&self, tenant: TenantId, f: &DeliveryFilter, page: PageRequest) -> DomainResult<Page<Delivery>> {
