@@ -11,4 +11,5 @@ pub mod fuzzing;
 pub mod redis_store;
 pub mod storage;
 pub mod throttle;
+pub mod ticks;
 pub mod vendors;

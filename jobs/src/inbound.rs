@@ -198,16 +198,13 @@ impl Backlog {
         });
         let sweeper = backlog.clone();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(sweep_every);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    _ = ticks.tick() => {}
-                }
+            let sweeper = &sweeper;
+            adapters::ticks::every(sweep_every, &shutdown, || async move {
                 if let Err(e) = sweeper.sweep(chrono::Utc::now()).await {
                     tracing::warn!(error = %e, "sweeping stale inbound events");
                 }
-            }
+            })
+            .await;
         });
         backlog
     }

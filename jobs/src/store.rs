@@ -292,25 +292,21 @@ impl JobStore {
 /// predecessor's leases run out): renews the leases of the attempts this process runs,
 /// and, until `shutdown`, takes up deliveries whose worker stopped beating.
 async fn beat(service: DeliveryService, every: Duration, shutdown: CancellationToken, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
+    let (service, shutdown) = (&service, &shutdown);
+    adapters::ticks::every(every, &stop, || async move {
         if let Err(e) = service.renew_leases().await {
             tracing::warn!(error = %e, "renewing delivery leases");
         }
         if shutdown.is_cancelled() {
-            continue;
+            return;
         }
         match service.requeue_abandoned().await {
             Ok(0) => {}
             Ok(n) => tracing::info!(taken_up = n, "deliveries of a stopped worker taken up"),
             Err(e) => tracing::warn!(error = %e, "taking up deliveries of stopped workers"),
         }
-    }
+    })
+    .await;
 }
 
 fn start_nanos() -> u128 {

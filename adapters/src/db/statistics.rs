@@ -61,17 +61,13 @@ pub async fn keep_statistics(db: DatabaseConnection, every: Duration, shutdown: 
     if db.get_database_backend() != DatabaseBackend::Postgres {
         return;
     }
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        match analyse_stale(&db, MIN_CHANGES).await {
+    let db = &db;
+    crate::ticks::every(every, &shutdown, || async move {
+        match analyse_stale(db, MIN_CHANGES).await {
             Ok(t) if t.is_empty() => {}
             Ok(t) => tracing::debug!(tables = ?t, "planner statistics refreshed"),
             Err(e) => tracing::warn!(error = %e, "refreshing planner statistics"),
         }
-    }
+    })
+    .await;
 }
