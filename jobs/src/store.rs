@@ -94,6 +94,20 @@ impl WorkerSettings {
     }
 }
 
+/// apalis-postgres indexes every job by the worker that fetched it (`lock_by`), finished
+/// ones included (kept an hour), and its acknowledgement joins the acknowledged ids to the
+/// worker's jobs: planned while the table was small, that join read every job the worker
+/// ever fetched at each acknowledgement (a scan growing with the table: 10,000 jobs into a
+/// run, 2.2 ms per batch). The statements that look jobs up by worker without their ids
+/// (re-enqueueing a dead or stopped worker's jobs) look for `Queued` or `Running` ones only:
+/// the index holds those, so the acknowledgement finds its jobs by id. Idempotent, at every
+/// start (the first one builds the index over the jobs kept).
+const OPEN_JOBS_BY_WORKER: [&str; 2] = [
+    "CREATE INDEX IF NOT EXISTS ix_apalis_jobs_open_lock_by ON apalis.jobs (lock_by) \
+     WHERE status = 'Queued' OR status = 'Running'",
+    "DROP INDEX IF EXISTS apalis.idx_apalis_jobs_lock_by",
+];
+
 impl JobStore {
     /// Picks Redis when given, else the database behind `db`; creates the job tables.
     ///
@@ -110,6 +124,9 @@ impl JobStore {
             sea_orm::DatabaseBackend::Postgres => {
                 let pool = db.get_postgres_connection_pool().clone();
                 PostgresStorage::setup(&pool).await?;
+                for sql in OPEN_JOBS_BY_WORKER {
+                    sea_orm::sqlx::query(sql).execute(&pool).await?;
+                }
                 Ok(Self::Postgres(pool))
             }
             _ => {

@@ -25,6 +25,7 @@ mod m20261207_000032_integration_disable;
 mod m20261210_000015_auth_lifecycle;
 mod m20261210_000015_delivery_leases;
 mod m20261212_000015_hook_tokens;
+mod m20261213_000040_delivery_partial_indexes;
 
 pub struct Migrator;
 
@@ -53,6 +54,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000030_escalation::Migration),
             Box::new(m20261207_000032_integration_disable::Migration),
             Box::new(m20261207_000020_row_security::Migration),
+            Box::new(m20261213_000040_delivery_partial_indexes::Migration),
         ]
     }
 }
