@@ -178,6 +178,8 @@ impl AppState {
         // waiting for the disk: a job lost in a crash is found again by the sweep (the
         // delivery row itself is written durably).
         let bookkeeping = adapters::db::connect_bookkeeping(&config.database_url, &db).await?;
+        // Batched delivery creates: durable, planned once per connection.
+        let keyed = adapters::db::connect_keyed(&config.database_url, &db).await?;
         let job_store = jobs::JobStore::open(&bookkeeping, redis.clone()).await.context("opening the job storage")?;
         let worker_settings = jobs::WorkerSettings {
             queue: config.job_queue.clone(),
@@ -260,7 +262,7 @@ impl AppState {
             config.vendor_concurrency,
         );
         let delivery_repo: Arc<dyn domain::deliveries::DeliveryRepo> =
-            Arc::new(SqlDeliveryRepo::with_bookkeeping(db.clone(), bookkeeping.clone()));
+            Arc::new(SqlDeliveryRepo::with_pools(db.clone(), keyed, bookkeeping.clone()));
         // ETC gantries (PROTOCOLS.md 2): control commands and door-opening files.
         let device_files = domain::devices::DeviceFiles::new(
             Arc::new(adapters::db::repos::SqlDeviceFileRepo::new(db.clone())),

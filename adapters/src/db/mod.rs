@@ -56,33 +56,24 @@ pub async fn connect(url: &str) -> anyhow::Result<DatabaseConnection> {
     Database::connect(opts).await.context("connecting to the database")
 }
 
-/// The bookkeeping pool's statements (a worker's claims, attempts, outcomes, lease renewals;
-/// the PostgreSQL job storage's fetches and acknowledgements) find their rows by key, a
-/// batch of keys, or a small partial index: each is planned once per connection (a generic
-/// plan) instead of at every execution, and as index lookups in a nested loop whatever the
-/// tables' size when it was planned, so that a plan made while a table was empty stays
-/// right once it holds millions of rows (the risk `CUSTOM_PLANS` avoids on the main pool).
-/// Planning at every execution was a third of PostgreSQL's time in the deliveries bench.
-const BOOKKEEPING_SETTINGS: [(&str, &str); 5] = [
-    ("synchronous_commit", "off"),
+/// The statements of the keyed pools (`connect_keyed`, `connect_bookkeeping`: batched
+/// delivery creates; a worker's claims, attempts, outcomes, lease renewals; the PostgreSQL
+/// job storage's fetches and acknowledgements) find their rows by key, a batch of keys, or
+/// a small partial index: each is planned once per connection (a generic plan) instead of
+/// at every execution, and as index lookups in a nested loop whatever the tables' size
+/// when it was planned, so that a plan made while a table was empty stays right once it
+/// holds millions of rows (the risk `CUSTOM_PLANS` avoids on the main pool). Planning at
+/// every execution was a third of PostgreSQL's time in the deliveries bench.
+const KEYED_PLANS: [(&str, &str); 4] = [
     ("plan_cache_mode", "force_generic_plan"),
     ("enable_seqscan", "off"),
     ("enable_hashjoin", "off"),
     ("enable_mergejoin", "off"),
 ];
 
-/// A second pool on the same PostgreSQL database whose commits do not wait for the disk
-/// (`synchronous_commit = off`): for the delivery workers' bookkeeping, four commits per
-/// delivery that would otherwise each wait for a WAL flush. A database crash can lose the
-/// last fraction of a second of them (never corrupt anything); a lost claim or outcome
-/// only sends that delivery again, with the same idempotency key; a lost job of the
-/// PostgreSQL job storage (it lives here too) leaves its delivery PENDING for the sweep.
-/// Deliveries themselves are created durably, with the change that causes them. On SQLite
-/// this is `db` itself.
-///
-/// # Errors
-/// When the database cannot be reached.
-pub async fn connect_bookkeeping(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+/// A pool on the same PostgreSQL database for statements by key (`KEYED_PLANS`), its
+/// commits durable or not; on SQLite `db` itself.
+async fn keyed_pool(url: &str, db: &DatabaseConnection, durable: bool) -> anyhow::Result<DatabaseConnection> {
     if !url.starts_with("postgres") {
         return Ok(db.clone());
     }
@@ -92,8 +83,33 @@ pub async fn connect_bookkeeping(url: &str, db: &DatabaseConnection) -> anyhow::
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false)
-        .map_sqlx_postgres_opts(|o| o.options(BOOKKEEPING_SETTINGS));
-    Database::connect(opts).await.context("connecting the bookkeeping pool")
+        .map_sqlx_postgres_opts(move |o| {
+            o.options(KEYED_PLANS).options([("synchronous_commit", if durable { "on" } else { "off" })])
+        });
+    Database::connect(opts).await.context("connecting a pool for statements by key")
+}
+
+/// Where batched delivery creates are written: durably, as on `db`, with `KEYED_PLANS`.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_keyed(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+    keyed_pool(url, db, true).await
+}
+
+/// A pool on the same PostgreSQL database whose commits do not wait for the disk
+/// (`synchronous_commit = off`), with `KEYED_PLANS`: for the delivery workers' bookkeeping,
+/// four commits per delivery that would otherwise each wait for a WAL flush. A database
+/// crash can lose the last fraction of a second of them (never corrupt anything); a lost
+/// claim or outcome only sends that delivery again, with the same idempotency key; a lost
+/// job of the PostgreSQL job storage (it lives here too) leaves its delivery PENDING for
+/// the sweep. Deliveries themselves are created durably, with the change that causes them.
+/// On SQLite this is `db` itself.
+///
+/// # Errors
+/// When the database cannot be reached.
+pub async fn connect_bookkeeping(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+    keyed_pool(url, db, false).await
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {

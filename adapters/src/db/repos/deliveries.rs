@@ -172,14 +172,15 @@ pub struct SqlDeliveryRepo {
 impl SqlDeliveryRepo {
     /// Everything on `db`.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self::with_bookkeeping(db.clone(), db)
+        Self::with_pools(db.clone(), db.clone(), db)
     }
 
-    /// Deliveries are created on `db` (with the change that causes them); workers' claims,
-    /// attempts and outcomes are written on `bookkeeping`.
-    pub fn with_bookkeeping(db: DatabaseConnection, bookkeeping: DatabaseConnection) -> Self {
-        let creates = (db.get_database_backend() == DbBackend::Postgres).then(|| {
-            let db = db.clone();
+    /// Reads on `db`; batched creates on `keyed` (`crate::db::connect_keyed`), deliveries a
+    /// change writes with it on the change's own transaction; workers' claims, attempts and
+    /// outcomes on `bookkeeping`.
+    pub fn with_pools(db: DatabaseConnection, keyed: DatabaseConnection, bookkeeping: DatabaseConnection) -> Self {
+        let creates = (keyed.get_database_backend() == DbBackend::Postgres).then(|| {
+            let db = keyed.clone();
             Arc::new(Batcher::new(
                 64,
                 4,
