@@ -108,6 +108,9 @@ const OPEN_JOBS_BY_WORKER: [&str; 2] = [
     "DROP INDEX IF EXISTS apalis.idx_apalis_jobs_lock_by",
 ];
 
+/// The advisory lock `OPEN_JOBS_BY_WORKER` is applied under.
+const OPEN_JOBS_LOCK: i64 = 0x6c79_6a6f_6273; // "lyjobs"
+
 impl JobStore {
     /// Picks Redis when given, else the database behind `db`; creates the job tables.
     ///
@@ -124,9 +127,13 @@ impl JobStore {
             sea_orm::DatabaseBackend::Postgres => {
                 let pool = db.get_postgres_connection_pool().clone();
                 PostgresStorage::setup(&pool).await?;
+                // Under a lock: processes starting together would race to create it.
+                let mut tx = pool.begin().await?;
+                sea_orm::sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(OPEN_JOBS_LOCK).execute(&mut *tx).await?;
                 for sql in OPEN_JOBS_BY_WORKER {
-                    sea_orm::sqlx::query(sql).execute(&pool).await?;
+                    sea_orm::sqlx::query(sql).execute(&mut *tx).await?;
                 }
+                tx.commit().await?;
                 Ok(Self::Postgres(pool))
             }
             _ => {

@@ -436,3 +436,34 @@ async fn a_delivery_claimed_by_many_attempts_at_once_goes_out_once() {
     assert_eq!(d["attemptCount"], 1, "{d}");
     assert_eq!(s.calls("ok").len(), 1, "sent once: {:?}", s.calls("ok"));
 }
+
+/// Processes starting together each open the job storage (on PostgreSQL: apalis' tables and
+/// the index of open jobs by worker that replaces apalis' index of every job by worker).
+#[tokio::test]
+async fn processes_starting_together_all_open_the_job_storage() {
+    use sea_orm::{ConnectionTrait, Statement};
+    let app = crate::utils::spawn_app().await;
+    let opens = (0..4).map(|_| {
+        let url = app.database_url.clone();
+        tokio::spawn(async move {
+            let db = adapters::db::connect(&url).await.expect("db");
+            jobs::JobStore::open(&db, None).await.map(|_| ())
+        })
+    });
+    for open in futures::future::join_all(opens).await {
+        open.expect("task").expect("the job storage opens");
+    }
+    let db = adapters::db::connect(&app.database_url).await.expect("db");
+    if db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let rows = db
+            .query_all_raw(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'apalis' AND tablename = 'jobs' ORDER BY 1",
+            ))
+            .await
+            .expect("indexes");
+        let names: Vec<String> = rows.iter().map(|r| r.try_get("", "indexname").expect("name")).collect();
+        assert!(names.iter().any(|n| n == "ix_apalis_jobs_open_lock_by"), "{names:?}");
+        assert!(!names.iter().any(|n| n == "idx_apalis_jobs_lock_by"), "{names:?}");
+    }
+}
